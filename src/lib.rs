@@ -1,0 +1,11 @@
+//! failover-verify: after a PostgreSQL failover, prove whether the promoted replica lost
+//! committed data, how much, and which rows.
+//!
+//! Data flows one way: flags → connections ([`pg`]) → facts ([`node`]) → divergence
+//! ([`divergence`]) → WAL accounting ([`wal`]) → [`report`] model → renderer.
+//! The library computes and returns values; it never prints.
+
+pub mod lsn;
+pub mod pg;
+pub mod sandbox;
+pub mod wal;

@@ -1,0 +1,1 @@
+//! Talking to PostgreSQL: conninfo parsing, TLS, read-only SQL sessions and the replication client.
