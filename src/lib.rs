@@ -5,7 +5,12 @@
 //! ([`divergence`]) → WAL accounting ([`wal`]) → [`report`] model → renderer.
 //! The library computes and returns values; it never prints.
 
+pub mod cli;
+pub mod divergence;
 pub mod lsn;
+pub mod node;
 pub mod pg;
+pub mod report;
 pub mod sandbox;
+pub mod timeline;
 pub mod wal;

@@ -79,7 +79,8 @@ impl FromStr for Lsn {
             input: s.to_string(),
         };
         let (hi, lo) = s.trim().split_once('/').ok_or_else(err)?;
-        let ok = |p: &str| !p.is_empty() && p.len() <= 8 && p.bytes().all(|b| b.is_ascii_hexdigit());
+        let ok =
+            |p: &str| !p.is_empty() && p.len() <= 8 && p.bytes().all(|b| b.is_ascii_hexdigit());
         if !ok(hi) || !ok(lo) {
             return Err(err());
         }
@@ -172,16 +173,23 @@ mod tests {
         assert_eq!(lsn.to_string(), "16/B374D848");
         assert_eq!(Lsn(0x500_0000).to_string(), "0/5000000");
         assert_eq!("0/0".parse::<Lsn>().unwrap(), Lsn::INVALID);
-        assert_eq!(
-            "ffffffff/ffffffff".parse::<Lsn>().unwrap(),
-            Lsn(u64::MAX)
-        );
+        assert_eq!("ffffffff/ffffffff".parse::<Lsn>().unwrap(), Lsn(u64::MAX));
     }
 
     #[test]
     fn rejects_bad_input_and_names_it() {
         for bad in [
-            "", "/", "0/", "/0", "0", "0/0/0", "g/0", "0/-1", "+1/0", "123456789/0", "0x1/0",
+            "",
+            "/",
+            "0/",
+            "/0",
+            "0",
+            "0/0/0",
+            "g/0",
+            "0/-1",
+            "+1/0",
+            "123456789/0",
+            "0x1/0",
             "1 /2",
         ] {
             let err = bad.parse::<Lsn>().unwrap_err();

@@ -1,0 +1,100 @@
+//! Every flag and subcommand, in one place (clap derive).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::report::Format;
+
+/// After a PostgreSQL failover: prove whether the promoted replica lost committed data.
+#[derive(Debug, Parser)]
+#[command(name = "failover-verify", version, about, long_about = None)]
+pub struct Cli {
+    /// More detail on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compare the new primary with the former primary and report what was lost.
+    Compare(CompareArgs),
+    /// Build a throwaway primary and standby, force a lossy failover, and report on it.
+    Demo(DemoArgs),
+}
+
+/// Where and how to write the report.
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the report to FILE (atomically) instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Connection timeouts, shared by every session.
+#[derive(Debug, Args, Clone)]
+pub struct TimeoutArgs {
+    /// Seconds to wait for a connection (TCP, TLS and authentication).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// Seconds a single query may run on a server (statement_timeout).
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    pub statement_timeout: f64,
+    /// Seconds a query may wait for a lock (lock_timeout).
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub lock_timeout: f64,
+}
+
+impl TimeoutArgs {
+    /// The timeouts as durations (negative or NaN values become zero).
+    pub fn durations(&self) -> (Duration, Duration, Duration) {
+        let d = |s: f64| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::ZERO);
+        (
+            d(self.connect_timeout),
+            d(self.statement_timeout),
+            d(self.lock_timeout),
+        )
+    }
+}
+
+/// Flags of `compare`.
+#[derive(Debug, Args, Clone)]
+pub struct CompareArgs {
+    /// The promoted node: a libpq conninfo (`host=... port=...`) or a postgres:// URL.
+    #[arg(long, value_name = "CONNINFO")]
+    pub new_primary: String,
+    /// The node that was primary before the failover (conninfo or URL).
+    #[arg(long, visible_alias = "old-primary", value_name = "CONNINFO")]
+    pub former_primary: String,
+    /// Report output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Timeouts.
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
+}
+
+/// Flags of `demo`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Leave both servers running at the end and print how to connect to them.
+    #[arg(long)]
+    pub keep: bool,
+    /// Transactions the former primary commits after the standby is cut off (they are lost).
+    #[arg(long, default_value_t = 25, value_name = "N")]
+    pub lost_transactions: usize,
+    /// Report output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}

@@ -1,0 +1,73 @@
+//! Markdown: headings and pipe tables that paste cleanly into GitHub, GitLab or Jira tickets.
+
+use std::io::{self, Write};
+
+use super::{divergence_rows, node_rows, Report};
+
+/// Escapes a table cell: pipes and newlines would break the row.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// Writes one pipe table with a header row.
+fn table<const N: usize>(
+    out: &mut dyn Write,
+    header: [&str; N],
+    rows: &[[String; N]],
+) -> io::Result<()> {
+    writeln!(out, "| {} |", header.join(" | "))?;
+    writeln!(out, "|{}", "---|".repeat(N))?;
+    for r in rows {
+        let cells: Vec<String> = r.iter().map(|c| cell(c)).collect();
+        writeln!(out, "| {} |", cells.join(" | "))?;
+    }
+    Ok(())
+}
+
+/// Writes `report` as Markdown.
+pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "## failover-verify: **{}**{}",
+        report.verdict.as_str(),
+        if report.incomplete {
+            " (incomplete)"
+        } else {
+            ""
+        }
+    )?;
+    writeln!(out)?;
+    writeln!(out, "{}", report.explanation)?;
+    writeln!(out)?;
+    writeln!(out, "### Nodes")?;
+    writeln!(out)?;
+    table(
+        out,
+        ["", "new primary", "former primary"],
+        &node_rows(report),
+    )?;
+    if let Some(d) = &report.divergence {
+        writeln!(out)?;
+        writeln!(out, "### Divergence")?;
+        writeln!(out)?;
+        table(out, ["", "value"], &divergence_rows(d))?;
+    }
+    if !report.findings.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "### Findings")?;
+        writeln!(out)?;
+        for f in &report.findings {
+            write!(out, "- **{:?}** {}", f.severity, cell(&f.message))?;
+            if let Some(h) = &f.hint {
+                write!(out, " _Hint:_ {}", cell(h))?;
+            }
+            writeln!(out)?;
+        }
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "_{} · generated {} · {} ms_",
+        report.tool, report.generated_at, report.duration_ms
+    )
+}

@@ -1,0 +1,212 @@
+//! The report model (one serde data model) and its renderers: text, JSON, Markdown and CSV.
+//!
+//! Commands build a [`Report`]; nothing else decides how it looks.
+
+pub mod csv;
+pub mod json;
+pub mod markdown;
+pub mod text;
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::divergence::{Divergence, Verdict};
+use crate::node::NodeFacts;
+
+/// The version of the JSON layout; bumped when a field changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything one run found, in the order a reader needs it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    /// The JSON layout version ([`SCHEMA_VERSION`]).
+    pub schema_version: u32,
+    /// The tool's name and version that produced this report.
+    pub tool: String,
+    /// When the run started (RFC 3339, UTC).
+    pub generated_at: String,
+    /// How long the run took, in milliseconds.
+    pub duration_ms: u64,
+    /// The answer: `no_loss`, `loss`, `rewound`, `unrelated` or `inconclusive`.
+    pub verdict: Verdict,
+    /// One sentence that explains the verdict.
+    pub explanation: String,
+    /// True when a part of the analysis could not run (see `findings`).
+    pub incomplete: bool,
+    /// The promoted node.
+    pub new_primary: NodeSection,
+    /// The node that was primary before the failover.
+    pub former_primary: NodeSection,
+    /// Where the timelines forked and how much WAL lies beyond.
+    pub divergence: Option<Divergence>,
+    /// Things the reader should know or do, most severe first.
+    pub findings: Vec<Finding>,
+}
+
+/// One node as the report shows it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NodeSection {
+    /// The connection target with any password masked.
+    pub target: String,
+    /// What the node said about itself, if it could be reached.
+    pub facts: Option<NodeFacts>,
+    /// Why it could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+/// How much a finding matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Data was lost or is about to be destroyed.
+    Critical,
+    /// Part of the analysis could not run, or something needs attention.
+    Warning,
+    /// Context for the reader.
+    Info,
+}
+
+/// A note for the reader: what was found and what to do about it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Finding {
+    /// How much it matters.
+    pub severity: Severity,
+    /// A stable identifier, e.g. `history_unreadable`.
+    pub id: String,
+    /// What was found.
+    pub message: String,
+    /// What to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// The output formats of `--format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Human-readable text with tables (the default).
+    Text,
+    /// Machine-readable JSON with a `schema_version`.
+    Json,
+    /// Markdown that pastes into an incident ticket.
+    Markdown,
+    /// `section,field,value` rows for spreadsheets.
+    Csv,
+}
+
+/// Renders `report` in `format` into `out`.
+pub fn render(report: &Report, format: Format, out: &mut dyn Write) -> io::Result<()> {
+    match format {
+        Format::Text => text::render(report, out),
+        Format::Json => json::render(report, out),
+        Format::Markdown => markdown::render(report, out),
+        Format::Csv => csv::render(report, out),
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, then rename,
+/// so a reader (or a crash) never sees half a report.
+pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".failover-verify-")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The rows of the node comparison shared by the text and Markdown renderers:
+/// (field, new primary, former primary).
+pub(crate) fn node_rows(report: &Report) -> Vec<[String; 3]> {
+    fn get(s: &NodeSection, f: impl Fn(&NodeFacts) -> String) -> String {
+        match (&s.facts, &s.error) {
+            (Some(facts), _) => f(facts),
+            (None, Some(_)) => "unreachable".into(),
+            (None, None) => "-".into(),
+        }
+    }
+    type Field = (&'static str, fn(&NodeFacts) -> String);
+    let fields: [Field; 10] = [
+        ("server version", |f| f.server_version.clone()),
+        ("system identifier", |f| f.system_identifier.to_string()),
+        ("role", |f| f.role().to_string()),
+        ("timeline", |f| f.timeline.to_string()),
+        ("end of WAL", |f| f.end_of_wal.to_string()),
+        ("insert LSN", |f| lsn_or_dash(f.insert_lsn)),
+        ("receive / replay LSN", |f| {
+            format!(
+                "{} / {}",
+                lsn_or_dash(f.receive_lsn),
+                lsn_or_dash(f.replay_lsn)
+            )
+        }),
+        ("checkpoint / redo LSN", |f| {
+            format!(
+                "{} / {}",
+                lsn_or_dash(f.checkpoint_lsn),
+                lsn_or_dash(f.redo_lsn)
+            )
+        }),
+        ("history", |f| match &f.history {
+            Some(h) if h.entries.is_empty() => "none (timeline 1)".into(),
+            Some(h) => h
+                .entries
+                .iter()
+                .map(|e| format!("{}→{}", e.parent, e.switchpoint))
+                .collect::<Vec<_>>()
+                .join(", "),
+            None => "unreadable".into(),
+        }),
+        ("read at", |f| f.read_at.clone()),
+    ];
+    let mut rows = vec![[
+        "target".to_string(),
+        report.new_primary.target.clone(),
+        report.former_primary.target.clone(),
+    ]];
+    rows.extend(fields.iter().map(|(name, f)| {
+        [
+            name.to_string(),
+            get(&report.new_primary, f),
+            get(&report.former_primary, f),
+        ]
+    }));
+    rows
+}
+
+/// The rows of the divergence table shared by the text and Markdown renderers: (field, value).
+pub(crate) fn divergence_rows(d: &Divergence) -> Vec<[String; 2]> {
+    vec![
+        [
+            "timelines".into(),
+            d.timeline_path
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(" → "),
+        ],
+        ["former timeline".into(), d.former_timeline.to_string()],
+        ["new timeline".into(), d.new_timeline.to_string()],
+        ["switchpoint".into(), lsn_or_dash(d.switchpoint_lsn)],
+        ["former end of WAL".into(), d.former_end_lsn.to_string()],
+        [
+            "lost WAL".into(),
+            format!(
+                "{} bytes ({})",
+                d.lost_wal_bytes,
+                crate::divergence::human_bytes(d.lost_wal_bytes)
+            ),
+        ],
+    ]
+}
+
+/// An optional LSN as text, `-` when absent.
+pub(crate) fn lsn_or_dash(v: Option<crate::lsn::Lsn>) -> String {
+    v.map_or_else(|| "-".into(), |l| l.to_string())
+}
