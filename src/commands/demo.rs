@@ -1,0 +1,1 @@
+//! `failover-verify demo`: the incident this tool exists for, on throwaway local servers.

@@ -1,0 +1,74 @@
+//! One module per subcommand. Each computes a [`Report`] (or fails with a [`CommandError`]);
+//! `main` renders it and turns it into an exit code.
+
+pub mod compare;
+pub mod demo;
+
+use crate::divergence::Verdict;
+use crate::report::Report;
+
+/// The documented exit codes (see the README); cron jobs act on them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: no committed data was lost.
+    NoLoss = 0,
+    /// 1: the former primary wrote WAL (and so, maybe, commits) the new primary lacks.
+    Loss = 1,
+    /// 2: the question could not be decided: inconclusive, rewound or unrelated.
+    Undecided = 2,
+    /// 3: usage or connection error; no report was produced.
+    Error = 3,
+    /// 130: interrupted (Ctrl-C).
+    Interrupted = 130,
+}
+
+impl Exit {
+    /// The exit code for a finished report.
+    pub fn for_verdict(v: Verdict) -> Exit {
+        match v {
+            Verdict::NoLoss => Exit::NoLoss,
+            Verdict::Loss => Exit::Loss,
+            Verdict::Rewound | Verdict::Unrelated | Verdict::Inconclusive => Exit::Undecided,
+        }
+    }
+}
+
+/// Why a command produced no report.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// A flag's value is unusable (a conninfo that does not parse, ...).
+    #[error("{flag}: {message}")]
+    Usage {
+        /// The flag, e.g. `--new-primary`.
+        flag: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The new primary could not be read; without it nothing can be said.
+    #[error("new primary: {0}")]
+    NewPrimary(String),
+    /// The throwaway clusters of `demo` could not be built.
+    #[error("demo: {0}")]
+    Demo(String),
+}
+
+/// What a finished command hands to `main`.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The report to render.
+    pub report: Report,
+    /// Text to print on stderr after the report (e.g. `demo --keep` connection strings).
+    pub epilogue: Option<String>,
+}
+
+/// `failover-verify <version>`, for reports.
+pub fn tool_id() -> String {
+    format!("failover-verify {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Now as RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
