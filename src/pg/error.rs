@@ -386,6 +386,12 @@ impl fmt::Debug for PgError {
 
 impl std::error::Error for PgError {}
 
+impl From<super::conninfo::ConnInfoError> for PgError {
+    fn from(e: super::conninfo::ConnInfoError) -> PgError {
+        PgError::config(e.to_string())
+    }
+}
+
 impl From<ErrorKind> for PgError {
     fn from(kind: ErrorKind) -> PgError {
         PgError::new(kind)

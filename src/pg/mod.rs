@@ -9,3 +9,7 @@ pub mod error;
 
 pub use conninfo::{ConnInfoError, ConnParams, Host, PasswordSource, SslMode};
 pub use error::{ErrorKind, PgError};
+pub mod session;
+pub mod tls;
+
+pub use session::{connect, Session, SessionOptions};
