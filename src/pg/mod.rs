@@ -1,1 +1,15 @@
 //! Talking to PostgreSQL: conninfo parsing, TLS, read-only SQL sessions and the replication client.
+//!
+//! Nothing here writes to a server: SQL sessions start with `default_transaction_read_only=on`
+//! and the replication client only reads WAL (and reports an invalid flush position so it can
+//! never be chosen as a synchronous standby).
+
+pub mod conninfo;
+pub mod error;
+
+pub use conninfo::{ConnInfoError, ConnParams, Host, PasswordSource, SslMode};
+pub use error::{ErrorKind, PgError};
+pub mod session;
+pub mod tls;
+
+pub use session::{connect, Session, SessionOptions};
