@@ -39,6 +39,7 @@ impl CompareInput {
                 connect_timeout,
                 statement_timeout,
                 lock_timeout,
+                ..SessionOptions::default()
             },
         })
     }

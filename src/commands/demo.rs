@@ -1,1 +1,56 @@
 //! `failover-verify demo`: the incident this tool exists for, on throwaway local servers.
+//!
+//! A primary and an asynchronous standby are built in a temporary directory; a workload is
+//! replicated; the standby is cut off; the primary commits more; the standby is promoted
+//! (forced, like `patronictl failover --force`); a few rows are written on the new primary;
+//! then the full comparison runs. Everything is removed at the end (also on Ctrl-C, when the
+//! future is dropped) unless `--keep` is given.
+
+use crate::cli::DemoArgs;
+use crate::pg::conninfo::ConnParams;
+use crate::pg::session::SessionOptions;
+use crate::sandbox::install::PgInstall;
+use crate::sandbox::scenario::{LossyFailover, LossyFailoverSpec};
+
+use super::compare::{self, CompareInput};
+use super::{CommandError, Outcome};
+
+/// Rows the new primary writes after the promotion (ordinary writes, not losses).
+const POST_FAILOVER_ROWS: usize = 5;
+
+/// Builds the incident, runs the comparison, and returns its report.
+pub async fn run(args: &DemoArgs) -> Result<Outcome, CommandError> {
+    let demo = |e: &dyn std::fmt::Display| CommandError::Demo(e.to_string());
+    let install = PgInstall::find().map_err(|e| demo(&e))?;
+    let spec = LossyFailoverSpec::with_lost_commits(args.lost_transactions.max(1));
+    let mut incident = LossyFailover::build(&install, spec)
+        .await
+        .map_err(|e| demo(&e))?;
+    incident
+        .new_primary
+        .execute(&format!(
+            "INSERT INTO fv_demo SELECT 1000000 + g, 'after-failover-' || g \
+             FROM generate_series(1, {POST_FAILOVER_ROWS}) g"
+        ))
+        .await
+        .map_err(|e| demo(&e))?;
+
+    let parse = |s: String| ConnParams::parse(&s, &|_| None).map_err(|e| demo(&e));
+    let input = CompareInput {
+        new_primary: parse(incident.new_primary.conninfo())?,
+        former_primary: parse(incident.former_primary.conninfo())?,
+        session: SessionOptions::default(),
+    };
+    let mut outcome = compare::run(&input).await?;
+    if args.keep {
+        incident.keep();
+        outcome.epilogue = Some(format!(
+            "demo: both servers keep running (stop them with `pg_ctl stop -D DIR` as the postgres user)\n  new primary:    {}   data: {}\n  former primary: {}   data: {}",
+            incident.new_primary.conninfo(),
+            incident.new_primary.data_dir().display(),
+            incident.former_primary.conninfo(),
+            incident.former_primary.data_dir().display(),
+        ));
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,91 @@
+//! Shared helpers for the integration tests: find PostgreSQL, run the real binary, read JSON.
+#![allow(dead_code)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use failover_verify::lsn::Lsn;
+use failover_verify::sandbox::install::PgInstall;
+
+/// The PostgreSQL installation, or `None` with a printed notice when the binaries are missing.
+/// Under CI (`CI` set) a missing installation fails the test instead: CI installs it.
+pub fn install_or_skip(test: &str) -> Option<PgInstall> {
+    match PgInstall::find() {
+        Ok(i) => Some(i),
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipped: {test}: PostgreSQL server binaries not installed ({e})");
+            None
+        }
+        Err(e) => panic!("{test}: CI must install PostgreSQL: {e}"),
+    }
+}
+
+/// What one run of the binary produced.
+#[derive(Debug)]
+pub struct Run {
+    /// The exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Everything written to stdout.
+    pub stdout: String,
+    /// Everything written to stderr.
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout parsed as JSON (panics with the output when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs the real `failover-verify` binary with `args`, bounded to two minutes.
+pub async fn run_tool(args: &[&str]) -> Run {
+    run_tool_env(args, &[]).await
+}
+
+/// Runs the binary with extra environment variables (and no inherited PG* variables).
+pub async fn run_tool_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_failover-verify"));
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PG") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("failover-verify did not finish within 120 s")
+        .expect("failover-verify could not be started");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The LSN in field `key` of a JSON object.
+pub fn lsn_at(v: &serde_json::Value, key: &str) -> Lsn {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+        .parse()
+        .unwrap()
+}
+
+/// A loopback port with nothing listening on it.
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
