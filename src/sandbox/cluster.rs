@@ -1,0 +1,1176 @@
+//! One throwaway PostgreSQL server: its directory, configuration, life cycle, SQL helpers,
+//! standbys, promotion and isolation.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::types::FromSqlOwned;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use super::error::{Result, SandboxError};
+use super::install::PgInstall;
+use super::process::{self, tail_lines, PgCommand, ServerUser};
+use crate::lsn::{Lsn, SystemId, TimelineId};
+
+/// Environment variable naming the parent directory of cluster directories (default: the
+/// system temp dir).
+pub const SANDBOX_DIR_ENV: &str = "FV_SANDBOX_DIR";
+
+/// The superuser every sandbox cluster is created with.
+pub const SUPERUSER: &str = "postgres";
+
+/// The file (inside the data directory) holding the settings the sandbox manages.
+const SANDBOX_CONF: &str = "fv_sandbox.conf";
+
+/// Settings that describe a node's upstream; dropped from a copied `postgresql.auto.conf`.
+const RECOVERY_KEYS: [&str; 6] = [
+    "primary_conninfo",
+    "primary_slot_name",
+    "restore_command",
+    "recovery_target_timeline",
+    "synchronous_standby_names",
+    "synchronous_commit",
+];
+
+/// How `pg_ctl stop` shuts a server down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopMode {
+    /// Wait for clients to disconnect.
+    Smart,
+    /// Disconnect clients, write a shutdown checkpoint (a clean stop).
+    Fast,
+    /// Crash stop: no checkpoint; recovery runs at the next start.
+    Immediate,
+}
+
+impl StopMode {
+    fn as_arg(self) -> &'static str {
+        match self {
+            StopMode::Smart => "smart",
+            StopMode::Fast => "fast",
+            StopMode::Immediate => "immediate",
+        }
+    }
+}
+
+/// How a new cluster is set up; build with [`ClusterOptions::new`] and the chained setters.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// Name used in errors, the directory prefix and as a standby's `application_name`.
+    pub name: String,
+    /// WAL segment size in MB (initdb `--wal-segsize`); `None` keeps the default 16 MB.
+    pub wal_segsize_mb: Option<u32>,
+    /// `wal_level` (default `replica`).
+    pub wal_level: String,
+    /// Extra `postgresql.conf` settings, written after the sandbox's own.
+    pub settings: Vec<(String, String)>,
+    /// initdb `--data-checksums`.
+    pub data_checksums: bool,
+    /// `track_commit_timestamp`.
+    pub track_commit_timestamp: bool,
+    /// When set, TCP connections use SCRAM with this password for the `postgres` superuser.
+    pub password: Option<String>,
+    /// For standbys: make it the primary's synchronous standby.
+    pub synchronous: bool,
+    /// For standbys: copy the stopped primary's directory even when `pg_basebackup` exists.
+    pub force_cold_copy: bool,
+    /// Upper bound of every wait and command of this cluster (default 60 s).
+    pub timeout: Duration,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions::new("pg")
+    }
+}
+
+impl ClusterOptions {
+    /// Defaults for a cluster called `name`.
+    pub fn new(name: &str) -> Self {
+        ClusterOptions {
+            name: sanitize_name(name),
+            wal_segsize_mb: None,
+            wal_level: "replica".to_string(),
+            settings: Vec::new(),
+            data_checksums: false,
+            track_commit_timestamp: false,
+            password: None,
+            synchronous: false,
+            force_cold_copy: false,
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// Sets the name (letters, digits, `_` and `-` are kept; others become `_`).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = sanitize_name(name);
+        self
+    }
+
+    /// Sets the WAL segment size in MB (a power of two from 1 to 1024).
+    pub fn wal_segsize_mb(mut self, mb: u32) -> Self {
+        self.wal_segsize_mb = Some(mb);
+        self
+    }
+
+    /// Sets `wal_level` (`replica` or `logical`).
+    pub fn wal_level(mut self, level: &str) -> Self {
+        self.wal_level = level.to_string();
+        self
+    }
+
+    /// Adds a `postgresql.conf` setting (the value is quoted for you).
+    pub fn setting(mut self, key: &str, value: &str) -> Self {
+        self.settings.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Turns data checksums on or off (needed by `pg_rewind` unless `wal_log_hints`).
+    pub fn data_checksums(mut self, on: bool) -> Self {
+        self.data_checksums = on;
+        self
+    }
+
+    /// Turns `track_commit_timestamp` on or off.
+    pub fn track_commit_timestamp(mut self, on: bool) -> Self {
+        self.track_commit_timestamp = on;
+        self
+    }
+
+    /// Requires SCRAM password authentication over TCP with this superuser password.
+    pub fn password(mut self, password: &str) -> Self {
+        self.password = Some(password.to_string());
+        self
+    }
+
+    /// For standbys: become the primary's synchronous standby.
+    pub fn synchronous(mut self, on: bool) -> Self {
+        self.synchronous = on;
+        self
+    }
+
+    /// For standbys: use the cold-copy path even when `pg_basebackup` is installed.
+    pub fn force_cold_copy(mut self, on: bool) -> Self {
+        self.force_cold_copy = on;
+        self
+    }
+
+    /// Sets the upper bound of every wait and command.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+fn sanitize_name(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() {
+        "pg".to_string()
+    } else {
+        s
+    }
+}
+
+/// One line of a timeline history file: the parent timeline and where the child branched off.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The ancestor timeline.
+    pub parent: TimelineId,
+    /// The first LSN that is not on `parent` any more (the end of the last replayed record).
+    pub switchpoint: Lsn,
+    /// The free-text reason PostgreSQL wrote.
+    pub reason: String,
+}
+
+/// Parses a `.history` file (`parentTLI<TAB>X/X<TAB>reason` lines; `#` comments skipped).
+pub fn parse_history(text: &str) -> std::result::Result<Vec<HistoryEntry>, String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut parts = line.splitn(3, char::is_whitespace);
+        let tli = parts.next().unwrap_or_default();
+        let lsn = parts.next().unwrap_or_default().trim();
+        let reason = parts.next().unwrap_or_default().trim().to_string();
+        let parent = tli
+            .parse::<u32>()
+            .map_err(|_| format!("bad timeline {tli:?} in history line {line:?}"))?;
+        let switchpoint = lsn
+            .parse::<Lsn>()
+            .map_err(|e| format!("{e} in history line {line:?}"))?;
+        out.push(HistoryEntry {
+            parent: TimelineId(parent),
+            switchpoint,
+            reason,
+        });
+    }
+    Ok(out)
+}
+
+/// A throwaway PostgreSQL server on a free loopback port, in its own temporary directory.
+///
+/// Dropping it stops the server (`pg_ctl stop -m immediate`) and deletes the directory,
+/// unless [`Cluster::keep`] was called.
+#[derive(Debug)]
+pub struct Cluster {
+    install: PgInstall,
+    opts: ClusterOptions,
+    dir: PathBuf,
+    data_dir: PathBuf,
+    log_file: PathBuf,
+    port: u16,
+    user: Option<ServerUser>,
+    kept: bool,
+}
+
+/// Polls until a deadline, then fails with a [`SandboxError::Timeout`].
+struct Waiter {
+    cluster: String,
+    what: String,
+    start: Instant,
+    timeout: Duration,
+}
+
+impl Waiter {
+    async fn tick(&self, last: &str) -> Result<()> {
+        if self.start.elapsed() >= self.timeout {
+            return Err(SandboxError::Timeout {
+                cluster: self.cluster.clone(),
+                what: self.what.clone(),
+                waited: self.timeout,
+                last: last.to_string(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok(())
+    }
+}
+
+fn pick_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| SandboxError::io("sandbox", "bind 127.0.0.1:0 to pick a port", e))?;
+    let port = l
+        .local_addr()
+        .map_err(|e| SandboxError::io("sandbox", "local_addr", e))?
+        .port();
+    Ok(port)
+}
+
+fn quote(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+fn is_port_conflict(err: &SandboxError) -> bool {
+    match err {
+        SandboxError::StartFailed { log_tail, .. } => {
+            log_tail.contains("could not bind")
+                || log_tail.contains("Address already in use")
+                || log_tail.contains("could not create any TCP/IP sockets")
+        }
+        _ => false,
+    }
+}
+
+impl Cluster {
+    /// Creates the directory of a new, not yet initialised cluster (cleaned up on drop).
+    fn allocate(install: &PgInstall, opts: ClusterOptions) -> Result<Cluster> {
+        let user = process::server_user()?;
+        let base = std::env::var_os(SANDBOX_DIR_ENV)
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("fv-{}-", opts.name))
+            .tempdir_in(&base)
+            .map_err(|e| {
+                SandboxError::io(
+                    &opts.name,
+                    format!("create a temp dir in {}", base.display()),
+                    e,
+                )
+            })?
+            .keep();
+        let c = Cluster {
+            install: install.clone(),
+            data_dir: dir.join("data"),
+            log_file: dir.join("server.log"),
+            dir,
+            port: pick_port()?,
+            user,
+            kept: false,
+            opts,
+        };
+        process::chown_to(&c.dir, c.user, &c.opts.name)?;
+        Ok(c)
+    }
+
+    /// Runs initdb and starts a new primary on a free port.
+    pub async fn start_primary(install: &PgInstall, opts: ClusterOptions) -> Result<Cluster> {
+        let mut c = Cluster::allocate(install, opts)?;
+        c.initdb().await?;
+        c.write_hba()?;
+        c.write_sandbox_conf()?;
+        c.start_on_free_port().await?;
+        Ok(c)
+    }
+
+    async fn initdb(&self) -> Result<()> {
+        let mut cmd = self
+            .cmd("initdb")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args([
+                "-U",
+                SUPERUSER,
+                "--encoding=UTF8",
+                "--locale=C",
+                "-A",
+                "trust",
+            ])
+            .arg("--no-sync");
+        if let Some(mb) = self.opts.wal_segsize_mb {
+            cmd = cmd.arg(format!("--wal-segsize={mb}"));
+        }
+        if self.opts.data_checksums {
+            cmd = cmd.arg("--data-checksums");
+        }
+        if let Some(pw) = &self.opts.password {
+            let pwfile = self.dir.join("pwfile");
+            process::write_server_file(&pwfile, pw, self.user, self.name())?;
+            cmd = cmd.arg(format!("--pwfile={}", pwfile.display()));
+        }
+        let r = cmd.run(self.name(), self.opts.timeout).await;
+        let _ = std::fs::remove_file(self.dir.join("pwfile"));
+        r.map(|_| ())
+    }
+
+    fn write_hba(&self) -> Result<()> {
+        let method = if self.opts.password.is_some() {
+            "scram-sha-256"
+        } else {
+            "trust"
+        };
+        let hba = format!(
+            "# written by the failover-verify sandbox\n\
+             local all all trust\n\
+             local replication all trust\n\
+             host all all 127.0.0.1/32 {method}\n\
+             host replication all 127.0.0.1/32 {method}\n"
+        );
+        process::write_server_file(
+            &self.data_dir.join("pg_hba.conf"),
+            &hba,
+            self.user,
+            self.name(),
+        )
+    }
+
+    /// (Re)writes `fv_sandbox.conf` (port, socket dir, WAL settings) and includes it once.
+    fn write_sandbox_conf(&self) -> Result<()> {
+        let o = &self.opts;
+        let mut s = String::from("# managed by the failover-verify sandbox; rewritten on copy\n");
+        let mut set = |k: &str, v: &str| s.push_str(&format!("{k} = {}\n", quote(v)));
+        set("listen_addresses", "127.0.0.1");
+        set("port", &self.port.to_string());
+        set("unix_socket_directories", &self.dir.display().to_string());
+        set("wal_level", &o.wal_level);
+        set("max_wal_senders", "10");
+        set("max_replication_slots", "10");
+        if self.install.version_major >= 13 {
+            set("wal_keep_size", "4GB");
+        } else {
+            set("wal_keep_segments", "256");
+        }
+        set("hot_standby", "on");
+        set("fsync", "off");
+        set("full_page_writes", "on");
+        set("wal_log_hints", "on");
+        set("max_connections", "40");
+        set("shared_buffers", "32MB");
+        set("log_line_prefix", "%m [%p] %q%a ");
+        set(
+            "track_commit_timestamp",
+            if o.track_commit_timestamp {
+                "on"
+            } else {
+                "off"
+            },
+        );
+        if o.password.is_some() {
+            set("password_encryption", "scram-sha-256");
+        }
+        for (k, v) in &o.settings {
+            set(k, v);
+        }
+        process::write_server_file(
+            &self.data_dir.join(SANDBOX_CONF),
+            &s,
+            self.user,
+            self.name(),
+        )?;
+        let main = self.data_dir.join("postgresql.conf");
+        let text = std::fs::read_to_string(&main)
+            .map_err(|e| SandboxError::io(self.name(), format!("read {}", main.display()), e))?;
+        let include = format!("include '{SANDBOX_CONF}'");
+        if !text.lines().any(|l| l.trim() == include) {
+            let text = format!("{text}\n{include}\n");
+            process::write_server_file(&main, &text, self.user, self.name())?;
+        }
+        Ok(())
+    }
+
+    fn cmd(&self, program: &str) -> PgCommand {
+        PgCommand::new(&self.install, self.install.bin(program), self.user).current_dir(&self.dir)
+    }
+
+    /// Starts the server, picking another port when the chosen one was taken meanwhile.
+    async fn start_on_free_port(&mut self) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            match self.start().await {
+                Err(e) if attempt < 5 && is_port_conflict(&e) => {
+                    attempt += 1;
+                    self.port = pick_port()?;
+                    self.write_sandbox_conf()?;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Starts the (stopped) server and waits until it accepts connections.
+    pub async fn start(&self) -> Result<()> {
+        let offset = std::fs::metadata(&self.log_file)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let secs = self.opts.timeout.as_secs().max(1);
+        let cmd = self
+            .cmd("pg_ctl")
+            .arg("start")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .arg("-l")
+            .arg(&self.log_file)
+            .args(["-w", "-s", "-t", &secs.to_string()]);
+        match cmd
+            .run(self.name(), self.opts.timeout + Duration::from_secs(5))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(SandboxError::StartFailed {
+                cluster: self.name().to_string(),
+                command: cmd.display(),
+                detail: e.to_string(),
+                log: self.log_file.clone(),
+                log_tail: self.log_since(offset, 30),
+            }),
+        }
+    }
+
+    /// Stops the server (a no-op when it is not running).
+    pub async fn stop(&self, mode: StopMode) -> Result<()> {
+        if !self.data_dir.join("postmaster.pid").exists() {
+            return Ok(());
+        }
+        let secs = self.opts.timeout.as_secs().max(1);
+        self.cmd("pg_ctl")
+            .arg("stop")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", mode.as_arg(), "-w", "-s", "-t", &secs.to_string()])
+            .run(self.name(), self.opts.timeout + Duration::from_secs(5))
+            .await
+            .map(|_| ())
+    }
+
+    /// Stops the server cleanly (fast) and starts it again.
+    pub async fn restart(&self) -> Result<()> {
+        self.stop(StopMode::Fast).await?;
+        self.start().await
+    }
+
+    /// Whether `pg_ctl status` sees a running server.
+    pub async fn is_running(&self) -> Result<bool> {
+        let out = self
+            .cmd("pg_ctl")
+            .arg("status")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .run_status(self.name(), self.opts.timeout)
+            .await?;
+        Ok(out.status.success())
+    }
+
+    /// Leaves the server running and its directory in place when this value is dropped.
+    pub fn keep(&mut self) {
+        self.kept = true;
+    }
+
+    /// Whether [`Cluster::keep`] was called.
+    pub fn is_kept(&self) -> bool {
+        self.kept
+    }
+
+    /// `host=127.0.0.1 port=N user=postgres dbname=postgres` (plus `password=` with SCRAM).
+    pub fn conninfo(&self) -> String {
+        self.conninfo_db("postgres")
+    }
+
+    /// Like [`Cluster::conninfo`] for database `dbname`.
+    pub fn conninfo_db(&self, dbname: &str) -> String {
+        let mut s = format!(
+            "host=127.0.0.1 port={} user={SUPERUSER} dbname={dbname}",
+            self.port
+        );
+        if let Some(pw) = &self.opts.password {
+            s.push_str(&format!(" password={}", conninfo_quote(pw)));
+        }
+        s
+    }
+
+    /// `postgres://postgres@127.0.0.1:N/postgres` (with the password when set).
+    pub fn url(&self) -> String {
+        let auth = match &self.opts.password {
+            Some(pw) => format!(
+                "{SUPERUSER}:{}",
+                percent_encoding::utf8_percent_encode(pw, percent_encoding::NON_ALPHANUMERIC)
+            ),
+            None => SUPERUSER.to_string(),
+        };
+        format!("postgres://{auth}@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The data directory (`PGDATA`).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The cluster's own directory: data dir, server log and Unix socket.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The server log file.
+    pub fn log_file(&self) -> &Path {
+        &self.log_file
+    }
+
+    /// The cluster's name.
+    pub fn name(&self) -> &str {
+        &self.opts.name
+    }
+
+    /// The installation it runs from.
+    pub fn install(&self) -> &PgInstall {
+        &self.install
+    }
+
+    /// The options it was created with.
+    pub fn options(&self) -> &ClusterOptions {
+        &self.opts
+    }
+
+    /// The last `lines` lines of the server log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.log_since(0, lines)
+    }
+
+    fn log_since(&self, offset: u64, lines: usize) -> String {
+        match std::fs::read(&self.log_file) {
+            Ok(bytes) => {
+                let start = (offset as usize).min(bytes.len());
+                tail_lines(&String::from_utf8_lossy(&bytes[start..]), lines)
+            }
+            Err(e) => format!("(cannot read {}: {e})", self.log_file.display()),
+        }
+    }
+
+    fn waiter(&self, what: impl Into<String>) -> Waiter {
+        Waiter {
+            cluster: self.name().to_string(),
+            what: what.into(),
+            start: Instant::now(),
+            timeout: self.opts.timeout,
+        }
+    }
+
+    // ---------------------------------------------------------------- SQL
+
+    /// A superuser connection to database `dbname` (the connection task is spawned on tokio).
+    pub async fn connect_db(&self, dbname: &str) -> Result<Client> {
+        let conninfo = format!("{} connect_timeout=10", self.conninfo_db(dbname));
+        let fut = tokio_postgres::connect(&conninfo, NoTls);
+        let redacted = self
+            .conninfo_db(dbname)
+            .split(" password=")
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let (client, conn) = match tokio::time::timeout(self.opts.timeout, fut).await {
+            Ok(Ok(x)) => x,
+            Ok(Err(source)) => {
+                return Err(SandboxError::Connect {
+                    cluster: self.name().to_string(),
+                    conninfo: redacted,
+                    source,
+                })
+            }
+            Err(_) => {
+                return Err(SandboxError::Timeout {
+                    cluster: self.name().to_string(),
+                    what: format!("a connection to {redacted}"),
+                    waited: self.opts.timeout,
+                    last: "connecting".to_string(),
+                })
+            }
+        };
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
+    }
+
+    /// A superuser connection to database `postgres`.
+    pub async fn connect(&self) -> Result<Client> {
+        self.connect_db("postgres").await
+    }
+
+    fn sql_err(&self, sql: &str, source: tokio_postgres::Error) -> SandboxError {
+        SandboxError::Sql {
+            cluster: self.name().to_string(),
+            sql: sql.to_string(),
+            source,
+        }
+    }
+
+    /// Runs `sql` (one or more statements, simple protocol) in database `postgres`.
+    pub async fn execute(&self, sql: &str) -> Result<()> {
+        self.execute_in("postgres", sql).await
+    }
+
+    /// Runs `sql` (one or more statements, simple protocol) in database `dbname`.
+    pub async fn execute_in(&self, dbname: &str, sql: &str) -> Result<()> {
+        let c = self.connect_db(dbname).await?;
+        self.bounded(sql, c.batch_execute(sql)).await
+    }
+
+    async fn bounded<T>(
+        &self,
+        sql: &str,
+        fut: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.opts.timeout, fut).await {
+            Ok(r) => r.map_err(|e| self.sql_err(sql, e)),
+            Err(_) => Err(SandboxError::Timeout {
+                cluster: self.name().to_string(),
+                what: format!("query {sql}"),
+                waited: self.opts.timeout,
+                last: "running".to_string(),
+            }),
+        }
+    }
+
+    /// Every row of `sql` as text columns (`None` for NULL), via the simple protocol.
+    pub async fn query_rows(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+        let c = self.connect().await?;
+        let msgs = self.bounded(sql, c.simple_query(sql)).await?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).map(str::to_string))
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The first column of the first row as text; `None` when there is no row or it is NULL.
+    pub async fn query_opt_string(&self, sql: &str) -> Result<Option<String>> {
+        let rows = self.query_rows(sql).await?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten()))
+    }
+
+    /// The first column of the first row as text; an error when there is none or it is NULL.
+    pub async fn query_one_string(&self, sql: &str) -> Result<String> {
+        self.query_opt_string(sql)
+            .await?
+            .ok_or_else(|| SandboxError::unexpected(self.name(), format!("no value from {sql}")))
+    }
+
+    /// The single value of `sql` as `T` (extended protocol: `T` must match the SQL type,
+    /// e.g. `i64` for `bigint`, `bool`, `String` for `text`).
+    pub async fn query_scalar<T: FromSqlOwned>(&self, sql: &str) -> Result<T> {
+        let c = self.connect().await?;
+        let row = self.bounded(sql, c.query_one(sql, &[])).await?;
+        row.try_get::<_, T>(0).map_err(|e| self.sql_err(sql, e))
+    }
+
+    async fn query_lsn(&self, sql: &str) -> Result<Option<Lsn>> {
+        match self.query_opt_string(sql).await? {
+            None => Ok(None),
+            Some(s) => s.parse::<Lsn>().map(Some).map_err(|e| {
+                SandboxError::unexpected(self.name(), format!("{sql} returned {s:?}: {e}"))
+            }),
+        }
+    }
+
+    // ---------------------------------------------------------------- facts
+
+    /// `pg_current_wal_lsn()` (fails on a standby).
+    pub async fn current_wal_lsn(&self) -> Result<Lsn> {
+        let sql = "SELECT pg_current_wal_lsn()";
+        self.query_lsn(sql)
+            .await?
+            .ok_or_else(|| SandboxError::unexpected(self.name(), format!("{sql} returned NULL")))
+    }
+
+    /// `pg_last_wal_replay_lsn()`: end of the last replayed record; `None` on a primary that
+    /// never was in recovery.
+    pub async fn replay_lsn(&self) -> Result<Option<Lsn>> {
+        self.query_lsn("SELECT pg_last_wal_replay_lsn()").await
+    }
+
+    /// `pg_last_wal_receive_lsn()`: WAL received and flushed by streaming; `None` if none.
+    pub async fn receive_lsn(&self) -> Result<Option<Lsn>> {
+        self.query_lsn("SELECT pg_last_wal_receive_lsn()").await
+    }
+
+    /// `pg_is_in_recovery()`.
+    pub async fn is_in_recovery(&self) -> Result<bool> {
+        self.query_scalar::<bool>("SELECT pg_is_in_recovery()")
+            .await
+    }
+
+    /// `pg_control_system().system_identifier`.
+    pub async fn system_identifier(&self) -> Result<SystemId> {
+        let s = self
+            .query_one_string("SELECT system_identifier FROM pg_control_system()")
+            .await?;
+        s.parse::<u64>()
+            .or_else(|_| s.parse::<i64>().map(|v| v as u64))
+            .map(SystemId)
+            .map_err(|_| SandboxError::unexpected(self.name(), format!("system_identifier {s:?}")))
+    }
+
+    /// The timeline this node is on. On a primary: the first 8 hex digits of
+    /// `pg_walfile_name(pg_current_wal_lsn())` (right after a promotion `pg_control_checkpoint`
+    /// still shows the old one). On a standby: `pg_stat_wal_receiver.received_tli` while
+    /// streaming, else `pg_control_checkpoint().timeline_id` (the last restartpoint's).
+    pub async fn timeline(&self) -> Result<TimelineId> {
+        let s = if !self.is_in_recovery().await? {
+            let f = self
+                .query_one_string("SELECT pg_walfile_name(pg_current_wal_lsn())")
+                .await?;
+            return u32::from_str_radix(f.get(..8).unwrap_or(""), 16)
+                .map(TimelineId)
+                .map_err(|_| {
+                    SandboxError::unexpected(self.name(), format!("WAL file name {f:?}"))
+                });
+        } else if let Some(t) = self
+            .query_opt_string(
+                "SELECT received_tli FROM pg_stat_wal_receiver WHERE received_tli > 0",
+            )
+            .await?
+        {
+            t
+        } else {
+            self.query_one_string("SELECT timeline_id FROM pg_control_checkpoint()")
+                .await?
+        };
+        s.parse::<u32>()
+            .map(TimelineId)
+            .map_err(|_| SandboxError::unexpected(self.name(), format!("timeline {s:?}")))
+    }
+
+    /// Reads `pg_wal/<tli>.history` directly from the data directory.
+    pub fn read_history_file(&self, tli: TimelineId) -> Result<String> {
+        let p = self.data_dir.join("pg_wal").join(tli.history_file_name());
+        std::fs::read_to_string(&p)
+            .map_err(|e| SandboxError::io(self.name(), format!("read {}", p.display()), e))
+    }
+
+    /// Reads and parses `pg_wal/<tli>.history`.
+    pub fn history(&self, tli: TimelineId) -> Result<Vec<HistoryEntry>> {
+        let text = self.read_history_file(tli)?;
+        parse_history(&text).map_err(|e| SandboxError::unexpected(self.name(), e))
+    }
+
+    // ---------------------------------------------------------------- standbys
+
+    /// A streaming standby of this primary, by `pg_basebackup -R -X stream` when installed,
+    /// otherwise by a cold copy (this primary is stopped cleanly, copied, and restarted).
+    /// Returns once the standby is streaming.
+    pub async fn create_standby(&self, opts: ClusterOptions) -> Result<Cluster> {
+        if self.install.version_major < 12 {
+            return Err(SandboxError::Unsupported {
+                cluster: self.name().to_string(),
+                what: format!(
+                    "standbys need PostgreSQL 12+ (standby.signal); this is {}",
+                    self.install.version_string
+                ),
+            });
+        }
+        let mut opts = opts;
+        // The copy has this primary's initdb-time settings; keep the password so the copy's
+        // conninfo matches its real authentication.
+        if opts.password.is_none() {
+            opts.password = self.opts.password.clone();
+        }
+        let mut sb = Cluster::allocate(&self.install, opts)?;
+        if self.install.has("pg_basebackup") && !sb.opts.force_cold_copy {
+            let mut cmd = sb
+                .cmd("pg_basebackup")
+                .arg("-D")
+                .arg(&sb.data_dir)
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    SUPERUSER,
+                ])
+                .args(["-X", "stream", "-c", "fast", "-R", "--no-sync"]);
+            if let Some(pw) = &self.opts.password {
+                cmd = cmd.env("PGPASSWORD", pw);
+            }
+            cmd.run(sb.name(), sb.opts.timeout * 2).await?;
+        } else {
+            self.execute("CHECKPOINT").await?;
+            self.stop(StopMode::Fast).await?;
+            let copied = PgCommand::new(&sb.install, "cp", sb.user)
+                .current_dir(&sb.dir)
+                .arg("-a")
+                .arg(&self.data_dir)
+                .arg(&sb.data_dir)
+                .run(sb.name(), sb.opts.timeout * 2)
+                .await;
+            self.start().await?;
+            copied?;
+        }
+        for f in ["postmaster.pid", "postmaster.opts"] {
+            let _ = std::fs::remove_file(sb.data_dir.join(f));
+        }
+        sb.write_sandbox_conf()?;
+        sb.configure_recovery(Some(self))?;
+        sb.start_on_free_port().await?;
+        sb.wait_streaming().await?;
+        if sb.opts.synchronous {
+            self.execute(&format!(
+                "ALTER SYSTEM SET synchronous_standby_names = '\"{}\"'; SELECT pg_reload_conf();",
+                sb.name()
+            ))
+            .await?;
+            let sql = format!(
+                "SELECT sync_state FROM pg_stat_replication WHERE application_name = '{}'",
+                sb.name()
+            );
+            let w = self.waiter(format!("standby {} to become synchronous", sb.name()));
+            loop {
+                let last = match self.query_opt_string(&sql).await {
+                    Ok(Some(s)) if s == "sync" => break,
+                    Ok(s) => format!("sync_state {s:?}"),
+                    Err(e) => e.to_string(),
+                };
+                w.tick(&last).await?;
+            }
+        }
+        Ok(sb)
+    }
+
+    /// Rewrites `postgresql.auto.conf` and `standby.signal` so this node starts as a standby of
+    /// `upstream` (or of nobody, with `None`).
+    fn configure_recovery(&self, upstream: Option<&Cluster>) -> Result<()> {
+        let auto = self.data_dir.join("postgresql.auto.conf");
+        let old = std::fs::read_to_string(&auto).unwrap_or_default();
+        let mut text: String = old
+            .lines()
+            .filter(|l| {
+                let key = l.split('=').next().unwrap_or("").trim();
+                !RECOVERY_KEYS.contains(&key)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let conninfo = match upstream {
+            Some(p) => {
+                let mut s = format!(
+                    "host=127.0.0.1 port={} user={SUPERUSER} application_name={}",
+                    p.port,
+                    self.name()
+                );
+                if let Some(pw) = &p.opts.password {
+                    s.push_str(&format!(" password={}", conninfo_quote(pw)));
+                }
+                s
+            }
+            None => String::new(),
+        };
+        text.push_str(&format!("primary_conninfo = {}\n", quote(&conninfo)));
+        text.push_str("restore_command = ''\n");
+        text.push_str("recovery_target_timeline = 'latest'\n");
+        process::write_server_file(&auto, &text, self.user, self.name())?;
+        process::write_server_file(
+            &self.data_dir.join("standby.signal"),
+            "",
+            self.user,
+            self.name(),
+        )
+    }
+
+    /// Waits until `pg_stat_wal_receiver` on this standby reports `streaming`.
+    pub async fn wait_streaming(&self) -> Result<()> {
+        let w = self.waiter("the WAL receiver to be streaming");
+        loop {
+            let last = match self
+                .query_opt_string("SELECT status FROM pg_stat_wal_receiver")
+                .await
+            {
+                Ok(Some(s)) if s == "streaming" => return Ok(()),
+                Ok(s) => format!("status {s:?}"),
+                Err(e) => e.to_string(),
+            };
+            w.tick(&last).await?;
+        }
+    }
+
+    /// Waits until this standby has replayed everything `primary` has written so far.
+    pub async fn wait_caught_up(&self, primary: &Cluster) -> Result<Lsn> {
+        let target = primary.current_wal_lsn().await?;
+        let w = self.waiter(format!("replay to reach {target} of {}", primary.name()));
+        loop {
+            let last = match self.replay_lsn().await {
+                Ok(Some(l)) if l >= target => return Ok(l),
+                Ok(l) => format!("replay lsn {l:?}"),
+                Err(e) => e.to_string(),
+            };
+            w.tick(&last).await?;
+        }
+    }
+
+    /// Waits until this standby has received WAL beyond `lsn` and replayed all it received;
+    /// returns the replay LSN (used after the primary was stopped cleanly).
+    pub async fn wait_replayed_beyond(&self, lsn: Lsn) -> Result<Lsn> {
+        let w = self.waiter(format!("WAL beyond {lsn} to be received and replayed"));
+        loop {
+            let last = match (self.receive_lsn().await, self.replay_lsn().await) {
+                (Ok(Some(recv)), Ok(Some(replay))) if recv > lsn && replay >= recv => {
+                    return Ok(replay)
+                }
+                (Ok(recv), Ok(replay)) => format!("receive {recv:?}, replay {replay:?}"),
+                (Err(e), _) | (_, Err(e)) => e.to_string(),
+            };
+            w.tick(&last).await?;
+        }
+    }
+
+    /// Stops WAL delivery to this standby: clears `primary_conninfo` (ALTER SYSTEM + reload,
+    /// a restart before PG13) and waits until `pg_stat_wal_receiver` is empty. WAL already
+    /// received is still replayed, and will be applied by a promotion.
+    pub async fn cut_off(&self) -> Result<()> {
+        self.execute("ALTER SYSTEM SET primary_conninfo = ''")
+            .await?;
+        if self.install.version_major < 13 {
+            self.restart().await?;
+        } else {
+            self.execute("SELECT pg_reload_conf()").await?;
+        }
+        let w = self.waiter("the WAL receiver to stop after cut-off");
+        loop {
+            let last = match self
+                .query_scalar::<i64>("SELECT count(*) FROM pg_stat_wal_receiver")
+                .await
+            {
+                Ok(0) => return Ok(()),
+                Ok(n) => format!("{n} WAL receiver(s)"),
+                Err(e) => e.to_string(),
+            };
+            w.tick(&last).await?;
+        }
+    }
+
+    /// Promotes this standby (`pg_promote(true, timeout)`), waits until it is out of recovery
+    /// and its new timeline's `.history` file exists, and returns the new timeline.
+    pub async fn promote(&self) -> Result<TimelineId> {
+        let secs = self.opts.timeout.as_secs().max(1);
+        let ok = self
+            .query_scalar::<bool>(&format!("SELECT pg_promote(true, {secs})"))
+            .await?;
+        if !ok {
+            return Err(SandboxError::Timeout {
+                cluster: self.name().to_string(),
+                what: "pg_promote to finish".to_string(),
+                waited: self.opts.timeout,
+                last: format!("pg_promote returned false\n{}", self.log_tail(20)),
+            });
+        }
+        let w = self.waiter("promotion to finish (out of recovery, history file written)");
+        loop {
+            let last = match self.is_in_recovery().await {
+                Ok(true) => "still in recovery".to_string(),
+                Ok(false) => {
+                    let tli = self.timeline().await?;
+                    let p = self.data_dir.join("pg_wal").join(tli.history_file_name());
+                    if p.exists() {
+                        return Ok(tli);
+                    }
+                    format!("{} not there yet", p.display())
+                }
+                Err(e) => e.to_string(),
+            };
+            w.tick(&last).await?;
+        }
+    }
+
+    /// Makes this node a streaming standby of `new_primary` (standby.signal, primary_conninfo,
+    /// `recovery_target_timeline='latest'`, restart) and waits until it streams.
+    pub async fn follow(&self, new_primary: &Cluster) -> Result<()> {
+        self.stop(StopMode::Fast).await?;
+        self.configure_recovery(Some(new_primary))?;
+        self.start().await?;
+        self.wait_streaming().await
+    }
+
+    /// Restarts this node as a standby with no upstream (`primary_conninfo=''`,
+    /// `restore_command=''`): it replays its own WAL to the end and writes nothing. Returns
+    /// `pg_last_wal_replay_lsn()` once it is in recovery and replay has stopped moving.
+    pub async fn isolate_as_standby(&self) -> Result<Lsn> {
+        self.stop(StopMode::Fast).await?;
+        self.configure_recovery(None)?;
+        self.start().await?;
+        let w = self.waiter("the isolated node to finish replaying its own WAL");
+        let mut prev: Option<Lsn> = None;
+        loop {
+            let last = match (self.is_in_recovery().await, self.replay_lsn().await) {
+                (Ok(true), Ok(Some(l))) => {
+                    if prev == Some(l) {
+                        return Ok(l);
+                    }
+                    prev = Some(l);
+                    format!("replay lsn {l}")
+                }
+                (Ok(r), Ok(l)) => format!("in recovery {r}, replay lsn {l:?}"),
+                (Err(e), _) | (_, Err(e)) => e.to_string(),
+            };
+            w.tick(&last).await?;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Rewinds this (former primary) onto `new_primary` with `pg_rewind`, then follows it.
+    /// Destroys the divergent WAL evidence, as Patroni's `use_pg_rewind` does.
+    pub async fn rewind_onto(&self, new_primary: &Cluster) -> Result<()> {
+        if !self.install.has("pg_rewind") {
+            return Err(SandboxError::Unsupported {
+                cluster: self.name().to_string(),
+                what: format!(
+                    "pg_rewind is not installed in {}",
+                    self.install.bindir.display()
+                ),
+            });
+        }
+        self.stop(StopMode::Fast).await?;
+        let mut cmd = self
+            .cmd("pg_rewind")
+            .arg(format!("--target-pgdata={}", self.data_dir.display()))
+            .arg(format!("--source-server={}", new_primary.conninfo()));
+        if let Some(pw) = &new_primary.opts.password {
+            cmd = cmd.env("PGPASSWORD", pw);
+        }
+        cmd.run(self.name(), self.opts.timeout * 2).await?;
+        // pg_rewind copies the source's config files too: restore ours.
+        self.write_hba()?;
+        self.write_sandbox_conf()?;
+        self.configure_recovery(Some(new_primary))?;
+        self.start().await?;
+        self.wait_streaming().await
+    }
+}
+
+fn conninfo_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        let pidfile = self.data_dir.join("postmaster.pid");
+        if pidfile.exists() {
+            let cmd = self
+                .cmd("pg_ctl")
+                .arg("stop")
+                .arg("-D")
+                .arg(&self.data_dir)
+                .args(["-m", "immediate", "-w", "-s", "-t", "10"]);
+            cmd.run_blocking(Duration::from_secs(15));
+            if let Ok(text) = std::fs::read_to_string(&pidfile) {
+                let pid = text
+                    .lines()
+                    .next()
+                    .and_then(|l| l.trim().parse::<i32>().ok());
+                // Only a process that is still this data directory's postmaster.
+                let comm =
+                    pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok());
+                if let (Some(pid), Some(comm)) = (pid, comm) {
+                    if comm.trim() == "postgres" || comm.trim() == "postmaster" {
+                        // SAFETY: kill has no memory-safety preconditions.
+                        unsafe {
+                            libc::kill(pid, libc::SIGKILL);
+                        }
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_history_files() {
+        let h = parse_history(
+            "1\t0/3000158\tno recovery target specified\n\n2\t0/5000000\tat restore point\n",
+        )
+        .unwrap();
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[0].parent, TimelineId(1));
+        assert_eq!(h[0].switchpoint, Lsn(0x3000158));
+        assert_eq!(h[0].reason, "no recovery target specified");
+        assert_eq!(h[1].parent, TimelineId(2));
+        assert!(parse_history("x\t0/1\tr").is_err());
+        assert!(parse_history("1\tzz\tr").is_err());
+    }
+
+    #[test]
+    fn names_and_quotes() {
+        assert_eq!(ClusterOptions::new("a b/c").name, "a_b_c");
+        assert_eq!(quote("it's"), "'it''s'");
+        assert_eq!(conninfo_quote("p'w"), "'p\\'w'");
+    }
+}
