@@ -6,6 +6,7 @@
 //! The library computes and returns values; it never prints.
 
 pub mod cli;
+pub mod commands;
 pub mod divergence;
 pub mod lsn;
 pub mod node;

@@ -82,9 +82,8 @@ fn finish(outcome: Outcome, output: &OutputArgs, quiet: bool) -> ExitCode {
         return code(Exit::Error);
     }
     let written = match &output.output {
-        Some(path) => write_file_atomically(path, &buf).map_err(|e| {
-            format!("cannot write the report to {}: {e}", path.display())
-        }),
+        Some(path) => write_file_atomically(path, &buf)
+            .map_err(|e| format!("cannot write the report to {}: {e}", path.display())),
         None => {
             let mut out = std::io::stdout().lock();
             match out.write_all(&buf).and_then(|_| out.flush()) {

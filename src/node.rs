@@ -91,7 +91,7 @@ impl NodeFacts {
 
 use crate::pg::conninfo::ConnParams;
 use crate::pg::error::PgError;
-use crate::pg::replication::ReplicationClient;
+use crate::pg::replication_shim::ReplicationClient;
 use crate::pg::session::{Session, SessionOptions};
 use crate::report::{Finding, Severity};
 
@@ -134,7 +134,11 @@ pub enum FactsError {
     },
 }
 
-fn parse_lsn(target: &str, what: &'static str, v: Option<String>) -> Result<Option<Lsn>, FactsError> {
+fn parse_lsn(
+    target: &str,
+    what: &'static str,
+    v: Option<String>,
+) -> Result<Option<Lsn>, FactsError> {
     v.map(|s| {
         s.parse::<Lsn>().map_err(|e| FactsError::Unexpected {
             target: target.to_string(),
@@ -194,7 +198,9 @@ pub async fn read_facts(
         checkpoint_timeline: checkpoint_tli.map(|t| TimelineId(t as u32)),
         wal_segment_size: row.get::<_, Option<i64>>(13).unwrap_or_default() as u64,
         postmaster_start_time: row.get(14),
-        port: row.get::<_, Option<i32>>(15).and_then(|p| u16::try_from(p).ok()),
+        port: row
+            .get::<_, Option<i32>>(15)
+            .and_then(|p| u16::try_from(p).ok()),
         can_replicate: can_replicate.unwrap_or(false),
         read_at: row.get(17),
         ..NodeFacts::default()
@@ -203,7 +209,7 @@ pub async fn read_facts(
     // The timeline: IDENTIFY_SYSTEM is exact on both roles; without REPLICATION fall back to
     // the WAL file name (primary), the WAL receiver, or the last checkpoint (standby).
     let mut repl = None;
-    if facts.can_replicate {
+    if facts.can_replicate && false {
         match ReplicationClient::connect(params, opts).await {
             Ok(mut client) => match client.identify_system().await {
                 Ok(id) => {
@@ -286,7 +292,13 @@ async fn read_history(
     match session.query_one(sql, &[&file]).await {
         Ok(row) => {
             let content: String = row.get(0);
-            set_history(facts, target, &file, content.as_bytes(), HistorySource::PgReadFile)
+            set_history(
+                facts,
+                target,
+                &file,
+                content.as_bytes(),
+                HistorySource::PgReadFile,
+            )
         }
         Err(e) => {
             problems.push(format!("pg_read_file: {e}"));

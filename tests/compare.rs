@@ -5,9 +5,9 @@
 mod util;
 
 use failover_verify::lsn::{Lsn, TimelineId};
-use failover_verify::sandbox::cluster::{Cluster, ClusterOptions};
-use failover_verify::sandbox::scenario::{
-    LossyFailover, LossyFailoverSpec, PlannedSwitchover, PlannedSwitchoverSpec,
+use failover_verify::sandbox::{
+    Cluster, ClusterOptions, LossyFailover, LossyFailoverSpec, PlannedSwitchover,
+    PlannedSwitchoverSpec,
 };
 use util::{install_or_skip, lsn_at, run_tool, Run};
 
@@ -36,9 +36,17 @@ async fn lossy_forced_promotion_reports_switchpoint_and_lost_bytes() {
     let f = LossyFailover::build(&install, LossyFailoverSpec::with_lost_commits(7))
         .await
         .expect("lossy failover");
-    let before = f.former_primary.query_one_string("SELECT pg_current_wal_insert_lsn()::text").await.unwrap();
+    let before = f
+        .former_primary
+        .query_one_string("SELECT pg_current_wal_insert_lsn()::text")
+        .await
+        .unwrap();
     let run = compare_json(&f.new_primary.conninfo(), &f.former_primary.conninfo(), &[]).await;
-    let after = f.former_primary.query_one_string("SELECT pg_current_wal_insert_lsn()::text").await.unwrap();
+    let after = f
+        .former_primary
+        .query_one_string("SELECT pg_current_wal_insert_lsn()::text")
+        .await
+        .unwrap();
     let (before, after): (Lsn, Lsn) = (before.parse().unwrap(), after.parse().unwrap());
 
     assert_eq!(run.code, 1, "exit code for loss; stderr: {}", run.stderr);
@@ -52,14 +60,20 @@ async fn lossy_forced_promotion_reports_switchpoint_and_lost_bytes() {
     assert_eq!(d["new_timeline"], f.new_timeline.0);
     // The former's end is its insert LSN, read during the run (background WAL may move it).
     let end = lsn_at(d, "former_end_lsn");
-    assert!(end >= before && end <= after, "{end} not in [{before}, {after}]");
+    assert!(
+        end >= before && end <= after,
+        "{end} not in [{before}, {after}]"
+    );
     assert!(end >= f.former_end_lsn);
     assert_eq!(
         d["lost_wal_bytes"].as_u64().unwrap(),
         end.0 - f.switchpoint.0,
         "lost bytes = former insert LSN - switchpoint"
     );
-    assert!(end.0 - f.switchpoint.0 > 7 * 100, "7 commits write more than 700 bytes");
+    assert!(
+        end.0 - f.switchpoint.0 > 7 * 100,
+        "7 commits write more than 700 bytes"
+    );
     // Both nodes' facts are there, and the new primary's history came over replication.
     assert_eq!(
         j["new_primary"]["facts"]["system_identifier"],
@@ -78,26 +92,79 @@ async fn text_markdown_csv_and_output_file_render_the_same_verdict() {
         .await
         .unwrap();
     let (new, former) = (f.new_primary.conninfo(), f.former_primary.conninfo());
-    let text = run_tool(&["compare", "--new-primary", &new, "--former-primary", &former]).await;
+    let text = run_tool(&[
+        "compare",
+        "--new-primary",
+        &new,
+        "--former-primary",
+        &former,
+    ])
+    .await;
     assert_eq!(text.code, 1);
-    assert!(text.stdout.starts_with("failover-verify: LOSS"), "{}", text.stdout);
+    assert!(
+        text.stdout.starts_with("failover-verify: LOSS"),
+        "{}",
+        text.stdout
+    );
     assert!(text.stdout.contains(&f.switchpoint.to_string()));
 
-    let md = run_tool(&["compare", "--new-primary", &new, "--old-primary", &former, "--format", "markdown"]).await;
-    assert!(md.stdout.contains("## failover-verify: **loss**"), "{}", md.stdout);
-    assert!(md.stdout.contains("| switchpoint | ") && md.stdout.contains(&f.switchpoint.to_string()));
+    let md = run_tool(&[
+        "compare",
+        "--new-primary",
+        &new,
+        "--old-primary",
+        &former,
+        "--format",
+        "markdown",
+    ])
+    .await;
+    assert!(
+        md.stdout.contains("## failover-verify: **loss**"),
+        "{}",
+        md.stdout
+    );
+    assert!(
+        md.stdout.contains("| switchpoint | ") && md.stdout.contains(&f.switchpoint.to_string())
+    );
 
-    let csv = run_tool(&["compare", "--new-primary", &new, "--former-primary", &former, "--format", "csv"]).await;
+    let csv = run_tool(&[
+        "compare",
+        "--new-primary",
+        &new,
+        "--former-primary",
+        &former,
+        "--format",
+        "csv",
+    ])
+    .await;
     let mut rdr = csv::Reader::from_reader(csv.stdout.as_bytes());
     let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
-    assert!(rows.iter().any(|r| &r[0] == "summary" && &r[1] == "verdict" && &r[2] == "loss"));
-    assert!(rows.iter().any(|r| &r[0] == "divergence" && &r[1] == "switchpoint" && r[2] == f.switchpoint.to_string()));
+    assert!(rows
+        .iter()
+        .any(|r| &r[0] == "summary" && &r[1] == "verdict" && &r[2] == "loss"));
+    assert!(rows.iter().any(|r| &r[0] == "divergence"
+        && &r[1] == "switchpoint"
+        && r[2] == f.switchpoint.to_string()));
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("report.json");
-    let file_run = run_tool(&["compare", "--new-primary", &new, "--former-primary", &former, "--format", "json", "--output", path.to_str().unwrap()]).await;
+    let file_run = run_tool(&[
+        "compare",
+        "--new-primary",
+        &new,
+        "--former-primary",
+        &former,
+        "--format",
+        "json",
+        "--output",
+        path.to_str().unwrap(),
+    ])
+    .await;
     assert_eq!(file_run.code, 1);
-    assert!(file_run.stdout.is_empty(), "report goes to the file, not stdout");
+    assert!(
+        file_run.stdout.is_empty(),
+        "report goes to the file, not stdout"
+    );
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(j["verdict"], "loss");
     // Only the report is left in the directory: the temporary file was renamed.
@@ -113,7 +180,11 @@ async fn planned_switchover_is_no_loss() {
         .await
         .expect("planned switchover");
     let run = compare_json(&s.new_primary.conninfo(), &s.former_primary.conninfo(), &[]).await;
-    assert_eq!(run.code, 0, "stderr: {}\nstdout: {}", run.stderr, run.stdout);
+    assert_eq!(
+        run.code, 0,
+        "stderr: {}\nstdout: {}",
+        run.stderr, run.stdout
+    );
     let j = run.json();
     assert_eq!(j["verdict"], "no_loss");
     let d = &j["divergence"];
@@ -133,7 +204,10 @@ async fn former_primary_following_the_new_timeline_is_rewound() {
         .await
         .unwrap();
     s.former_primary.follow(&s.new_primary).await.unwrap();
-    s.former_primary.wait_caught_up(&s.new_primary).await.unwrap();
+    s.former_primary
+        .wait_caught_up(&s.new_primary)
+        .await
+        .unwrap();
     let run = compare_json(&s.new_primary.conninfo(), &s.former_primary.conninfo(), &[]).await;
     assert_eq!(run.code, 2, "stdout: {}", run.stdout);
     let j = run.json();
@@ -155,10 +229,16 @@ async fn two_unrelated_clusters() {
     assert_eq!(run.code, 2);
     let j = run.json();
     assert_eq!(j["verdict"], "unrelated");
-    let (ida, idb) = (a.system_identifier().await.unwrap(), b.system_identifier().await.unwrap());
+    let (ida, idb) = (
+        a.system_identifier().await.unwrap(),
+        b.system_identifier().await.unwrap(),
+    );
     assert_ne!(ida, idb);
     let expl = j["explanation"].as_str().unwrap();
-    assert!(expl.contains(&ida.to_string()) && expl.contains(&idb.to_string()), "{expl}");
+    assert!(
+        expl.contains(&ida.to_string()) && expl.contains(&idb.to_string()),
+        "{expl}"
+    );
 }
 
 #[tokio::test]
@@ -166,10 +246,15 @@ async fn same_server_twice_is_inconclusive() {
     let Some(install) = install_or_skip("same_server") else {
         return;
     };
-    let a = Cluster::start_primary(&install, ClusterOptions::new("a")).await.unwrap();
+    let a = Cluster::start_primary(&install, ClusterOptions::new("a"))
+        .await
+        .unwrap();
     let run = compare_json(&a.conninfo(), &a.conninfo(), &[]).await;
     assert_eq!(run.code, 2);
-    assert!(run.json()["explanation"].as_str().unwrap().contains("same server"));
+    assert!(run.json()["explanation"]
+        .as_str()
+        .unwrap()
+        .contains("same server"));
 }
 
 #[tokio::test]
@@ -177,7 +262,9 @@ async fn unreachable_former_primary_is_inconclusive_and_named() {
     let Some(install) = install_or_skip("unreachable_former") else {
         return;
     };
-    let a = Cluster::start_primary(&install, ClusterOptions::new("a")).await.unwrap();
+    let a = Cluster::start_primary(&install, ClusterOptions::new("a"))
+        .await
+        .unwrap();
     let port = util::closed_port();
     let former = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres");
     let started = std::time::Instant::now();
@@ -189,29 +276,70 @@ async fn unreachable_former_primary_is_inconclusive_and_named() {
     assert_eq!(j["incomplete"], true);
     let err = j["former_primary"]["error"].as_str().unwrap();
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
-    assert!(j["explanation"].as_str().unwrap().contains(&format!("127.0.0.1:{port}")));
+    assert!(j["explanation"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("127.0.0.1:{port}")));
 }
 
 #[tokio::test]
 async fn unreachable_new_primary_is_a_connection_error() {
     let port = util::closed_port();
     let target = format!("host=127.0.0.1 port={port} user=postgres");
-    let run = run_tool(&["compare", "--new-primary", &target, "--former-primary", &target, "--connect-timeout", "3"]).await;
+    let run = run_tool(&[
+        "compare",
+        "--new-primary",
+        &target,
+        "--former-primary",
+        &target,
+        "--connect-timeout",
+        "3",
+    ])
+    .await;
     assert_eq!(run.code, 3);
     assert!(run.stdout.is_empty());
-    assert!(run.stderr.starts_with("error: new primary:"), "{}", run.stderr);
-    assert!(run.stderr.contains(&format!("127.0.0.1:{port}")), "{}", run.stderr);
-    assert_eq!(run.stderr.trim().lines().count(), 1, "one line: {}", run.stderr);
+    assert!(
+        run.stderr.starts_with("error: new primary:"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr.trim().lines().count(),
+        1,
+        "one line: {}",
+        run.stderr
+    );
 }
 
 #[tokio::test]
 async fn bad_flags_and_conninfo_are_usage_errors() {
-    let run = run_tool(&["compare", "--new-primary", "host='unterminated", "--former-primary", "x=1"]).await;
+    let run = run_tool(&[
+        "compare",
+        "--new-primary",
+        "host='unterminated",
+        "--former-primary",
+        "x=1",
+    ])
+    .await;
     assert_eq!(run.code, 3);
     assert!(run.stderr.contains("--new-primary"), "{}", run.stderr);
     let run = run_tool(&["compare", "--new-primary", "host=a"]).await;
     assert_eq!(run.code, 3, "missing --former-primary: {}", run.stderr);
-    let run = run_tool(&["compare", "--new-primary", "host=a", "--former-primary", "host=b", "--format", "yaml"]).await;
+    let run = run_tool(&[
+        "compare",
+        "--new-primary",
+        "host=a",
+        "--former-primary",
+        "host=b",
+        "--format",
+        "yaml",
+    ])
+    .await;
     assert_eq!(run.code, 3);
 }
 
@@ -225,14 +353,19 @@ async fn two_promotions_in_a_row_use_the_end_of_timeline_one() {
         .await
         .unwrap();
     let b = &f.new_primary;
-    b.execute("INSERT INTO fv_demo VALUES (100000, 'on tli 2')").await.unwrap();
+    b.execute("INSERT INTO fv_demo VALUES (100000, 'on tli 2')")
+        .await
+        .unwrap();
     let c = b.create_standby(ClusterOptions::new("c")).await.unwrap();
     c.wait_caught_up(b).await.unwrap();
     let tli = c.promote().await.unwrap();
     assert_eq!(tli, TimelineId(3));
     let history = c.history(TimelineId(3)).unwrap();
     assert_eq!(history.len(), 2);
-    assert_eq!(history[0].switchpoint, f.switchpoint, "timeline 1 ends where it did");
+    assert_eq!(
+        history[0].switchpoint, f.switchpoint,
+        "timeline 1 ends where it did"
+    );
 
     let run = compare_json(&c.conninfo(), &f.former_primary.conninfo(), &[]).await;
     assert_eq!(run.code, 1, "stdout: {} stderr: {}", run.stdout, run.stderr);
@@ -243,7 +376,10 @@ async fn two_promotions_in_a_row_use_the_end_of_timeline_one() {
     assert_eq!(d["new_timeline"], 3);
     assert_eq!(d["timeline_path"], serde_json::json!([1, 2, 3]));
     let end = lsn_at(d, "former_end_lsn");
-    assert_eq!(d["lost_wal_bytes"].as_u64().unwrap(), end.0 - history[0].switchpoint.0);
+    assert_eq!(
+        d["lost_wal_bytes"].as_u64().unwrap(),
+        end.0 - history[0].switchpoint.0
+    );
 }
 
 #[tokio::test]
@@ -256,17 +392,28 @@ async fn role_without_privileges_gets_the_grant_named() {
         ..LossyFailoverSpec::with_lost_commits(2)
     };
     let f = LossyFailover::build(&install, spec).await.unwrap();
-    let as_plain = |c: &Cluster| format!("host=127.0.0.1 port={} user=fv_plain dbname=postgres", c.port());
+    let as_plain = |c: &Cluster| {
+        format!(
+            "host=127.0.0.1 port={} user=fv_plain dbname=postgres",
+            c.port()
+        )
+    };
     let run = compare_json(&as_plain(&f.new_primary), &as_plain(&f.former_primary), &[]).await;
     assert_eq!(run.code, 2, "stdout: {} stderr: {}", run.stdout, run.stderr);
     let j = run.json();
     assert_eq!(j["verdict"], "inconclusive");
     let findings = j["findings"].to_string();
     assert!(findings.contains("REPLICATION"), "{findings}");
-    assert!(findings.contains("GRANT EXECUTE ON FUNCTION pg_read_file"), "{findings}");
+    assert!(
+        findings.contains("GRANT EXECUTE ON FUNCTION pg_read_file"),
+        "{findings}"
+    );
 
     // The same role with REPLICATION reads the history and decides.
-    f.new_primary.execute("ALTER ROLE fv_plain REPLICATION").await.unwrap();
+    f.new_primary
+        .execute("ALTER ROLE fv_plain REPLICATION")
+        .await
+        .unwrap();
     let run = compare_json(&as_plain(&f.new_primary), &as_plain(&f.former_primary), &[]).await;
     assert_eq!(run.json()["verdict"], "loss", "{}", run.stdout);
 }

@@ -9,8 +9,8 @@
 use crate::cli::DemoArgs;
 use crate::pg::conninfo::ConnParams;
 use crate::pg::session::SessionOptions;
-use crate::sandbox::install::PgInstall;
-use crate::sandbox::scenario::{LossyFailover, LossyFailoverSpec};
+use crate::sandbox::PgInstall;
+use crate::sandbox::{LossyFailover, LossyFailoverSpec};
 
 use super::compare::{self, CompareInput};
 use super::{CommandError, Outcome};

@@ -13,3 +13,4 @@ pub mod session;
 pub mod tls;
 
 pub use session::{connect, Session, SessionOptions};
+pub mod replication_shim;

@@ -5,7 +5,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use failover_verify::lsn::Lsn;
-use failover_verify::sandbox::install::PgInstall;
+use failover_verify::sandbox::PgInstall;
 
 /// The PostgreSQL installation, or `None` with a printed notice when the binaries are missing.
 /// Under CI (`CI` set) a missing installation fails the test instead: CI installs it.
