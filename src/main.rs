@@ -70,8 +70,8 @@ async fn run(cli: Cli) -> ExitCode {
 
 fn print_error(e: &CommandError) {
     eprintln!("error: {e}");
-    if let CommandError::Usage { .. } = e {
-        eprintln!("hint: run `failover-verify --help` for the syntax");
+    if let Some(hint) = e.hint() {
+        eprintln!("hint: {hint}");
     }
 }
 

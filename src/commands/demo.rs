@@ -21,7 +21,7 @@ const POST_FAILOVER_ROWS: usize = 5;
 /// Builds the incident, runs the comparison, and returns its report.
 pub async fn run(args: &DemoArgs) -> Result<Outcome, CommandError> {
     let demo = |e: &dyn std::fmt::Display| CommandError::Demo(e.to_string());
-    let install = PgInstall::find().map_err(|e| demo(&e))?;
+    let install = PgInstall::find().map_err(|e| CommandError::NoServerBinaries(e.to_string()))?;
     let spec = LossyFailoverSpec::with_lost_commits(args.lost_transactions.max(1));
     let mut incident = LossyFailover::build(&install, spec)
         .await

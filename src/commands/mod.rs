@@ -50,6 +50,22 @@ pub enum CommandError {
     /// The throwaway clusters of `demo` could not be built.
     #[error("demo: {0}")]
     Demo(String),
+    /// The PostgreSQL server binaries that `demo` runs are missing.
+    #[error("demo: {0}")]
+    NoServerBinaries(String),
+}
+
+impl CommandError {
+    /// What the user can do about it, when there is something specific.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            CommandError::Usage { .. } => Some("run `failover-verify --help` for the syntax"),
+            CommandError::NoServerBinaries(_) => Some(
+                "install the PostgreSQL server (`apt install postgresql`), or set PG_BINDIR to a directory holding initdb, pg_ctl and postgres",
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// What a finished command hands to `main`.
