@@ -13,3 +13,9 @@ pub mod session;
 pub mod tls;
 
 pub use session::{connect, Session, SessionOptions};
+pub mod replication;
+
+pub use replication::{
+    connect_replication, IdentifySystem, ReplicationClient, ReplicationOptions, TimelineEnd,
+    WalChunk, WalStream,
+};
