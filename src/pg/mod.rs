@@ -3,6 +3,7 @@
 //! Nothing here writes to a server: SQL sessions start with `default_transaction_read_only=on`
 //! and the replication client only reads WAL (and reports an invalid flush position so it can
 //! never be chosen as a synchronous standby).
+#![deny(missing_docs)]
 
 pub mod conninfo;
 pub mod error;

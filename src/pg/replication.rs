@@ -131,7 +131,12 @@ pub async fn connect_replication(
 ) -> Result<ReplicationClient, PgError> {
     let target = params.target();
     let timeout = params.connect_timeout().unwrap_or(opts.connect_timeout);
-    match tokio::time::timeout(timeout, connect_inner(params, opts, &target)).await {
+    // The outer timeout bounds everything; inner waits use the same limit.
+    let inner = ReplicationOptions {
+        connect_timeout: timeout,
+        ..*opts
+    };
+    match tokio::time::timeout(timeout, connect_inner(params, &inner, &target)).await {
         Ok(r) => r,
         Err(_) => Err(PgError::timeout(
             &target,
