@@ -91,7 +91,7 @@ impl NodeFacts {
 
 use crate::pg::conninfo::ConnParams;
 use crate::pg::error::PgError;
-use crate::pg::replication_shim::ReplicationClient;
+use crate::pg::replication::{connect_replication, ReplicationClient, ReplicationOptions};
 use crate::pg::session::{Session, SessionOptions};
 use crate::report::{Finding, Severity};
 
@@ -209,8 +209,8 @@ pub async fn read_facts(
     // The timeline: IDENTIFY_SYSTEM is exact on both roles; without REPLICATION fall back to
     // the WAL file name (primary), the WAL receiver, or the last checkpoint (standby).
     let mut repl = None;
-    if facts.can_replicate && false {
-        match ReplicationClient::connect(params, opts).await {
+    if facts.can_replicate {
+        match connect_replication(params, &replication_options(opts)).await {
             Ok(mut client) => match client.identify_system().await {
                 Ok(id) => {
                     facts.timeline = id.timeline;
@@ -251,6 +251,15 @@ pub async fn read_facts(
         });
     }
     Ok((facts, findings))
+}
+
+/// Replication timeouts derived from the session's.
+pub fn replication_options(opts: &SessionOptions) -> ReplicationOptions {
+    ReplicationOptions {
+        connect_timeout: opts.connect_timeout,
+        command_timeout: opts.statement_timeout,
+        ..ReplicationOptions::default()
+    }
 }
 
 /// A finding for a replication connection that could not be used.

@@ -3,6 +3,7 @@
 //! Nothing here writes to a server: SQL sessions start with `default_transaction_read_only=on`
 //! and the replication client only reads WAL (and reports an invalid flush position so it can
 //! never be chosen as a synchronous standby).
+#![deny(missing_docs)]
 
 pub mod conninfo;
 pub mod error;
@@ -13,4 +14,9 @@ pub mod session;
 pub mod tls;
 
 pub use session::{connect, Session, SessionOptions};
-pub mod replication_shim;
+pub mod replication;
+
+pub use replication::{
+    connect_replication, IdentifySystem, ReplicationClient, ReplicationOptions, TimelineEnd,
+    WalChunk, WalStream,
+};

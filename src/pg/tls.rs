@@ -346,6 +346,10 @@ fn explain_rustls(target: &str, server_name: &str, e: &rustls::Error) -> PgError
             "server certificate was not issued by a CA in sslrootcert".to_string(),
             Some("set sslrootcert to the CA certificate that signed the server's certificate".to_string()),
         ),
+        rustls::Error::InvalidCertificate(C::BadSignature) => (
+            "server certificate's signature does not verify against the CA in sslrootcert (a different CA with the same name?)".to_string(),
+            Some("set sslrootcert to the CA certificate that signed the server's certificate".to_string()),
+        ),
         rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => (
             "server certificate has expired".to_string(),
             Some("renew the server certificate".to_string()),

@@ -20,6 +20,7 @@ pub const MD5_USER: (&str, &str) = ("md5_user", "md5-Secret-pw4");
 
 pub const DEFAULT_HBA: &str = "\
 local all all trust
+local replication all trust
 host all postgres 127.0.0.1/32 trust
 host replication postgres 127.0.0.1/32 trust
 host all md5_user 127.0.0.1/32 md5
@@ -215,6 +216,18 @@ impl Cluster {
         .expect("superuser connect");
         tokio::spawn(conn);
         client
+    }
+
+    /// `pg_ctl` as postgres with the given arguments after `-D data`.
+    pub fn pg_ctl(&self, args: &[&str]) {
+        let mut all = vec![
+            format!("{BIN}/pg_ctl"),
+            "-D".into(),
+            self.data.display().to_string(),
+        ];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        run(as_postgres(&refs).current_dir(&self.dir));
     }
 
     pub fn stop(&self) {
