@@ -423,9 +423,16 @@ impl WalDecoder {
 
     fn end_at(&mut self, lsn: u64, reason: EndReason) {
         let data_follows = !reason.is_clean() && self.nonzero_after(lsn);
+        // Name the file where the input ran out, else the one holding the failing LSN.
+        let file_lsn = match reason {
+            EndReason::EndOfInput { .. } => {
+                self.fed_end.map_or(lsn, |f| f.saturating_sub(1)).max(lsn)
+            }
+            _ => lsn,
+        };
         self.ended = Some(EndOfWal {
             lsn: Lsn(lsn),
-            file: self.file_at(lsn).0,
+            file: self.file_at(file_lsn).0,
             reason,
             data_follows,
         });

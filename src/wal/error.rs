@@ -79,6 +79,20 @@ pub enum WalError {
         /// The directory searched.
         dir: String,
     },
+    /// A segment file shorter than the segment size (and not `.partial`).
+    #[error(
+        "truncated WAL segment: {file} has {size} bytes, expected {expected}; needed at {lsn}"
+    )]
+    TruncatedSegment {
+        /// The file.
+        file: String,
+        /// Its size.
+        size: u64,
+        /// The segment size.
+        expected: u64,
+        /// Where bytes were needed.
+        lsn: Lsn,
+    },
     /// A file name that is not a WAL segment name.
     #[error("not a WAL segment file name: {name:?}")]
     BadFileName {

@@ -251,8 +251,18 @@ impl WalDirReader {
         if open.at >= open.seg_end {
             self.reader = None;
         } else if got < want {
-            // A short file: a truncated segment, or a .partial one. Nothing more follows it.
-            return Ok(false);
+            // A short file. A `.partial` segment ends the timeline's WAL; any other short
+            // segment was truncated (PostgreSQL always writes full-size segment files).
+            if open.name.contains(".partial") {
+                return Ok(false);
+            }
+            let seg_size = self.dir.seg_size;
+            return Err(WalError::TruncatedSegment {
+                file: open.name.clone(),
+                size: open.at % seg_size,
+                expected: seg_size,
+                lsn: Lsn(open.at),
+            });
         }
         Ok(true)
     }
