@@ -8,7 +8,12 @@ use failover_verify::lsn::Lsn;
 
 /// The pg15 fixture directory.
 pub fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wal/pg15")
+    fixture_dir_for(15)
+}
+
+/// The fixture directory of PostgreSQL `major`.
+pub fn fixture_dir_for(major: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/wal/pg{major}"))
 }
 
 /// Fixture metadata written by generate.sh.
@@ -20,9 +25,15 @@ pub struct Meta {
 }
 
 pub fn meta() -> Meta {
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture_dir().join("meta.json")).unwrap())
-            .unwrap();
+    meta_for(15)
+}
+
+/// Metadata of the fixture of PostgreSQL `major`.
+pub fn meta_for(major: u32) -> Meta {
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture_dir_for(major).join("meta.json")).unwrap(),
+    )
+    .unwrap();
     let l = |k: &str| v[k].as_str().unwrap().parse::<Lsn>().unwrap();
     Meta {
         start: l("start"),
