@@ -1,4 +1,31 @@
 //! A sans-IO decoder for PostgreSQL write-ahead log.
+//!
+//! Layers, bottom up:
+//! - [`page`]: page headers (short and long), magic numbers and PostgreSQL versions;
+//! - [`decoder`]: [`WalDecoder`], fed bytes and polled for [`DecodedRecord`]s (record reassembly
+//!   across pages and segments, CRC-32C, XLOG_SWITCH, end-of-WAL detection);
+//! - [`record`]: the decoded record and its block references;
+//! - [`segment`]: segment file names;
+//! - [`source`]: reads a directory of segments (plain, `.partial`, `.gz`) and feeds a decoder;
+//! - [`rmgr`], [`xact`], [`heap`], [`standby`]: interpretation of records by resource manager;
+//! - [`accounting`]: decoded records + switchpoint → lost transactions.
+
+pub mod accounting;
+pub mod decoder;
+pub mod error;
+pub mod heap;
+pub mod page;
+pub mod record;
+pub mod rmgr;
+pub mod segment;
+pub mod source;
+pub mod standby;
+pub mod xact;
+
+pub use decoder::{EndOfWal, EndReason, Poll, WalDecoder};
+pub use error::WalError;
+pub use page::PgVersion;
+pub use record::{BlockRef, Compression, DecodedRecord, RelFileLocator};
 
 /// The size of a WAL page in bytes (XLOG_BLCKSZ); PostgreSQL builds with 8 KB pages by default.
 pub const XLOG_BLCKSZ: usize = 8192;

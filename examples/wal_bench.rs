@@ -1,0 +1,153 @@
+//! WAL decoding benchmark: failover-verify's decoder versus `pg_waldump --stats=record` on the
+//! same segment files, in the same run. See BENCHMARKS.md.
+//!
+//! ```text
+//! cargo run --release --example wal_bench -- DIR [--tli 1] [--pg-waldump PATH] [--runs 3]
+//! ```
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use failover_verify::lsn::{Lsn, TimelineId};
+use failover_verify::wal::accounting::Accountant;
+use failover_verify::wal::rmgr::WalStats;
+use failover_verify::wal::segment::{segment_start, SegmentName};
+use failover_verify::wal::source::WalDir;
+
+fn vm_hwm_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn children_maxrss_kb() -> u64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass; no other invariants.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) == 0 {
+            ru.ru_maxrss as u64
+        } else {
+            0
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut dir = None;
+    let mut tli = 1u32;
+    let mut runs = 3usize;
+    let mut waldump = PathBuf::from("/usr/lib/postgresql/15/bin/pg_waldump");
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--tli" => tli = it.next().map(|s| s.parse()).transpose()?.unwrap_or(1),
+            "--runs" => runs = it.next().map(|s| s.parse()).transpose()?.unwrap_or(3),
+            "--pg-waldump" => waldump = it.next().map(PathBuf::from).unwrap_or(waldump),
+            other => dir = Some(PathBuf::from(other)),
+        }
+    }
+    let dir = dir.ok_or_else(|| {
+        anyhow::anyhow!("usage: wal_bench DIR [--tli N] [--pg-waldump PATH] [--runs N]")
+    })?;
+    let wal = WalDir::open(&dir, TimelineId(tli))?;
+    let seg = wal.segment_size();
+    let first = std::fs::read_dir(&dir)?
+        .filter_map(|e| SegmentName::parse(&e.ok()?.file_name().to_string_lossy()).ok())
+        .filter(|n| n.tli.0 == tli)
+        .filter_map(|n| n.segno(seg))
+        .min()
+        .ok_or_else(|| anyhow::anyhow!("no segments"))?;
+    let start = segment_start(first, seg);
+
+    // Ours: decode + per-record stats (the work pg_waldump --stats=record does).
+    let mut best_ours = f64::MAX;
+    let mut end = Lsn(0);
+    let mut first_lsn = Lsn(0);
+    let mut nrec = 0u64;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let mut stats = WalStats::default();
+        let mut reader = wal.read(start, None);
+        for r in reader.by_ref() {
+            let r = r?;
+            if stats.total.count == 0 {
+                first_lsn = r.lsn;
+            }
+            end = r.end_lsn;
+            stats.add(&r);
+        }
+        best_ours = best_ours.min(t.elapsed().as_secs_f64());
+        nrec = stats.total.count;
+    }
+    let ours_rss = vm_hwm_kb();
+
+    // Ours with full accounting (xact/heap interpretation, touched tuples) from the start.
+    let t = Instant::now();
+    let mut acc = Accountant::new(Lsn(end.0.saturating_sub((end.0 - first_lsn.0) / 10)));
+    for r in wal.read(start, None) {
+        acc.add(&r?)?;
+    }
+    let lost = acc.finish(None);
+    let acc_time = t.elapsed().as_secs_f64();
+
+    // pg_waldump on the same range.
+    let mut best_pg = f64::MAX;
+    let mut pg_records = 0u64;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let out = Command::new(&waldump)
+            .arg("-p")
+            .arg(&dir)
+            .args([
+                "-t",
+                &tli.to_string(),
+                "-s",
+                &first_lsn.to_string(),
+                "-e",
+                &end.to_string(),
+                "--stats=record",
+            ])
+            .output()?;
+        best_pg = best_pg.min(t.elapsed().as_secs_f64());
+        let text = String::from_utf8_lossy(&out.stdout);
+        pg_records = text
+            .lines()
+            .find(|l| l.starts_with("Total"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+    }
+    let pg_rss = children_maxrss_kb();
+    let mb = (end.0 - first_lsn.0) as f64 / 1e6;
+    println!("WAL range: {first_lsn} .. {end} ({mb:.0} MB, {nrec} records; pg_waldump counted {pg_records})");
+    println!(
+        "failover-verify decoder + stats: {:.2} s, {:.0} MB/s, peak RSS {} MB",
+        best_ours,
+        mb / best_ours,
+        ours_rss / 1024
+    );
+    println!(
+        "failover-verify decoder + accounting: {:.2} s, {:.0} MB/s ({} lost commits in the last 10%)",
+        acc_time,
+        mb / acc_time,
+        lost.lost_commits.len()
+    );
+    println!(
+        "pg_waldump --stats=record:       {:.2} s, {:.0} MB/s, peak RSS {} MB",
+        best_pg,
+        mb / best_pg,
+        pg_rss / 1024
+    );
+    println!(
+        "ratio (pg_waldump time / ours): {:.2}x",
+        best_pg / best_ours
+    );
+    Ok(())
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Seeds fuzz/corpus/wal_decoder with real WAL: the first 64 KB and 256 KB of each fixture segment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p fuzz/corpus/wal_decoder
+for f in tests/fixtures/wal/pg15/*.gz; do
+  b=$(basename "$f" .gz)
+  { printf '\x05\x04'; gzip -dc "$f" | head -c 65536; } > "fuzz/corpus/wal_decoder/$b-64k"
+  { printf '\x00\x03'; gzip -dc "$f" | head -c 262144; } > "fuzz/corpus/wal_decoder/$b-256k"
+done
+ls fuzz/corpus/wal_decoder | wc -l

@@ -1,0 +1,570 @@
+//! Lost-transaction accounting: decoded records from a scan start up to the end of the former
+//! primary's WAL, plus the switchpoint, give the exact list of lost commits and their changes.
+//!
+//! Pure: no I/O, no SQL. Feed records in WAL order with [`Accountant::add`], then call
+//! [`Accountant::finish`]. Start the scan at the redo point of the last checkpoint (or the last
+//! RUNNING_XACTS record) before the switchpoint, so that changes made before the switchpoint by
+//! transactions that commit after it are found; xids already running at the scan start are
+//! reported in [`LostTransactions::running_at_scan_start`] because their earliest changes may
+//! precede the scan.
+//!
+//! Rules (see DOMAIN.md §5):
+//! - a COMMIT or COMMIT PREPARED whose record starts at or after the switchpoint is lost;
+//! - its changes are those recorded under its top-level xid or any of its committed subxids,
+//!   before or after the switchpoint;
+//! - ABORTs after the switchpoint are counted, not losses; so are transactions still in flight;
+//! - a PREPARE after the switchpoint with no COMMIT/ABORT PREPARED is in doubt;
+//! - sequence advances (Sequence LOG) after the switchpoint are lost whatever the transaction
+//!   (nextval is not transactional).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::lsn::{Lsn, Xid};
+use crate::wal::decoder::EndOfWal;
+use crate::wal::error::WalError;
+use crate::wal::heap::{HeapChange, HeapRecord, Tid};
+use crate::wal::record::{DecodedRecord, RelFileLocator};
+use crate::wal::rmgr::WalStats;
+use crate::wal::standby::{RunningXacts, SeqRecord};
+use crate::wal::xact::{PgTimestamp, XactKind, XactRecord};
+
+/// OIDs below this are assigned at initdb: system catalogs (FirstNormalObjectId).
+pub const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
+
+/// The kind of change to one tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TupleOp {
+    /// A new tuple (INSERT or one MULTI_INSERT tuple).
+    Insert,
+    /// The new version of a non-HOT UPDATE (`old` holds the old version).
+    Update,
+    /// The new version of a HOT UPDATE.
+    HotUpdate,
+    /// A DELETE.
+    Delete,
+}
+
+/// One tuple touched by a lost transaction: where to look for the row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TouchedTuple {
+    /// The relation.
+    pub rel: RelFileLocator,
+    /// The tuple written (new version) or deleted.
+    pub tid: Tid,
+    /// For updates, the old version.
+    pub old: Option<Tid>,
+    /// The operation.
+    pub op: TupleOp,
+    /// The (sub)transaction xid on the record.
+    pub xid: Xid,
+    /// The top-level xid of the lost transaction.
+    pub top_xid: Xid,
+    /// The record's LSN.
+    pub lsn: Lsn,
+}
+
+/// Change counts for one relation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ChangeCounts {
+    /// Inserted tuples (each multi-insert tuple counts).
+    pub inserts: u64,
+    /// Non-HOT updates.
+    pub updates: u64,
+    /// HOT updates.
+    pub hot_updates: u64,
+    /// Deletes (speculative-insert cleanups excluded).
+    pub deletes: u64,
+    /// TRUNCATEs.
+    pub truncates: u64,
+}
+
+impl ChangeCounts {
+    fn add(&mut self, o: &ChangeCounts) {
+        self.inserts += o.inserts;
+        self.updates += o.updates;
+        self.hot_updates += o.hot_updates;
+        self.deletes += o.deletes;
+        self.truncates += o.truncates;
+    }
+
+    /// Total row changes.
+    pub fn total(&self) -> u64 {
+        self.inserts + self.updates + self.hot_updates + self.deletes
+    }
+}
+
+/// Changes to one relation made by lost transactions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableChanges {
+    /// The relation (map relfilenode → table over SQL on the former primary).
+    pub rel: RelFileLocator,
+    /// Whether it is a system catalog (relfilenode below 16384).
+    pub catalog: bool,
+    /// The counts.
+    pub counts: ChangeCounts,
+}
+
+/// A lost commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LostCommit {
+    /// Top-level xid (on the old timeline: the new primary reuses these numbers).
+    pub top_xid: Xid,
+    /// Committed subtransactions.
+    pub subxids: Vec<Xid>,
+    /// The commit record's LSN.
+    pub lsn: Lsn,
+    /// Commit time.
+    pub commit_time: Option<PgTimestamp>,
+    /// Database OID (from the commit record, else from its changes).
+    pub db_id: Option<u32>,
+    /// Whether it was a COMMIT PREPARED.
+    pub prepared: bool,
+    /// The GID of a COMMIT PREPARED.
+    pub gid: Option<String>,
+    /// Whether the commit carries catalog invalidations.
+    pub has_invalidations: bool,
+    /// Whether it looks like DDL (invalidations, dropped files, or catalog changes).
+    pub ddl: bool,
+    /// Row changes it made.
+    pub changes: ChangeCounts,
+    /// How many of its change records precede the switchpoint (replicated, but not their commit).
+    pub changes_before_switchpoint: u64,
+}
+
+/// An abort after the switchpoint (not a loss).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AbortAfter {
+    /// The aborted xid (a subtransaction's, for a ROLLBACK TO SAVEPOINT).
+    pub xid: Xid,
+    /// The abort record's LSN.
+    pub lsn: Lsn,
+    /// Whether it was a ROLLBACK PREPARED.
+    pub prepared: bool,
+    /// Abort time.
+    pub time: Option<PgTimestamp>,
+}
+
+/// A prepared transaction whose PREPARE is after the switchpoint and that was never resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InDoubt {
+    /// The prepared xid.
+    pub xid: Xid,
+    /// Its GID.
+    pub gid: Option<String>,
+    /// The PREPARE record's LSN.
+    pub lsn: Lsn,
+    /// When it was prepared.
+    pub prepared_at: Option<PgTimestamp>,
+    /// Database OID.
+    pub db_id: Option<u32>,
+}
+
+/// Sequence advances after the switchpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SequenceAdvance {
+    /// The sequence relation.
+    pub rel: RelFileLocator,
+    /// How many Sequence LOG records (each logs up to 32 values ahead).
+    pub records: u64,
+    /// The last logged value (PostgreSQL logs ahead: this is at most 32 past the last nextval).
+    pub last_logged_value: Option<i64>,
+}
+
+/// The result: everything the former primary committed after the switchpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LostTransactions {
+    /// The switchpoint.
+    pub switchpoint: Lsn,
+    /// The first record read.
+    pub scan_start: Option<Lsn>,
+    /// The end of the last record read.
+    pub end_lsn: Option<Lsn>,
+    /// How decoding ended, when the caller passed it.
+    pub end_of_wal: Option<EndOfWal>,
+    /// WAL bytes after the switchpoint (end_lsn − switchpoint).
+    pub wal_bytes_after_switchpoint: u64,
+    /// Lost commits in WAL order.
+    pub lost_commits: Vec<LostCommit>,
+    /// First lost commit time.
+    pub first_lost_commit_time: Option<PgTimestamp>,
+    /// Last lost commit time.
+    pub last_lost_commit_time: Option<PgTimestamp>,
+    /// Aborts after the switchpoint (not losses).
+    pub aborts_after_switchpoint: Vec<AbortAfter>,
+    /// Prepared after the switchpoint, never resolved: still pending (in doubt).
+    pub in_doubt: Vec<InDoubt>,
+    /// Transactions with changes after the switchpoint and no commit or abort (in flight).
+    pub in_flight: Vec<Xid>,
+    /// Per-relation changes of lost transactions.
+    pub tables: Vec<TableChanges>,
+    /// Lost commits that look like DDL (top xids).
+    pub lost_ddl: Vec<Xid>,
+    /// Sequence advances after the switchpoint.
+    pub sequences: Vec<SequenceAdvance>,
+    /// Every tuple touched by a lost transaction.
+    pub touched_tuples: Vec<TouchedTuple>,
+    /// Xids running at the first RUNNING_XACTS record read that turned out lost: their changes
+    /// before the scan start (if any) are not counted.
+    pub running_at_scan_start: Vec<Xid>,
+    /// Record counts and bytes after the switchpoint per rmgr and record type.
+    pub wal_stats_after_switchpoint: WalStats,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    tuples: Vec<TouchedTuple>,
+    truncates: Vec<(RelFileLocator, Lsn)>,
+    catalog_change: bool,
+    db: Option<u32>,
+    last_lsn: Lsn,
+}
+
+/// Streaming accountant: feed records in order, then [`Accountant::finish`].
+#[derive(Debug)]
+pub struct Accountant {
+    switchpoint: Lsn,
+    scan_start: Option<Lsn>,
+    end_lsn: Option<Lsn>,
+    pending: HashMap<u32, Pending>,
+    prepared: HashMap<u32, InDoubt>,
+    prepared_pending: HashMap<u32, Vec<Pending>>,
+    first_running: Option<Vec<Xid>>,
+    lost: Vec<LostCommit>,
+    tables: BTreeMap<RelFileLocator, ChangeCounts>,
+    touched: Vec<TouchedTuple>,
+    aborts: Vec<AbortAfter>,
+    seqs: BTreeMap<RelFileLocator, SequenceAdvance>,
+    stats: WalStats,
+}
+
+fn is_catalog(rel: &RelFileLocator) -> bool {
+    rel.rel < FIRST_NORMAL_OBJECT_ID
+}
+
+impl Accountant {
+    /// An accountant for a failover at `switchpoint`.
+    pub fn new(switchpoint: Lsn) -> Accountant {
+        Accountant {
+            switchpoint,
+            scan_start: None,
+            end_lsn: None,
+            pending: HashMap::new(),
+            prepared: HashMap::new(),
+            prepared_pending: HashMap::new(),
+            first_running: None,
+            lost: Vec::new(),
+            tables: BTreeMap::new(),
+            touched: Vec::new(),
+            aborts: Vec::new(),
+            seqs: BTreeMap::new(),
+            stats: WalStats::default(),
+        }
+    }
+
+    fn take_pending(&mut self, xids: impl IntoIterator<Item = Xid>) -> Vec<Pending> {
+        xids.into_iter()
+            .filter_map(|x| self.pending.remove(&x.0))
+            .collect()
+    }
+
+    /// Accounts one record (records must come in WAL order).
+    pub fn add(&mut self, rec: &DecodedRecord) -> Result<(), WalError> {
+        self.scan_start.get_or_insert(rec.lsn);
+        self.end_lsn = Some(rec.end_lsn);
+        let after = rec.lsn >= self.switchpoint;
+        if after {
+            self.stats.add(rec);
+        }
+        if let Some(h) = HeapRecord::parse(rec)? {
+            self.add_heap(rec, h);
+            return Ok(());
+        }
+        if let Some(x) = XactRecord::parse(rec)? {
+            self.add_xact(x);
+            return Ok(());
+        }
+        if self.first_running.is_none() {
+            if let Some(r) = RunningXacts::parse(rec)? {
+                self.first_running = Some(r.xids);
+                return Ok(());
+            }
+        }
+        if after {
+            if let Some(s) = SeqRecord::parse(rec)? {
+                let e = self.seqs.entry(s.rel).or_insert(SequenceAdvance {
+                    rel: s.rel,
+                    records: 0,
+                    last_logged_value: None,
+                });
+                e.records += 1;
+                e.last_logged_value = s.last_value.or(e.last_logged_value);
+            }
+        }
+        Ok(())
+    }
+
+    fn add_heap(&mut self, rec: &DecodedRecord, h: HeapRecord) {
+        if rec.xid.0 == 0 {
+            return;
+        }
+        let p = self.pending.entry(rec.xid.0).or_default();
+        p.last_lsn = rec.lsn;
+        let Some(rel) = h.rel else {
+            if let HeapChange::Truncate { db, rel_ids, .. } = &h.change {
+                p.db.get_or_insert(*db);
+                for r in rel_ids {
+                    let loc = RelFileLocator {
+                        spc: 0,
+                        db: *db,
+                        rel: *r,
+                    };
+                    p.catalog_change |= is_catalog(&loc);
+                    p.truncates.push((loc, rec.lsn));
+                }
+            }
+            return;
+        };
+        if rel.db != 0 {
+            p.db.get_or_insert(rel.db);
+        }
+        let mut push = |tid: Tid, old: Option<Tid>, op: TupleOp| {
+            p.tuples.push(TouchedTuple {
+                rel,
+                tid,
+                old,
+                op,
+                xid: rec.xid,
+                top_xid: rec.xid,
+                lsn: rec.lsn,
+            });
+        };
+        match &h.change {
+            HeapChange::Insert { new, .. } => push(*new, None, TupleOp::Insert),
+            HeapChange::MultiInsert { new, .. } => {
+                for t in new {
+                    push(*t, None, TupleOp::Insert);
+                }
+            }
+            HeapChange::Delete { old, is_super, .. } => {
+                if !is_super {
+                    push(*old, None, TupleOp::Delete);
+                }
+            }
+            HeapChange::Update { hot, old, new, .. } => push(
+                *new,
+                Some(*old),
+                if *hot {
+                    TupleOp::HotUpdate
+                } else {
+                    TupleOp::Update
+                },
+            ),
+            HeapChange::Inplace { .. } => {
+                if is_catalog(&rel) {
+                    p.catalog_change = true;
+                }
+                return;
+            }
+            _ => return,
+        }
+        if is_catalog(&rel) {
+            p.catalog_change = true;
+        }
+    }
+
+    fn add_xact(&mut self, x: XactRecord) {
+        let after = x.lsn >= self.switchpoint;
+        let all: Vec<Xid> = std::iter::once(x.top_xid)
+            .chain(x.subxids.iter().copied())
+            .collect();
+        match x.kind {
+            XactKind::Commit | XactKind::CommitPrepared => {
+                let mut parts = self.take_pending(all.iter().copied());
+                if x.kind == XactKind::CommitPrepared {
+                    self.prepared.remove(&x.top_xid.0);
+                    parts.extend(
+                        self.prepared_pending
+                            .remove(&x.top_xid.0)
+                            .unwrap_or_default(),
+                    );
+                }
+                if after {
+                    self.record_lost(&x, parts);
+                }
+            }
+            XactKind::Abort | XactKind::AbortPrepared => {
+                self.take_pending(all.iter().copied());
+                if x.kind == XactKind::AbortPrepared {
+                    self.prepared.remove(&x.top_xid.0);
+                    self.prepared_pending.remove(&x.top_xid.0);
+                }
+                if after {
+                    self.aborts.push(AbortAfter {
+                        xid: x.top_xid,
+                        lsn: x.lsn,
+                        prepared: x.kind == XactKind::AbortPrepared,
+                        time: x.commit_time,
+                    });
+                }
+            }
+            XactKind::Prepare => {
+                let parts = self.take_pending(all.iter().copied());
+                self.prepared_pending.insert(x.top_xid.0, parts);
+                self.prepared.insert(
+                    x.top_xid.0,
+                    InDoubt {
+                        xid: x.top_xid,
+                        gid: x.gid.clone(),
+                        lsn: x.lsn,
+                        prepared_at: x.commit_time,
+                        db_id: x.db_id,
+                    },
+                );
+            }
+            XactKind::Assignment => {
+                // Move subxact changes under the top-level xid so commit finds them either way.
+                for s in &x.subxids {
+                    if let Some(p) = self.pending.remove(&s.0) {
+                        let t = self.pending.entry(x.top_xid.0).or_default();
+                        t.tuples.extend(p.tuples);
+                        t.truncates.extend(p.truncates);
+                        t.catalog_change |= p.catalog_change;
+                        t.db = t.db.or(p.db);
+                        t.last_lsn = t.last_lsn.max(p.last_lsn);
+                    }
+                }
+            }
+            XactKind::Invalidation => {}
+        }
+    }
+
+    fn record_lost(&mut self, x: &XactRecord, parts: Vec<Pending>) {
+        let mut counts = ChangeCounts::default();
+        let mut before = 0u64;
+        let mut catalog = false;
+        let mut db = x.db_id;
+        for p in parts {
+            catalog |= p.catalog_change;
+            db = db.or(p.db);
+            for (rel, lsn) in p.truncates {
+                counts.truncates += 1;
+                self.tables.entry(rel).or_default().truncates += 1;
+                if lsn < self.switchpoint {
+                    before += 1;
+                }
+            }
+            for mut t in p.tuples {
+                t.top_xid = x.top_xid;
+                let c = self.tables.entry(t.rel).or_default();
+                let mut one = ChangeCounts::default();
+                match t.op {
+                    TupleOp::Insert => one.inserts = 1,
+                    TupleOp::Update => one.updates = 1,
+                    TupleOp::HotUpdate => one.hot_updates = 1,
+                    TupleOp::Delete => one.deletes = 1,
+                }
+                c.add(&one);
+                counts.add(&one);
+                if t.lsn < self.switchpoint {
+                    before += 1;
+                }
+                self.touched.push(t);
+            }
+        }
+        let ddl = x.has_invalidations || !x.dropped_rels.is_empty() || catalog;
+        self.lost.push(LostCommit {
+            top_xid: x.top_xid,
+            subxids: x.subxids.clone(),
+            lsn: x.lsn,
+            commit_time: x.commit_time,
+            db_id: db,
+            prepared: x.kind == XactKind::CommitPrepared,
+            gid: x.gid.clone(),
+            has_invalidations: x.has_invalidations,
+            ddl,
+            changes: counts,
+            changes_before_switchpoint: before,
+        });
+    }
+
+    /// Finishes the accounting; `end` is how decoding ended, if known.
+    pub fn finish(self, end: Option<EndOfWal>) -> LostTransactions {
+        let sp = self.switchpoint;
+        let lost_xids: std::collections::HashSet<u32> = self
+            .lost
+            .iter()
+            .flat_map(|c| std::iter::once(c.top_xid.0).chain(c.subxids.iter().map(|s| s.0)))
+            .collect();
+        let running_at_scan_start = self
+            .first_running
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|x| lost_xids.contains(&x.0))
+            .collect();
+        let mut in_flight: Vec<Xid> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.last_lsn >= sp)
+            .map(|(x, _)| Xid(*x))
+            .collect();
+        in_flight.sort();
+        let mut in_doubt: Vec<InDoubt> = self
+            .prepared
+            .into_values()
+            .filter(|p| p.lsn >= sp)
+            .collect();
+        in_doubt.sort_by_key(|p| p.lsn);
+        let times: Vec<PgTimestamp> = self.lost.iter().filter_map(|c| c.commit_time).collect();
+        LostTransactions {
+            switchpoint: sp,
+            scan_start: self.scan_start,
+            end_lsn: self.end_lsn,
+            end_of_wal: end,
+            wal_bytes_after_switchpoint: self.end_lsn.map_or(0, |e| e.saturating_bytes_since(sp)),
+            first_lost_commit_time: times.iter().min().copied(),
+            last_lost_commit_time: times.iter().max().copied(),
+            lost_ddl: self
+                .lost
+                .iter()
+                .filter(|c| c.ddl)
+                .map(|c| c.top_xid)
+                .collect(),
+            lost_commits: self.lost,
+            aborts_after_switchpoint: self.aborts,
+            in_doubt,
+            in_flight,
+            tables: self
+                .tables
+                .into_iter()
+                .map(|(rel, counts)| TableChanges {
+                    rel,
+                    catalog: is_catalog(&rel),
+                    counts,
+                })
+                .collect(),
+            sequences: self.seqs.into_values().collect(),
+            touched_tuples: self.touched,
+            running_at_scan_start,
+            wal_stats_after_switchpoint: self.stats,
+        }
+    }
+}
+
+/// Accounts all `records` (in WAL order) for a failover at `switchpoint`.
+pub fn account<I>(
+    records: I,
+    switchpoint: Lsn,
+    end: Option<EndOfWal>,
+) -> Result<LostTransactions, WalError>
+where
+    I: IntoIterator<Item = DecodedRecord>,
+{
+    let mut a = Accountant::new(switchpoint);
+    for r in records {
+        a.add(&r)?;
+    }
+    Ok(a.finish(end))
+}

@@ -1,0 +1,801 @@
+//! The sans-IO WAL decoder: feed it bytes, poll it for records.
+//!
+//! ```text
+//! let mut d = WalDecoder::new(start);
+//! d.feed_bytes(page_start_of(start), &bytes)?;   // contiguous feeds
+//! loop { match d.poll()? { Poll::Record(r) => .., Poll::NeedMore => feed, Poll::End(e) => break } }
+//! ```
+//!
+//! # End of WAL versus corruption
+//!
+//! PostgreSQL (recovery and `pg_waldump`) stops at the first record it cannot read and calls
+//! that the end of WAL, whatever the reason: a zero `xl_tot_len`, a zeroed page, a page whose
+//! `xlp_pageaddr` belongs to another segment (a recycled file), a bad `xl_prev`, a CRC
+//! mismatch, a continuation page that does not continue the record. This decoder does the same
+//! and reports [`Poll::End`] with an [`EndReason`] and the LSN. For the reasons that are normal
+//! at a tail ([`EndReason::is_clean`]) nothing more is said; for a CRC mismatch or a bad header
+//! it also tells whether non-zero bytes follow in what was fed ([`EndOfWal::data_follows`]),
+//! which hints at corruption in the middle rather than a torn tail write. Errors
+//! ([`WalError`]) are reserved for input that cannot be WAL at all: an unknown page magic on
+//! the first page, a start that is not a record boundary, non-contiguous feeds, or a record
+//! whose CRC matches but whose contents are malformed.
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::lsn::{Lsn, SystemId, TimelineId};
+use crate::wal::error::{FileCtx, WalError};
+use crate::wal::page::{valid_seg_size, PageHeader, PgVersion, XLP_ALL_FLAGS, XLP_LONG_HEADER};
+use crate::wal::record::{
+    parse_record, record_crc, DecodedRecord, RecordHeader, RECORD_HEADER_LEN,
+};
+use crate::wal::XLOG_BLCKSZ;
+
+const BLCKSZ: u64 = XLOG_BLCKSZ as u64;
+/// Largest record PostgreSQL writes (XLogRecordMaxSize is 1020 MB; anything past 1 GB is garbage).
+const MAX_RECORD_LEN: u32 = 0x3FFF_FFFF;
+/// Drop consumed bytes once this many have accumulated.
+const COMPACT_AT: u64 = 256 * 1024;
+
+/// Why decoding stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EndReason {
+    /// `xl_tot_len` is 0: the normal end of WAL in a pre-zeroed or fresh segment.
+    ZeroLength,
+    /// `xl_tot_len` is impossible (below 24 or above 1 GB).
+    InvalidLength {
+        /// The length found.
+        tot_len: u32,
+    },
+    /// The page is all zeros (magic 0000).
+    ZeroPage,
+    /// The page's `xlp_pageaddr` is not its own LSN: a recycled segment's stale page.
+    RecycledPage {
+        /// The address the page claims.
+        pageaddr: Lsn,
+    },
+    /// A page header that is not valid here (bad magic, flags, size, timeline, missing contrecord).
+    InvalidPage {
+        /// What is wrong.
+        what: String,
+    },
+    /// `xl_prev` does not point at the previous record: stale bytes.
+    BadPrev {
+        /// The xl_prev found.
+        found: Lsn,
+        /// The previous record's LSN.
+        expected: Lsn,
+    },
+    /// The resource manager id is out of range.
+    InvalidRmgr {
+        /// The rmid found.
+        rmid: u8,
+    },
+    /// The record's CRC-32C does not match.
+    BadCrc {
+        /// The CRC stored in the record.
+        stored: u32,
+        /// The CRC computed over its bytes.
+        computed: u32,
+    },
+    /// The bytes ended (after [`WalDecoder::finish`]).
+    EndOfInput {
+        /// Whether a record had begun and was cut off.
+        partial_record: bool,
+    },
+    /// The requested end LSN was reached.
+    RequestedEnd,
+}
+
+impl EndReason {
+    /// Whether this is how WAL normally ends (no hint of damage).
+    pub fn is_clean(&self) -> bool {
+        matches!(
+            self,
+            EndReason::ZeroLength
+                | EndReason::ZeroPage
+                | EndReason::RecycledPage { .. }
+                | EndReason::RequestedEnd
+                | EndReason::EndOfInput {
+                    partial_record: false
+                }
+        )
+    }
+}
+
+impl std::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndReason::ZeroLength => write!(f, "invalid record length: expected at least 24, got 0"),
+            EndReason::InvalidLength { tot_len } => write!(f, "invalid record length {tot_len}"),
+            EndReason::ZeroPage => write!(f, "zeroed page (invalid magic number 0000)"),
+            EndReason::RecycledPage { pageaddr } => {
+                write!(f, "unexpected pageaddr {pageaddr} (recycled segment)")
+            }
+            EndReason::InvalidPage { what } => write!(f, "{what}"),
+            EndReason::BadPrev { found, expected } => {
+                write!(f, "record with incorrect prev-link {found}, expected {expected}")
+            }
+            EndReason::InvalidRmgr { rmid } => write!(f, "invalid resource manager ID {rmid}"),
+            EndReason::BadCrc { stored, computed } => write!(
+                f,
+                "incorrect resource manager data checksum (stored {stored:08X}, computed {computed:08X})"
+            ),
+            EndReason::EndOfInput { partial_record } => {
+                if *partial_record {
+                    write!(f, "input ends inside a record")
+                } else {
+                    write!(f, "end of input")
+                }
+            }
+            EndReason::RequestedEnd => write!(f, "requested end reached"),
+        }
+    }
+}
+
+/// Where and why decoding stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EndOfWal {
+    /// The LSN of the record (or page) that could not be read: the end of valid WAL.
+    pub lsn: Lsn,
+    /// Why.
+    pub reason: EndReason,
+    /// The file that holds `lsn`, when the bytes came from a file.
+    pub file: Option<String>,
+    /// Whether non-zero bytes follow the failure point in what was fed (hint of mid-WAL damage).
+    pub data_follows: bool,
+}
+
+impl std::fmt::Display for EndOfWal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "end of WAL: {} at {}", self.reason, self.lsn)?;
+        if let Some(file) = &self.file {
+            write!(f, " in {file}")?;
+        }
+        if self.data_follows {
+            write!(
+                f,
+                " (non-zero data follows: possible corruption in the middle of WAL)"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`WalDecoder::poll`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Poll {
+    /// A decoded record.
+    Record(Box<DecodedRecord>),
+    /// More bytes are needed (feed them, or call [`WalDecoder::finish`]).
+    NeedMore,
+    /// Decoding is over; further polls return the same.
+    End(EndOfWal),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Looking for the first record at or after `start`.
+    FindFirst,
+    /// Skipping records that begin before `start` (start was mid-page).
+    Skipping,
+    /// Returning records.
+    Records,
+}
+
+enum Step<T> {
+    Ok(T),
+    NeedMore,
+    End(u64, EndReason),
+}
+
+macro_rules! step {
+    ($e:expr) => {
+        match $e {
+            Step::Ok(v) => v,
+            Step::NeedMore => return Ok(Step::NeedMore),
+            Step::End(l, r) => return Ok(Step::End(l, r)),
+        }
+    };
+}
+
+/// A sans-IO WAL decoder.
+#[derive(Debug)]
+pub struct WalDecoder {
+    start: Lsn,
+    end: Option<Lsn>,
+    buf: Vec<u8>,
+    buf_start: u64,
+    fed_end: Option<u64>,
+    next: u64,
+    state: State,
+    prev: Option<u64>,
+    seg_size: Option<u64>,
+    version: Option<PgVersion>,
+    sysid: Option<SystemId>,
+    latest_tli: Option<TimelineId>,
+    finished: bool,
+    ended: Option<EndOfWal>,
+    files: Vec<(u64, String)>,
+}
+
+impl WalDecoder {
+    /// A decoder that returns records from `start` on; the first feed must begin at `start`'s page.
+    pub fn new(start: Lsn) -> WalDecoder {
+        let page = start.0 - start.0 % BLCKSZ;
+        WalDecoder {
+            start,
+            end: None,
+            buf: Vec::new(),
+            buf_start: page,
+            fed_end: None,
+            next: start.0,
+            state: State::FindFirst,
+            prev: None,
+            seg_size: None,
+            version: None,
+            sysid: None,
+            latest_tli: None,
+            finished: false,
+            ended: None,
+            files: Vec::new(),
+        }
+    }
+
+    /// Declares the segment size up front (needed when `start` is not on a segment's first page).
+    pub fn with_segment_size(mut self, seg_size: u64) -> WalDecoder {
+        if valid_seg_size(seg_size) {
+            self.seg_size = Some(seg_size);
+        }
+        self
+    }
+
+    /// Stops before any record that would end after `end` (like `pg_waldump -e`).
+    pub fn with_end(mut self, end: Lsn) -> WalDecoder {
+        self.end = Some(end);
+        self
+    }
+
+    /// The segment size, once known (declared or read from a long page header).
+    pub fn segment_size(&self) -> Option<u64> {
+        self.seg_size
+    }
+
+    /// The PostgreSQL version, once the first page header has been read.
+    pub fn version(&self) -> Option<PgVersion> {
+        self.version
+    }
+
+    /// The system identifier, once a long page header has been read.
+    pub fn system_id(&self) -> Option<SystemId> {
+        self.sysid
+    }
+
+    /// The LSN up to which bytes have been fed.
+    pub fn fed_up_to(&self) -> Lsn {
+        Lsn(self.fed_end.unwrap_or(self.buf_start))
+    }
+
+    /// The LSN where the next record is expected.
+    pub fn next_lsn(&self) -> Lsn {
+        Lsn(self.next)
+    }
+
+    /// Where decoding ended, once it has.
+    pub fn end_of_wal(&self) -> Option<&EndOfWal> {
+        self.ended.as_ref()
+    }
+
+    /// Names the file that the bytes from `at` on come from, for error messages.
+    pub fn set_source_name(&mut self, at: Lsn, name: &str) {
+        self.files.push((at.0, name.to_string()));
+    }
+
+    /// The file holding `lsn`, when known.
+    fn file_at(&self, lsn: u64) -> FileCtx {
+        FileCtx(
+            self.files
+                .iter()
+                .rev()
+                .find(|(s, _)| *s <= lsn)
+                .map(|(_, n)| n.clone()),
+        )
+    }
+
+    /// Feeds `bytes` that start at `at`; feeds must be contiguous, the first at `start`'s page.
+    ///
+    /// Bytes before the first needed page are ignored, so a source may feed whole segments.
+    pub fn feed_bytes(&mut self, at: Lsn, bytes: &[u8]) -> Result<(), WalError> {
+        let expected = self.fed_end.unwrap_or(self.buf_start);
+        let mut at = at.0;
+        let mut bytes = bytes;
+        if self.fed_end.is_none() && at < self.buf_start {
+            let skip = self.buf_start - at;
+            if skip >= bytes.len() as u64 {
+                return Ok(());
+            }
+            bytes = bytes.get(skip as usize..).unwrap_or_default();
+            at = self.buf_start;
+        }
+        if at != expected {
+            return Err(WalError::NotContiguous {
+                lsn: Lsn(at),
+                expected: Lsn(expected),
+            });
+        }
+        self.buf.extend_from_slice(bytes);
+        self.fed_end = Some(at.saturating_add(bytes.len() as u64));
+        Ok(())
+    }
+
+    /// Declares that no more bytes will come: polls then end instead of asking for more.
+    pub fn finish(&mut self) {
+        self.finished = true;
+    }
+
+    /// The next record, `None` when more bytes are needed or decoding ended (see [`Self::end_of_wal`]).
+    pub fn poll_decode(&mut self) -> Result<Option<DecodedRecord>, WalError> {
+        match self.poll()? {
+            Poll::Record(r) => Ok(Some(*r)),
+            Poll::NeedMore | Poll::End(_) => Ok(None),
+        }
+    }
+
+    /// Decodes the next record, or says that more bytes are needed, or that WAL ended.
+    pub fn poll(&mut self) -> Result<Poll, WalError> {
+        loop {
+            if let Some(e) = &self.ended {
+                return Ok(Poll::End(e.clone()));
+            }
+            let res: Step<()> = match self.state {
+                State::FindFirst => match self.find_first()? {
+                    Step::Ok(()) => continue,
+                    other => strip(other),
+                },
+                State::Skipping | State::Records => match self.read_record()? {
+                    Step::Ok(rec) => {
+                        if self.state == State::Skipping {
+                            if rec.lsn < self.start {
+                                continue;
+                            }
+                            self.state = State::Records;
+                            if rec.lsn != self.start && !self.start_is_page_boundary() {
+                                let file = self.file_at(self.start.0);
+                                return Err(WalError::InvalidStart {
+                                    what: format!(
+                                        "not a record boundary (records start at {} and {})",
+                                        rec.prev, rec.lsn
+                                    ),
+                                    lsn: self.start,
+                                    file,
+                                });
+                            }
+                        }
+                        self.compact();
+                        return Ok(Poll::Record(Box::new(rec)));
+                    }
+                    other => strip(other),
+                },
+            };
+            match res {
+                Step::Ok(()) => continue,
+                Step::NeedMore => {
+                    self.compact();
+                    if self.finished {
+                        let partial = self.has_partial_record();
+                        self.end_at(
+                            self.next,
+                            EndReason::EndOfInput {
+                                partial_record: partial,
+                            },
+                        );
+                        continue;
+                    }
+                    return Ok(Poll::NeedMore);
+                }
+                Step::End(lsn, reason) => {
+                    self.end_at(lsn, reason);
+                }
+            }
+        }
+    }
+
+    fn start_is_page_boundary(&self) -> bool {
+        let off = self.start.0 % BLCKSZ;
+        off == 0 || off == 24 || off == 40
+    }
+
+    /// Whether non-zero bytes of a next record were fed but not all of it.
+    fn has_partial_record(&self) -> bool {
+        let mut pos = self.next;
+        if pos % BLCKSZ == 0 {
+            match self.slice(pos, 24).and_then(PageHeader::parse) {
+                Some(h) => pos += h.header_len() as u64,
+                None => return false,
+            }
+        }
+        let fed = self.fed_end.unwrap_or(self.buf_start);
+        let n = fed.saturating_sub(pos).min(4) as usize;
+        self.slice(pos, n)
+            .is_some_and(|s| s.iter().any(|&b| b != 0))
+    }
+
+    fn end_at(&mut self, lsn: u64, reason: EndReason) {
+        let data_follows = !reason.is_clean() && self.nonzero_after(lsn);
+        // Name the file where the input ran out, else the one holding the failing LSN.
+        let file_lsn = match reason {
+            EndReason::EndOfInput { .. } => {
+                self.fed_end.map_or(lsn, |f| f.saturating_sub(1)).max(lsn)
+            }
+            _ => lsn,
+        };
+        self.ended = Some(EndOfWal {
+            lsn: Lsn(lsn),
+            file: self.file_at(file_lsn).0,
+            reason,
+            data_follows,
+        });
+    }
+
+    fn nonzero_after(&self, lsn: u64) -> bool {
+        // Look past the failing record's page for a valid-looking page header.
+        let mut page = lsn - lsn % BLCKSZ + BLCKSZ;
+        let fed = self.fed_end.unwrap_or(self.buf_start);
+        while page + 24 <= fed {
+            if let Some(h) = self.slice(page, 24).and_then(PageHeader::parse) {
+                if Some(h.magic) == self.version.and_then(|v| v.magic()) && h.pageaddr.0 == page {
+                    return true;
+                }
+            }
+            page += BLCKSZ;
+        }
+        false
+    }
+
+    fn slice(&self, lsn: u64, len: usize) -> Option<&[u8]> {
+        let off = usize::try_from(lsn.checked_sub(self.buf_start)?).ok()?;
+        self.buf.get(off..off.checked_add(len)?)
+    }
+
+    fn compact(&mut self) {
+        let fed = self.fed_end.unwrap_or(self.buf_start);
+        let keep = (self.next - self.next % BLCKSZ).min(fed);
+        let drop = keep.saturating_sub(self.buf_start);
+        if drop >= COMPACT_AT || (drop > 0 && drop as usize == self.buf.len()) {
+            let n = (drop as usize).min(self.buf.len());
+            self.buf.drain(..n);
+            self.buf_start += n as u64;
+            if self.fed_end.is_none() {
+                self.fed_end = Some(self.buf_start);
+            }
+            let bs = self.buf_start;
+            // Keep the file entry covering buf_start and later ones.
+            if let Some(i) = self.files.iter().rposition(|(s, _)| *s <= bs) {
+                self.files.drain(..i);
+            }
+        }
+    }
+
+    /// Reads and validates the header of the page at `page`.
+    fn page_header(&mut self, page: u64) -> Result<Step<PageHeader>, WalError> {
+        let Some(raw) = self.slice(page, 24) else {
+            return Ok(Step::NeedMore);
+        };
+        if raw.iter().all(|&b| b == 0) {
+            return Ok(Step::End(page, EndReason::ZeroPage));
+        }
+        let long = raw
+            .get(2)
+            .is_some_and(|&b| u16::from(b) & XLP_LONG_HEADER != 0);
+        let Some(hdr) = self
+            .slice(page, if long { 40 } else { 24 })
+            .and_then(PageHeader::parse)
+        else {
+            return Ok(Step::NeedMore);
+        };
+        let invalid = |what: String| Ok(Step::End(page, EndReason::InvalidPage { what }));
+        match (PgVersion::from_magic(hdr.magic), self.version) {
+            (None, None) => {
+                return Err(WalError::UnknownMagic {
+                    magic: hdr.magic,
+                    lsn: Lsn(page),
+                    file: self.file_at(page),
+                })
+            }
+            (None, Some(_)) => return invalid(format!("invalid magic number {:04X}", hdr.magic)),
+            (Some(v), Some(known)) if v != known => {
+                return invalid(format!(
+                    "page magic {:04X} (PostgreSQL {}) differs from earlier pages (PostgreSQL {})",
+                    hdr.magic, v.0, known.0
+                ))
+            }
+            (Some(v), _) => self.version = Some(v),
+        }
+        if hdr.info & !XLP_ALL_FLAGS != 0 {
+            return invalid(format!("invalid info bits {:04X}", hdr.info));
+        }
+        if let Some(long) = hdr.long {
+            let seg = u64::from(long.seg_size);
+            if !valid_seg_size(seg) {
+                return invalid(format!(
+                    "invalid segment size {} in long page header",
+                    long.seg_size
+                ));
+            }
+            if long.blcksz as usize != XLOG_BLCKSZ {
+                return invalid(format!(
+                    "unsupported XLOG_BLCKSZ {} in long page header",
+                    long.blcksz
+                ));
+            }
+            if page % seg != 0 {
+                return invalid("long page header on a page that does not start a segment".into());
+            }
+            match self.seg_size {
+                Some(s) if s != seg => {
+                    return invalid(format!("segment size {seg} differs from {s}"));
+                }
+                _ => self.seg_size = Some(seg),
+            }
+            match self.sysid {
+                Some(s) if s != long.sysid => {
+                    return Err(WalError::InvalidPageHeader {
+                        what: format!(
+                            "WAL file is from a different database system: system identifier {}, expected {}",
+                            long.sysid, s
+                        ),
+                        lsn: Lsn(page),
+                        file: self.file_at(page),
+                    })
+                }
+                _ => self.sysid = Some(long.sysid),
+            }
+        } else if self.seg_size.is_some_and(|s| page % s == 0) {
+            if hdr.pageaddr.0 != page {
+                return Ok(Step::End(
+                    page,
+                    EndReason::RecycledPage {
+                        pageaddr: hdr.pageaddr,
+                    },
+                ));
+            }
+            return invalid("segment's first page has no long header".into());
+        }
+        if hdr.pageaddr.0 != page {
+            return Ok(Step::End(
+                page,
+                EndReason::RecycledPage {
+                    pageaddr: hdr.pageaddr,
+                },
+            ));
+        }
+        if let Some(t) = self.latest_tli {
+            if hdr.tli < t {
+                return invalid(format!(
+                    "out-of-sequence timeline ID {} (after {})",
+                    hdr.tli, t
+                ));
+            }
+        }
+        self.latest_tli = Some(hdr.tli);
+        Ok(Step::Ok(hdr))
+    }
+
+    /// Positions `next` on the first record at or after the page of `start`.
+    fn find_first(&mut self) -> Result<Step<()>, WalError> {
+        let start_page = self.start.0 - self.start.0 % BLCKSZ;
+        if self.next != self.start.0 {
+            // Re-entered after NeedMore: `next` holds the page being examined.
+        } else {
+            self.next = start_page;
+        }
+        loop {
+            let page = self.next - self.next % BLCKSZ;
+            let hdr = match self.page_header(page)? {
+                Step::Ok(h) => h,
+                Step::NeedMore => return Ok(Step::NeedMore),
+                Step::End(l, r) => return Ok(Step::End(l, r)),
+            };
+            let hlen = hdr.header_len() as u64;
+            let off = self.start.0 % BLCKSZ;
+            if page == start_page && off != 0 && off < hlen {
+                return Err(WalError::InvalidStart {
+                    what: format!("inside a page header (offset {off})"),
+                    lsn: self.start,
+                    file: self.file_at(page),
+                });
+            }
+            if hdr.is_contrecord() {
+                let rem = (u64::from(hdr.rem_len) + 7) & !7;
+                if rem >= BLCKSZ - hlen {
+                    self.next = page + BLCKSZ;
+                    continue;
+                }
+                self.next = page + hlen + rem;
+            } else {
+                self.next = page + hlen;
+            }
+            break;
+        }
+        self.state = State::Skipping;
+        Ok(Step::Ok(()))
+    }
+
+    /// Reads the record at `next`.
+    fn read_record(&mut self) -> Result<Step<DecodedRecord>, WalError> {
+        let mut lsn = self.next;
+        let page = lsn - lsn % BLCKSZ;
+        let hdr = step!(self.page_header(page)?);
+        if lsn == page {
+            lsn += hdr.header_len() as u64;
+        } else if lsn - page < hdr.header_len() as u64 {
+            return Err(WalError::InvalidRecord {
+                what: "record position inside a page header".into(),
+                lsn: Lsn(lsn),
+                file: self.file_at(lsn),
+            });
+        }
+        self.next = lsn;
+        if let Some(end) = self.end {
+            if lsn >= end.0 {
+                return Ok(Step::End(lsn, EndReason::RequestedEnd));
+            }
+        }
+        let Some(len_bytes) = self.slice(lsn, 4) else {
+            return Ok(Step::NeedMore);
+        };
+        let tot_len = u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
+        if tot_len == 0 {
+            return Ok(Step::End(lsn, EndReason::ZeroLength));
+        }
+        if (tot_len as usize) < RECORD_HEADER_LEN || tot_len > MAX_RECORD_LEN {
+            return Ok(Step::End(lsn, EndReason::InvalidLength { tot_len }));
+        }
+        // Walk the pages the record spans: validate continuation headers, check availability.
+        let mut pieces: Vec<(u64, usize)> = Vec::new();
+        let mut remaining = tot_len as u64;
+        let mut pos = lsn;
+        let mut header_checked = false;
+        loop {
+            let page_end = pos - pos % BLCKSZ + BLCKSZ;
+            let take = remaining.min(page_end - pos);
+            if self.slice(pos, take as usize).is_none() {
+                return Ok(Step::NeedMore);
+            }
+            pieces.push((pos, take as usize));
+            remaining -= take;
+            if !header_checked && (tot_len as u64 - remaining) >= RECORD_HEADER_LEN as u64 {
+                header_checked = true;
+                if let Some(r) = self.check_header(lsn, &pieces)? {
+                    return Ok(Step::End(lsn, r));
+                }
+            }
+            if remaining == 0 {
+                break;
+            }
+            let h = match self.page_header(page_end)? {
+                Step::Ok(h) => h,
+                Step::NeedMore => return Ok(Step::NeedMore),
+                Step::End(l, r) => return Ok(Step::End(if l == page_end { lsn } else { l }, r)),
+            };
+            if !h.is_contrecord() {
+                return Ok(Step::End(
+                    lsn,
+                    EndReason::InvalidPage {
+                        what: format!("there is no contrecord flag at {}", Lsn(page_end)),
+                    },
+                ));
+            }
+            if u64::from(h.rem_len) != remaining {
+                return Ok(Step::End(
+                    lsn,
+                    EndReason::InvalidPage {
+                        what: format!(
+                            "invalid contrecord length {} (expected {remaining}) at {}",
+                            h.rem_len,
+                            Lsn(page_end)
+                        ),
+                    },
+                ));
+            }
+            pos = page_end + h.header_len() as u64;
+        }
+        let end_lsn = pieces.last().map_or(lsn, |&(p, n)| p + n as u64);
+        if let Some(end) = self.end {
+            if end_lsn > end.0 {
+                return Ok(Step::End(lsn, EndReason::RequestedEnd));
+            }
+        }
+        let rec: Bytes = if pieces.len() == 1 {
+            Bytes::copy_from_slice(self.slice(lsn, tot_len as usize).unwrap_or_default())
+        } else {
+            let mut v = Vec::with_capacity(tot_len as usize);
+            for &(p, n) in &pieces {
+                v.extend_from_slice(self.slice(p, n).unwrap_or_default());
+            }
+            Bytes::from(v)
+        };
+        let rh = RecordHeader::parse(&rec);
+        let computed = record_crc(&rec);
+        if let Some(rh) = rh {
+            if rh.crc != computed {
+                return Ok(Step::End(
+                    lsn,
+                    EndReason::BadCrc {
+                        stored: rh.crc,
+                        computed,
+                    },
+                ));
+            }
+        }
+        let version = self.version.unwrap_or(PgVersion(0));
+        let file = self.file_at(lsn);
+        let decoded = parse_record(rec, Lsn(lsn), Lsn(end_lsn), version, &file)?;
+        // Advance.
+        let mut next = Lsn(end_lsn).align8().0;
+        if decoded.rmid == 0 && decoded.info & 0xF0 == 0x40 {
+            let Some(seg) = self.seg_size else {
+                return Err(WalError::InvalidRecord {
+                    what: "XLOG_SWITCH while the segment size is unknown (start on a segment's first page or declare it)".into(),
+                    lsn: Lsn(lsn),
+                    file,
+                });
+            };
+            next = end_lsn.div_ceil(seg).saturating_mul(seg);
+        }
+        self.prev = Some(lsn);
+        self.next = next;
+        Ok(Step::Ok(decoded))
+    }
+
+    /// Validates the record header once its 24 bytes are available; `Some` = end of WAL.
+    fn check_header(
+        &self,
+        lsn: u64,
+        pieces: &[(u64, usize)],
+    ) -> Result<Option<EndReason>, WalError> {
+        let mut hdr = [0u8; RECORD_HEADER_LEN];
+        let mut got = 0;
+        for &(p, n) in pieces {
+            let take = n.min(RECORD_HEADER_LEN - got);
+            if let Some(s) = self.slice(p, take) {
+                hdr[got..got + take].copy_from_slice(s);
+            }
+            got += take;
+            if got == RECORD_HEADER_LEN {
+                break;
+            }
+        }
+        let Some(h) = RecordHeader::parse(&hdr) else {
+            return Ok(Some(EndReason::InvalidLength { tot_len: 0 }));
+        };
+        let builtin_max = 21u8;
+        let custom = self.version.is_some_and(|v| v.0 >= 15) && h.rmid >= 128;
+        if h.rmid > builtin_max && !custom {
+            return Ok(Some(EndReason::InvalidRmgr { rmid: h.rmid }));
+        }
+        if let Some(prev) = self.prev {
+            if h.prev != prev {
+                return Ok(Some(EndReason::BadPrev {
+                    found: Lsn(h.prev),
+                    expected: Lsn(prev),
+                }));
+            }
+        } else if h.prev >= lsn {
+            return Ok(Some(EndReason::BadPrev {
+                found: Lsn(h.prev),
+                expected: Lsn(lsn),
+            }));
+        }
+        Ok(None)
+    }
+}
+
+fn strip<T>(s: Step<T>) -> Step<()> {
+    match s {
+        Step::Ok(_) => Step::Ok(()),
+        Step::NeedMore => Step::NeedMore,
+        Step::End(l, r) => Step::End(l, r),
+    }
+}

@@ -1,0 +1,262 @@
+//! Resource managers: ids, names and record-type names as pg_waldump prints them, and
+//! `--stats=record`-style counters.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::wal::record::DecodedRecord;
+
+/// XLOG (checkpoints, switches, FPIs).
+pub const RM_XLOG_ID: u8 = 0;
+/// Transaction (commit, abort, prepare).
+pub const RM_XACT_ID: u8 = 1;
+/// Storage (file create/truncate).
+pub const RM_SMGR_ID: u8 = 2;
+/// Standby (locks, running xacts).
+pub const RM_STANDBY_ID: u8 = 8;
+/// Heap2 (multi-insert, prune, visible...).
+pub const RM_HEAP2_ID: u8 = 9;
+/// Heap (insert, update, delete...).
+pub const RM_HEAP_ID: u8 = 10;
+/// Btree.
+pub const RM_BTREE_ID: u8 = 11;
+/// Sequence.
+pub const RM_SEQ_ID: u8 = 15;
+/// Logical decoding messages.
+pub const RM_LOGICALMSG_ID: u8 = 21;
+
+const NAMES: [&str; 22] = [
+    "XLOG",
+    "Transaction",
+    "Storage",
+    "CLOG",
+    "Database",
+    "Tablespace",
+    "MultiXact",
+    "RelMap",
+    "Standby",
+    "Heap2",
+    "Heap",
+    "Btree",
+    "Hash",
+    "Gin",
+    "Gist",
+    "Sequence",
+    "SPGist",
+    "BRIN",
+    "CommitTs",
+    "ReplicationOrigin",
+    "Generic",
+    "LogicalMessage",
+];
+
+/// The resource manager's name as pg_waldump prints it (`custom###` for ids 128-255).
+pub fn rmgr_name(rmid: u8) -> String {
+    match NAMES.get(usize::from(rmid)) {
+        Some(n) => (*n).to_string(),
+        None if rmid >= 128 => format!("custom{rmid:03}"),
+        None => format!("UNKNOWN{rmid}"),
+    }
+}
+
+/// The record type's name as pg_waldump's `--stats=record` prints it (e.g. `INSERT+INIT`),
+/// `None` where pg_waldump prints `UNKNOWN`.
+pub fn record_type_name(rec: &DecodedRecord) -> Option<&'static str> {
+    let info = rec.info & 0xF0;
+    let v = rec.version.0;
+    Some(match rec.rmid {
+        RM_XLOG_ID => match info {
+            0x00 => "CHECKPOINT_SHUTDOWN",
+            0x10 => "CHECKPOINT_ONLINE",
+            0x20 => "NOOP",
+            0x30 => "NEXTOID",
+            0x40 => "SWITCH",
+            0x50 => "BACKUP_END",
+            0x60 => "PARAMETER_CHANGE",
+            0x70 => "RESTORE_POINT",
+            0x80 => "FPW_CHANGE",
+            0x90 => "END_OF_RECOVERY",
+            0xA0 => "FPI_FOR_HINT",
+            0xB0 => "FPI",
+            0xD0 => "OVERWRITE_CONTRECORD",
+            0xE0 if v >= 17 => "CHECKPOINT_REDO",
+            _ => return None,
+        },
+        RM_XACT_ID => match info & 0x70 {
+            0x00 => "COMMIT",
+            0x10 => "PREPARE",
+            0x20 => "ABORT",
+            0x30 => "COMMIT_PREPARED",
+            0x40 => "ABORT_PREPARED",
+            0x50 => "ASSIGNMENT",
+            0x60 => "INVALIDATION",
+            _ => return None,
+        },
+        RM_SMGR_ID => match info {
+            0x10 => "CREATE",
+            0x20 => "TRUNCATE",
+            _ => return None,
+        },
+        3 => match info {
+            0x00 => "ZEROPAGE",
+            0x10 => "TRUNCATE",
+            _ => return None,
+        },
+        4 if v >= 15 => match info {
+            0x00 => "CREATE_FILE_COPY",
+            0x10 => "CREATE_WAL_LOG",
+            0x20 => "DROP",
+            _ => return None,
+        },
+        4 => match info {
+            0x00 => "CREATE",
+            0x10 => "DROP",
+            _ => return None,
+        },
+        5 => match info {
+            0x00 => "CREATE",
+            0x10 => "DROP",
+            _ => return None,
+        },
+        6 => match info {
+            0x00 => "ZERO_OFF_PAGE",
+            0x10 => "ZERO_MEM_PAGE",
+            0x20 => "CREATE_ID",
+            0x30 => "TRUNCATE_ID",
+            _ => return None,
+        },
+        7 => match info {
+            0x00 => "UPDATE",
+            _ => return None,
+        },
+        RM_STANDBY_ID => match info {
+            0x00 => "LOCK",
+            0x10 => "RUNNING_XACTS",
+            0x20 => "INVALIDATIONS",
+            _ => return None,
+        },
+        RM_HEAP2_ID => {
+            let init = rec.info & 0x80 != 0;
+            match (info & 0x70, v >= 17) {
+                (0x00, _) => "REWRITE",
+                (0x10, false) => "PRUNE",
+                (0x20, false) => "VACUUM",
+                (0x30, false) => "FREEZE_PAGE",
+                (0x10, true) => "PRUNE_ON_ACCESS",
+                (0x20, true) => "PRUNE_VACUUM_SCAN",
+                (0x30, true) => "PRUNE_VACUUM_CLEANUP",
+                (0x40, _) => "VISIBLE",
+                (0x50, _) if init => "MULTI_INSERT+INIT",
+                (0x50, _) => "MULTI_INSERT",
+                (0x60, _) => "LOCK_UPDATED",
+                (0x70, _) => "NEW_CID",
+                _ => return None,
+            }
+        }
+        RM_HEAP_ID => {
+            let init = rec.info & 0x80 != 0;
+            match (info & 0x70, init) {
+                (0x00, false) => "INSERT",
+                (0x00, true) => "INSERT+INIT",
+                (0x10, false) => "DELETE",
+                (0x10, true) => "DELETE+INIT",
+                (0x20, false) => "UPDATE",
+                (0x20, true) => "UPDATE+INIT",
+                (0x30, false) => "TRUNCATE",
+                (0x30, true) => "TRUNCATE+INIT",
+                (0x40, false) => "HOT_UPDATE",
+                (0x40, true) => "HOT_UPDATE+INIT",
+                (0x50, false) => "CONFIRM",
+                (0x50, true) => "CONFIRM+INIT",
+                (0x60, false) => "LOCK",
+                (0x60, true) => "LOCK+INIT",
+                (0x70, false) => "INPLACE",
+                _ => "INPLACE+INIT",
+            }
+        }
+        RM_BTREE_ID => match info {
+            0x00 => "INSERT_LEAF",
+            0x10 => "INSERT_UPPER",
+            0x20 => "INSERT_META",
+            0x30 => "SPLIT_L",
+            0x40 => "SPLIT_R",
+            0x50 => "INSERT_POST",
+            0x60 => "DEDUP",
+            0x70 => "DELETE",
+            0x80 => "UNLINK_PAGE",
+            0x90 => "UNLINK_PAGE_META",
+            0xA0 => "NEWROOT",
+            0xB0 => "MARK_PAGE_HALFDEAD",
+            0xC0 => "VACUUM",
+            0xD0 => "REUSE_PAGE",
+            0xE0 => "META_CLEANUP",
+            _ => return None,
+        },
+        RM_SEQ_ID => match info {
+            0x00 => "LOG",
+            _ => return None,
+        },
+        RM_LOGICALMSG_ID => match info {
+            0x00 => "MESSAGE",
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// The `Rmgr/TYPE` key pg_waldump's `--stats=record` prints, `UNKNOWN (xx)` for unnamed types.
+pub fn stats_key(rec: &DecodedRecord) -> String {
+    match record_type_name(rec) {
+        Some(t) => format!("{}/{}", rmgr_name(rec.rmid), t),
+        None => format!("{}/UNKNOWN ({:x})", rmgr_name(rec.rmid), rec.info & 0xF0),
+    }
+}
+
+/// Counts for one rmgr or record type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Number of records.
+    pub count: u64,
+    /// Record bytes without full-page images (pg_waldump's "Record size").
+    pub record_bytes: u64,
+    /// Full-page image bytes (pg_waldump's "FPI size").
+    pub fpi_bytes: u64,
+}
+
+impl Counts {
+    fn add(&mut self, rec: &DecodedRecord) {
+        let fpi = rec.fpi_len();
+        self.count += 1;
+        self.fpi_bytes += fpi;
+        self.record_bytes += u64::from(rec.xl_tot_len).saturating_sub(fpi);
+    }
+
+    /// Record plus FPI bytes (pg_waldump's "Combined size").
+    pub fn combined(&self) -> u64 {
+        self.record_bytes + self.fpi_bytes
+    }
+}
+
+/// Record statistics per rmgr and per record type, like `pg_waldump --stats=record`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WalStats {
+    /// Per rmgr name.
+    pub by_rmgr: BTreeMap<String, Counts>,
+    /// Per `Rmgr/TYPE`.
+    pub by_record: BTreeMap<String, Counts>,
+    /// All records.
+    pub total: Counts,
+}
+
+impl WalStats {
+    /// Counts one record.
+    pub fn add(&mut self, rec: &DecodedRecord) {
+        self.total.add(rec);
+        self.by_rmgr
+            .entry(rmgr_name(rec.rmid))
+            .or_default()
+            .add(rec);
+        self.by_record.entry(stats_key(rec)).or_default().add(rec);
+    }
+}

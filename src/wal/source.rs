@@ -1,0 +1,300 @@
+//! Reads WAL segments of one timeline from a directory (plain, `.partial`, `.gz`) and decodes them.
+//!
+//! [`WalDirReader`] is an iterator of records; it opens one segment at a time and reads it in
+//! fixed-size chunks, so memory stays flat whatever the amount of WAL.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
+
+use crate::lsn::{Lsn, TimelineId};
+use crate::wal::decoder::{EndOfWal, Poll, WalDecoder};
+use crate::wal::error::WalError;
+use crate::wal::page::{valid_seg_size, PageHeader};
+use crate::wal::record::DecodedRecord;
+use crate::wal::segment::{segment_file_name, segment_start, SegmentName};
+
+const CHUNK: usize = 1 << 20;
+
+/// A directory that holds WAL segments (a `pg_wal`, an archive, or a copy of one).
+#[derive(Debug, Clone)]
+pub struct WalDir {
+    dir: PathBuf,
+    tli: TimelineId,
+    seg_size: u64,
+}
+
+/// Candidate file names for one segment, in order of preference.
+fn candidates(base: &str) -> [String; 4] {
+    [
+        base.to_string(),
+        format!("{base}.partial"),
+        format!("{base}.gz"),
+        format!("{base}.partial.gz"),
+    ]
+}
+
+impl WalDir {
+    /// Opens `dir` for timeline `tli`; the segment size is read from the first segment's long header.
+    pub fn open(dir: impl AsRef<Path>, tli: TimelineId) -> Result<WalDir, WalError> {
+        let dir = dir.as_ref().to_path_buf();
+        let io = |e: std::io::Error, file: &str| WalError::Io {
+            file: file.to_string(),
+            lsn: Lsn(0),
+            source: e,
+        };
+        let shown = dir.display().to_string();
+        let mut names: Vec<(SegmentName, String)> = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(|e| io(e, &shown))? {
+            let entry = entry.map_err(|e| io(e, &shown))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Ok(n) = SegmentName::parse(&name) {
+                if n.tli == tli {
+                    names.push((n, name));
+                }
+            }
+        }
+        names.sort();
+        let Some((_, first)) = names.first() else {
+            return Err(WalError::MissingSegment {
+                file: format!("{:08X}????????????????", tli.0),
+                lsn: Lsn(0),
+                dir: shown,
+            });
+        };
+        let mut head = [0u8; 40];
+        let path = dir.join(first);
+        let f = File::open(&path).map_err(|e| io(e, first))?;
+        let mut r: Box<dyn Read> = if first.ends_with(".gz") {
+            Box::new(GzDecoder::new(f))
+        } else {
+            Box::new(f)
+        };
+        r.read_exact(&mut head).map_err(|e| io(e, first))?;
+        let seg_size = PageHeader::parse(&head)
+            .and_then(|h| h.long)
+            .map(|l| u64::from(l.seg_size))
+            .filter(|&s| valid_seg_size(s))
+            .ok_or_else(|| WalError::InvalidPageHeader {
+                what: "first page has no valid long header (cannot learn the segment size)".into(),
+                lsn: Lsn(0),
+                file: crate::wal::error::FileCtx(Some(first.clone())),
+            })?;
+        Ok(WalDir { dir, tli, seg_size })
+    }
+
+    /// Opens `dir` for timeline `tli` with a known segment size.
+    pub fn with_segment_size(dir: impl AsRef<Path>, tli: TimelineId, seg_size: u64) -> WalDir {
+        WalDir {
+            dir: dir.as_ref().to_path_buf(),
+            tli,
+            seg_size,
+        }
+    }
+
+    /// The segment size in bytes.
+    pub fn segment_size(&self) -> u64 {
+        self.seg_size
+    }
+
+    /// The timeline read.
+    pub fn timeline(&self) -> TimelineId {
+        self.tli
+    }
+
+    /// The existing file for segment `segno`, if any (plain, `.partial`, `.gz`, `.partial.gz`).
+    pub fn find_segment(&self, segno: u64) -> Option<(PathBuf, String)> {
+        let base = segment_file_name(self.tli, segno, self.seg_size);
+        candidates(&base)
+            .into_iter()
+            .map(|n| (self.dir.join(&n), n))
+            .find(|(p, _)| p.is_file())
+    }
+
+    /// Whether any segment of this timeline after `segno` exists (a gap, not the end).
+    fn later_segment_exists(&self, segno: u64) -> bool {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return false;
+        };
+        rd.flatten().any(|e| {
+            SegmentName::parse(&e.file_name().to_string_lossy())
+                .ok()
+                .filter(|n| n.tli == self.tli)
+                .and_then(|n| n.segno(self.seg_size))
+                .is_some_and(|s| s > segno)
+        })
+    }
+
+    /// Reads records from `start` up to `end` (exclusive of records ending after it) or the end of WAL.
+    pub fn read(&self, start: Lsn, end: Option<Lsn>) -> WalDirReader {
+        let mut decoder = WalDecoder::new(start).with_segment_size(self.seg_size);
+        if let Some(e) = end {
+            decoder = decoder.with_end(e);
+        }
+        WalDirReader {
+            dir: self.clone(),
+            decoder,
+            end,
+            reader: None,
+            chunk: vec![0u8; CHUNK],
+            done: false,
+        }
+    }
+}
+
+struct Open {
+    r: Box<dyn Read>,
+    name: String,
+    at: u64,
+    seg_end: u64,
+}
+
+/// An iterator of decoded records over a [`WalDir`]; check [`Self::end_of_wal`] when it stops.
+pub struct WalDirReader {
+    dir: WalDir,
+    decoder: WalDecoder,
+    end: Option<Lsn>,
+    reader: Option<Open>,
+    chunk: Vec<u8>,
+    done: bool,
+}
+
+impl std::fmt::Debug for WalDirReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalDirReader")
+            .field("dir", &self.dir)
+            .field("decoder", &self.decoder)
+            .finish()
+    }
+}
+
+impl WalDirReader {
+    /// Where and why decoding stopped, once the iterator returned `None`.
+    pub fn end_of_wal(&self) -> Option<&EndOfWal> {
+        self.decoder.end_of_wal()
+    }
+
+    /// The underlying decoder (segment size, version, system id).
+    pub fn decoder(&self) -> &WalDecoder {
+        &self.decoder
+    }
+
+    fn open_next(&mut self) -> Result<bool, WalError> {
+        let seg_size = self.dir.seg_size;
+        let at = self.decoder.fed_up_to().0;
+        let segno = at / seg_size;
+        let Some((path, name)) = self.dir.find_segment(segno) else {
+            let base = segment_file_name(self.dir.tli, segno, seg_size);
+            let inside = self.end.is_some_and(|e| e.0 > at) || self.dir.later_segment_exists(segno);
+            if inside {
+                return Err(WalError::MissingSegment {
+                    file: base,
+                    lsn: Lsn(at),
+                    dir: self.dir.dir.display().to_string(),
+                });
+            }
+            return Ok(false);
+        };
+        let io = |e: std::io::Error| WalError::Io {
+            file: name.clone(),
+            lsn: Lsn(at),
+            source: e,
+        };
+        let mut f = File::open(&path).map_err(io)?;
+        let offset = at - segment_start(segno, seg_size).0;
+        let r: Box<dyn Read> = if name.ends_with(".gz") {
+            let mut g = GzDecoder::new(f);
+            std::io::copy(&mut (&mut g).take(offset), &mut std::io::sink()).map_err(io)?;
+            Box::new(g)
+        } else {
+            f.seek(SeekFrom::Start(offset)).map_err(io)?;
+            Box::new(f)
+        };
+        self.decoder.set_source_name(Lsn(at), &name);
+        self.reader = Some(Open {
+            r,
+            name,
+            at,
+            seg_end: segment_start(segno + 1, seg_size).0,
+        });
+        Ok(true)
+    }
+
+    /// Feeds the next chunk; `false` when there is nothing more to read.
+    fn feed(&mut self) -> Result<bool, WalError> {
+        if self.reader.is_none() && !self.open_next()? {
+            return Ok(false);
+        }
+        let Some(open) = self.reader.as_mut() else {
+            return Ok(false);
+        };
+        let want = (open.seg_end - open.at).min(self.chunk.len() as u64) as usize;
+        let mut got = 0;
+        while got < want {
+            let n = open
+                .r
+                .read(&mut self.chunk[got..want])
+                .map_err(|e| WalError::Io {
+                    file: open.name.clone(),
+                    lsn: Lsn(open.at + got as u64),
+                    source: e,
+                })?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        self.decoder.feed_bytes(Lsn(open.at), &self.chunk[..got])?;
+        open.at += got as u64;
+        if open.at >= open.seg_end {
+            self.reader = None;
+        } else if got < want {
+            // A short file. A `.partial` segment ends the timeline's WAL; any other short
+            // segment was truncated (PostgreSQL always writes full-size segment files).
+            if open.name.contains(".partial") {
+                return Ok(false);
+            }
+            let seg_size = self.dir.seg_size;
+            return Err(WalError::TruncatedSegment {
+                file: open.name.clone(),
+                size: open.at % seg_size,
+                expected: seg_size,
+                lsn: Lsn(open.at),
+            });
+        }
+        Ok(true)
+    }
+}
+
+impl Iterator for WalDirReader {
+    type Item = Result<DecodedRecord, WalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.done {
+                return None;
+            }
+            match self.decoder.poll() {
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+                Ok(Poll::Record(r)) => return Some(Ok(*r)),
+                Ok(Poll::End(_)) => {
+                    self.done = true;
+                    return None;
+                }
+                Ok(Poll::NeedMore) => match self.feed() {
+                    Ok(true) => {}
+                    Ok(false) => self.decoder.finish(),
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                },
+            }
+        }
+    }
+}

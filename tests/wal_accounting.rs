@@ -1,0 +1,117 @@
+//! Lost-transaction accounting on the pg15 fixture, with a pretend switchpoint recorded by
+//! generate.sh inside a transaction that commits after it; checked against pg_waldump.
+
+mod wal_util;
+
+use failover_verify::lsn::{TimelineId, Xid};
+use failover_verify::wal::accounting::{account, TupleOp};
+use failover_verify::wal::source::WalDir;
+use wal_util::*;
+
+#[test]
+fn lost_transactions_of_the_fixture() {
+    let m = meta();
+    let dir = WalDir::open(fixture_dir(), TimelineId(1)).unwrap();
+    let mut it = dir.read(m.start, None);
+    let recs: Vec<_> = it.by_ref().map(|r| r.unwrap()).collect();
+    let end = it.end_of_wal().cloned();
+    let lost = account(recs, m.switchpoint, end).unwrap();
+
+    // Ground truth: every COMMIT / COMMIT_PREPARED at or after the switchpoint, per pg_waldump.
+    if let Some(bin) = pg_waldump() {
+        let tmp = plain_copy();
+        let dump = parse_dump(&waldump(&bin, tmp.path(), &["-s", &m.start.to_string()]));
+        let want: Vec<(u64, u32)> = dump
+            .iter()
+            .filter(|d| d.rmgr == "Transaction" && d.lsn >= m.switchpoint)
+            .filter_map(|d| {
+                if d.desc.starts_with("COMMIT_PREPARED ") {
+                    let x = d.desc[16..].split(':').next().unwrap().parse().unwrap();
+                    Some((d.lsn.0, x))
+                } else if d.desc.starts_with("COMMIT ") {
+                    Some((d.lsn.0, d.xid))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let got: Vec<(u64, u32)> = lost
+            .lost_commits
+            .iter()
+            .map(|c| (c.lsn.0, c.top_xid.0))
+            .collect();
+        assert_eq!(got, want);
+        let aborts = dump
+            .iter()
+            .filter(|d| {
+                d.rmgr == "Transaction" && d.lsn >= m.switchpoint && d.desc.starts_with("ABORT")
+            })
+            .count();
+        assert_eq!(lost.aborts_after_switchpoint.len(), aborts);
+    } else {
+        println!("skipped pg_waldump cross-check: pg_waldump not installed");
+    }
+
+    // The workload after the switchpoint (see generate.sh).
+    assert!(lost.lost_commits.len() >= 7, "{:#?}", lost.lost_commits);
+    let spanning = &lost.lost_commits[0];
+    assert!(spanning.changes_before_switchpoint >= 2, "{spanning:?}");
+    assert_eq!(spanning.changes.inserts, 1);
+    assert_eq!(spanning.changes.updates + spanning.changes.hot_updates, 1);
+    assert_eq!(lost.in_doubt.len(), 1);
+    assert_eq!(lost.in_doubt[0].gid.as_deref(), Some("gid-in-doubt"));
+    assert!(!lost.aborts_after_switchpoint.is_empty());
+    assert!(!lost.lost_ddl.is_empty(), "CREATE TABLE lost_ddl");
+    assert!(lost
+        .tables
+        .iter()
+        .any(|t| t.catalog && t.counts.inserts > 0));
+    assert_eq!(lost.sequences.len(), 1);
+    let dbs: std::collections::BTreeSet<u32> =
+        lost.lost_commits.iter().filter_map(|c| c.db_id).collect();
+    assert_eq!(dbs.len(), 2, "commits in postgres and app2: {dbs:?}");
+    // Table t: inserts 7001, 8001, 8004, 8005; updates of id 3 and 40; delete of 41.
+    let t = lost
+        .tables
+        .iter()
+        .find(|t| !t.catalog && t.counts.inserts == 4)
+        .unwrap_or_else(|| panic!("{:#?}", lost.tables));
+    assert_eq!(t.counts.updates + t.counts.hot_updates, 2);
+    assert_eq!(t.counts.deletes, 1);
+    // app2's u: one insert.
+    assert!(lost
+        .tables
+        .iter()
+        .any(|x| x.rel.db != t.rel.db && !x.catalog && x.counts.inserts == 1));
+    // Touched tuples of t: exactly those 7 changes, each with a tid.
+    let tt: Vec<_> = lost
+        .touched_tuples
+        .iter()
+        .filter(|x| x.rel == t.rel)
+        .collect();
+    assert_eq!(tt.len(), 7);
+    assert!(tt.iter().all(|x| x.tid.offset > 0));
+    assert_eq!(tt.iter().filter(|x| x.op == TupleOp::Delete).count(), 1);
+    assert!(tt
+        .iter()
+        .filter(|x| matches!(x.op, TupleOp::Update | TupleOp::HotUpdate))
+        .all(|x| x.old.is_some()));
+    // Lost xids do not include the aborted or the in-doubt one.
+    let in_doubt = lost.in_doubt[0].xid;
+    assert!(lost
+        .lost_commits
+        .iter()
+        .all(|c| c.top_xid != in_doubt && c.top_xid != Xid(0)));
+    assert!(lost.first_lost_commit_time <= lost.last_lost_commit_time);
+    assert!(
+        lost.wal_bytes_after_switchpoint > 1_500_000,
+        "the 1.5 MB message is lost WAL"
+    );
+    assert!(lost
+        .wal_stats_after_switchpoint
+        .by_rmgr
+        .contains_key("LogicalMessage"));
+    // Serializable for the renderer.
+    let json = serde_json::to_string(&lost).unwrap();
+    assert!(json.contains("\"lost_commits\""));
+}
