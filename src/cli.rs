@@ -27,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Compare the new primary with the former primary and report what was lost.
     Compare(CompareArgs),
+    /// Decode a directory of WAL (a copy of pg_wal or an archive) with no connection at all.
+    Wal(WalArgs),
     /// Build a throwaway primary and standby, force a lossy failover, and report on it.
     Demo(DemoArgs),
 }
@@ -74,15 +76,44 @@ pub struct CompareArgs {
     /// The promoted node: a libpq conninfo (`host=... port=...`) or a postgres:// URL.
     #[arg(long, value_name = "CONNINFO")]
     pub new_primary: String,
-    /// The node that was primary before the failover (conninfo or URL).
+    /// The node that was primary before the failover (conninfo or URL). Any node that stayed
+    /// on the former timeline works, e.g. the former synchronous standby.
     #[arg(long, visible_alias = "old-primary", value_name = "CONNINFO")]
-    pub former_primary: String,
+    pub former_primary: Option<String>,
+    /// Read the former timeline's WAL from DIR (a copy of the former primary's pg_wal, or a WAL
+    /// archive) instead of from the server; needed when the former primary cannot start.
+    #[arg(long, value_name = "DIR")]
+    pub former_wal_dir: Option<PathBuf>,
+    /// The former primary's timeline, when it cannot be asked (with --former-wal-dir); by
+    /// default the newest ancestor timeline whose segments are in the directory.
+    #[arg(long, value_name = "TLI", requires = "former_wal_dir")]
+    pub former_timeline: Option<u32>,
     /// Report output.
     #[command(flatten)]
     pub output: OutputArgs,
     /// Timeouts.
     #[command(flatten)]
     pub timeouts: TimeoutArgs,
+}
+
+/// Flags of `wal`.
+#[derive(Debug, Args, Clone)]
+pub struct WalArgs {
+    /// The directory holding the segments (plain, `.partial` or `.gz`).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The timeline whose segments to read.
+    #[arg(long, value_name = "TLI")]
+    pub timeline: u32,
+    /// The switchpoint: every commit at or after it counts as lost (e.g. `0/3000060`).
+    #[arg(long, value_name = "LSN")]
+    pub from: String,
+    /// Stop at this LSN instead of the end of valid WAL.
+    #[arg(long, value_name = "LSN")]
+    pub to: Option<String>,
+    /// Report output.
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Flags of `demo`.

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod commands;
 pub mod divergence;
+pub mod evidence;
 pub mod lsn;
 pub mod node;
 pub mod pg;

@@ -57,6 +57,7 @@ async fn run(cli: Cli) -> ExitCode {
             };
             (result, args.output.clone())
         }
+        Command::Wal(args) => (commands::wal::run(args).await, args.output.clone()),
         Command::Demo(args) => (commands::demo::run(args).await, args.output.clone()),
     };
     match result {

@@ -1,13 +1,18 @@
-//! `failover-verify compare`: read both nodes, place their timelines, and report the loss.
+//! `failover-verify compare`: read both nodes, place their timelines, account the lost WAL,
+//! and report.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::cli::CompareArgs;
-use crate::divergence::{analyze, Verdict};
+use crate::divergence::{analyze, human_bytes, Analysis, Divergence, Verdict};
+use crate::evidence::{self, Evidence, Source};
+use crate::lsn::{Lsn, TimelineId};
 use crate::node::{read_facts, NodeFacts};
 use crate::pg::conninfo::ConnParams;
-use crate::pg::session::{connect, SessionOptions};
+use crate::pg::session::{connect, Session, SessionOptions};
 use crate::report::{Finding, NodeSection, Report, Severity, SCHEMA_VERSION};
+use crate::timeline::TimelineHistory;
 
 use super::{now_rfc3339, tool_id, CommandError, Outcome};
 
@@ -16,8 +21,12 @@ use super::{now_rfc3339, tool_id, CommandError, Outcome};
 pub struct CompareInput {
     /// The promoted node.
     pub new_primary: ConnParams,
-    /// The node that was primary before the failover.
-    pub former_primary: ConnParams,
+    /// The node that was primary before the failover (or any node left on its timeline).
+    pub former_primary: Option<ConnParams>,
+    /// A directory holding the former timeline's WAL segments.
+    pub former_wal_dir: Option<PathBuf>,
+    /// The former timeline, when it cannot be asked.
+    pub former_timeline: Option<TimelineId>,
     /// Timeouts for every session.
     pub session: SessionOptions,
 }
@@ -31,10 +40,23 @@ impl CompareInput {
                 message: e.to_string(),
             })
         };
+        if args.former_primary.is_none() && args.former_wal_dir.is_none() {
+            return Err(CommandError::Usage {
+                flag: "--former-primary",
+                message: "name the former primary (a conninfo), or its WAL with --former-wal-dir"
+                    .into(),
+            });
+        }
         let (connect_timeout, statement_timeout, lock_timeout) = args.timeouts.durations();
         Ok(CompareInput {
             new_primary: parse("--new-primary", &args.new_primary)?,
-            former_primary: parse("--former-primary", &args.former_primary)?,
+            former_primary: args
+                .former_primary
+                .as_deref()
+                .map(|s| parse("--former-primary", s))
+                .transpose()?,
+            former_wal_dir: args.former_wal_dir.clone(),
+            former_timeline: args.former_timeline.map(TimelineId),
             session: SessionOptions {
                 connect_timeout,
                 statement_timeout,
@@ -45,96 +67,369 @@ impl CompareInput {
     }
 }
 
+/// One node after reading it: what the report shows, and the open session for later phases.
+struct ReadNode {
+    section: NodeSection,
+    facts: Option<NodeFacts>,
+    session: Option<Session>,
+    findings: Vec<Finding>,
+}
+
 /// Reads one node: connect read-only, then its facts. Errors become one line of text.
-async fn read_node(
-    params: &ConnParams,
-    opts: &SessionOptions,
-) -> (NodeSection, Option<NodeFacts>, Vec<Finding>) {
-    let mut section = NodeSection {
-        target: params.redacted(),
-        ..NodeSection::default()
+async fn read_node(params: &ConnParams, opts: &SessionOptions) -> ReadNode {
+    let mut node = ReadNode {
+        section: NodeSection {
+            target: params.redacted(),
+            ..NodeSection::default()
+        },
+        facts: None,
+        session: None,
+        findings: Vec::new(),
     };
     let session = match connect(params, opts).await {
         Ok(s) => s,
         Err(e) => {
-            section.error = Some(e.to_string());
-            return (section, None, Vec::new());
+            node.section.error = Some(e.to_string());
+            return node;
         }
     };
     match read_facts(&session, params, opts).await {
         Ok((facts, findings)) => {
-            section.facts = Some(facts.clone());
-            (section, Some(facts), findings)
+            node.section.facts = Some(facts.clone());
+            node.facts = Some(facts);
+            node.findings = findings;
+            node.session = Some(session);
         }
-        Err(e) => {
-            section.error = Some(e.to_string());
-            (section, None, Vec::new())
-        }
+        Err(e) => node.section.error = Some(e.to_string()),
     }
+    node
 }
 
 /// Runs the comparison and builds the report.
 pub async fn run(input: &CompareInput) -> Result<Outcome, CommandError> {
     let started = Instant::now();
     let generated_at = now_rfc3339();
-    let ((new_section, new_facts, mut findings), (former_section, former_facts, former_findings)) = tokio::join!(
-        read_node(&input.new_primary, &input.session),
-        read_node(&input.former_primary, &input.session),
-    );
-    findings.extend(former_findings);
-    let Some(new_facts) = new_facts else {
+    let former_read = async {
+        match &input.former_primary {
+            Some(p) => Some(read_node(p, &input.session).await),
+            None => None,
+        }
+    };
+    let (new, former) = tokio::join!(read_node(&input.new_primary, &input.session), former_read);
+    let mut findings = new.findings;
+    let Some(new_facts) = new.facts else {
         return Err(CommandError::NewPrimary(
-            new_section.error.unwrap_or_else(|| "unreadable".into()),
+            new.section.error.unwrap_or_else(|| "unreadable".into()),
         ));
     };
-
-    let (verdict, explanation, divergence) = match &former_facts {
-        Some(former) => {
-            let a = analyze(&new_facts, former);
-            (a.verdict, a.explanation, a.divergence)
+    let (former_section, former_facts, former_session) = match former {
+        Some(f) => {
+            findings.extend(f.findings);
+            (f.section, f.facts, f.session)
         }
-        None => {
+        None => (
+            NodeSection {
+                target: "(not connected: WAL from --former-wal-dir)".into(),
+                ..NodeSection::default()
+            },
+            None,
+            None,
+        ),
+    };
+
+    // Timelines and WAL positions.
+    let mut analysis = match (&former_facts, &input.former_wal_dir) {
+        (Some(former), _) => analyze(&new_facts, former),
+        (None, Some(dir)) => analyze_from_dir(&new_facts, dir, input.former_timeline),
+        (None, None) => {
             let why = former_section.error.clone().unwrap_or_default();
             findings.push(Finding {
                 severity: Severity::Warning,
                 id: "former_unreachable".into(),
                 message: format!("former primary: {why}"),
-                hint: Some("start the former primary isolated (as a standby with no upstream) so it can be inspected, or pass the right conninfo".into()),
+                hint: Some("start the former primary isolated (as a standby with no upstream) so it can be inspected, pass the right conninfo, or copy its pg_wal and pass --former-wal-dir".into()),
             });
-            (
-                Verdict::Inconclusive,
-                format!("The former primary could not be read ({why}), so whether it wrote WAL past the switchpoint is unknown."),
-                None,
-            )
+            Analysis {
+                verdict: Verdict::Inconclusive,
+                explanation: format!("The former primary could not be read ({why}), so whether it wrote WAL past the switchpoint is unknown."),
+                divergence: None,
+            }
         }
     };
-    if verdict == Verdict::Loss {
-        findings.insert(
-            0,
-            Finding {
-                severity: Severity::Critical,
-                id: "keep_evidence".into(),
-                message: "The former primary holds the only copy of the lost WAL.".into(),
-                hint: Some("do not pg_rewind, reinitialise or let Patroni rejoin it until the lost transactions are accounted for".into()),
-            },
-        );
+
+    // The lost WAL, decoded: which transactions, when, which tables.
+    let mut transactions = None;
+    let wal_range = analysis
+        .divergence
+        .as_ref()
+        .and_then(|d| d.switchpoint_lsn.map(|sp| (d.clone(), sp)));
+    if let Some((d, switchpoint)) = wal_range {
+        let worth_reading = matches!(analysis.verdict, Verdict::Loss)
+            || (analysis.verdict == Verdict::Inconclusive && input.former_wal_dir.is_some());
+        if worth_reading {
+            let source = match (
+                &input.former_wal_dir,
+                &input.former_primary,
+                &former_session,
+                &former_facts,
+            ) {
+                (Some(dir), _, _, _) => Some(Source::Directory(dir.clone())),
+                (None, Some(params), Some(session), Some(facts)) => Some(Source::Node {
+                    params,
+                    session,
+                    can_replicate: facts.can_replicate,
+                    seg_size: facts.wal_segment_size,
+                }),
+                _ => None,
+            };
+            if let Some(source) = source {
+                let end = former_facts.as_ref().map(|_| d.former_end_lsn);
+                let names_from = former_facts.as_ref().and(input.former_primary.as_ref());
+                let (evidence, more) = evidence::gather(
+                    &source,
+                    names_from,
+                    &input.session,
+                    d.former_timeline,
+                    switchpoint,
+                    end,
+                )
+                .await;
+                findings.extend(more);
+                if let Some(mut ev) = evidence {
+                    if let (Some(session), Some(end_lsn)) = (&former_session, ev.lost.end_lsn) {
+                        ev.transactions.walinspect = evidence::walinspect_check(
+                            session,
+                            switchpoint,
+                            end_lsn,
+                            ev.transactions.lost_commits,
+                        )
+                        .await;
+                    }
+                    settle_with_wal(&mut analysis, &ev, former_facts.is_none());
+                    findings.extend(transaction_findings(&ev));
+                    transactions = Some(ev.transactions);
+                }
+            }
+        }
+    }
+
+    if analysis.verdict == Verdict::Loss {
+        findings.push(Finding {
+            severity: Severity::Critical,
+            id: "keep_evidence".into(),
+            message: "The former primary holds the only copy of the lost WAL.".into(),
+            hint: Some("do not pg_rewind, reinitialise or let Patroni rejoin it until the lost transactions are accounted for".into()),
+        });
     }
     findings.sort_by_key(|f| f.severity);
-    let incomplete = verdict == Verdict::Inconclusive;
+    let incomplete = analysis.verdict == Verdict::Inconclusive;
     Ok(Outcome {
         report: Report {
             schema_version: SCHEMA_VERSION,
             tool: tool_id(),
             generated_at,
             duration_ms: started.elapsed().as_millis() as u64,
-            verdict,
-            explanation,
+            verdict: analysis.verdict,
+            explanation: analysis.explanation,
             incomplete,
-            new_primary: new_section,
+            new_primary: new.section,
             former_primary: former_section,
-            divergence,
+            divergence: analysis.divergence,
+            transactions,
             findings,
         },
         epilogue: None,
     })
+}
+
+/// Places the former timeline when only its WAL directory is available: the switchpoint is
+/// where that timeline ends in the new primary's history; the end of WAL comes from decoding.
+fn analyze_from_dir(new: &NodeFacts, dir: &std::path::Path, tli: Option<TimelineId>) -> Analysis {
+    let inconclusive = |explanation: String| Analysis {
+        verdict: Verdict::Inconclusive,
+        explanation,
+        divergence: None,
+    };
+    let Some(history) = &new.history else {
+        return inconclusive(
+            "The new primary's timeline history could not be read, so the switchpoint is unknown."
+                .into(),
+        );
+    };
+    let tli = tli.or_else(|| newest_ancestor_in_dir(history, dir));
+    let Some(tli) = tli else {
+        return inconclusive(format!(
+            "{} holds no WAL segments of any ancestor of timeline {}; pass --former-timeline.",
+            dir.display(),
+            history.timeline
+        ));
+    };
+    let Some(switchpoint) = history.end_of(tli) else {
+        return inconclusive(format!(
+            "Timeline {tli} is not an ancestor of the new primary's timeline {}.",
+            history.timeline
+        ));
+    };
+    Analysis {
+        verdict: Verdict::Inconclusive,
+        explanation: format!(
+            "The former primary's WAL in {} has not been decoded yet.",
+            dir.display()
+        ),
+        divergence: Some(Divergence {
+            former_timeline: tli,
+            new_timeline: new.timeline,
+            switchpoint_lsn: Some(switchpoint),
+            former_end_lsn: switchpoint,
+            lost_wal_bytes: 0,
+            timeline_path: history
+                .entries
+                .iter()
+                .map(|e| e.parent)
+                .skip_while(|t| *t != tli)
+                .chain(std::iter::once(history.timeline))
+                .collect(),
+        }),
+    }
+}
+
+/// The newest ancestor timeline (in `history`) with at least one segment file in `dir`.
+fn newest_ancestor_in_dir(history: &TimelineHistory, dir: &std::path::Path) -> Option<TimelineId> {
+    let prefixes: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().map(|n| n.chars().take(8).collect()))
+        .collect();
+    history
+        .entries
+        .iter()
+        .rev()
+        .map(|e| e.parent)
+        .find(|t| prefixes.iter().any(|p| *p == format!("{:08X}", t.0)))
+}
+
+/// With the lost WAL decoded, the verdict rests on commits, not bytes: background records
+/// (checkpoints, running-xacts) after the switchpoint lose nothing.
+pub(crate) fn settle_with_wal(analysis: &mut Analysis, ev: &Evidence, end_from_wal: bool) {
+    let t = &ev.transactions;
+    let Some(d) = analysis.divergence.as_mut() else {
+        return;
+    };
+    let switchpoint = d.switchpoint_lsn.unwrap_or_default();
+    if end_from_wal {
+        let end = ev.lost.end_lsn.unwrap_or(switchpoint).max(switchpoint);
+        d.former_end_lsn = end;
+        d.lost_wal_bytes = end.saturating_bytes_since(switchpoint);
+    }
+    let bytes = human_bytes(d.lost_wal_bytes);
+    let window = match (&t.first_lost_commit_time, &t.last_lost_commit_time) {
+        (Some(a), Some(b)) if a != b => format!(" committed between {a} and {b}"),
+        (Some(a), _) => format!(" committed at {a}"),
+        _ => String::new(),
+    };
+    if t.lost_commits > 0 || !t.in_doubt.is_empty() {
+        analysis.verdict = Verdict::Loss;
+        let rows: u64 = t
+            .tables
+            .iter()
+            .map(|x| x.inserts + x.updates + x.hot_updates + x.deletes)
+            .sum();
+        let mut s = format!(
+            "{} transaction(s){window} exist only on the former primary's timeline {}: {} of WAL after the switchpoint {switchpoint}, {rows} row change(s) in {} table(s)",
+            t.lost_commits,
+            d.former_timeline,
+            bytes,
+            t.tables.iter().filter(|x| x.kind != "catalog").count(),
+        );
+        if !t.in_doubt.is_empty() {
+            s.push_str(&format!(
+                ", and {} prepared transaction(s) in doubt",
+                t.in_doubt.len()
+            ));
+        }
+        s.push('.');
+        analysis.explanation = s;
+    } else {
+        analysis.verdict = Verdict::NoLoss;
+        analysis.explanation = if d.lost_wal_bytes == 0 {
+            format!(
+                "The former primary's WAL ends at the switchpoint {switchpoint}: nothing was lost."
+            )
+        } else {
+            format!(
+                "The former primary wrote {bytes} of WAL after the switchpoint {switchpoint}, but no transaction committed there ({} record(s): checkpoints, running-xacts and the like): no committed data was lost.",
+                t.records_after_switchpoint
+            )
+        };
+    }
+}
+
+/// Findings that follow from the decoded WAL.
+pub(crate) fn transaction_findings(ev: &Evidence) -> Vec<Finding> {
+    let t = &ev.transactions;
+    let mut out = Vec::new();
+    if !t.in_doubt.is_empty() {
+        out.push(Finding {
+            severity: Severity::Critical,
+            id: "prepared_in_doubt".into(),
+            message: format!(
+                "{} transaction(s) were PREPAREd on the former primary after the switchpoint and are unknown to the new primary: {}",
+                t.in_doubt.len(),
+                t.in_doubt.iter().map(|d| d.gid.clone().unwrap_or_else(|| d.xid.to_string())).collect::<Vec<_>>().join(", ")
+            ),
+            hint: Some("tell the transaction manager these GIDs were not prepared on the new primary".into()),
+        });
+    }
+    if t.lost_ddl > 0 {
+        out.push(Finding {
+            severity: Severity::Warning,
+            id: "lost_ddl".into(),
+            message: format!(
+                "{} lost transaction(s) changed the schema (DDL)",
+                t.lost_ddl
+            ),
+            hint: Some(
+                "re-create those schema changes on the new primary before re-applying rows".into(),
+            ),
+        });
+    }
+    if !t.sequences.is_empty() {
+        out.push(Finding {
+            severity: Severity::Warning,
+            id: "sequences_advanced".into(),
+            message: format!("{} sequence(s) advanced on the former primary after the switchpoint", t.sequences.len()),
+            hint: Some("advance them on the new primary (setval) past the former primary's values before re-applying lost rows".into()),
+        });
+    }
+    if let Some(w) = &t.walinspect {
+        if !w.agrees {
+            out.push(Finding {
+                severity: Severity::Warning,
+                id: "walinspect_disagrees".into(),
+                message: format!(
+                    "pg_walinspect counts {} commit(s) in the same range, the decoder {}",
+                    w.commits, t.lost_commits
+                ),
+                hint: None,
+            });
+        }
+    }
+    for c in &t.caveats {
+        out.push(Finding {
+            severity: Severity::Info,
+            id: "wal_caveat".into(),
+            message: c.clone(),
+            hint: None,
+        });
+    }
+    out
+}
+
+/// Exposed for the `wal` subcommand: `Lsn` parsing with the flag named.
+pub fn parse_lsn_flag(flag: &'static str, s: &str) -> Result<Lsn, CommandError> {
+    s.parse()
+        .map_err(|e: crate::lsn::LsnParseError| CommandError::Usage {
+            flag,
+            message: e.to_string(),
+        })
 }

@@ -38,7 +38,9 @@ pub async fn run(args: &DemoArgs) -> Result<Outcome, CommandError> {
     let parse = |s: String| ConnParams::parse(&s, &|_| None).map_err(|e| demo(&e));
     let input = CompareInput {
         new_primary: parse(incident.new_primary.conninfo())?,
-        former_primary: parse(incident.former_primary.conninfo())?,
+        former_primary: Some(parse(incident.former_primary.conninfo())?),
+        former_wal_dir: None,
+        former_timeline: None,
         session: SessionOptions::default(),
     };
     let mut outcome = compare::run(&input).await?;

@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod demo;
+pub mod wal;
 
 use crate::divergence::Verdict;
 use crate::report::Report;
@@ -50,6 +51,9 @@ pub enum CommandError {
     /// The throwaway clusters of `demo` could not be built.
     #[error("demo: {0}")]
     Demo(String),
+    /// The WAL could not be decoded.
+    #[error("wal: {0}")]
+    Wal(String),
     /// The PostgreSQL server binaries that `demo` runs are missing.
     #[error("demo: {0}")]
     NoServerBinaries(String),

@@ -396,6 +396,14 @@ impl ConnParams {
         &self.dbname
     }
 
+    /// The same server and credentials, connected to database `dbname` (to read its catalogs).
+    pub fn with_dbname(&self, dbname: &str) -> ConnParams {
+        ConnParams {
+            dbname: dbname.to_string(),
+            ..self.clone()
+        }
+    }
+
     /// The password for authentication; never log or print it.
     pub fn password(&self) -> Option<&str> {
         self.password.as_deref()

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use super::{divergence_rows, node_rows, Report};
+use super::{divergence_rows, lost_xid_rows, node_rows, table_loss_rows, transaction_rows, Report};
 
 /// Writes `report` as `section,field,value` rows.
 pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
@@ -19,6 +19,21 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     if let Some(d) = &report.divergence {
         for [field, value] in divergence_rows(d) {
             row("divergence", &field, &value)?;
+        }
+    }
+    if let Some(t) = &report.transactions {
+        for [field, value] in transaction_rows(t) {
+            row("transactions", &field, &value)?;
+        }
+        for r in table_loss_rows(t).iter().skip(1) {
+            row(
+                "table_loss",
+                &format!("{}.{}", r[0], r[1]),
+                &r[2..].join(";"),
+            )?;
+        }
+        for r in lost_xid_rows(t, usize::MAX).iter().skip(1) {
+            row("lost_xid", &r[0], &r[1..].join(";"))?;
         }
     }
     for f in &report.findings {

@@ -2,7 +2,10 @@
 
 use std::io::{self, Write};
 
-use super::{divergence_rows, node_rows, Report};
+use super::{
+    divergence_rows, lost_xid_rows, node_rows, table_loss_rows, transaction_rows, Report,
+    LISTED_XIDS,
+};
 
 /// Escapes a table cell: pipes and newlines would break the row.
 fn cell(s: &str) -> String {
@@ -51,6 +54,36 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "### Divergence")?;
         writeln!(out)?;
         table(out, ["", "value"], &divergence_rows(d))?;
+    }
+    if let Some(t) = &report.transactions {
+        writeln!(out)?;
+        writeln!(out, "### WAL accounting")?;
+        writeln!(out)?;
+        table(out, ["", "value"], &transaction_rows(t))?;
+        let tables = table_loss_rows(t);
+        if tables.len() > 1 {
+            writeln!(out)?;
+            writeln!(out, "#### Per table")?;
+            writeln!(out)?;
+            let header = tables[0].clone();
+            table(out, header.each_ref().map(String::as_str), &tables[1..])?;
+        }
+        let xids = lost_xid_rows(t, LISTED_XIDS);
+        if xids.len() > 1 {
+            writeln!(out)?;
+            writeln!(out, "#### Transactions")?;
+            writeln!(out)?;
+            let header = xids[0].clone();
+            table(out, header.each_ref().map(String::as_str), &xids[1..])?;
+            if t.lost_xids.len() > LISTED_XIDS {
+                writeln!(out)?;
+                writeln!(
+                    out,
+                    "_First {LISTED_XIDS} of {}; the JSON and CSV reports list all._",
+                    t.lost_xids.len()
+                )?;
+            }
+        }
     }
     if !report.findings.is_empty() {
         writeln!(out)?;

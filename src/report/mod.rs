@@ -13,6 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::divergence::{Divergence, Verdict};
+use crate::evidence::Transactions;
 use crate::node::NodeFacts;
 
 /// The version of the JSON layout; bumped when a field changes meaning or disappears.
@@ -41,6 +42,8 @@ pub struct Report {
     pub former_primary: NodeSection,
     /// Where the timelines forked and how much WAL lies beyond.
     pub divergence: Option<Divergence>,
+    /// What the lost WAL contains: lost commits, their window, the tables they changed.
+    pub transactions: Option<Transactions>,
     /// Things the reader should know or do, most severe first.
     pub findings: Vec<Finding>,
 }
@@ -165,6 +168,10 @@ pub(crate) fn node_rows(report: &Report) -> Vec<[String; 3]> {
         }),
         ("read at", |f| f.read_at.clone()),
     ];
+    let used = |s: &NodeSection| s.facts.is_some() || s.error.is_some();
+    if !used(&report.new_primary) && !used(&report.former_primary) {
+        return Vec::new();
+    }
     let mut rows = vec![[
         "target".to_string(),
         report.new_primary.target.clone(),
@@ -209,4 +216,112 @@ pub(crate) fn divergence_rows(d: &Divergence) -> Vec<[String; 2]> {
 /// An optional LSN as text, `-` when absent.
 pub(crate) fn lsn_or_dash(v: Option<crate::lsn::Lsn>) -> String {
     v.map_or_else(|| "-".into(), |l| l.to_string())
+}
+
+/// How many lost transactions the text and Markdown reports list (JSON and CSV list all).
+pub const LISTED_XIDS: usize = 20;
+
+/// Summary rows of the `transactions` section: (field, value).
+pub(crate) fn transaction_rows(t: &Transactions) -> Vec<[String; 2]> {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    vec![
+        ["WAL read from".into(), t.source.clone()],
+        [
+            "decoded".into(),
+            format!(
+                "{} → {} ({})",
+                t.scan_start_lsn,
+                lsn_or_dash(t.end_lsn),
+                opt(&t.end_reason)
+            ),
+        ],
+        ["lost commits".into(), t.lost_commits.to_string()],
+        ["first lost commit".into(), opt(&t.first_lost_commit_time)],
+        ["last lost commit".into(), opt(&t.last_lost_commit_time)],
+        ["prepared, in doubt".into(), t.in_doubt.len().to_string()],
+        ["lost DDL".into(), t.lost_ddl.to_string()],
+        [
+            "aborted / in flight (not lost)".into(),
+            format!("{} / {}", t.aborts_after_switchpoint, t.in_flight),
+        ],
+        [
+            "records after switchpoint".into(),
+            t.records_after_switchpoint.to_string(),
+        ],
+        [
+            "pg_walinspect check".into(),
+            t.walinspect.as_ref().map_or("not installed".into(), |w| {
+                format!(
+                    "{} commits ({})",
+                    w.commits,
+                    if w.agrees { "agrees" } else { "DISAGREES" }
+                )
+            }),
+        ],
+    ]
+}
+
+/// The header and rows of the per-table loss table.
+pub(crate) fn table_loss_rows(t: &Transactions) -> Vec<[String; 6]> {
+    let mut rows = vec![[
+        "database".to_string(),
+        "table".into(),
+        "inserts".into(),
+        "updates (HOT)".into(),
+        "deletes".into(),
+        "truncates".into(),
+    ]];
+    rows.extend(t.tables.iter().map(|x| {
+        [
+            x.database.clone().unwrap_or_else(|| "-".into()),
+            x.table
+                .clone()
+                .map(|n| {
+                    if x.kind == "table" {
+                        n
+                    } else {
+                        format!("{n} ({})", x.kind)
+                    }
+                })
+                .unwrap_or_else(|| format!("relfilenode {} ({})", x.relfilenode, x.kind)),
+            x.inserts.to_string(),
+            format!("{} ({})", x.updates + x.hot_updates, x.hot_updates),
+            x.deletes.to_string(),
+            x.truncates.to_string(),
+        ]
+    }));
+    rows
+}
+
+/// The header and the first `limit` rows of the lost-transaction list.
+pub(crate) fn lost_xid_rows(t: &Transactions, limit: usize) -> Vec<[String; 6]> {
+    let mut rows = vec![[
+        "xid".to_string(),
+        "commit LSN".into(),
+        "commit time".into(),
+        "database".into(),
+        "changes (ins/upd/del)".into(),
+        "notes".into(),
+    ]];
+    rows.extend(t.lost_xids.iter().take(limit).map(|x| {
+        let mut notes = Vec::new();
+        if !x.subxids.is_empty() {
+            notes.push(format!("{} subxact(s)", x.subxids.len()));
+        }
+        if let Some(g) = &x.prepared_gid {
+            notes.push(format!("COMMIT PREPARED '{g}'"));
+        }
+        if x.ddl {
+            notes.push("DDL".into());
+        }
+        [
+            x.xid.to_string(),
+            x.commit_lsn.to_string(),
+            x.commit_time.clone().unwrap_or_else(|| "-".into()),
+            x.database.clone().unwrap_or_else(|| "-".into()),
+            format!("{}/{}/{}", x.inserts, x.updates, x.deletes),
+            notes.join(", "),
+        ]
+    }));
+    rows
 }

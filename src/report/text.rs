@@ -5,7 +5,10 @@ use std::io::{self, Write};
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
-use super::{divergence_rows, node_rows, Report};
+use super::{
+    divergence_rows, lost_xid_rows, node_rows, table_loss_rows, transaction_rows, Report,
+    LISTED_XIDS,
+};
 
 /// Writes `report` as text with tables.
 pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
@@ -22,13 +25,16 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "{}", report.explanation)?;
     writeln!(out)?;
 
-    let mut b = Builder::default();
-    b.push_record(["", "new primary", "former primary"]);
-    for row in node_rows(report) {
-        b.push_record(row);
+    let nodes = node_rows(report);
+    if !nodes.is_empty() {
+        let mut b = Builder::default();
+        b.push_record(["", "new primary", "former primary"]);
+        for row in nodes {
+            b.push_record(row);
+        }
+        writeln!(out, "Nodes")?;
+        writeln!(out, "{}", b.build().with(Style::sharp()))?;
     }
-    writeln!(out, "Nodes")?;
-    writeln!(out, "{}", b.build().with(Style::sharp()))?;
 
     if let Some(d) = &report.divergence {
         let mut b = Builder::default();
@@ -38,6 +44,57 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out)?;
         writeln!(out, "Divergence")?;
         writeln!(out, "{}", b.build().with(Style::sharp()))?;
+    }
+
+    if let Some(t) = &report.transactions {
+        let grid = |rows: Vec<Vec<String>>| {
+            let mut b = Builder::default();
+            for r in rows {
+                b.push_record(r);
+            }
+            b.build().with(Style::sharp()).to_string()
+        };
+        writeln!(out)?;
+        writeln!(out, "WAL accounting")?;
+        writeln!(
+            out,
+            "{}",
+            grid(transaction_rows(t).into_iter().map(Vec::from).collect())
+        )?;
+        if !t.tables.is_empty() {
+            writeln!(out)?;
+            writeln!(out, "Changes by lost transactions, per table")?;
+            writeln!(
+                out,
+                "{}",
+                grid(table_loss_rows(t).into_iter().map(Vec::from).collect())
+            )?;
+        }
+        if !t.lost_xids.is_empty() {
+            writeln!(out)?;
+            writeln!(
+                out,
+                "Lost transactions{}",
+                if t.lost_xids.len() > LISTED_XIDS {
+                    format!(
+                        " (first {LISTED_XIDS} of {}; all in --format json or csv)",
+                        t.lost_xids.len()
+                    )
+                } else {
+                    String::new()
+                }
+            )?;
+            writeln!(
+                out,
+                "{}",
+                grid(
+                    lost_xid_rows(t, LISTED_XIDS)
+                        .into_iter()
+                        .map(Vec::from)
+                        .collect()
+                )
+            )?;
+        }
     }
 
     if !report.findings.is_empty() {

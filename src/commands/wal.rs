@@ -1,0 +1,82 @@
+//! `failover-verify wal`: account a directory of WAL with no connection at all, for a former
+//! primary that cannot start (its `pg_wal` copied off the disk) or a WAL archive.
+
+use std::time::Instant;
+
+use crate::cli::WalArgs;
+use crate::divergence::{Analysis, Divergence, Verdict};
+use crate::evidence::{self, Source};
+use crate::lsn::TimelineId;
+use crate::pg::session::SessionOptions;
+use crate::report::{Finding, NodeSection, Report, SCHEMA_VERSION};
+
+use super::compare::parse_lsn_flag;
+use super::{now_rfc3339, tool_id, CommandError, Outcome};
+
+/// Decodes `--dir` from `--from` (the switchpoint) to `--to` or the end of valid WAL.
+pub async fn run(args: &WalArgs) -> Result<Outcome, CommandError> {
+    let started = Instant::now();
+    let generated_at = now_rfc3339();
+    let switchpoint = parse_lsn_flag("--from", &args.from)?;
+    let to = args
+        .to
+        .as_deref()
+        .map(|s| parse_lsn_flag("--to", s))
+        .transpose()?;
+    if !args.dir.is_dir() {
+        return Err(CommandError::Usage {
+            flag: "--dir",
+            message: format!("{} is not a directory", args.dir.display()),
+        });
+    }
+    let tli = TimelineId(args.timeline);
+    let (evidence, mut findings) = evidence::gather(
+        &Source::Directory(args.dir.clone()),
+        None,
+        &SessionOptions::default(),
+        tli,
+        switchpoint,
+        to,
+    )
+    .await;
+    let Some(ev) = evidence else {
+        let why = findings
+            .first()
+            .map(|f| f.message.clone())
+            .unwrap_or_default();
+        return Err(CommandError::Wal(why));
+    };
+    let end = ev.lost.end_lsn.unwrap_or(switchpoint).max(switchpoint);
+    let mut analysis = Analysis {
+        verdict: Verdict::Inconclusive,
+        explanation: String::new(),
+        divergence: Some(Divergence {
+            former_timeline: tli,
+            new_timeline: tli,
+            switchpoint_lsn: Some(switchpoint),
+            former_end_lsn: end,
+            lost_wal_bytes: end.saturating_bytes_since(switchpoint),
+            timeline_path: vec![tli],
+        }),
+    };
+    super::compare::settle_with_wal(&mut analysis, &ev, false);
+    findings.extend(super::compare::transaction_findings(&ev));
+    findings.sort_by_key(|f: &Finding| f.severity);
+    Ok(Outcome {
+        report: Report {
+            schema_version: SCHEMA_VERSION,
+            tool: tool_id(),
+            generated_at,
+            duration_ms: started.elapsed().as_millis() as u64,
+            verdict: analysis.verdict,
+            explanation: analysis.explanation,
+            incomplete: false,
+            new_primary: NodeSection::default(),
+            former_primary: NodeSection::default(),
+            divergence: analysis.divergence,
+            transactions: Some(ev.transactions),
+            findings,
+        },
+        epilogue: None,
+    })
+}

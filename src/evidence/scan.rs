@@ -1,0 +1,234 @@
+//! Decoding the former timeline's WAL from any byte source into lost-transaction accounting.
+//!
+//! Three sources feed the same sans-IO decoder: the physical replication protocol, files read
+//! over SQL (`pg_read_binary_file`), and a directory of segments. They differ only in how the
+//! bytes arrive.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::lsn::{Lsn, TimelineId};
+use crate::pg::error::PgError;
+use crate::pg::replication::{connect_replication, ReplicationOptions};
+use crate::pg::session::Session;
+use crate::pg::ConnParams;
+use crate::wal::accounting::{Accountant, LostTransactions};
+use crate::wal::decoder::{EndOfWal, Poll, WalDecoder};
+use crate::wal::segment::segment_file_name;
+use crate::wal::source::WalDir;
+use crate::wal::WalError;
+
+/// Why the WAL could not be scanned.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The server refused or failed (privilege, removed segment, connection).
+    #[error(transparent)]
+    Pg(#[from] PgError),
+    /// The bytes are not valid WAL where valid WAL was required.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    /// The stream went quiet before the requested end.
+    #[error("{target}: the WAL stream stopped at {at} before the end of WAL {end}")]
+    Stalled {
+        /// host:port.
+        target: String,
+        /// The last position received.
+        at: Lsn,
+        /// The position we waited for.
+        end: Lsn,
+    },
+    /// The decoding task failed or could not start.
+    #[error("WAL scan: {0}")]
+    Task(String),
+    /// A segment needed for the scan is not in `pg_wal` on the server.
+    #[error("{target}: WAL segment {file} is no longer in pg_wal")]
+    SegmentGone {
+        /// host:port.
+        target: String,
+        /// The missing segment.
+        file: String,
+    },
+}
+
+/// What one scan found, and how far it got.
+#[derive(Debug)]
+pub struct Scan {
+    /// Where decoding began (a segment or page boundary at or before the switchpoint).
+    pub start: Lsn,
+    /// The accounting of everything after the switchpoint.
+    pub lost: LostTransactions,
+    /// Where and why decoding stopped.
+    pub end: Option<EndOfWal>,
+    /// The WAL format version found in the page headers.
+    pub pg_version: Option<u32>,
+}
+
+/// The decoder and the accountant, fed together.
+struct Scanner {
+    decoder: WalDecoder,
+    accountant: Accountant,
+    start: Lsn,
+}
+
+impl Scanner {
+    fn new(start: Lsn, end: Lsn, switchpoint: Lsn, seg_size: Option<u64>) -> Scanner {
+        let mut decoder = WalDecoder::new(start).with_end(end);
+        if let Some(s) = seg_size {
+            decoder = decoder.with_segment_size(s);
+        }
+        Scanner {
+            decoder,
+            accountant: Accountant::new(switchpoint),
+            start,
+        }
+    }
+
+    /// Feeds bytes at `at` and accounts every complete record; `true` once decoding ended.
+    fn feed(&mut self, at: Lsn, bytes: &[u8]) -> Result<bool, ScanError> {
+        self.decoder.feed_bytes(at, bytes)?;
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Result<bool, ScanError> {
+        loop {
+            match self.decoder.poll()? {
+                Poll::Record(rec) => self.accountant.add(&rec)?,
+                Poll::NeedMore => return Ok(false),
+                Poll::End(_) => return Ok(true),
+            }
+        }
+    }
+
+    fn finish(mut self) -> Result<Scan, ScanError> {
+        self.decoder.finish();
+        self.drain()?;
+        let end = self.decoder.end_of_wal().cloned();
+        let pg_version = self.decoder.version().map(|v| v.0);
+        Ok(Scan {
+            start: self.start,
+            lost: self.accountant.finish(end.clone()),
+            end,
+            pg_version,
+        })
+    }
+}
+
+/// Streams `[start, end)` of timeline `tli` with `START_REPLICATION PHYSICAL` (no slot).
+pub async fn scan_replication(
+    params: &ConnParams,
+    opts: &ReplicationOptions,
+    tli: TimelineId,
+    start: Lsn,
+    end: Lsn,
+    switchpoint: Lsn,
+) -> Result<Scan, ScanError> {
+    let mut client = connect_replication(params, opts).await?;
+    let mut scanner = Scanner::new(start, end, switchpoint, None);
+    let mut stream = client.start_physical(start, tli).await?;
+    let mut done = false;
+    // Stop after a short quiet spell once everything up to the end has been asked for: an idle
+    // primary sends nothing more, and its insert position may lie a page header past its last
+    // record.
+    let quiet = Duration::from_secs(5);
+    while !done {
+        let next = tokio::time::timeout(quiet, stream.next_chunk()).await;
+        match next {
+            Ok(Ok(Some(chunk))) => done = scanner.feed(chunk.start, &chunk.data)?,
+            Ok(Ok(None)) => break, // the timeline ended on the server
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => {
+                let at = stream.received_up_to();
+                if at.align8() >= end || at.0 + 8192 >= end.0 {
+                    break;
+                }
+                return Err(ScanError::Stalled {
+                    target: params.target(),
+                    at,
+                    end,
+                });
+            }
+        }
+    }
+    // The stream may be mid-message; closing the connection is enough to end it.
+    client.close().await;
+    scanner.finish()
+}
+
+/// Reads the segments covering `[start, end)` of timeline `tli` from the server's `pg_wal`
+/// with `pg_read_binary_file` (superuser, or EXECUTE granted on that function).
+pub async fn scan_sql_files(
+    session: &Session,
+    tli: TimelineId,
+    seg_size: u64,
+    start: Lsn,
+    end: Lsn,
+    switchpoint: Lsn,
+) -> Result<Scan, ScanError> {
+    const CHUNK: i64 = 4 * 1024 * 1024;
+    let mut scanner = Scanner::new(start, end, switchpoint, Some(seg_size));
+    let mut segno = start.segment_number(seg_size);
+    let last = end.segment_number(seg_size);
+    let mut offset = (start.0 % seg_size) as i64;
+    // Feed from the page start of `start`.
+    offset -= offset % crate::wal::XLOG_BLCKSZ as i64;
+    'segments: while segno <= last {
+        let name = segment_file_name(tli, segno, seg_size);
+        let exists: bool = session
+            .query_one(
+                "SELECT count(*) > 0 FROM pg_ls_waldir() WHERE name = $1 OR name = $1 || '.partial'",
+                &[&name],
+            )
+            .await?
+            .get(0);
+        if !exists {
+            return Err(ScanError::SegmentGone {
+                target: session.target().to_string(),
+                file: name,
+            });
+        }
+        while offset < seg_size as i64 {
+            let row = session
+                .query_one(
+                    "SELECT pg_read_binary_file('pg_wal/' || $1, $2, $3)",
+                    &[&name, &offset, &CHUNK],
+                )
+                .await?;
+            let bytes: Vec<u8> = row.get(0);
+            if bytes.is_empty() {
+                break;
+            }
+            let at = Lsn(segno * seg_size + offset as u64);
+            if scanner.feed(at, &bytes)? {
+                break 'segments;
+            }
+            offset += bytes.len() as i64;
+        }
+        segno += 1;
+        offset = 0;
+    }
+    scanner.finish()
+}
+
+/// Decodes `[start, end)` (or to the end of valid WAL) of timeline `tli` from a directory of
+/// segments: a copy of `pg_wal`, or a WAL archive (plain, `.partial` or `.gz` files).
+pub fn scan_dir(
+    dir: &Path,
+    tli: TimelineId,
+    start: Lsn,
+    end: Option<Lsn>,
+    switchpoint: Lsn,
+) -> Result<Scan, ScanError> {
+    let wal = WalDir::open(dir, tli)?;
+    let mut reader = wal.read(start, end);
+    let mut accountant = Accountant::new(switchpoint);
+    for rec in reader.by_ref() {
+        accountant.add(&rec?)?;
+    }
+    let end = reader.end_of_wal().cloned();
+    Ok(Scan {
+        start,
+        pg_version: reader.decoder().version().map(|v| v.0),
+        lost: accountant.finish(end.clone()),
+        end,
+    })
+}
