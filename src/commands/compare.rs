@@ -197,10 +197,11 @@ pub async fn run(input: &CompareInput) -> Result<Outcome, CommandError> {
                 findings.extend(more);
                 if let Some(mut ev) = evidence {
                     if let (Some(session), Some(end_lsn)) = (&former_session, ev.lost.end_lsn) {
+                        // pg_walinspect wants the MAXALIGNed end of the last record.
                         ev.transactions.walinspect = evidence::walinspect_check(
                             session,
                             switchpoint,
-                            end_lsn,
+                            end_lsn.align8(),
                             ev.transactions.lost_commits,
                         )
                         .await;

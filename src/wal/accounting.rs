@@ -383,8 +383,12 @@ impl Accountant {
         match x.kind {
             XactKind::Commit | XactKind::CommitPrepared => {
                 let mut parts = self.take_pending(all.iter().copied());
+                let mut gid = x.gid.clone();
                 if x.kind == XactKind::CommitPrepared {
-                    self.prepared.remove(&x.top_xid.0);
+                    // The GID is in COMMIT PREPARED only at wal_level=logical; PREPARE has it.
+                    if let Some(p) = self.prepared.remove(&x.top_xid.0) {
+                        gid = gid.or(p.gid);
+                    }
                     parts.extend(
                         self.prepared_pending
                             .remove(&x.top_xid.0)
@@ -392,7 +396,7 @@ impl Accountant {
                     );
                 }
                 if after {
-                    self.record_lost(&x, parts);
+                    self.record_lost(&x, gid, parts);
                 }
             }
             XactKind::Abort | XactKind::AbortPrepared => {
@@ -441,7 +445,7 @@ impl Accountant {
         }
     }
 
-    fn record_lost(&mut self, x: &XactRecord, parts: Vec<Pending>) {
+    fn record_lost(&mut self, x: &XactRecord, gid: Option<String>, parts: Vec<Pending>) {
         let mut counts = ChangeCounts::default();
         let mut before = 0u64;
         let mut catalog = false;
@@ -482,7 +486,7 @@ impl Accountant {
             commit_time: x.commit_time,
             db_id: db,
             prepared: x.kind == XactKind::CommitPrepared,
-            gid: x.gid.clone(),
+            gid,
             has_invalidations: x.has_invalidations,
             ddl,
             changes: counts,
