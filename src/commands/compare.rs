@@ -195,7 +195,10 @@ pub async fn run(input: &CompareInput) -> Result<Outcome, CommandError> {
                 )
                 .await;
                 findings.extend(more);
-                if let Some(mut ev) = evidence {
+                if let Err(e) = &evidence {
+                    findings.push(evidence::unreadable_finding(e));
+                }
+                if let Ok(mut ev) = evidence {
                     if let (Some(session), Some(end_lsn)) = (&former_session, ev.lost.end_lsn) {
                         // pg_walinspect wants the MAXALIGNed end of the last record.
                         ev.transactions.walinspect = evidence::walinspect_check(

@@ -39,13 +39,7 @@ pub async fn run(args: &WalArgs) -> Result<Outcome, CommandError> {
         to,
     )
     .await;
-    let Some(ev) = evidence else {
-        let why = findings
-            .first()
-            .map(|f| f.message.clone())
-            .unwrap_or_default();
-        return Err(CommandError::Wal(why));
-    };
+    let ev = evidence.map_err(|e| CommandError::Wal(e.to_string()))?;
     let end = ev.lost.end_lsn.unwrap_or(switchpoint).max(switchpoint);
     let mut analysis = Analysis {
         verdict: Verdict::Inconclusive,

@@ -177,7 +177,7 @@ pub struct Evidence {
 }
 
 /// Reads and accounts the WAL of timeline `tli` from `switchpoint` to `end` (or the end of
-/// valid WAL when `end` is `None`). Findings say what could not be read and why.
+/// valid WAL when `end` is `None`). Findings say what was tried and what to know.
 pub async fn gather(
     source: &Source<'_>,
     names_from: Option<&ConnParams>,
@@ -185,7 +185,7 @@ pub async fn gather(
     tli: TimelineId,
     switchpoint: Lsn,
     end: Option<Lsn>,
-) -> (Option<Evidence>, Vec<Finding>) {
+) -> (Result<Evidence, ScanError>, Vec<Finding>) {
     let mut findings = Vec::new();
     let mut caveats = Vec::new();
     let (scan, label) = match source {
@@ -258,15 +258,7 @@ pub async fn gather(
     };
     let scan = match scan {
         Ok(s) => s,
-        Err(e) => {
-            findings.push(Finding {
-                severity: Severity::Warning,
-                id: "wal_unreadable".into(),
-                message: format!("the former timeline's WAL could not be read, so lost transactions were not counted: {e}"),
-                hint: Some("give the role the REPLICATION attribute (plus a pg_hba.conf replication line), or GRANT EXECUTE ON FUNCTION pg_read_binary_file(text, bigint, bigint) TO it; or copy the former primary's pg_wal and pass --former-wal-dir".into()),
-            });
-            return (None, findings);
-        }
+        Err(e) => return (Err(e), findings),
     };
     if !scan.lost.running_at_scan_start.is_empty() {
         caveats.push(format!(
@@ -298,12 +290,22 @@ pub async fn gather(
         .collect();
     let transactions = summarize(&scan, &label, &names, &databases, caveats);
     (
-        Some(Evidence {
+        Ok(Evidence {
             transactions,
             lost: scan.lost,
         }),
         findings,
     )
+}
+
+/// The finding for WAL that could not be read: what failed and which grant would help.
+pub fn unreadable_finding(e: &ScanError) -> Finding {
+    Finding {
+        severity: Severity::Warning,
+        id: "wal_unreadable".into(),
+        message: format!("the former timeline's WAL could not be read, so lost transactions were not counted: {e}"),
+        hint: Some("give the role the REPLICATION attribute (plus a pg_hba.conf replication line), or GRANT EXECUTE ON FUNCTION pg_read_binary_file(text, bigint, bigint) TO it; or copy the former primary's pg_wal and pass --former-wal-dir".into()),
+    }
 }
 
 /// The segment size of the first segment of `tli` in `dir`, or 16 MB.
