@@ -3,6 +3,7 @@
 //! Commands build a [`Report`]; nothing else decides how it looks.
 
 pub mod csv;
+pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod text;
@@ -96,6 +97,8 @@ pub enum Format {
     Markdown,
     /// `section,field,value` rows for spreadsheets.
     Csv,
+    /// One self-contained HTML page with the timelines drawn as SVG.
+    Html,
 }
 
 /// Renders `report` in `format` into `out`.
@@ -105,6 +108,7 @@ pub fn render(report: &Report, format: Format, out: &mut dyn Write) -> io::Resul
         Format::Json => json::render(report, out),
         Format::Markdown => markdown::render(report, out),
         Format::Csv => csv::render(report, out),
+        Format::Html => html::render(report, out),
     }
 }
 
@@ -119,6 +123,12 @@ pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .prefix(".failover-verify-")
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
+    // A report is for sharing: the usual 0644, not the temporary file's 0600.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
