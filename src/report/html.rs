@@ -114,8 +114,7 @@ fn timeline_svg(report: &Report) -> Option<String> {
         if let (Some(a), Some(b)) = (&t.first_lost_commit_time, &t.last_lost_commit_time) {
             let _ = write!(
                 s,
-                r##"<text x="{x}" y="{y}" class="lbl" fill="#cf222e" text-anchor="middle">{n} lost commit(s), {a} → {b}</text>
-"##,
+                r##"<text x="{x}" y="{y}" class="lbl" fill="#cf222e" text-anchor="middle">{n} lost commit(s), {a} → {b}</text>"##,
                 x = (x_fork + x_lost_end) / 2.0 + 40.0,
                 y = y_old + 52.0 + 20.0,
                 n = t.lost_commits,
@@ -295,11 +294,12 @@ footer{{color:#57606a;font-size:12px;margin-top:28px}}
     }
     let _ = write!(
         s,
-        "<footer>{} · generated {} · {} ms</footer></body></html>\n",
+        "<footer>{} · generated {} · {} ms</footer></body></html>",
         esc(&report.tool),
         esc(&report.generated_at),
         report.duration_ms
     );
+    s.push('\n');
     out.write_all(s.as_bytes())
 }
 
