@@ -16,7 +16,8 @@ use crate::wal::page::{valid_seg_size, PageHeader};
 use crate::wal::record::DecodedRecord;
 use crate::wal::segment::{segment_file_name, segment_start, SegmentName};
 
-const CHUNK: usize = 1 << 20;
+/// Read size: small enough that fed bytes are still in cache when decoded.
+const CHUNK: usize = 64 * 1024;
 
 /// A directory that holds WAL segments (a `pg_wal`, an archive, or a copy of one).
 #[derive(Debug, Clone)]
@@ -85,13 +86,21 @@ impl WalDir {
         Ok(WalDir { dir, tli, seg_size })
     }
 
-    /// Opens `dir` for timeline `tli` with a known segment size.
-    pub fn with_segment_size(dir: impl AsRef<Path>, tli: TimelineId, seg_size: u64) -> WalDir {
-        WalDir {
-            dir: dir.as_ref().to_path_buf(),
-            tli,
-            seg_size,
+    /// Opens `dir` for timeline `tli` with a known segment size (a power of two, 1 MB to 1 GB).
+    pub fn with_segment_size(
+        dir: impl AsRef<Path>,
+        tli: TimelineId,
+        seg_size: u64,
+    ) -> Result<WalDir, WalError> {
+        let dir = dir.as_ref().to_path_buf();
+        if !valid_seg_size(seg_size) {
+            return Err(WalError::InvalidPageHeader {
+                what: format!("invalid segment size {seg_size} (a power of two from 1 MB to 1 GB)"),
+                lsn: Lsn(0),
+                file: crate::wal::error::FileCtx(Some(dir.display().to_string())),
+            });
         }
+        Ok(WalDir { dir, tli, seg_size })
     }
 
     /// The segment size in bytes.
@@ -138,7 +147,6 @@ impl WalDir {
             decoder,
             end,
             reader: None,
-            chunk: vec![0u8; CHUNK],
             done: false,
         }
     }
@@ -157,7 +165,6 @@ pub struct WalDirReader {
     decoder: WalDecoder,
     end: Option<Lsn>,
     reader: Option<Open>,
-    chunk: Vec<u8>,
     done: bool,
 }
 
@@ -230,23 +237,24 @@ impl WalDirReader {
         let Some(open) = self.reader.as_mut() else {
             return Ok(false);
         };
-        let want = (open.seg_end - open.at).min(self.chunk.len() as u64) as usize;
+        let want = (open.seg_end - open.at).min(CHUNK as u64) as usize;
         let mut got = 0;
-        while got < want {
-            let n = open
-                .r
-                .read(&mut self.chunk[got..want])
-                .map_err(|e| WalError::Io {
+        {
+            let buf = self.decoder.spare(want);
+            let want = want.min(buf.len());
+            while got < want {
+                let n = open.r.read(&mut buf[got..want]).map_err(|e| WalError::Io {
                     file: open.name.clone(),
                     lsn: Lsn(open.at + got as u64),
                     source: e,
                 })?;
-            if n == 0 {
-                break;
+                if n == 0 {
+                    break;
+                }
+                got += n;
             }
-            got += n;
         }
-        self.decoder.feed_bytes(Lsn(open.at), &self.chunk[..got])?;
+        self.decoder.commit_fed(got);
         open.at += got as u64;
         if open.at >= open.seg_end {
             self.reader = None;
