@@ -38,6 +38,39 @@ fn children_maxrss_kb() -> u64 {
     }
 }
 
+/// Runs `pg_waldump --stats=record` on the range; returns (seconds, records counted).
+fn run_pg_waldump(
+    waldump: &std::path::Path,
+    dir: &std::path::Path,
+    tli: u32,
+    start: Lsn,
+    end: Lsn,
+) -> anyhow::Result<(f64, u64)> {
+    let t = Instant::now();
+    let out = Command::new(waldump)
+        .arg("-p")
+        .arg(dir)
+        .args([
+            "-t",
+            &tli.to_string(),
+            "-s",
+            &start.to_string(),
+            "-e",
+            &end.to_string(),
+            "--stats=record",
+        ])
+        .output()?;
+    let secs = t.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let n = text
+        .lines()
+        .find(|l| l.starts_with("Total"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok((secs, n))
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut dir = None;
@@ -66,11 +99,14 @@ fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no segments"))?;
     let start = segment_start(first, seg);
 
-    // Ours: decode + per-record stats (the work pg_waldump --stats=record does).
+    // Ours: decode + per-record stats (the work pg_waldump --stats=record does). Runs alternate
+    // with pg_waldump's below so both see the same machine load; the best of each is reported.
     let mut best_ours = f64::MAX;
     let mut end = Lsn(0);
     let mut first_lsn = Lsn(0);
     let mut nrec = 0u64;
+    let mut best_pg = f64::MAX;
+    let mut pg_records = 0u64;
     for _ in 0..runs {
         let t = Instant::now();
         let mut stats = WalStats::default();
@@ -85,6 +121,9 @@ fn main() -> anyhow::Result<()> {
         }
         best_ours = best_ours.min(t.elapsed().as_secs_f64());
         nrec = stats.total.count;
+        let (secs, n) = run_pg_waldump(&waldump, &dir, tli, first_lsn, end)?;
+        best_pg = best_pg.min(secs);
+        pg_records = n;
     }
     let ours_rss = vm_hwm_kb();
 
@@ -97,33 +136,6 @@ fn main() -> anyhow::Result<()> {
     let lost = acc.finish(None);
     let acc_time = t.elapsed().as_secs_f64();
 
-    // pg_waldump on the same range.
-    let mut best_pg = f64::MAX;
-    let mut pg_records = 0u64;
-    for _ in 0..runs {
-        let t = Instant::now();
-        let out = Command::new(&waldump)
-            .arg("-p")
-            .arg(&dir)
-            .args([
-                "-t",
-                &tli.to_string(),
-                "-s",
-                &first_lsn.to_string(),
-                "-e",
-                &end.to_string(),
-                "--stats=record",
-            ])
-            .output()?;
-        best_pg = best_pg.min(t.elapsed().as_secs_f64());
-        let text = String::from_utf8_lossy(&out.stdout);
-        pg_records = text
-            .lines()
-            .find(|l| l.starts_with("Total"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-    }
     let pg_rss = children_maxrss_kb();
     let mb = (end.0 - first_lsn.0) as f64 / 1e6;
     println!("WAL range: {first_lsn} .. {end} ({mb:.0} MB, {nrec} records; pg_waldump counted {pg_records})");
