@@ -177,10 +177,10 @@ fn learns_segment_size_and_version_from_the_long_header() {
 }
 
 #[test]
-fn inline_and_read_ahead_readers_agree() {
+fn read_ahead_and_inline_readers_agree() {
     let m = meta();
     let d = WalDir::open(fixture_dir(), TimelineId(1)).unwrap();
-    let mut inline = d.read_inline(m.start, None);
+    let mut inline = d.read_ahead(m.start, None);
     let got: Vec<_> = inline.by_ref().map(|r| r.unwrap()).collect();
     assert_eq!(&got, all());
     assert_eq!(
@@ -191,7 +191,7 @@ fn inline_and_read_ahead_readers_agree() {
     );
     // With an end LSN, both stop at the same record.
     let a: Vec<_> = d
-        .read_inline(m.start, Some(m.switchpoint))
+        .read_ahead(m.start, Some(m.switchpoint))
         .map(|r| r.unwrap().lsn)
         .collect();
     let b: Vec<_> = d

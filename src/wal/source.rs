@@ -134,15 +134,17 @@ impl WalDir {
     }
 
     /// Reads records from `start` up to `end` (exclusive of records ending after it) or the end
-    /// of WAL. A read-ahead thread reads the files while the caller decodes (at most
-    /// [`READ_AHEAD_CHUNKS`] chunks of [`CHUNK`] bytes in flight, so memory stays flat).
+    /// of WAL, reading the files on the calling thread in [`CHUNK`]-byte reads straight into
+    /// the decoder's buffer (memory stays flat: one chunk plus the largest record).
     pub fn read(&self, start: Lsn, end: Option<Lsn>) -> WalDirReader {
-        self.reader(start, end, true)
+        self.reader(start, end, false)
     }
 
-    /// Like [`Self::read`], but reads the files on the calling thread.
-    pub fn read_inline(&self, start: Lsn, end: Option<Lsn>) -> WalDirReader {
-        self.reader(start, end, false)
+    /// Like [`Self::read`], but a read-ahead thread reads the files while the caller decodes
+    /// (at most [`READ_AHEAD_CHUNKS`] chunks in flight). Worth it when reads wait on the disk
+    /// and a core is free; on a busy machine with WAL in the page cache it costs an extra copy.
+    pub fn read_ahead(&self, start: Lsn, end: Option<Lsn>) -> WalDirReader {
+        self.reader(start, end, true)
     }
 
     fn reader(&self, start: Lsn, end: Option<Lsn>, thread: bool) -> WalDirReader {
