@@ -2,7 +2,7 @@
 //! same segment files, in the same run. See BENCHMARKS.md.
 //!
 //! ```text
-//! cargo run --release --example wal_bench -- DIR [--tli 1] [--pg-waldump PATH] [--runs 3]
+//! cargo run --release --example wal_bench -- DIR [--tli 1] [--pg-waldump PATH] [--runs 3] [--read-ahead]
 //! ```
 
 use std::path::PathBuf;
@@ -26,6 +26,19 @@ fn vm_hwm_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) used so far by this process or by its waited-for children.
+fn cpu_secs(who: libc::c_int) -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass; no other invariants.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(who, &mut ru) != 0 {
+            return 0.0;
+        }
+        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+        t(ru.ru_utime) + t(ru.ru_stime)
+    }
+}
+
 fn children_maxrss_kb() -> u64 {
     // SAFETY: getrusage writes into the zeroed struct we pass; no other invariants.
     unsafe {
@@ -38,16 +51,51 @@ fn children_maxrss_kb() -> u64 {
     }
 }
 
+/// Runs `pg_waldump --stats=record` on the range; returns (seconds, records counted).
+fn run_pg_waldump(
+    waldump: &std::path::Path,
+    dir: &std::path::Path,
+    tli: u32,
+    start: Lsn,
+    end: Lsn,
+) -> anyhow::Result<(f64, u64)> {
+    let t = Instant::now();
+    let out = Command::new(waldump)
+        .arg("-p")
+        .arg(dir)
+        .args([
+            "-t",
+            &tli.to_string(),
+            "-s",
+            &start.to_string(),
+            "-e",
+            &end.to_string(),
+            "--stats=record",
+        ])
+        .output()?;
+    let secs = t.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let n = text
+        .lines()
+        .find(|l| l.starts_with("Total"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok((secs, n))
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut dir = None;
     let mut tli = 1u32;
     let mut runs = 3usize;
+    let mut read_ahead = false;
     let mut waldump = PathBuf::from("/usr/lib/postgresql/15/bin/pg_waldump");
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--tli" => tli = it.next().map(|s| s.parse()).transpose()?.unwrap_or(1),
+            "--read-ahead" => read_ahead = true,
             "--runs" => runs = it.next().map(|s| s.parse()).transpose()?.unwrap_or(3),
             "--pg-waldump" => waldump = it.next().map(PathBuf::from).unwrap_or(waldump),
             other => dir = Some(PathBuf::from(other)),
@@ -66,15 +114,24 @@ fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no segments"))?;
     let start = segment_start(first, seg);
 
-    // Ours: decode + per-record stats (the work pg_waldump --stats=record does).
+    // Ours: decode + per-record stats (the work pg_waldump --stats=record does). Runs alternate
+    // with pg_waldump's below so both see the same machine load; the best of each is reported.
     let mut best_ours = f64::MAX;
     let mut end = Lsn(0);
     let mut first_lsn = Lsn(0);
     let mut nrec = 0u64;
+    let mut best_pg = f64::MAX;
+    let mut pg_records = 0u64;
+    let (mut cpu_ours, mut cpu_pg) = (f64::MAX, f64::MAX);
     for _ in 0..runs {
+        let c0 = cpu_secs(libc::RUSAGE_SELF);
         let t = Instant::now();
         let mut stats = WalStats::default();
-        let mut reader = wal.read(start, None);
+        let mut reader = if read_ahead {
+            wal.read_ahead(start, None)
+        } else {
+            wal.read(start, None)
+        };
         for r in reader.by_ref() {
             let r = r?;
             if stats.total.count == 0 {
@@ -84,7 +141,13 @@ fn main() -> anyhow::Result<()> {
             stats.add(&r);
         }
         best_ours = best_ours.min(t.elapsed().as_secs_f64());
+        cpu_ours = cpu_ours.min(cpu_secs(libc::RUSAGE_SELF) - c0);
         nrec = stats.total.count;
+        let c1 = cpu_secs(libc::RUSAGE_CHILDREN);
+        let (secs, n) = run_pg_waldump(&waldump, &dir, tli, first_lsn, end)?;
+        cpu_pg = cpu_pg.min(cpu_secs(libc::RUSAGE_CHILDREN) - c1);
+        best_pg = best_pg.min(secs);
+        pg_records = n;
     }
     let ours_rss = vm_hwm_kb();
 
@@ -97,33 +160,6 @@ fn main() -> anyhow::Result<()> {
     let lost = acc.finish(None);
     let acc_time = t.elapsed().as_secs_f64();
 
-    // pg_waldump on the same range.
-    let mut best_pg = f64::MAX;
-    let mut pg_records = 0u64;
-    for _ in 0..runs {
-        let t = Instant::now();
-        let out = Command::new(&waldump)
-            .arg("-p")
-            .arg(&dir)
-            .args([
-                "-t",
-                &tli.to_string(),
-                "-s",
-                &first_lsn.to_string(),
-                "-e",
-                &end.to_string(),
-                "--stats=record",
-            ])
-            .output()?;
-        best_pg = best_pg.min(t.elapsed().as_secs_f64());
-        let text = String::from_utf8_lossy(&out.stdout);
-        pg_records = text
-            .lines()
-            .find(|l| l.starts_with("Total"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-    }
     let pg_rss = children_maxrss_kb();
     let mb = (end.0 - first_lsn.0) as f64 / 1e6;
     println!("WAL range: {first_lsn} .. {end} ({mb:.0} MB, {nrec} records; pg_waldump counted {pg_records})");
@@ -146,8 +182,22 @@ fn main() -> anyhow::Result<()> {
         pg_rss / 1024
     );
     println!(
-        "ratio (pg_waldump time / ours): {:.2}x",
+        "ratio (pg_waldump time / ours): {:.2}x wall",
         best_pg / best_ours
+    );
+    println!(
+        "CPU seconds (user+sys, best run): ours {:.2} s ({:.0} MB per CPU-second), pg_waldump {:.2} s ({:.0} MB per CPU-second); ratio {:.2}x",
+        cpu_ours,
+        mb / cpu_ours,
+        cpu_pg,
+        mb / cpu_pg,
+        cpu_pg / cpu_ours
+    );
+    println!(
+        "load average at the end: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
     Ok(())
 }

@@ -3,9 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p fuzz/corpus/wal_decoder
-for f in tests/fixtures/wal/pg15/*.gz; do
+for f in tests/fixtures/wal/pg*/*.gz; do
   b=$(basename "$f" .gz)
-  { printf '\x05\x04'; gzip -dc "$f" | head -c 65536; } > "fuzz/corpus/wal_decoder/$b-64k"
-  { printf '\x00\x03'; gzip -dc "$f" | head -c 262144; } > "fuzz/corpus/wal_decoder/$b-256k"
+  { printf '\x05\x04'; (gzip -dc "$f" | head -c 65536) || true; } > "fuzz/corpus/wal_decoder/$b-64k"
+  { printf '\x00\x03'; (gzip -dc "$f" | head -c 262144) || true; } > "fuzz/corpus/wal_decoder/$b-256k"
 done
 ls fuzz/corpus/wal_decoder | wc -l

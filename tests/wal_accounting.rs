@@ -109,7 +109,7 @@ fn lost_transactions_of_the_fixture() {
     );
     assert!(lost
         .wal_stats_after_switchpoint
-        .by_rmgr
+        .by_rmgr()
         .contains_key("LogicalMessage"));
     // Serializable for the renderer.
     let json = serde_json::to_string(&lost).unwrap();

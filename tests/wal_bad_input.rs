@@ -19,7 +19,7 @@ fn decode_dir(
     Option<WalError>,
     Option<failover_verify::wal::EndOfWal>,
 ) {
-    let d = WalDir::with_segment_size(dir, TimelineId(1), meta().seg_size);
+    let d = WalDir::with_segment_size(dir, TimelineId(1), meta().seg_size).unwrap();
     let mut it = d.read(start, end);
     let mut recs = Vec::new();
     let mut err = None;

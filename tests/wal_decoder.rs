@@ -175,3 +175,28 @@ fn learns_segment_size_and_version_from_the_long_header() {
     assert_eq!(d.version().map(|v| v.0), Some(15));
     assert!(d.system_id().is_some());
 }
+
+#[test]
+fn read_ahead_and_inline_readers_agree() {
+    let m = meta();
+    let d = WalDir::open(fixture_dir(), TimelineId(1)).unwrap();
+    let mut inline = d.read_ahead(m.start, None);
+    let got: Vec<_> = inline.by_ref().map(|r| r.unwrap()).collect();
+    assert_eq!(&got, all());
+    assert_eq!(
+        inline.end_of_wal().unwrap().reason,
+        EndReason::EndOfInput {
+            partial_record: false
+        }
+    );
+    // With an end LSN, both stop at the same record.
+    let a: Vec<_> = d
+        .read_ahead(m.start, Some(m.switchpoint))
+        .map(|r| r.unwrap().lsn)
+        .collect();
+    let b: Vec<_> = d
+        .read(m.start, Some(m.switchpoint))
+        .map(|r| r.unwrap().lsn)
+        .collect();
+    assert_eq!(a, b);
+}

@@ -238,6 +238,7 @@ fn stats_match_pg_waldump() {
         ],
     );
     let mut seen = 0;
+    let by_record = stats.by_record();
     for l in out.lines().skip(3) {
         let Some((name, rest)) = l.split_once(char::is_whitespace) else {
             continue;
@@ -250,10 +251,9 @@ fn stats_match_pg_waldump() {
             .filter(|s| !s.is_empty() && !s.contains('.'))
             .map(|s| s.parse().unwrap())
             .collect();
-        let c = stats
-            .by_record
+        let c = by_record
             .get(name)
-            .unwrap_or_else(|| panic!("{name} missing in {:?}", stats.by_record.keys()));
+            .unwrap_or_else(|| panic!("{name} missing in {:?}", by_record.keys()));
         assert_eq!(
             (c.count, c.record_bytes, c.fpi_bytes, c.combined()),
             (nums[0], nums[1], nums[2], nums[3]),
@@ -261,7 +261,7 @@ fn stats_match_pg_waldump() {
         );
         seen += 1;
     }
-    assert_eq!(seen, stats.by_record.len());
+    assert_eq!(seen, by_record.len());
     assert_eq!(stats.total.count, recs.len() as u64);
 }
 

@@ -11,6 +11,7 @@ use failover_verify::lsn::TimelineId;
 use failover_verify::wal::accounting::account;
 use failover_verify::wal::decoder::EndReason;
 use failover_verify::wal::source::WalDir;
+use failover_verify::wal::standby::{Checkpoint, RunningXacts};
 use failover_verify::wal::xact::{XactKind, XactRecord};
 use wal_util::*;
 
@@ -48,6 +49,26 @@ fn every_version_matches_the_servers_xact_status() {
             "pg{v}: image without APPLY"
         );
 
+        // The fixture starts at the redo point of a CHECKPOINT: the record must say so.
+        let ckpt = recs
+            .iter()
+            .find_map(|r| Checkpoint::parse(r).unwrap())
+            .expect("a checkpoint");
+        assert_eq!(
+            (ckpt.redo, ckpt.timeline.0, ckpt.shutdown),
+            (m.start, 1, false),
+            "pg{v}"
+        );
+        let running = recs
+            .iter()
+            .find_map(|r| RunningXacts::parse(r).unwrap())
+            .expect("running xacts");
+        // At the redo point (PG17+ writes CHECKPOINT_REDO there first).
+        assert!(
+            running.lsn >= m.start && running.lsn < ckpt.lsn,
+            "pg{v}: RUNNING_XACTS before the checkpoint"
+        );
+        assert_eq!(running.next_xid, ckpt.next_xid, "pg{v}");
         let mut committed: HashMap<u32, String> = HashMap::new();
         let mut aborted: Vec<u32> = Vec::new();
         let mut prepared: Vec<u32> = Vec::new();

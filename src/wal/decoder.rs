@@ -34,8 +34,9 @@ use crate::wal::XLOG_BLCKSZ;
 const BLCKSZ: u64 = XLOG_BLCKSZ as u64;
 /// Largest record PostgreSQL writes (XLogRecordMaxSize is 1020 MB; anything past 1 GB is garbage).
 const MAX_RECORD_LEN: u32 = 0x3FFF_FFFF;
-/// Drop consumed bytes once this many have accumulated.
-const COMPACT_AT: u64 = 256 * 1024;
+/// WAL positions at or past 2^62 are refused (PostgreSQL would need centuries to reach them),
+/// so LSN arithmetic below cannot overflow.
+const MAX_LSN: u64 = 1 << 62;
 
 /// Why decoding stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -206,6 +207,7 @@ pub struct WalDecoder {
     start: Lsn,
     end: Option<Lsn>,
     buf: Vec<u8>,
+    filled: usize,
     buf_start: u64,
     fed_end: Option<u64>,
     next: u64,
@@ -228,6 +230,7 @@ impl WalDecoder {
             start,
             end: None,
             buf: Vec::new(),
+            filled: 0,
             buf_start: page,
             fed_end: None,
             next: start.0,
@@ -324,9 +327,40 @@ impl WalDecoder {
                 expected: Lsn(expected),
             });
         }
-        self.buf.extend_from_slice(bytes);
-        self.fed_end = Some(at.saturating_add(bytes.len() as u64));
+        let bytes = bytes
+            .get(..(MAX_LSN.saturating_sub(at).min(bytes.len() as u64) as usize))
+            .unwrap_or_default();
+        let n = bytes.len();
+        if let Some(dst) = self.spare_mut(n) {
+            dst.copy_from_slice(bytes);
+            self.filled += n;
+            self.fed_end = Some(at.saturating_add(n as u64));
+        }
         Ok(())
+    }
+
+    fn spare_mut(&mut self, len: usize) -> Option<&mut [u8]> {
+        let need = self.filled.checked_add(len)?;
+        if self.buf.len() < need {
+            self.buf.resize(need, 0);
+        }
+        self.buf.get_mut(self.filled..need)
+    }
+
+    /// A writable region of `len` bytes for the bytes at [`Self::fed_up_to`] on: fill a prefix
+    /// of it (e.g. with `Read::read`) and call [`Self::commit_fed`]. Saves a copy per feed.
+    pub fn spare(&mut self, len: usize) -> &mut [u8] {
+        let at = self.fed_end.unwrap_or(self.buf_start);
+        let len = MAX_LSN.saturating_sub(at).min(len as u64) as usize;
+        self.spare_mut(len).unwrap_or_default()
+    }
+
+    /// Declares that the first `n` bytes of the last [`Self::spare`] region were filled.
+    pub fn commit_fed(&mut self, n: usize) {
+        let n = n.min(self.buf.len().saturating_sub(self.filled));
+        let at = self.fed_end.unwrap_or(self.buf_start);
+        self.filled += n;
+        self.fed_end = Some(at.saturating_add(n as u64));
     }
 
     /// Declares that no more bytes will come: polls then end instead of asking for more.
@@ -344,6 +378,13 @@ impl WalDecoder {
 
     /// Decodes the next record, or says that more bytes are needed, or that WAL ended.
     pub fn poll(&mut self) -> Result<Poll, WalError> {
+        if self.start.0 >= MAX_LSN {
+            return Err(WalError::InvalidStart {
+                what: "beyond the range of WAL positions this decoder reads".into(),
+                lsn: self.start,
+                file: FileCtx(None),
+            });
+        }
         loop {
             if let Some(e) = &self.ended {
                 return Ok(Poll::End(e.clone()));
@@ -372,7 +413,6 @@ impl WalDecoder {
                                 });
                             }
                         }
-                        self.compact();
                         return Ok(Poll::Record(Box::new(rec)));
                     }
                     other => strip(other),
@@ -455,16 +495,19 @@ impl WalDecoder {
 
     fn slice(&self, lsn: u64, len: usize) -> Option<&[u8]> {
         let off = usize::try_from(lsn.checked_sub(self.buf_start)?).ok()?;
-        self.buf.get(off..off.checked_add(len)?)
+        self.buf.get(..self.filled)?.get(off..off.checked_add(len)?)
     }
 
     fn compact(&mut self) {
         let fed = self.fed_end.unwrap_or(self.buf_start);
         let keep = (self.next - self.next % BLCKSZ).min(fed);
         let drop = keep.saturating_sub(self.buf_start);
-        if drop >= COMPACT_AT || (drop > 0 && drop as usize == self.buf.len()) {
-            let n = (drop as usize).min(self.buf.len());
-            self.buf.drain(..n);
+        // Called when more bytes are needed: what remains is at most a partial record, so the
+        // move is small and the buffer never holds more than one feed plus one record.
+        if drop > 0 {
+            let n = (drop as usize).min(self.filled);
+            self.buf.copy_within(n..self.filled, 0);
+            self.filled -= n;
             self.buf_start += n as u64;
             if self.fed_end.is_none() {
                 self.fed_end = Some(self.buf_start);
@@ -652,6 +695,23 @@ impl WalDecoder {
         if (tot_len as usize) < RECORD_HEADER_LEN || tot_len > MAX_RECORD_LEN {
             return Ok(Step::End(lsn, EndReason::InvalidLength { tot_len }));
         }
+        // Page headers only add bytes: wait until at least tot_len bytes are there.
+        if self.fed_end.unwrap_or(self.buf_start) < lsn.saturating_add(u64::from(tot_len)) {
+            if self.slice(lsn, RECORD_HEADER_LEN).is_some() {
+                if let Some(r) = self.check_header(lsn, &[(lsn, RECORD_HEADER_LEN)])? {
+                    return Ok(Step::End(lsn, r));
+                }
+            }
+            return Ok(Step::NeedMore);
+        }
+        // Fast path: the record lies on one page.
+        if lsn % BLCKSZ + u64::from(tot_len) <= BLCKSZ {
+            if let Some(r) = self.check_header(lsn, &[(lsn, RECORD_HEADER_LEN)])? {
+                return Ok(Step::End(lsn, r));
+            }
+            let end_lsn = lsn + u64::from(tot_len);
+            return self.finish_record(lsn, end_lsn, &[(lsn, tot_len as usize)]);
+        }
         // Walk the pages the record spans: validate continuation headers, check availability.
         let mut pieces: Vec<(u64, usize)> = Vec::new();
         let mut remaining = tot_len as u64;
@@ -702,16 +762,27 @@ impl WalDecoder {
             pos = page_end + h.header_len() as u64;
         }
         let end_lsn = pieces.last().map_or(lsn, |&(p, n)| p + n as u64);
+        self.finish_record(lsn, end_lsn, &pieces)
+    }
+
+    /// Copies, CRC-checks and parses a record whose bytes are `pieces`, and advances.
+    fn finish_record(
+        &mut self,
+        lsn: u64,
+        end_lsn: u64,
+        pieces: &[(u64, usize)],
+    ) -> Result<Step<DecodedRecord>, WalError> {
+        let tot_len: usize = pieces.iter().map(|p| p.1).sum();
         if let Some(end) = self.end {
             if end_lsn > end.0 {
                 return Ok(Step::End(lsn, EndReason::RequestedEnd));
             }
         }
         let rec: Bytes = if pieces.len() == 1 {
-            Bytes::copy_from_slice(self.slice(lsn, tot_len as usize).unwrap_or_default())
+            Bytes::copy_from_slice(self.slice(lsn, tot_len).unwrap_or_default())
         } else {
-            let mut v = Vec::with_capacity(tot_len as usize);
-            for &(p, n) in &pieces {
+            let mut v = Vec::with_capacity(tot_len);
+            for &(p, n) in pieces {
                 v.extend_from_slice(self.slice(p, n).unwrap_or_default());
             }
             Bytes::from(v)

@@ -224,7 +224,6 @@ pub fn parse_record(
     };
     let total = rec.len();
     let mut blocks: Vec<BlockRef> = Vec::new();
-    let mut image_lens: Vec<(usize, usize)> = Vec::new(); // (image bytes, data bytes) per block
     let mut datatotal: usize = 0;
     let mut main_len: usize = 0;
     let mut origin = None;
@@ -342,7 +341,6 @@ pub fn parse_record(
                     })?
                 };
                 let block = c.u32().ok_or_else(short)?;
-                image_lens.push((usize::from(image_len), usize::from(data_len)));
                 blocks.push(BlockRef {
                     id,
                     rel,
@@ -369,9 +367,13 @@ pub fn parse_record(
         )));
     }
     let mut pos = c.pos;
-    for (b, (img, data)) in blocks.iter_mut().zip(image_lens) {
-        pos += img;
-        let end = pos + data;
+    for b in blocks.iter_mut() {
+        pos += if b.has_image {
+            usize::from(b.image_len)
+        } else {
+            0
+        };
+        let end = pos + usize::from(b.data_len);
         if end > total {
             return Err(err("block data beyond the record".into()));
         }

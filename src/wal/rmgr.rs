@@ -239,24 +239,85 @@ impl Counts {
 }
 
 /// Record statistics per rmgr and per record type, like `pg_waldump --stats=record`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+///
+/// Counting is allocation-free (a table indexed by rmid and opcode); names are made on output.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalStats {
-    /// Per rmgr name.
-    pub by_rmgr: BTreeMap<String, Counts>,
-    /// Per `Rmgr/TYPE`.
-    pub by_record: BTreeMap<String, Counts>,
+    table: Vec<Counts>,
+    versions: Vec<u32>,
     /// All records.
     pub total: Counts,
+}
+
+impl Default for WalStats {
+    fn default() -> Self {
+        WalStats {
+            table: vec![Counts::default(); 256 * 16],
+            versions: vec![0; 256 * 16],
+            total: Counts::default(),
+        }
+    }
 }
 
 impl WalStats {
     /// Counts one record.
     pub fn add(&mut self, rec: &DecodedRecord) {
         self.total.add(rec);
-        self.by_rmgr
-            .entry(rmgr_name(rec.rmid))
-            .or_default()
-            .add(rec);
-        self.by_record.entry(stats_key(rec)).or_default().add(rec);
+        let i = usize::from(rec.rmid) * 16 + usize::from(rec.info >> 4);
+        if let (Some(c), Some(v)) = (self.table.get_mut(i), self.versions.get_mut(i)) {
+            c.add(rec);
+            *v = rec.version.0;
+        }
+    }
+
+    fn named(&self, key: impl Fn(u8, u8, u32) -> String) -> BTreeMap<String, Counts> {
+        let mut out: BTreeMap<String, Counts> = BTreeMap::new();
+        for (i, c) in self.table.iter().enumerate().filter(|(_, c)| c.count > 0) {
+            let (rmid, info) = ((i / 16) as u8, ((i % 16) as u8) << 4);
+            let v = self.versions.get(i).copied().unwrap_or(0);
+            let e = out.entry(key(rmid, info, v)).or_default();
+            e.count += c.count;
+            e.record_bytes += c.record_bytes;
+            e.fpi_bytes += c.fpi_bytes;
+        }
+        out
+    }
+
+    /// Counts per rmgr name.
+    pub fn by_rmgr(&self) -> BTreeMap<String, Counts> {
+        self.named(|rmid, _, _| rmgr_name(rmid))
+    }
+
+    /// Counts per `Rmgr/TYPE`, as pg_waldump names them.
+    pub fn by_record(&self) -> BTreeMap<String, Counts> {
+        self.named(|rmid, info, v| {
+            let probe = DecodedRecord {
+                lsn: crate::lsn::Lsn(0),
+                end_lsn: crate::lsn::Lsn(0),
+                xl_tot_len: 0,
+                xid: crate::lsn::Xid(0),
+                prev: crate::lsn::Lsn(0),
+                info,
+                rmid,
+                crc: 0,
+                blocks: Vec::new(),
+                main_data: bytes::Bytes::new(),
+                origin: None,
+                toplevel_xid: None,
+                version: crate::wal::page::PgVersion(v),
+            };
+            stats_key(&probe)
+        })
+    }
+}
+
+impl Serialize for WalStats {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("WalStats", 3)?;
+        st.serialize_field("by_rmgr", &self.by_rmgr())?;
+        st.serialize_field("by_record", &self.by_record())?;
+        st.serialize_field("total", &self.total)?;
+        st.end()
     }
 }

@@ -16,8 +16,6 @@ use crate::wal::page::{valid_seg_size, PageHeader};
 use crate::wal::record::DecodedRecord;
 use crate::wal::segment::{segment_file_name, segment_start, SegmentName};
 
-const CHUNK: usize = 1 << 20;
-
 /// A directory that holds WAL segments (a `pg_wal`, an archive, or a copy of one).
 #[derive(Debug, Clone)]
 pub struct WalDir {
@@ -85,13 +83,21 @@ impl WalDir {
         Ok(WalDir { dir, tli, seg_size })
     }
 
-    /// Opens `dir` for timeline `tli` with a known segment size.
-    pub fn with_segment_size(dir: impl AsRef<Path>, tli: TimelineId, seg_size: u64) -> WalDir {
-        WalDir {
-            dir: dir.as_ref().to_path_buf(),
-            tli,
-            seg_size,
+    /// Opens `dir` for timeline `tli` with a known segment size (a power of two, 1 MB to 1 GB).
+    pub fn with_segment_size(
+        dir: impl AsRef<Path>,
+        tli: TimelineId,
+        seg_size: u64,
+    ) -> Result<WalDir, WalError> {
+        let dir = dir.as_ref().to_path_buf();
+        if !valid_seg_size(seg_size) {
+            return Err(WalError::InvalidPageHeader {
+                what: format!("invalid segment size {seg_size} (a power of two from 1 MB to 1 GB)"),
+                lsn: Lsn(0),
+                file: crate::wal::error::FileCtx(Some(dir.display().to_string())),
+            });
         }
+        Ok(WalDir { dir, tli, seg_size })
     }
 
     /// The segment size in bytes.
@@ -127,37 +133,230 @@ impl WalDir {
         })
     }
 
-    /// Reads records from `start` up to `end` (exclusive of records ending after it) or the end of WAL.
+    /// Reads records from `start` up to `end` (exclusive of records ending after it) or the end
+    /// of WAL, reading the files on the calling thread in [`CHUNK`]-byte reads straight into
+    /// the decoder's buffer (memory stays flat: one chunk plus the largest record).
     pub fn read(&self, start: Lsn, end: Option<Lsn>) -> WalDirReader {
+        self.reader(start, end, false)
+    }
+
+    /// Like [`Self::read`], but a read-ahead thread reads the files while the caller decodes
+    /// (at most [`READ_AHEAD_CHUNKS`] chunks in flight). Worth it when reads wait on the disk
+    /// and a core is free; on a busy machine with WAL in the page cache it costs an extra copy.
+    pub fn read_ahead(&self, start: Lsn, end: Option<Lsn>) -> WalDirReader {
+        self.reader(start, end, true)
+    }
+
+    fn reader(&self, start: Lsn, end: Option<Lsn>, thread: bool) -> WalDirReader {
         let mut decoder = WalDecoder::new(start).with_segment_size(self.seg_size);
         if let Some(e) = end {
             decoder = decoder.with_end(e);
         }
+        let files = SegmentFeeder {
+            dir: self.clone(),
+            end,
+            at: decoder.fed_up_to().0,
+            open: None,
+            ended: false,
+        };
+        let feed = if thread {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(READ_AHEAD_CHUNKS);
+            let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            let spawned = std::thread::Builder::new()
+                .name("wal-read-ahead".into())
+                .spawn(move || read_ahead(files, tx, back_rx));
+            match spawned {
+                Ok(_) => Feed::Thread { rx, back: back_tx },
+                Err(_) => Feed::Inline(SegmentFeeder {
+                    dir: self.clone(),
+                    end,
+                    at: decoder.fed_up_to().0,
+                    open: None,
+                    ended: false,
+                }),
+            }
+        } else {
+            Feed::Inline(files)
+        };
         WalDirReader {
             dir: self.clone(),
             decoder,
-            end,
-            reader: None,
-            chunk: vec![0u8; CHUNK],
+            feed,
             done: false,
         }
     }
 }
 
+/// Bytes read per chunk: small enough that they are still in cache when decoded.
+pub const CHUNK: usize = 128 * 1024;
+/// Chunks the read-ahead thread may have in flight.
+pub const READ_AHEAD_CHUNKS: usize = 4;
+
 struct Open {
-    r: Box<dyn Read>,
+    r: Box<dyn Read + Send>,
     name: String,
-    at: u64,
     seg_end: u64,
+    announced: bool,
+}
+
+/// Reads the segment files in order, from `at` on.
+struct SegmentFeeder {
+    dir: WalDir,
+    end: Option<Lsn>,
+    at: u64,
+    open: Option<Open>,
+    ended: bool,
+}
+
+/// What one read produced.
+enum Fill {
+    /// `n` bytes at `at`; `name` when they are the first bytes read from that file.
+    Data {
+        at: u64,
+        n: usize,
+        name: Option<String>,
+    },
+    /// Nothing more: the next segment does not exist, or a `.partial` one ended.
+    Eof,
+}
+
+impl SegmentFeeder {
+    fn open_next(&mut self) -> Result<bool, WalError> {
+        let seg_size = self.dir.seg_size;
+        let at = self.at;
+        let segno = at / seg_size;
+        let Some((path, name)) = self.dir.find_segment(segno) else {
+            let base = segment_file_name(self.dir.tli, segno, seg_size);
+            let inside = self.end.is_some_and(|e| e.0 > at) || self.dir.later_segment_exists(segno);
+            if inside {
+                return Err(WalError::MissingSegment {
+                    file: base,
+                    lsn: Lsn(at),
+                    dir: self.dir.dir.display().to_string(),
+                });
+            }
+            return Ok(false);
+        };
+        let io = |e: std::io::Error| WalError::Io {
+            file: name.clone(),
+            lsn: Lsn(at),
+            source: e,
+        };
+        let mut f = File::open(&path).map_err(io)?;
+        let offset = at - segment_start(segno, seg_size).0;
+        let r: Box<dyn Read + Send> = if name.ends_with(".gz") {
+            let mut g = GzDecoder::new(f);
+            std::io::copy(&mut (&mut g).take(offset), &mut std::io::sink()).map_err(io)?;
+            Box::new(g)
+        } else {
+            f.seek(SeekFrom::Start(offset)).map_err(io)?;
+            Box::new(f)
+        };
+        self.open = Some(Open {
+            r,
+            name,
+            seg_end: segment_start(segno + 1, seg_size).0,
+            announced: false,
+        });
+        Ok(true)
+    }
+
+    /// Reads up to `buf.len()` bytes (never past the segment's end).
+    fn fill(&mut self, buf: &mut [u8]) -> Result<Fill, WalError> {
+        if self.ended {
+            return Ok(Fill::Eof);
+        }
+        if self.open.is_none() && !self.open_next()? {
+            return Ok(Fill::Eof);
+        }
+        let Some(open) = self.open.as_mut() else {
+            return Ok(Fill::Eof);
+        };
+        let at = self.at;
+        let want = (open.seg_end - at).min(buf.len() as u64) as usize;
+        let mut got = 0;
+        while got < want {
+            let n = open.r.read(&mut buf[got..want]).map_err(|e| WalError::Io {
+                file: open.name.clone(),
+                lsn: Lsn(at + got as u64),
+                source: e,
+            })?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        let name = (!open.announced).then(|| open.name.clone());
+        open.announced = true;
+        self.at += got as u64;
+        if self.at >= open.seg_end {
+            self.open = None;
+        } else if got < want {
+            // A short file. A `.partial` segment ends the timeline's WAL; any other short
+            // segment was truncated (PostgreSQL always writes full-size segment files).
+            if !open.name.contains(".partial") {
+                let seg_size = self.dir.seg_size;
+                return Err(WalError::TruncatedSegment {
+                    file: open.name.clone(),
+                    size: self.at % seg_size,
+                    expected: seg_size,
+                    lsn: Lsn(self.at),
+                });
+            }
+            // Deliver what was read; the next fill ends.
+            self.ended = true;
+            if got == 0 {
+                return Ok(Fill::Eof);
+            }
+        }
+        Ok(Fill::Data { at, n: got, name })
+    }
+}
+
+/// A chunk from the read-ahead thread.
+enum Chunk {
+    Data {
+        at: u64,
+        buf: Vec<u8>,
+        n: usize,
+        name: Option<String>,
+    },
+    Eof,
+    Err(WalError),
+}
+
+fn read_ahead(
+    mut files: SegmentFeeder,
+    tx: std::sync::mpsc::SyncSender<Chunk>,
+    back: std::sync::mpsc::Receiver<Vec<u8>>,
+) {
+    loop {
+        let mut buf = back.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
+        let msg = match files.fill(&mut buf) {
+            Ok(Fill::Data { at, n, name }) => Chunk::Data { at, buf, n, name },
+            Ok(Fill::Eof) => Chunk::Eof,
+            Err(e) => Chunk::Err(e),
+        };
+        let last = !matches!(msg, Chunk::Data { .. });
+        if tx.send(msg).is_err() || last {
+            return;
+        }
+    }
+}
+
+enum Feed {
+    Inline(SegmentFeeder),
+    Thread {
+        rx: std::sync::mpsc::Receiver<Chunk>,
+        back: std::sync::mpsc::Sender<Vec<u8>>,
+    },
 }
 
 /// An iterator of decoded records over a [`WalDir`]; check [`Self::end_of_wal`] when it stops.
 pub struct WalDirReader {
     dir: WalDir,
     decoder: WalDecoder,
-    end: Option<Lsn>,
-    reader: Option<Open>,
-    chunk: Vec<u8>,
+    feed: Feed,
     done: bool,
 }
 
@@ -181,90 +380,37 @@ impl WalDirReader {
         &self.decoder
     }
 
-    fn open_next(&mut self) -> Result<bool, WalError> {
-        let seg_size = self.dir.seg_size;
-        let at = self.decoder.fed_up_to().0;
-        let segno = at / seg_size;
-        let Some((path, name)) = self.dir.find_segment(segno) else {
-            let base = segment_file_name(self.dir.tli, segno, seg_size);
-            let inside = self.end.is_some_and(|e| e.0 > at) || self.dir.later_segment_exists(segno);
-            if inside {
-                return Err(WalError::MissingSegment {
-                    file: base,
-                    lsn: Lsn(at),
-                    dir: self.dir.dir.display().to_string(),
-                });
-            }
-            return Ok(false);
-        };
-        let io = |e: std::io::Error| WalError::Io {
-            file: name.clone(),
-            lsn: Lsn(at),
-            source: e,
-        };
-        let mut f = File::open(&path).map_err(io)?;
-        let offset = at - segment_start(segno, seg_size).0;
-        let r: Box<dyn Read> = if name.ends_with(".gz") {
-            let mut g = GzDecoder::new(f);
-            std::io::copy(&mut (&mut g).take(offset), &mut std::io::sink()).map_err(io)?;
-            Box::new(g)
-        } else {
-            f.seek(SeekFrom::Start(offset)).map_err(io)?;
-            Box::new(f)
-        };
-        self.decoder.set_source_name(Lsn(at), &name);
-        self.reader = Some(Open {
-            r,
-            name,
-            at,
-            seg_end: segment_start(segno + 1, seg_size).0,
-        });
-        Ok(true)
-    }
-
     /// Feeds the next chunk; `false` when there is nothing more to read.
     fn feed(&mut self) -> Result<bool, WalError> {
-        if self.reader.is_none() && !self.open_next()? {
-            return Ok(false);
-        }
-        let Some(open) = self.reader.as_mut() else {
-            return Ok(false);
-        };
-        let want = (open.seg_end - open.at).min(self.chunk.len() as u64) as usize;
-        let mut got = 0;
-        while got < want {
-            let n = open
-                .r
-                .read(&mut self.chunk[got..want])
-                .map_err(|e| WalError::Io {
-                    file: open.name.clone(),
-                    lsn: Lsn(open.at + got as u64),
-                    source: e,
-                })?;
-            if n == 0 {
-                break;
+        match &mut self.feed {
+            Feed::Inline(files) => {
+                let buf = self.decoder.spare(CHUNK);
+                match files.fill(buf)? {
+                    Fill::Data { at, n, name } => {
+                        self.decoder.commit_fed(n);
+                        if let Some(name) = name {
+                            self.decoder.set_source_name(Lsn(at), &name);
+                        }
+                        Ok(true)
+                    }
+                    Fill::Eof => Ok(false),
+                }
             }
-            got += n;
+            Feed::Thread { rx, back } => match rx.recv() {
+                Ok(Chunk::Data { at, buf, n, name }) => {
+                    if let Some(name) = name {
+                        self.decoder.set_source_name(Lsn(at), &name);
+                    }
+                    let r = self
+                        .decoder
+                        .feed_bytes(Lsn(at), buf.get(..n).unwrap_or_default());
+                    let _ = back.send(buf);
+                    r.map(|_| true)
+                }
+                Ok(Chunk::Eof) | Err(_) => Ok(false),
+                Ok(Chunk::Err(e)) => Err(e),
+            },
         }
-        self.decoder.feed_bytes(Lsn(open.at), &self.chunk[..got])?;
-        open.at += got as u64;
-        if open.at >= open.seg_end {
-            self.reader = None;
-        } else if got < want {
-            // A short file. A `.partial` segment ends the timeline's WAL; any other short
-            // segment was truncated (PostgreSQL always writes full-size segment files).
-            if open.name.contains(".partial") {
-                return Ok(false);
-            }
-            let seg_size = self.dir.seg_size;
-            return Err(WalError::TruncatedSegment {
-                file: open.name.clone(),
-                size: open.at % seg_size,
-                expected: seg_size,
-                lsn: Lsn(open.at),
-            });
-        }
-        Ok(true)
     }
 }
 
