@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::Severity;
 
-pub use compare::{evaluate, CompareMode, Comparison, EvalError, Evaluation, Row};
+pub use compare::{display_value, evaluate, CompareMode, Comparison, EvalError, Evaluation, Row};
 pub use run::{run_checks, run_checks_with, RunOptions, DEFAULT_IN_FLIGHT_PER_NODE};
 
 /// The built-in checks, embedded at compile time: (file name under `checks/`, TOML text).
@@ -697,6 +697,15 @@ pub struct CheckResult {
     /// True when a user file replaced the built-in check with this id.
     #[serde(default)]
     pub overrides_builtin: bool,
+}
+
+/// `critical`, `warning` or `info`, as in check files.
+pub fn severity_name(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "critical",
+        Severity::Warning => "warning",
+        Severity::Info => "info",
+    }
 }
 
 /// The most rows one check result carries (the report says how many there were).
