@@ -31,6 +31,8 @@ pub enum Command {
     Wal(WalArgs),
     /// Build a throwaway primary and standby, force a lossy failover, and report on it.
     Demo(DemoArgs),
+    /// The catalog of declarative checks (built in from checks/, plus --checks-dir).
+    Checks(ChecksArgs),
 }
 
 /// Where and how to write the report.
@@ -88,6 +90,12 @@ pub struct CompareArgs {
     /// default the newest ancestor timeline whose segments are in the directory.
     #[arg(long, value_name = "TLI", requires = "former_wal_dir")]
     pub former_timeline: Option<u32>,
+    /// Also run the checks in DIR (`*.toml`); a check with a built-in's id replaces it.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_checks")]
+    pub checks_dir: Option<PathBuf>,
+    /// Do not run the checks of the catalog.
+    #[arg(long)]
+    pub no_checks: bool,
     /// Report output.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -128,4 +136,30 @@ pub struct DemoArgs {
     /// Report output.
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Flags of `checks`.
+#[derive(Debug, Args, Clone)]
+pub struct ChecksArgs {
+    /// What to do with the catalog.
+    #[command(subcommand)]
+    pub command: ChecksCommand,
+}
+
+/// The subcommands of `checks`.
+#[derive(Debug, Subcommand, Clone)]
+pub enum ChecksCommand {
+    /// List the checks: id, severity, the nodes each runs on, title and origin.
+    List(ChecksListArgs),
+}
+
+/// Flags of `checks list`.
+#[derive(Debug, Args, Clone)]
+pub struct ChecksListArgs {
+    /// Also load the checks in DIR (`*.toml`); a check with a built-in's id replaces it.
+    #[arg(long, value_name = "DIR")]
+    pub checks_dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }

@@ -59,6 +59,7 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Command::Wal(args) => (commands::wal::run(args).await, args.output.clone()),
         Command::Demo(args) => (commands::demo::run(args).await, args.output.clone()),
+        Command::Checks(args) => return checks_command(args),
     };
     match result {
         Ok(outcome) => finish(outcome, &output, cli.quiet),
@@ -108,4 +109,25 @@ fn finish(outcome: Outcome, output: &OutputArgs, quiet: bool) -> ExitCode {
         eprintln!("verdict: {}", outcome.report.verdict.as_str());
     }
     code(Exit::for_verdict(outcome.report.verdict))
+}
+
+/// `failover-verify checks ...`: no report, just the catalog on stdout.
+fn checks_command(args: &failover_verify::cli::ChecksArgs) -> ExitCode {
+    match commands::checks::run(args) {
+        Ok(bytes) => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(&bytes).and_then(|_| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: cannot write the list: {e}");
+                    code(Exit::Error)
+                }
+            }
+        }
+        Err(e) => {
+            print_error(&e);
+            code(Exit::Error)
+        }
+    }
 }

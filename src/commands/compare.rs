@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::checks::Catalog;
 use crate::cli::CompareArgs;
 use crate::divergence::{analyze, human_bytes, Analysis, Divergence, Verdict};
 use crate::evidence::{self, Evidence, Source};
@@ -29,6 +30,8 @@ pub struct CompareInput {
     pub former_timeline: Option<TimelineId>,
     /// Timeouts for every session.
     pub session: SessionOptions,
+    /// The checks to run after the divergence analysis (`None`: `--no-checks`).
+    pub checks: Option<Catalog>,
 }
 
 impl CompareInput {
@@ -62,6 +65,11 @@ impl CompareInput {
                 statement_timeout,
                 lock_timeout,
                 ..SessionOptions::default()
+            },
+            checks: if args.no_checks {
+                None
+            } else {
+                Some(Catalog::load(args.checks_dir.as_deref())?)
             },
         })
     }
@@ -217,6 +225,14 @@ pub async fn run(input: &CompareInput) -> Result<Outcome, CommandError> {
         }
     }
 
+    // Declarative checks (checks/*.toml, --checks-dir): their own section, not the verdict.
+    let checks = match &input.checks {
+        Some(catalog) => {
+            crate::checks::run_checks(catalog, new.session.as_ref(), former_session.as_ref()).await
+        }
+        None => Vec::new(),
+    };
+
     if analysis.verdict == Verdict::Loss {
         findings.push(Finding {
             severity: Severity::Critical,
@@ -241,6 +257,7 @@ pub async fn run(input: &CompareInput) -> Result<Outcome, CommandError> {
             divergence: analysis.divergence,
             transactions,
             findings,
+            checks,
         },
         epilogue: None,
     })

@@ -42,6 +42,7 @@ pub async fn run(args: &DemoArgs) -> Result<Outcome, CommandError> {
         former_wal_dir: None,
         former_timeline: None,
         session: SessionOptions::default(),
+        checks: None,
     };
     let mut outcome = compare::run(&input).await?;
     if args.keep {

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each computes a [`Report`] (or fails with a [`CommandError`]);
 //! `main` renders it and turns it into an exit code.
 
+pub mod checks;
 pub mod compare;
 pub mod demo;
 pub mod wal;
@@ -57,6 +58,9 @@ pub enum CommandError {
     /// The PostgreSQL server binaries that `demo` runs are missing.
     #[error("demo: {0}")]
     NoServerBinaries(String),
+    /// A check file (built-in or from --checks-dir) could not be loaded.
+    #[error("{0}")]
+    Checks(#[from] crate::checks::CatalogError),
 }
 
 impl CommandError {
@@ -64,6 +68,9 @@ impl CommandError {
     pub fn hint(&self) -> Option<&'static str> {
         match self {
             CommandError::Usage { .. } => Some("run `failover-verify --help` for the syntax"),
+            CommandError::Checks(_) => Some(
+                "fix the file (the README's \"Checks\" section describes the format), or leave out --checks-dir",
+            ),
             CommandError::NoServerBinaries(_) => Some(
                 "install the PostgreSQL server (`apt install postgresql`), or set PG_BINDIR to a directory holding initdb, pg_ctl and postgres",
             ),

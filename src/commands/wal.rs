@@ -70,6 +70,7 @@ pub async fn run(args: &WalArgs) -> Result<Outcome, CommandError> {
             divergence: analysis.divergence,
             transactions: Some(ev.transactions),
             findings,
+            checks: Vec::new(),
         },
         epilogue: None,
     })

@@ -39,5 +39,29 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     for f in &report.findings {
         row("finding", &f.id, &f.message)?;
     }
+    // Checks: one `check` row each (status;severity;summary), then one `check_row` per row.
+    for c in &report.checks {
+        row(
+            "check",
+            &c.id,
+            &format!(
+                "{};{};{}",
+                c.status.as_str(),
+                crate::checks::severity_name(c.severity),
+                c.summary
+            ),
+        )?;
+        for r in &c.rows {
+            let cells: Vec<String> = c
+                .columns
+                .iter()
+                .map(|col| {
+                    let v = r.get(col).map(crate::checks::display_value);
+                    format!("{col}={}", v.unwrap_or_default())
+                })
+                .collect();
+            row("check_row", &c.id, &cells.join(";"))?;
+        }
+    }
     w.flush()
 }

@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 
+use super::{check_detail_rows, check_rows, checks_with_rows, LISTED_CHECK_ROWS};
 use super::{
     divergence_rows, lost_xid_rows, node_rows, table_loss_rows, transaction_rows, Report,
     LISTED_XIDS,
@@ -97,10 +98,52 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             writeln!(out)?;
         }
     }
+    render_checks(report, out)?;
     writeln!(out)?;
     writeln!(
         out,
         "_{} · generated {} · {} ms_",
         report.tool, report.generated_at, report.duration_ms
     )
+}
+
+/// The checks section: a summary table, then each finding's rows (bounded) and remedy.
+fn render_checks(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    if report.checks.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(out, "### Checks")?;
+    writeln!(out)?;
+    table(
+        out,
+        ["status", "severity", "check", "summary"],
+        &check_rows(report),
+    )?;
+    for c in checks_with_rows(report) {
+        writeln!(out)?;
+        writeln!(out, "#### {}: {}", c.id, cell(&c.title))?;
+        writeln!(out)?;
+        let rows = check_detail_rows(c, LISTED_CHECK_ROWS);
+        let line = |r: &[String]| {
+            let cells: Vec<String> = r.iter().map(|x| cell(x)).collect();
+            format!("| {} |", cells.join(" | "))
+        };
+        writeln!(out, "{}", line(&rows[0]))?;
+        writeln!(out, "|{}", "---|".repeat(rows[0].len()))?;
+        for r in &rows[1..] {
+            writeln!(out, "{}", line(r))?;
+        }
+        if c.rows_total > LISTED_CHECK_ROWS {
+            writeln!(out)?;
+            writeln!(
+                out,
+                "_First {LISTED_CHECK_ROWS} of {}; the JSON report lists all._",
+                c.rows_total
+            )?;
+        }
+        writeln!(out)?;
+        writeln!(out, "_Remedy:_ {}", cell(&c.remedy))?;
+    }
+    Ok(())
 }

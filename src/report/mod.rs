@@ -47,6 +47,10 @@ pub struct Report {
     pub transactions: Option<Transactions>,
     /// Things the reader should know or do, most severe first.
     pub findings: Vec<Finding>,
+    /// The results of the declarative checks (`checks/*.toml`, `--checks-dir`), in catalog
+    /// order; they never change the verdict.
+    #[serde(default)]
+    pub checks: Vec<crate::checks::CheckResult>,
 }
 
 /// One node as the report shows it.
@@ -332,6 +336,61 @@ pub(crate) fn lost_xid_rows(t: &Transactions, limit: usize) -> Vec<[String; 6]> 
             format!("{}/{}/{}", x.inserts, x.updates, x.deletes),
             notes.join(", "),
         ]
+    }));
+    rows
+}
+
+// ---------------------------------------------------------------- checks
+
+/// How many rows of one check the text and Markdown reports list (JSON and CSV list all).
+pub const LISTED_CHECK_ROWS: usize = 20;
+
+/// The checks summary table shared by the text and Markdown renderers:
+/// (status, severity, check, summary).
+pub(crate) fn check_rows(report: &Report) -> Vec<[String; 4]> {
+    report
+        .checks
+        .iter()
+        .map(|c| {
+            let name = if c.origin == "builtin" {
+                c.id.clone()
+            } else if c.overrides_builtin {
+                format!("{} (user, overrides builtin)", c.id)
+            } else {
+                format!("{} (user)", c.id)
+            };
+            [
+                c.status.as_str().to_string(),
+                crate::checks::severity_name(c.severity).to_string(),
+                name,
+                c.summary.clone(),
+            ]
+        })
+        .collect()
+}
+
+/// The checks whose rows the reports detail: findings with rows.
+pub(crate) fn checks_with_rows(
+    report: &Report,
+) -> impl Iterator<Item = &crate::checks::CheckResult> {
+    report
+        .checks
+        .iter()
+        .filter(|c| c.status == crate::checks::CheckStatus::Finding && !c.rows.is_empty())
+}
+
+/// The rows of one check as text: the header (its columns), then at most `limit` rows.
+pub(crate) fn check_detail_rows(c: &crate::checks::CheckResult, limit: usize) -> Vec<Vec<String>> {
+    let mut rows = vec![c.columns.clone()];
+    rows.extend(c.rows.iter().take(limit).map(|r| {
+        c.columns
+            .iter()
+            .map(|col| {
+                r.get(col)
+                    .map(crate::checks::display_value)
+                    .unwrap_or_default()
+            })
+            .collect()
     }));
     rows
 }

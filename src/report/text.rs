@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
+use super::{check_detail_rows, check_rows, checks_with_rows, LISTED_CHECK_ROWS};
 use super::{
     divergence_rows, lost_xid_rows, node_rows, table_loss_rows, transaction_rows, Report,
     LISTED_XIDS,
@@ -107,10 +108,45 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             }
         }
     }
+    render_checks(report, out)?;
     writeln!(out)?;
     writeln!(
         out,
         "{} · generated {} · {} ms",
         report.tool, report.generated_at, report.duration_ms
     )
+}
+
+/// The checks section: a summary table, then the rows of each finding (bounded).
+fn render_checks(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    if report.checks.is_empty() {
+        return Ok(());
+    }
+    let mut b = Builder::default();
+    b.push_record(["status", "severity", "check", "summary"]);
+    for row in check_rows(report) {
+        b.push_record(row);
+    }
+    writeln!(out)?;
+    writeln!(out, "Checks")?;
+    writeln!(out, "{}", b.build().with(Style::sharp()))?;
+    for c in checks_with_rows(report) {
+        writeln!(out)?;
+        let more = if c.rows_total > LISTED_CHECK_ROWS {
+            format!(
+                " (first {LISTED_CHECK_ROWS} of {}; all in --format json)",
+                c.rows_total
+            )
+        } else {
+            String::new()
+        };
+        writeln!(out, "{}: {}{more}", c.id, c.title)?;
+        let mut b = Builder::default();
+        for row in check_detail_rows(c, LISTED_CHECK_ROWS) {
+            b.push_record(row);
+        }
+        writeln!(out, "{}", b.build().with(Style::sharp()))?;
+        writeln!(out, "  remedy: {}", c.remedy)?;
+    }
+    Ok(())
 }

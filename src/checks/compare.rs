@@ -1,0 +1,612 @@
+//! The comparison modes: pure functions from the rows of each node to findings.
+//!
+//! | mode | runs on | a finding is |
+//! |---|---|---|
+//! | `rows_only_on_former` | both | a key on the former primary that the new one lacks |
+//! | `rows_only_on_new` | both | a key on the new primary that the former one lacks |
+//! | `rows_on_former` | former | any row the former primary returns |
+//! | `rows_on_new` | new | any row the new primary returns |
+//! | `values_differ` | both | a key whose `values` differ, or that only one node has |
+//! | `side_by_side` | both | like `values_differ`, but every key is shown |
+//! | `greater_on_former` | both | a key whose numeric `value` is greater on the former primary (or missing on the new one) |
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use serde_json::Value;
+
+use super::RunsOn;
+
+/// One result row: (column, value) in the query's column order.
+pub type Row = Vec<(String, Value)>;
+
+/// How a check turns the rows of the two nodes into findings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareMode {
+    /// Rows (by `key`) the former primary has and the new one lacks.
+    RowsOnlyOnFormer,
+    /// Rows (by `key`) the new primary has and the former one lacks.
+    RowsOnlyOnNew,
+    /// Every row of the former primary is a finding.
+    RowsOnFormer,
+    /// Every row of the new primary is a finding.
+    RowsOnNew,
+    /// Rows (by `key`) whose `values` columns differ, or that only one node has.
+    ValuesDiffer,
+    /// Every key with both nodes' `values`; a finding when any differs.
+    SideBySide,
+    /// Rows (by `key`) whose numeric `value` is greater on the former primary, or that the
+    /// new primary lacks; a NULL on the former primary is never a finding.
+    GreaterOnFormer,
+}
+
+impl CompareMode {
+    /// Every mode, in documentation order.
+    pub const ALL: [CompareMode; 7] = [
+        CompareMode::RowsOnlyOnFormer,
+        CompareMode::RowsOnlyOnNew,
+        CompareMode::RowsOnFormer,
+        CompareMode::RowsOnNew,
+        CompareMode::ValuesDiffer,
+        CompareMode::SideBySide,
+        CompareMode::GreaterOnFormer,
+    ];
+
+    /// The name used in TOML (`compare.mode`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompareMode::RowsOnlyOnFormer => "rows_only_on_former",
+            CompareMode::RowsOnlyOnNew => "rows_only_on_new",
+            CompareMode::RowsOnFormer => "rows_on_former",
+            CompareMode::RowsOnNew => "rows_on_new",
+            CompareMode::ValuesDiffer => "values_differ",
+            CompareMode::SideBySide => "side_by_side",
+            CompareMode::GreaterOnFormer => "greater_on_former",
+        }
+    }
+
+    /// Which nodes the mode needs rows from.
+    pub fn runs_on(self) -> RunsOn {
+        match self {
+            CompareMode::RowsOnFormer => RunsOn::Former,
+            CompareMode::RowsOnNew => RunsOn::New,
+            _ => RunsOn::Both,
+        }
+    }
+
+    fn keyed(self) -> bool {
+        self.runs_on() == RunsOn::Both
+    }
+}
+
+impl FromStr for CompareMode {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        CompareMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or(())
+    }
+}
+
+impl fmt::Display for CompareMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A mode with its columns (the `[compare]` table of a check file).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Comparison {
+    /// The mode.
+    pub mode: CompareMode,
+    /// The columns that identify a row on both nodes (optional for `rows_on_*`, where they
+    /// only name the rows in the summary).
+    pub key: Vec<String>,
+    /// The numeric column of `greater_on_former`.
+    pub value: Option<String>,
+    /// The compared columns of `values_differ` and `side_by_side` (default: every non-key
+    /// column).
+    pub values: Vec<String>,
+}
+
+impl Comparison {
+    /// Checks that the columns fit the mode; the error names the key (`key`, `value`,
+    /// `values`) and what is wrong.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let m = self.mode.as_str();
+        if self.mode.keyed() && self.key.is_empty() {
+            return Err(("key", format!("compare mode \"{m}\" needs key columns")));
+        }
+        if let Some(k) = self.key.iter().find(|k| k.trim().is_empty()) {
+            return Err(("key", format!("empty column name {k:?}")));
+        }
+        let mut seen = BTreeSet::new();
+        if let Some(k) = self.key.iter().find(|k| !seen.insert(k.as_str())) {
+            return Err(("key", format!("column \"{k}\" listed twice")));
+        }
+        match (self.mode, &self.value) {
+            (CompareMode::GreaterOnFormer, None) => {
+                return Err((
+                    "value",
+                    "compare mode \"greater_on_former\" needs the numeric column to compare".into(),
+                ))
+            }
+            (CompareMode::GreaterOnFormer, Some(v)) if self.key.contains(v) => {
+                return Err(("value", format!("\"{v}\" is also a key column")))
+            }
+            (CompareMode::GreaterOnFormer, Some(_)) => {}
+            (_, Some(_)) => {
+                return Err((
+                    "value",
+                    format!("not used by compare mode \"{m}\" (only greater_on_former)"),
+                ))
+            }
+            (_, None) => {}
+        }
+        let uses_values = matches!(
+            self.mode,
+            CompareMode::ValuesDiffer | CompareMode::SideBySide
+        );
+        if !self.values.is_empty() && !uses_values {
+            return Err((
+                "values",
+                format!("not used by compare mode \"{m}\" (only values_differ and side_by_side)"),
+            ));
+        }
+        if let Some(v) = self.values.iter().find(|v| self.key.contains(v)) {
+            return Err(("values", format!("\"{v}\" is also a key column")));
+        }
+        Ok(())
+    }
+}
+
+/// A comparison that cannot be made with the rows the SQL returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvalError {
+    /// A column named in `[compare]` is not in the result.
+    #[error("column \"{column}\" (compare.{field}) is not in the {node} primary's result")]
+    MissingColumn {
+        /// The column.
+        column: String,
+        /// `key`, `value` or `values`.
+        field: &'static str,
+        /// `new` or `former`.
+        node: &'static str,
+    },
+    /// Two rows of one node have the same key.
+    #[error(
+        "two rows of the {node} primary have the key {key}; the key columns must identify a row"
+    )]
+    DuplicateKey {
+        /// `new` or `former`.
+        node: &'static str,
+        /// The key, displayed.
+        key: String,
+    },
+    /// The `value` of `greater_on_former` is not a number.
+    #[error("\"{column}\" is not numeric on the {node} primary: {value}")]
+    NotNumeric {
+        /// The column.
+        column: String,
+        /// `new` or `former`.
+        node: &'static str,
+        /// The value, as JSON.
+        value: String,
+    },
+}
+
+/// What a comparison produced.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Evaluation {
+    /// Whether there is something to report.
+    pub finding: bool,
+    /// The output columns, in display order.
+    pub columns: Vec<String>,
+    /// The output rows: the offending ones (every compared key for `side_by_side`).
+    pub rows: Vec<BTreeMap<String, Value>>,
+    /// The offending keys, displayed (`schema.name`), in row order.
+    pub keys: Vec<String>,
+    /// How many rows (or keys) were compared.
+    pub total: usize,
+}
+
+/// A JSON value as a person reads it: strings bare, NULL as `NULL`.
+pub fn display_value(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn get<'a>(row: &'a Row, col: &str) -> Option<&'a Value> {
+    row.iter().find(|(c, _)| c == col).map(|(_, v)| v)
+}
+
+fn columns_of(rows: &[Row]) -> Vec<String> {
+    rows.first()
+        .map(|r| r.iter().map(|(c, _)| c.clone()).collect())
+        .unwrap_or_default()
+}
+
+fn require(
+    rows: &[Row],
+    cols: &[String],
+    field: &'static str,
+    node: &'static str,
+) -> Result<(), EvalError> {
+    // An empty result has no columns to check.
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    match cols.iter().find(|c| get(first, c).is_none()) {
+        Some(c) => Err(EvalError::MissingColumn {
+            column: c.clone(),
+            field,
+            node,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The rows of one node by key (canonical JSON of the key values); duplicate keys fail.
+fn index<'a>(
+    rows: &'a [Row],
+    key: &[String],
+    node: &'static str,
+) -> Result<BTreeMap<String, &'a Row>, EvalError> {
+    let mut map = BTreeMap::new();
+    for row in rows {
+        let k = key_id(row, key);
+        if map.insert(k, row).is_some() {
+            return Err(EvalError::DuplicateKey {
+                node,
+                key: key_display(row, key),
+            });
+        }
+    }
+    Ok(map)
+}
+
+fn key_values(row: &Row, key: &[String]) -> Vec<Value> {
+    key.iter()
+        .map(|k| get(row, k).cloned().unwrap_or(Value::Null))
+        .collect()
+}
+
+fn key_id(row: &Row, key: &[String]) -> String {
+    serde_json::to_string(&key_values(row, key)).unwrap_or_default()
+}
+
+fn key_display(row: &Row, key: &[String]) -> String {
+    if key.is_empty() {
+        return row
+            .first()
+            .map(|(_, v)| display_value(v))
+            .unwrap_or_default();
+    }
+    key_values(row, key)
+        .iter()
+        .map(display_value)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn to_map(row: &Row) -> BTreeMap<String, Value> {
+    row.iter().cloned().collect()
+}
+
+/// A numeric value: exact for integers, f64 otherwise; numeric text parses too.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+enum Num {
+    Int(i128),
+    Float(f64),
+}
+
+impl Num {
+    fn parse(v: &Value) -> Option<Option<Num>> {
+        match v {
+            Value::Null => Some(None),
+            Value::Number(n) => Some(Some(match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => Num::Int(i as i128),
+                (None, Some(u)) => Num::Int(u as i128),
+                _ => Num::Float(n.as_f64()?),
+            })),
+            Value::String(s) => {
+                let s = s.trim();
+                if let Ok(i) = s.parse::<i128>() {
+                    Some(Some(Num::Int(i)))
+                } else {
+                    s.parse::<f64>().ok().map(|f| Some(Num::Float(f)))
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn as_f64(self) -> f64 {
+        match self {
+            Num::Int(i) => i as f64,
+            Num::Float(f) => f,
+        }
+    }
+
+    fn greater(self, other: Num) -> bool {
+        match (self, other) {
+            (Num::Int(a), Num::Int(b)) => a > b,
+            (a, b) => a.as_f64() > b.as_f64(),
+        }
+    }
+
+    fn minus(self, other: Num) -> Value {
+        match (self, other) {
+            (Num::Int(a), Num::Int(b)) => i64::try_from(a - b)
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::String((a - b).to_string())),
+            (a, b) => serde_json::Number::from_f64(a.as_f64() - b.as_f64())
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// Compares the rows of the new (`new`) and former (`former`) primary by `cmp`. A node the
+/// mode does not use may be `None`; one it uses counts as having no rows when `None`.
+pub fn evaluate(
+    cmp: &Comparison,
+    new: Option<&[Row]>,
+    former: Option<&[Row]>,
+) -> Result<Evaluation, EvalError> {
+    let new = new.unwrap_or(&[]);
+    let former = former.unwrap_or(&[]);
+    let key = &cmp.key;
+    match cmp.mode {
+        CompareMode::RowsOnFormer | CompareMode::RowsOnNew => {
+            let (rows, node) = if cmp.mode == CompareMode::RowsOnFormer {
+                (former, "former")
+            } else {
+                (new, "new")
+            };
+            require(rows, key, "key", node)?;
+            Ok(Evaluation {
+                finding: !rows.is_empty(),
+                columns: columns_of(rows),
+                rows: rows.iter().map(to_map).collect(),
+                keys: rows.iter().map(|r| key_display(r, key)).collect(),
+                total: rows.len(),
+            })
+        }
+        CompareMode::RowsOnlyOnFormer | CompareMode::RowsOnlyOnNew => {
+            let (mine, theirs, me, them) = if cmp.mode == CompareMode::RowsOnlyOnFormer {
+                (former, new, "former", "new")
+            } else {
+                (new, former, "new", "former")
+            };
+            require(mine, key, "key", me)?;
+            require(theirs, key, "key", them)?;
+            let other = index(theirs, key, them)?;
+            index(mine, key, me)?;
+            let only: Vec<&Row> = mine
+                .iter()
+                .filter(|r| !other.contains_key(&key_id(r, key)))
+                .collect();
+            Ok(Evaluation {
+                finding: !only.is_empty(),
+                columns: columns_of(mine),
+                rows: only.iter().map(|r| to_map(r)).collect(),
+                keys: only.iter().map(|r| key_display(r, key)).collect(),
+                total: mine.len(),
+            })
+        }
+        CompareMode::ValuesDiffer | CompareMode::SideBySide => {
+            let values: Vec<String> = if cmp.values.is_empty() {
+                let mut cols = columns_of(former);
+                for c in columns_of(new) {
+                    if !cols.contains(&c) {
+                        cols.push(c);
+                    }
+                }
+                cols.retain(|c| !key.contains(c));
+                cols
+            } else {
+                cmp.values.clone()
+            };
+            require(new, key, "key", "new")?;
+            require(former, key, "key", "former")?;
+            require(new, &values, "values", "new")?;
+            require(former, &values, "values", "former")?;
+            let n = index(new, key, "new")?;
+            let f = index(former, key, "former")?;
+            let side_by_side = cmp.mode == CompareMode::SideBySide;
+            let mut columns: Vec<String> = key.clone();
+            for v in &values {
+                columns.push(format!("new_{v}"));
+                columns.push(format!("former_{v}"));
+            }
+            columns.push(
+                if side_by_side {
+                    "differs"
+                } else {
+                    "present_on"
+                }
+                .into(),
+            );
+            let all: BTreeSet<&String> = n.keys().chain(f.keys()).collect();
+            let mut out = Evaluation {
+                total: all.len(),
+                columns,
+                ..Evaluation::default()
+            };
+            // Rows in the former primary's order, then keys only the new primary has.
+            let order: Vec<(&Row, Option<&Row>, Option<&Row>)> = former
+                .iter()
+                .map(|r| (r, n.get(&key_id(r, key)).copied(), Some(r)))
+                .chain(
+                    new.iter()
+                        .filter(|r| !f.contains_key(&key_id(r, key)))
+                        .map(|r| (r, Some(r), None)),
+                )
+                .collect();
+            for (any, nr, fr) in order {
+                let pick = |r: Option<&Row>, c: &str| {
+                    r.and_then(|r| get(r, c)).cloned().unwrap_or(Value::Null)
+                };
+                let differs = nr.is_none()
+                    || fr.is_none()
+                    || values.iter().any(|v| pick(nr, v) != pick(fr, v));
+                if !differs && !side_by_side {
+                    continue;
+                }
+                out.finding |= differs;
+                let mut m: BTreeMap<String, Value> = key
+                    .iter()
+                    .map(|k| (k.clone(), pick(Some(any), k)))
+                    .collect();
+                for v in &values {
+                    m.insert(format!("new_{v}"), pick(nr, v));
+                    m.insert(format!("former_{v}"), pick(fr, v));
+                }
+                if side_by_side {
+                    m.insert("differs".into(), Value::Bool(differs));
+                } else {
+                    let on = match (nr, fr) {
+                        (Some(_), Some(_)) => "both",
+                        (Some(_), None) => "new",
+                        _ => "former",
+                    };
+                    m.insert("present_on".into(), Value::String(on.into()));
+                }
+                if differs {
+                    out.keys.push(key_display(any, key));
+                }
+                out.rows.push(m);
+            }
+            Ok(out)
+        }
+        CompareMode::GreaterOnFormer => {
+            let value = cmp.value.clone().unwrap_or_default();
+            let vcol = std::slice::from_ref(&value);
+            require(new, key, "key", "new")?;
+            require(former, key, "key", "former")?;
+            require(new, vcol, "value", "new")?;
+            require(former, vcol, "value", "former")?;
+            let n = index(new, key, "new")?;
+            index(former, key, "former")?;
+            let num = |r: &Row, node: &'static str| -> Result<Option<Num>, EvalError> {
+                let v = get(r, &value).unwrap_or(&Value::Null);
+                Num::parse(v).ok_or_else(|| EvalError::NotNumeric {
+                    column: value.clone(),
+                    node,
+                    value: v.to_string(),
+                })
+            };
+            let mut columns = key.clone();
+            columns.extend([
+                format!("new_{value}"),
+                format!("former_{value}"),
+                "ahead_by".into(),
+            ]);
+            let mut out = Evaluation {
+                total: former.len(),
+                columns,
+                ..Evaluation::default()
+            };
+            for fr in former {
+                let nr = n.get(&key_id(fr, key)).copied();
+                let Some(fv) = num(fr, "former")? else {
+                    continue;
+                };
+                let nv = match nr {
+                    Some(r) => num(r, "new")?,
+                    None => None,
+                };
+                let (ahead, by) = match nv {
+                    Some(nv) => (fv.greater(nv), fv.minus(nv)),
+                    // Missing (or NULL) on the new primary: everything is ahead.
+                    None => (true, Value::Null),
+                };
+                if !ahead {
+                    continue;
+                }
+                let mut m: BTreeMap<String, Value> = key
+                    .iter()
+                    .map(|k| (k.clone(), get(fr, k).cloned().unwrap_or(Value::Null)))
+                    .collect();
+                m.insert(
+                    format!("new_{value}"),
+                    nr.and_then(|r| get(r, &value))
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                );
+                m.insert(
+                    format!("former_{value}"),
+                    get(fr, &value).cloned().unwrap_or(Value::Null),
+                );
+                m.insert("ahead_by".into(), by);
+                out.keys.push(key_display(fr, key));
+                out.rows.push(m);
+            }
+            out.finding = !out.rows.is_empty();
+            Ok(out)
+        }
+    }
+}
+
+/// The default one-line summaries of a mode: (finding, ok). Placeholders: `{n}` offending
+/// rows, `{total}` compared rows, `{keys}` the first offending keys.
+pub(crate) fn default_summaries(mode: CompareMode) -> (&'static str, &'static str) {
+    match mode {
+        CompareMode::RowsOnlyOnFormer => (
+            "{n} only on the former primary: {keys}",
+            "nothing only on the former primary ({total} compared)",
+        ),
+        CompareMode::RowsOnlyOnNew => (
+            "{n} only on the new primary: {keys}",
+            "nothing only on the new primary ({total} compared)",
+        ),
+        CompareMode::RowsOnFormer => (
+            "{n} on the former primary: {keys}",
+            "none on the former primary",
+        ),
+        CompareMode::RowsOnNew => ("{n} on the new primary: {keys}", "none on the new primary"),
+        CompareMode::ValuesDiffer => ("{n} differ: {keys}", "{total} compared, none differ"),
+        CompareMode::SideBySide => (
+            "{n} of {total} differ: {keys}",
+            "{total} compared, none differ",
+        ),
+        CompareMode::GreaterOnFormer => (
+            "{n} ahead on the former primary: {keys}",
+            "none ahead on the former primary ({total} compared)",
+        ),
+    }
+}
+
+/// How many keys a summary names before `…`.
+const SUMMARY_KEYS: usize = 5;
+
+/// Fills a summary template from an evaluation.
+pub(crate) fn fill_summary(template: &str, ev: &Evaluation) -> String {
+    let n = if ev.keys.is_empty() {
+        ev.rows.len()
+    } else {
+        ev.keys.len()
+    };
+    let mut keys = ev
+        .keys
+        .iter()
+        .take(SUMMARY_KEYS)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ev.keys.len() > SUMMARY_KEYS {
+        keys.push_str(&format!(", … ({} more)", ev.keys.len() - SUMMARY_KEYS));
+    }
+    template
+        .replace("{n}", &n.to_string())
+        .replace("{total}", &ev.total.to_string())
+        .replace("{keys}", &keys)
+        .replace(['\n', '\r'], " ")
+}
