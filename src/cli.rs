@@ -31,6 +31,8 @@ pub enum Command {
     Wal(WalArgs),
     /// Build a throwaway primary and standby, force a lossy failover, and report on it.
     Demo(DemoArgs),
+    /// Check a running cluster before anything happens: standbys, slots, diverged nodes.
+    Cluster(ClusterArgs),
 }
 
 /// Where and how to write the report.
@@ -88,6 +90,10 @@ pub struct CompareArgs {
     /// default the newest ancestor timeline whose segments are in the directory.
     #[arg(long, value_name = "TLI", requires = "former_wal_dir")]
     pub former_timeline: Option<u32>,
+    /// Cron mode: remember the last reported timeline and verdict per cluster in FILE, and
+    /// stay quiet (no output, exit 0) while they do not change. See the README, "Cron".
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
     /// Report output.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -128,4 +134,26 @@ pub struct DemoArgs {
     /// Report output.
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Flags of `cluster`.
+#[derive(Debug, Args, Clone)]
+pub struct ClusterArgs {
+    /// The primary (conninfo or URL): its standbys and slots are listed.
+    #[arg(long, value_name = "CONNINFO")]
+    pub primary: String,
+    /// Another node to inspect directly, e.g. a former primary that no longer streams
+    /// (repeatable): is it on the primary's timeline history, or diverged?
+    #[arg(long = "node", value_name = "CONNINFO")]
+    pub nodes: Vec<String>,
+    /// Cron mode: remember the last reported timeline and verdict per cluster in FILE, and
+    /// stay quiet (no output, exit 0) while they do not change. See the README, "Cron".
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Report output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Timeouts.
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
 }

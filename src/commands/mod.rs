@@ -1,6 +1,7 @@
 //! One module per subcommand. Each computes a [`Report`] (or fails with a [`CommandError`]);
 //! `main` renders it and turns it into an exit code.
 
+pub mod cluster;
 pub mod compare;
 pub mod demo;
 pub mod wal;
@@ -57,6 +58,9 @@ pub enum CommandError {
     /// The PostgreSQL server binaries that `demo` runs are missing.
     #[error("demo: {0}")]
     NoServerBinaries(String),
+    /// The primary of `cluster` could not be read; without it nothing can be said.
+    #[error("primary: {0}")]
+    Primary(String),
 }
 
 impl CommandError {

@@ -2,9 +2,11 @@
 //!
 //! Commands build a [`Report`]; nothing else decides how it looks.
 
+pub mod cluster;
 pub mod csv;
 pub mod json;
 pub mod markdown;
+pub mod prometheus;
 pub mod text;
 
 use std::io::{self, Write};
@@ -96,6 +98,8 @@ pub enum Format {
     Markdown,
     /// `section,field,value` rows for spreadsheets.
     Csv,
+    /// Prometheus text format for node_exporter's textfile collector.
+    Prometheus,
 }
 
 /// Renders `report` in `format` into `out`.
@@ -105,6 +109,7 @@ pub fn render(report: &Report, format: Format, out: &mut dyn Write) -> io::Resul
         Format::Json => json::render(report, out),
         Format::Markdown => markdown::render(report, out),
         Format::Csv => csv::render(report, out),
+        Format::Prometheus => prometheus::render(report, out),
     }
 }
 
