@@ -13,7 +13,7 @@ use crate::divergence::{analyze, human_bytes, Verdict};
 use crate::lsn::Lsn;
 use crate::node::{read_facts, NodeFacts};
 use crate::pg::conninfo::ConnParams;
-use crate::pg::session::{connect, Session, SessionOptions};
+use crate::pg::session::{connect, Session, SessionOptions, APPLICATION_NAME};
 use crate::report::cluster::{
     ClusterReport, ClusterVerdict, NodeCheck, NodeStatus, SlotRow, StandbyRow,
     CLUSTER_SCHEMA_VERSION,
@@ -143,15 +143,18 @@ fn lsn_col(row: &tokio_postgres::Row, i: usize) -> Option<Lsn> {
     row.get::<_, Option<String>>(i).and_then(|s| s.parse().ok())
 }
 
-/// `pg_stat_replication`, with the slot each walsender streams through.
+/// `pg_stat_replication`, with the slot each walsender streams through. Leaves out this tool's
+/// own replication connections (`$1` = its application_name, never past `startup`): the one
+/// `read_facts` opened for IDENTIFY_SYSTEM may not have exited yet.
 const STANDBYS_SQL: &str = "\
-SELECT r.application_name::text, r.client_addr::text, r.client_port, r.state::text,
+SELECT r.application_name::text, host(r.client_addr), r.client_port, r.state::text,
        r.sync_state::text, r.sent_lsn::text, r.write_lsn::text, r.flush_lsn::text,
        r.replay_lsn::text,
        extract(epoch FROM r.write_lag)::float8, extract(epoch FROM r.flush_lag)::float8,
        extract(epoch FROM r.replay_lag)::float8,
        (SELECT s.slot_name::text FROM pg_replication_slots s WHERE s.active_pid = r.pid LIMIT 1)
   FROM pg_stat_replication r
+ WHERE NOT (r.application_name = $1 AND r.state = 'startup')
  ORDER BY r.application_name, r.client_addr, r.client_port";
 
 /// `pg_replication_slots`; `wal_status` exists from PostgreSQL 13 on.
@@ -186,7 +189,7 @@ async fn read_replication(
         _ => None,
     };
     let standbys = session
-        .query(STANDBYS_SQL, &[])
+        .query(STANDBYS_SQL, &[&APPLICATION_NAME])
         .await
         .map_err(|e| e.to_string())?
         .iter()
