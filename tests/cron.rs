@@ -134,6 +134,8 @@ async fn cluster_lists_streaming_standbys_with_lag_zero_and_exits_0() {
             &primary.conninfo(),
             "--node",
             &s1.conninfo(),
+            "--node",
+            &primary.conninfo(),
             "--format",
             "json",
         ])
@@ -186,11 +188,18 @@ async fn cluster_lists_streaming_standbys_with_lag_zero_and_exits_0() {
         .as_str()
         .unwrap()
         .contains("gone_node"));
-    // The standby inspected directly is on the primary's timeline.
+    // The standby inspected directly is on the primary's timeline; the primary itself, listed
+    // as a member like the others, is too.
     let nodes = j["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes.len(), 2);
     assert_eq!(nodes[0]["status"], "on_history", "{}", nodes[0]);
     assert_eq!(nodes[0]["address"], format!("127.0.0.1:{}", s1.port()));
+    assert_eq!(nodes[0]["node"]["facts"]["in_recovery"], true);
+    assert_eq!(nodes[1]["status"], "on_history", "{}", nodes[1]);
+    assert!(nodes[1]["explanation"]
+        .as_str()
+        .unwrap()
+        .contains("the primary itself"));
 
     // `compare` given only --new-primary runs the same check.
     let routed = run_tool(&["compare", "--new-primary", &primary.conninfo()]).await;
@@ -203,6 +212,17 @@ async fn cluster_lists_streaming_standbys_with_lag_zero_and_exits_0() {
         routed.stdout
     );
     assert!(routed.stdout.contains("s1") && routed.stdout.contains("s2"));
+
+    // A standby given as --primary (a stale name after a failover) is not a primary: exit 2.
+    let stale = run_tool(&["cluster", "--primary", &s1.conninfo(), "--format", "json"]).await;
+    assert_code(&stale, 2, "--primary in recovery");
+    let sj = stale.json();
+    assert_eq!(sj["verdict"], "inconclusive");
+    assert!(sj["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["id"] == "primary_in_recovery"));
 
     // Metrics: two standbys, their lag, the inactive slot, healthy.
     let prom = run_tool(&[
@@ -472,6 +492,16 @@ async fn unreachable_node_is_exit_2_and_unreachable_primary_is_exit_3() {
     assert!(run.stderr.contains("--node"), "{}", run.stderr);
 }
 
+/// This process's umask, from /proc/self/status (read-only, unlike umask(2)).
+fn umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .expect("Umask in /proc/self/status");
+    u32::from_str_radix(line.trim(), 8).unwrap()
+}
+
 fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -561,6 +591,10 @@ async fn state_reports_each_failover_once() {
         metric(&m, "failover_verify_verdict", Some(("verdict", "loss"))),
         Some(1.0)
     );
+    // Created like any file (0666 minus the umask), so node_exporter, another user, reads it.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&prom_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o666 & !umask(), "mode {mode:o}");
     assert_eq!(
         metric(&m, "failover_verify_timeline", None),
         Some(f64::from(f.new_timeline.0))
@@ -666,6 +700,17 @@ async fn corrupt_state_file_is_exit_3_and_left_untouched() {
             modified
         );
     }
+    // A state file that is a directory cannot be read: the same.
+    let run = run_tool(&[
+        "cluster",
+        "--primary",
+        &nowhere,
+        "--state",
+        dir.path().to_str().unwrap(),
+    ])
+    .await;
+    assert_code(&run, 3, "state file is a directory");
+    assert!(run.stderr.contains("cannot read it"), "{}", run.stderr);
     // A state file in a directory that does not exist fails the same way.
     let missing = dir.path().join("no/such/dir/state.json");
     let run = run_tool(&[
@@ -679,4 +724,87 @@ async fn corrupt_state_file_is_exit_3_and_left_untouched() {
     assert_code(&run, 3, "state directory missing");
     assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
     assert!(!missing.exists());
+}
+
+/// Splits a command line the way sh does for the examples: words, and single-quoted strings.
+fn shell_words(s: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let (mut quoted, mut in_word) = (false, false);
+    for c in s.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    assert!(!quoted, "unbalanced quote in {s}");
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+/// The examples stay honest: every failover-verify command line in the crontab and the
+/// systemd service parses with the real flag definitions, and uses the cron-mode flags.
+#[test]
+fn example_crontab_and_systemd_unit_use_flags_that_exist() {
+    use clap::Parser;
+    use failover_verify::cli::Cli;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut commands = Vec::new();
+    let cron = std::fs::read_to_string(root.join("failover-verify.cron")).unwrap();
+    for line in cron.lines() {
+        // Active lines, and the commented-out schedule lines (`#*/15 ...`).
+        let line = line
+            .strip_prefix('#')
+            .filter(|l| l.starts_with('*'))
+            .unwrap_or(line);
+        if line.starts_with('#') || !line.contains(" failover-verify ") {
+            continue;
+        }
+        let start = line.find(" failover-verify ").unwrap() + 1;
+        let cmd = &line[start..];
+        let cmd = cmd
+            .split(" || ")
+            .next()
+            .unwrap()
+            .split("; ")
+            .next()
+            .unwrap();
+        commands.push(cmd.to_string());
+    }
+    let service = std::fs::read_to_string(root.join("systemd/failover-verify.service")).unwrap();
+    let exec = service
+        .replace("\\\n", " ")
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart=").map(str::to_string))
+        .expect("ExecStart");
+    commands.push(exec.replace("/usr/local/bin/failover-verify", "failover-verify"));
+    assert_eq!(commands.len(), 5, "{commands:#?}");
+    for cmd in &commands {
+        let words = shell_words(cmd);
+        assert_eq!(words[0], "failover-verify", "{cmd}");
+        if let Err(e) = Cli::try_parse_from(&words) {
+            panic!("{cmd}\n{e}");
+        }
+    }
+    assert!(commands
+        .iter()
+        .all(|c| c.contains("--state ") || c.contains("--format prometheus")));
+    assert!(commands
+        .iter()
+        .any(|c| c.contains("--format prometheus --output /var/lib/node_exporter/textfile/")));
+    assert!(exec.contains("--state") && exec.contains("--format prometheus"));
 }

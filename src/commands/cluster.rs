@@ -233,6 +233,15 @@ async fn read_replication(
     Ok((current, standbys, slots))
 }
 
+/// `528 bytes`, or `1.5 KiB (1536 bytes)`: exact and readable.
+pub(crate) fn bytes_text(n: u64) -> String {
+    if n < 1024 {
+        human_bytes(n)
+    } else {
+        format!("{} ({n} bytes)", human_bytes(n))
+    }
+}
+
 /// Places one `--node` on the primary's timeline history.
 fn place(primary: &NodeFacts, address: String, read: Read) -> NodeCheck {
     let Some(f) = read.facts else {
@@ -243,13 +252,25 @@ fn place(primary: &NodeFacts, address: String, read: Read) -> NodeCheck {
             .unwrap_or_else(|| "unreadable".into());
         return NodeCheck {
             node: read.section,
-            explanation: format!("{address} could not be read: {why}"),
+            // `why` names host:port (see `read_node`).
+            explanation: why,
             address,
             status: NodeStatus::Unreadable,
             verdict: None,
             divergence: None,
         };
     };
+    if primary.same_server_as(&f) {
+        // Listing every member with --node is the natural setup: the primary is one of them.
+        return NodeCheck {
+            node: read.section,
+            explanation: format!("{address} is the primary itself."),
+            address,
+            status: NodeStatus::OnHistory,
+            verdict: None,
+            divergence: None,
+        };
+    }
     let a = analyze(primary, &f);
     let (status, explanation) = match a.verdict {
         Verdict::Loss => {
@@ -257,10 +278,9 @@ fn place(primary: &NodeFacts, address: String, read: Read) -> NodeCheck {
             (
                 NodeStatus::Diverged,
                 format!(
-                    "{address} stayed on timeline {} and wrote {} ({} bytes) of WAL past {}, where timeline {} ends in the primary's history (its WAL ends at {}): it holds WAL the primary never received.",
+                    "{address} stayed on timeline {} and wrote {} of WAL past {}, where timeline {} ends in the primary's history (its WAL ends at {}): it holds WAL the primary never received.",
                     f.timeline,
-                    human_bytes(d.map_or(0, |d| d.lost_wal_bytes)),
-                    d.map_or(0, |d| d.lost_wal_bytes),
+                    bytes_text(d.map_or(0, |d| d.lost_wal_bytes)),
                     crate::report::lsn_or_dash(d.and_then(|d| d.switchpoint_lsn)),
                     f.timeline,
                     f.end_of_wal,
@@ -290,9 +310,7 @@ fn place(primary: &NodeFacts, address: String, read: Read) -> NodeCheck {
         ),
         Verdict::Unrelated => (NodeStatus::Unrelated, a.explanation.clone()),
         Verdict::Rewound | Verdict::Inconclusive => {
-            let why = if primary.same_server_as(&f) {
-                format!("{address} is the primary itself.")
-            } else if f.timeline > primary.timeline {
+            let why = if f.timeline > primary.timeline {
                 format!(
                     "{address} is on timeline {}, newer than the primary's timeline {}: --primary may point at a former primary; check which node is the real primary.",
                     f.timeline, primary.timeline
@@ -410,8 +428,8 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
                 Severity::Critical,
                 "diverged_node",
                 Some(format!(
-                    "do not pg_rewind, reinitialise or let the HA manager rejoin {}: it holds the only copy of that WAL; run `failover-verify compare --new-primary <primary> --former-primary <{}>` to list the lost transactions",
-                    c.address, c.address
+                    "do not pg_rewind, reinitialise or let the HA manager rejoin {}: it holds the only copy of that WAL; run `failover-verify compare --new-primary '{}' --former-primary '{}'` to list the lost transactions",
+                    c.address, input.primary.redacted(), c.node.target
                 )),
             ),
             NodeStatus::Unreadable => (Severity::Warning, "node_unreadable", None),
@@ -426,10 +444,15 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
         if c.status != NodeStatus::Diverged {
             incomplete = true;
         }
+        let message = if c.explanation.contains(&c.address) {
+            c.explanation.clone()
+        } else {
+            format!("{}: {}", c.address, c.explanation)
+        };
         findings.push(Finding {
             severity,
             id: id.into(),
-            message: c.explanation.clone(),
+            message,
             hint,
         });
     }
@@ -450,7 +473,7 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
                     .map(|c| format!(
                         "{} ({} on timeline {})",
                         c.address,
-                        human_bytes(c.lost_wal_bytes()),
+                        bytes_text(c.lost_wal_bytes()),
                         c.divergence.as_ref().map_or_else(String::new, |d| d.former_timeline.to_string())
                     ))
                     .collect::<Vec<_>>()

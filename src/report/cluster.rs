@@ -9,7 +9,7 @@ use tabled::builder::Builder;
 use tabled::settings::Style;
 
 use super::{lsn_or_dash, Finding, Format, NodeSection};
-use crate::divergence::{human_bytes, Divergence, Verdict};
+use crate::divergence::{Divergence, Verdict};
 use crate::lsn::{Lsn, SystemId, TimelineId};
 
 /// The version of the cluster report's JSON layout.
@@ -49,8 +49,8 @@ impl ClusterVerdict {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeStatus {
-    /// On the primary's timeline, or on an ancestor timeline ending at or before the point
-    /// where that timeline ends in the primary's history: it can follow the primary.
+    /// The primary itself, on the primary's timeline, or on an ancestor timeline ending at or
+    /// before the point where that timeline ends in the primary's history: it can follow.
     OnHistory,
     /// On an older timeline and wrote WAL past the point where that timeline ends in the
     /// primary's history: it holds WAL the primary never received.
@@ -322,11 +322,8 @@ fn node_rows(r: &ClusterReport) -> Vec<[String; 6]> {
             f.map_or("-".into(), |f| f.timeline.to_string()),
             f.map_or("-".into(), |f| f.end_of_wal.to_string()),
             match n.status {
-                NodeStatus::Diverged => format!(
-                    "{} ({})",
-                    n.lost_wal_bytes(),
-                    human_bytes(n.lost_wal_bytes())
-                ),
+                NodeStatus::Diverged => n.lost_wal_bytes().to_string(),
+                NodeStatus::OnHistory => "0".into(),
                 _ => "-".into(),
             },
         ]
@@ -368,8 +365,9 @@ fn render_text(r: &ClusterReport, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out)?;
         writeln!(out, "Nodes inspected ({})", r.nodes.len())?;
         writeln!(out, "{}", grid(&node_rows(r)))?;
-        for n in &r.nodes {
-            writeln!(out, "- {}: {}", n.address, n.explanation)?;
+        // Flagged nodes are explained under Findings, with what to do.
+        for n in r.nodes.iter().filter(|n| n.status == NodeStatus::OnHistory) {
+            writeln!(out, "- {}", n.explanation)?;
         }
     }
     if !r.findings.is_empty() {
@@ -439,9 +437,16 @@ fn render_markdown(r: &ClusterReport, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "### Nodes inspected")?;
         writeln!(out)?;
         md_table(out, &node_rows(r))?;
-        writeln!(out)?;
-        for n in &r.nodes {
-            writeln!(out, "- `{}`: {}", n.address, cell(&n.explanation))?;
+        let fine: Vec<&NodeCheck> = r
+            .nodes
+            .iter()
+            .filter(|n| n.status == NodeStatus::OnHistory)
+            .collect();
+        if !fine.is_empty() {
+            writeln!(out)?;
+        }
+        for n in fine {
+            writeln!(out, "- {}", cell(&n.explanation))?;
         }
     }
     if !r.findings.is_empty() {
