@@ -33,6 +33,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// The catalog of declarative checks (built in from checks/, plus --checks-dir).
     Checks(ChecksArgs),
+    /// Check a running cluster before anything happens: standbys, slots, diverged nodes.
+    Cluster(ClusterArgs),
 }
 
 /// Where and how to write the report.
@@ -96,6 +98,10 @@ pub struct CompareArgs {
     /// Do not run the checks of the catalog.
     #[arg(long)]
     pub no_checks: bool,
+    /// Cron mode: remember the last reported timeline and verdict per cluster in FILE, and
+    /// stay quiet (no output, exit 0) while they do not change. See the README, "Cron".
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
     /// Report output.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -162,4 +168,26 @@ pub struct ChecksListArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// Flags of `cluster`.
+#[derive(Debug, Args, Clone)]
+pub struct ClusterArgs {
+    /// The primary (conninfo or URL): its standbys and slots are listed.
+    #[arg(long, value_name = "CONNINFO")]
+    pub primary: String,
+    /// Another node to inspect directly, e.g. a former primary that no longer streams
+    /// (repeatable): is it on the primary's timeline history, or diverged?
+    #[arg(long = "node", value_name = "CONNINFO")]
+    pub nodes: Vec<String>,
+    /// Cron mode: remember the last reported timeline and verdict per cluster in FILE, and
+    /// stay quiet (no output, exit 0) while they do not change. See the README, "Cron".
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Report output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Timeouts.
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
 }

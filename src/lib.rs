@@ -15,5 +15,6 @@ pub mod node;
 pub mod pg;
 pub mod report;
 pub mod sandbox;
+pub mod state;
 pub mod timeline;
 pub mod wal;

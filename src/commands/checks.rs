@@ -86,5 +86,8 @@ pub fn render_list(catalog: &Catalog, format: Format, out: &mut dyn Write) -> io
             serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::other)?;
             writeln!(out)
         }
+        Format::Html | Format::Prometheus => Err(io::Error::other(
+            "checks list writes text, json, markdown or csv",
+        )),
     }
 }

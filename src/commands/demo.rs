@@ -9,6 +9,7 @@
 use crate::cli::DemoArgs;
 use crate::pg::conninfo::ConnParams;
 use crate::pg::session::SessionOptions;
+use crate::sandbox::scenario::insert_lost_commits;
 use crate::sandbox::PgInstall;
 use crate::sandbox::{LossyFailover, LossyFailoverSpec};
 
@@ -22,10 +23,25 @@ const POST_FAILOVER_ROWS: usize = 5;
 pub async fn run(args: &DemoArgs) -> Result<Outcome, CommandError> {
     let demo = |e: &dyn std::fmt::Display| CommandError::Demo(e.to_string());
     let install = PgInstall::find().map_err(|e| CommandError::NoServerBinaries(e.to_string()))?;
-    let spec = LossyFailoverSpec::with_lost_commits(args.lost_transactions.max(1));
-    let mut incident = LossyFailover::build(&install, spec)
-        .await
-        .map_err(|e| demo(&e))?;
+    let lost = args.lost_transactions.max(1);
+    let spec = LossyFailoverSpec {
+        base_sql: vec!["CREATE SEQUENCE fv_demo_order_no".into()],
+        ..LossyFailoverSpec::with_lost_commits(lost)
+    };
+    let first_id = spec.base_rows as i32 + 1;
+    // The lost transactions insert rows and draw order numbers from a sequence, so the
+    // checks have something to say (the new primary's sequence is behind).
+    let mut incident = LossyFailover::build_with(&install, spec, async |former| {
+        let commits = insert_lost_commits(former, first_id, lost).await?;
+        former
+            .execute(&format!(
+                "SELECT nextval('fv_demo_order_no') FROM generate_series(1, {lost})"
+            ))
+            .await?;
+        Ok(commits)
+    })
+    .await
+    .map_err(|e| demo(&e))?;
     incident
         .new_primary
         .execute(&format!(
@@ -42,7 +58,7 @@ pub async fn run(args: &DemoArgs) -> Result<Outcome, CommandError> {
         former_wal_dir: None,
         former_timeline: None,
         session: SessionOptions::default(),
-        checks: None,
+        checks: Some(crate::checks::Catalog::builtin().map_err(CommandError::Checks)?),
     };
     let mut outcome = compare::run(&input).await?;
     if args.keep {

@@ -2,6 +2,7 @@
 //! `main` renders it and turns it into an exit code.
 
 pub mod checks;
+pub mod cluster;
 pub mod compare;
 pub mod demo;
 pub mod wal;
@@ -61,6 +62,9 @@ pub enum CommandError {
     /// A check file (built-in or from --checks-dir) could not be loaded.
     #[error("{0}")]
     Checks(#[from] crate::checks::CatalogError),
+    /// The primary of `cluster` could not be read; without it nothing can be said.
+    #[error("primary: {0}")]
+    Primary(String),
 }
 
 impl CommandError {

@@ -2,10 +2,12 @@
 //!
 //! Commands build a [`Report`]; nothing else decides how it looks.
 
+pub mod cluster;
 pub mod csv;
 pub mod html;
 pub mod json;
 pub mod markdown;
+pub mod prometheus;
 pub mod text;
 
 use std::io::{self, Write};
@@ -103,6 +105,8 @@ pub enum Format {
     Csv,
     /// One self-contained HTML page with the timelines drawn as SVG.
     Html,
+    /// Prometheus text format for node_exporter's textfile collector.
+    Prometheus,
 }
 
 /// Renders `report` in `format` into `out`.
@@ -113,6 +117,7 @@ pub fn render(report: &Report, format: Format, out: &mut dyn Write) -> io::Resul
         Format::Markdown => markdown::render(report, out),
         Format::Csv => csv::render(report, out),
         Format::Html => html::render(report, out),
+        Format::Prometheus => prometheus::render(report, out),
     }
 }
 
@@ -123,9 +128,14 @@ pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".failover-verify-")
-        .tempfile_in(dir)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".failover-verify-");
+    // Like any new file: 0666 minus the umask. tempfile's default, 0600, would hide a metrics
+    // file from node_exporter, which runs as another user.
+    #[cfg(unix)]
+    builder
+        .permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     // A report is for sharing: the usual 0644, not the temporary file's 0600.
     {
