@@ -8,6 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use failover_verify::sandbox::{ClusterOptions, LossyFailover, LossyFailoverSpec};
 use util::{install_or_skip, run_tool_env, Run};
 
+/// How the password is given: (name, new primary, former primary, environment).
+type Way<'a> = (&'a str, String, String, Vec<(&'a str, &'a str)>);
+
 const MARKER: &str = "Zq8-marker-PASSWORD-7w";
 
 fn assert_clean(run: &Run, what: &str) {
@@ -47,7 +50,7 @@ async fn passwords_never_appear_in_any_output() {
     std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).unwrap();
     let passfile_s = passfile.to_str().unwrap().to_string();
 
-    let ways: Vec<(&str, String, String, Vec<(&str, &str)>)> = vec![
+    let ways: Vec<Way> = vec![
         ("conninfo", kv(np, MARKER), kv(fp, MARKER), vec![]),
         ("url", url(np, MARKER), url(fp, MARKER), vec![]),
         (
