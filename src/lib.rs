@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod diff;
 pub mod divergence;
 pub mod lsn;
 pub mod node;
