@@ -49,23 +49,23 @@ ANALYZE;
 
 /// Differences applied to database `b`: one changed value of each kind (row id → change).
 const CHANGES: &[(i32, &str)] = &[
-    (1, "num = 1.2340"),                 // same number, different scale
-    (2, "num_free = num_free + 1e-20"),  // tiny numeric change
-    (3, "f4 = f4 + 0.0000001"),          // float4 ulp
-    (4, "f8 = f8 + 1e-15"),              // float8 ulp-ish
-    (100, "f4 = 0"),                     // -0 → 0
-    (101, "f8 = 0"),                     // -0 → 0
+    (1, "num = 1.2340"),                // same number, different scale
+    (2, "num_free = num_free + 1e-20"), // tiny numeric change
+    (3, "f4 = f4 + 0.0000001"),         // float4 ulp
+    (4, "f8 = f8 + 1e-15"),             // float8 ulp-ish
+    (100, "f4 = 0"),                    // -0 → 0
+    (101, "f8 = 0"),                    // -0 → 0
     (5, "ts = ts + interval '1 microsecond'"),
     (6, "ts_plain = ts_plain - interval '1 microsecond'"),
-    (7, "iv = interval '1 day'"),        // vs 7 hours 21 s
+    (7, "iv = interval '1 day'"), // vs 7 hours 21 s
     (8, "arr = ARRAY[9, 8]"),
-    (9, "tarr = ARRAY['x9', '']"),       // NULL element → empty string
+    (9, "tarr = ARRAY['x9', '']"), // NULL element → empty string
     (10, "j = '{\"b\": [1, 2], \"a\": 10}'"), // json key order
     (11, "jb = '{\"k\": \"v11 \"}'"),
     (12, "u = 'ffffffff-ffff-ffff-ffff-ffffffffffff'"),
     (13, "b = b || '\\x00'::bytea"),
-    (14, "t = 'grüsse 14 ☃'"),           // ß → ss
-    (101, "t = ''"),                      // NULL → empty
+    (14, "t = 'grüsse 14 ☃'"), // ß → ss
+    (101, "t = ''"),           // NULL → empty
     (15, "d = 16"),
     (16, "m = 'sad'"),
     (17, "dt = dt + 1"),
@@ -81,7 +81,12 @@ fn table<'a>(r: &'a TablesReport, name: &str) -> &'a TableReport {
     r.tables
         .iter()
         .find(|t| format!("{}.{}", t.schema, t.table) == name)
-        .unwrap_or_else(|| panic!("{name} not in {:?}", r.tables.iter().map(|t| &t.table).collect::<Vec<_>>()))
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} not in {:?}",
+                r.tables.iter().map(|t| &t.table).collect::<Vec<_>>()
+            )
+        })
 }
 
 async fn run(c: &Cluster, opts: &DiffOptions) -> TablesReport {
@@ -119,7 +124,12 @@ async fn types_identifiers_one_sided_tables_and_globs() {
     let r = run(&c, &opts).await;
     for t in &r.tables {
         assert!(t.error.is_none(), "{}: {:?}", t.table, t.error);
-        assert!(t.rows.is_empty() || t.table == "shape", "{}: {:?}", t.table, t.rows);
+        assert!(
+            t.rows.is_empty() || t.table == "shape",
+            "{}: {:?}",
+            t.table,
+            t.rows
+        );
     }
     assert_eq!(table(&r, "public.all_types").rows_compared, 500);
     assert_eq!(table(&r, "we\"ird; schema.Sel ect").rows_compared, 3000);
@@ -138,9 +148,12 @@ async fn types_identifiers_one_sided_tables_and_globs() {
     .unwrap();
     // 2. One change of each kind, plus missing/extra/changed rows under hostile names.
     for (id, set) in CHANGES {
-        c.execute_in("b", &format!("UPDATE public.all_types SET {set} WHERE id = {id}"))
-            .await
-            .unwrap_or_else(|e| panic!("{set}: {e}"));
+        c.execute_in(
+            "b",
+            &format!("UPDATE public.all_types SET {set} WHERE id = {id}"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{set}: {e}"));
     }
     c.execute_in(
         "b",
@@ -161,20 +174,38 @@ async fn types_identifiers_one_sided_tables_and_globs() {
         .map(|r| r.key.as_ref().unwrap()["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(got, want, "{json}");
-    assert!(at.rows.iter().all(|r| r.kind == DiffKind::Changed && r.class == RowClass::Unknown));
+    assert!(at
+        .rows
+        .iter()
+        .all(|r| r.kind == DiffKind::Changed && r.class == RowClass::Unknown));
     assert_eq!(at.counts.changed, want.len() as u64);
     // The values are exact text: -0 and 0, scale, microseconds.
-    let row = |id: &str| at.rows.iter().find(|r| r.key.as_ref().unwrap()["id"] == id).unwrap();
+    let row = |id: &str| {
+        at.rows
+            .iter()
+            .find(|r| r.key.as_ref().unwrap()["id"] == id)
+            .unwrap()
+    };
     assert_eq!(row("101").former.as_ref().unwrap().values["f8"], "-0");
     assert_eq!(row("101").new.as_ref().unwrap().values["f8"], "0");
-    assert_eq!(row("101").former.as_ref().unwrap().values["t"], serde_json::Value::Null);
+    assert_eq!(
+        row("101").former.as_ref().unwrap().values["t"],
+        serde_json::Value::Null
+    );
     assert_eq!(row("1").new.as_ref().unwrap().values["num"], "1.2340");
-    assert!(row("5").new.as_ref().unwrap().values["ts"].as_str().unwrap().ends_with(".123457+00"));
+    assert!(row("5").new.as_ref().unwrap().values["ts"]
+        .as_str()
+        .unwrap()
+        .ends_with(".123457+00"));
 
     let h = table(&r, "we\"ird; schema.Sel ect");
     assert!(h.error.is_none(), "{:?}", h.error);
     assert_eq!(
-        (h.counts.missing_on_new, h.counts.extra_on_new, h.counts.changed),
+        (
+            h.counts.missing_on_new,
+            h.counts.extra_on_new,
+            h.counts.changed
+        ),
         (3, 2, 3),
         "{json}"
     );
@@ -183,7 +214,12 @@ async fn types_identifiers_one_sided_tables_and_globs() {
         .rows
         .iter()
         .filter(|r| r.kind == DiffKind::MissingOnNew)
-        .map(|r| r.key.as_ref().unwrap()["key;--"].as_str().unwrap().to_string())
+        .map(|r| {
+            r.key.as_ref().unwrap()["key;--"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(
         missing,
@@ -194,8 +230,17 @@ async fn types_identifiers_one_sided_tables_and_globs() {
     );
 
     let shape = table(&r, "public.shape");
-    let kinds: BTreeSet<&str> = shape.schema_differences.iter().map(|d| d.kind.as_str()).collect();
-    assert_eq!(kinds, ["column_only_on_former", "type_differs"].into_iter().collect());
+    let kinds: BTreeSet<&str> = shape
+        .schema_differences
+        .iter()
+        .map(|d| d.kind.as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["column_only_on_former", "type_differs"]
+            .into_iter()
+            .collect()
+    );
     assert_eq!(shape.columns, vec!["id", "common"]);
     assert_eq!(shape.counts.changed, 1);
     let no = table(&r, "public.new_only");
@@ -204,16 +249,26 @@ async fn types_identifiers_one_sided_tables_and_globs() {
 
     // 3. Globs: include, exclude, schemas.
     let names = |r: &TablesReport| -> BTreeSet<String> {
-        r.tables.iter().map(|t| format!("{}.{}", t.schema, t.table)).collect()
+        r.tables
+            .iter()
+            .map(|t| format!("{}.{}", t.schema, t.table))
+            .collect()
     };
     let g = DiffOptions {
-        filter: TableFilter::new(&["public.*".into()], &["*.tmp_*".into(), "public.new_*".into()], &[])
-            .unwrap(),
+        filter: TableFilter::new(
+            &["public.*".into()],
+            &["*.tmp_*".into(), "public.new_*".into()],
+            &[],
+        )
+        .unwrap(),
         ..opts.clone()
     };
     assert_eq!(
         names(&run(&c, &g).await),
-        ["public.all_types", "public.shape"].iter().map(|s| s.to_string()).collect()
+        ["public.all_types", "public.shape"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     );
     let g = DiffOptions {
         filter: TableFilter::new(&[], &[], &["we*".into()]).unwrap(),
@@ -221,7 +276,10 @@ async fn types_identifiers_one_sided_tables_and_globs() {
     };
     assert_eq!(
         names(&run(&c, &g).await),
-        ["we\"ird; schema.Sel ect"].iter().map(|s| s.to_string()).collect()
+        ["we\"ird; schema.Sel ect"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     );
 
     // 4. --max-rate: 3000 + 500 rows at 2000 rows/s take well over a second.
@@ -232,7 +290,94 @@ async fn types_identifiers_one_sided_tables_and_globs() {
     };
     let t0 = Instant::now();
     let r = run(&c, &slow).await;
-    assert!(t0.elapsed().as_secs_f64() > 1.2, "throttled: {:?}", t0.elapsed());
-    assert_eq!(table(&r, "public.all_types").counts.changed, want.len() as u64);
+    assert!(
+        t0.elapsed().as_secs_f64() > 1.2,
+        "throttled: {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(
+        table(&r, "public.all_types").counts.changed,
+        want.len() as u64
+    );
     assert_eq!(table(&r, "we\"ird; schema.Sel ect").counts.changed, 3);
+
+    // 5. --all-databases: the server against itself, every database, no differences.
+    let all = DiffOptions {
+        all_databases: true,
+        ..opts.clone()
+    };
+    let p = params(&c, "postgres");
+    let r = diff::compare_tables(
+        &p,
+        &p,
+        &SessionOptions::default(),
+        &all,
+        &Attribution::default(),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.databases, vec!["a", "b", "postgres"]);
+    assert!(r
+        .tables
+        .iter()
+        .any(|t| t.database == "a" && t.table == "all_types"));
+    assert!(r
+        .tables
+        .iter()
+        .any(|t| t.database == "b" && t.table == "new_only"));
+    let t = &r.totals;
+    assert_eq!(t.missing_on_new + t.extra_on_new + t.changed, 0, "{:?}", t);
+
+    // 6. A planner that names keys (as a WAL-guided one will): only those rows are compared.
+    let keys = KeysPlanner(vec!["1", "2", "50"]);
+    let only = DiffOptions {
+        filter: TableFilter::new(&["public.all_types".into()], &[], &[]).unwrap(),
+        ..opts.clone()
+    };
+    let r = diff::compare_tables_with(
+        &params(&c, "b"),
+        &params(&c, "a"),
+        &SessionOptions::default(),
+        &only,
+        &Attribution::default(),
+        &keys,
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    let at = table(&r, "public.all_types");
+    let got: BTreeSet<&str> = at
+        .rows
+        .iter()
+        .map(|r| r.key.as_ref().unwrap()["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, ["1", "2"].into_iter().collect());
+}
+
+/// Plans one unit per table: the listed single-column keys.
+struct KeysPlanner(Vec<&'static str>);
+
+impl diff::Planner for KeysPlanner {
+    fn plan<'a>(
+        &'a self,
+        index: usize,
+        _pair: &'a diff::TablePair,
+        _new: &'a failover_verify::pg::Session,
+        _former: &'a failover_verify::pg::Session,
+    ) -> futures_util::future::BoxFuture<'a, Result<diff::chunk::TablePlan, diff::DiffError>> {
+        Box::pin(async move {
+            Ok(diff::chunk::TablePlan {
+                units: vec![diff::WorkUnit {
+                    table: index,
+                    scope: diff::Scope::Keys(
+                        self.0.iter().map(|k| vec![Some(k.to_string())]).collect(),
+                    ),
+                }],
+                chunking: diff::chunk::Chunking::Single,
+                estimated_rows: self.0.len() as u64,
+                row_bytes: 100.0,
+            })
+        })
+    }
 }

@@ -226,7 +226,8 @@ impl<'a> TableDiff<'a> {
     /// Digests per bucket on both nodes.
     async fn digests(&mut self, bucket: &str, pred: &str) -> Result<(Digests, Digests), DiffError> {
         let sql = format!(
-            "SELECT {bucket}::int8, count(*)::int8, sum({})::text FROM {} WHERE {pred} GROUP BY 1",
+            "SELECT {bucket}::int8, count(*)::int8, pg_catalog.bit_xor({})::text FROM {} \
+             WHERE {pred} GROUP BY 1",
             self.hash(),
             self.pair.sql_name()
         );
