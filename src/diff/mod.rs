@@ -8,6 +8,8 @@
 //! every differing row ([`classify`]) and optionally writes the recovery files ([`export`]).
 //! Nothing here writes to a server, prints, or takes a lock stronger than ACCESS SHARE.
 
+#![deny(missing_docs)]
+
 pub mod bisect;
 pub mod catalog;
 pub mod chunk;
