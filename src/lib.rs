@@ -8,6 +8,7 @@
 pub mod checks;
 pub mod cli;
 pub mod commands;
+pub mod diff;
 pub mod divergence;
 pub mod evidence;
 pub mod lsn;

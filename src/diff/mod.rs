@@ -1,0 +1,533 @@
+//! Table checksums and row-level diff: which rows the failover lost, which were written on the
+//! new primary afterwards, and a reviewable recovery export.
+//!
+//! Flow: [`compare_tables`] opens `--jobs` read-only sessions per node sharing one
+//! repeatable-read snapshot ([`snapshot`]), discovers and pairs the tables ([`catalog`]), plans
+//! each table into [`chunk::WorkUnit`]s ([`chunk::Planner`]), compares chunk digests computed on
+//! the servers ([`hash`]), bisects mismatching chunks down to rows ([`bisect`]), attributes
+//! every differing row ([`classify`]) and optionally writes the recovery files ([`export`]).
+//! Nothing here writes to a server, prints, or takes a lock stronger than ACCESS SHARE.
+
+#![deny(missing_docs)]
+
+pub mod bisect;
+pub mod catalog;
+pub mod chunk;
+pub mod classify;
+pub mod error;
+pub mod export;
+pub mod hash;
+pub mod options;
+pub mod report;
+pub mod snapshot;
+pub mod sql;
+pub mod throttle;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+pub use catalog::{SchemaDifference, TablePair};
+pub use chunk::{FullTablePlanner, Planner, Scope, WorkUnit};
+pub use classify::Attribution;
+pub use error::{DiffError, Node};
+pub use options::{DiffOptions, MaxRate, TableArgs, TableFilter};
+pub use report::{
+    ClassCounts, DiffKind, Method, Presence, RowClass, RowDiff, RowVersion, TableReport,
+    TablesReport,
+};
+
+use crate::pg::{self, ConnParams, Session, SessionOptions};
+use bisect::{ms_since, TableDiff};
+use snapshot::NodePool;
+use throttle::RateLimiter;
+
+/// A progress event; the caller may turn these into a progress bar.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ProgressEvent<'a> {
+    /// Tables of a database were discovered.
+    Discovered {
+        /// The database.
+        database: &'a str,
+        /// Tables seen on either node.
+        tables: usize,
+    },
+    /// A table's comparison started.
+    TableStarted {
+        /// `schema.table`.
+        table: &'a str,
+        /// Estimated rows.
+        estimated_rows: u64,
+    },
+    /// Rows were digested (on the new side).
+    RowsHashed {
+        /// `schema.table`.
+        table: &'a str,
+        /// Rows in this step.
+        rows: u64,
+    },
+    /// A table's comparison finished.
+    TableFinished {
+        /// `schema.table`.
+        table: &'a str,
+        /// Differing rows found.
+        differences: u64,
+    },
+}
+
+/// Receives progress events (from several connections at once).
+pub trait Progress: Sync {
+    /// Called for every event.
+    fn event(&self, event: ProgressEvent<'_>);
+}
+
+/// Ignores progress.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn event(&self, _event: ProgressEvent<'_>) {}
+}
+
+/// Compares every selected table of the two nodes with the full-table planner.
+pub async fn compare_tables(
+    new: &ConnParams,
+    former: &ConnParams,
+    session: &SessionOptions,
+    opts: &DiffOptions,
+    attribution: &Attribution,
+    progress: &dyn Progress,
+) -> Result<TablesReport, DiffError> {
+    let planner = FullTablePlanner {
+        chunk_rows: opts.chunk_rows,
+        max_rate: opts.max_rate,
+    };
+    compare_tables_with(new, former, session, opts, attribution, &planner, progress).await
+}
+
+/// Like [`compare_tables`] with another [`Planner`] (e.g. one guided by WAL).
+pub async fn compare_tables_with(
+    new: &ConnParams,
+    former: &ConnParams,
+    session: &SessionOptions,
+    opts: &DiffOptions,
+    attribution: &Attribution,
+    planner: &dyn Planner,
+    progress: &dyn Progress,
+) -> Result<TablesReport, DiffError> {
+    let start = Instant::now();
+    let mut report = TablesReport {
+        schema_version: report::TABLES_SCHEMA_VERSION,
+        filters: opts.filter.patterns().to_vec(),
+        attribution: report::AttributionInfo {
+            available: !attribution.is_empty(),
+            lost_xids: attribution.lost_xids.len(),
+            new_side_first_xid: attribution.new_side_first_xid,
+        },
+        ..Default::default()
+    };
+    if attribution.is_empty() {
+        report.warnings.push(
+            "no attribution input (WAL not available): differences are reported as missing, \
+             extra or changed with class unknown"
+                .into(),
+        );
+    }
+    let limiter = opts.max_rate.map(RateLimiter::new);
+    let pairs: Vec<(String, ConnParams, ConnParams)> = if opts.all_databases {
+        let (dn, df) = tokio::join!(
+            databases(Node::New, new, session),
+            databases(Node::Former, former, session)
+        );
+        let (dn, df) = (dn?, df?);
+        for d in df.iter().filter(|d| !dn.contains(d)) {
+            report.warnings.push(format!(
+                "database {d:?} exists only on the former primary (created by a lost transaction?)"
+            ));
+        }
+        for d in dn.iter().filter(|d| !df.contains(d)) {
+            report
+                .warnings
+                .push(format!("database {d:?} exists only on the new primary"));
+        }
+        let mut v = Vec::new();
+        for d in dn.into_iter().filter(|d| df.contains(d)) {
+            let n =
+                snapshot::with_dbname(new, &d).map_err(|m| DiffError::Options { message: m })?;
+            let f =
+                snapshot::with_dbname(former, &d).map_err(|m| DiffError::Options { message: m })?;
+            v.push((d, n, f));
+        }
+        v
+    } else {
+        vec![(new.dbname().to_string(), new.clone(), former.clone())]
+    };
+    for (db, np, fp) in &pairs {
+        report.databases.push(db.clone());
+        compare_database(
+            db,
+            np,
+            fp,
+            session,
+            opts,
+            attribution,
+            planner,
+            limiter.as_ref(),
+            progress,
+            &mut report,
+        )
+        .await?;
+    }
+    for t in &report.tables {
+        report.totals.merge(&t.counts);
+    }
+    if let Some(dir) = &opts.export_dir {
+        report.export = Some(export::write_export(dir, &report)?);
+    }
+    report.elapsed_ms = ms_since(start);
+    Ok(report)
+}
+
+async fn databases(
+    node: Node,
+    params: &ConnParams,
+    opts: &SessionOptions,
+) -> Result<Vec<String>, DiffError> {
+    let s = pg::connect(params, opts)
+        .await
+        .map_err(|e| DiffError::Session {
+            node,
+            target: params.target(),
+            database: params.dbname().to_string(),
+            what: "connecting".into(),
+            source: e,
+        })?;
+    let r = catalog::list_databases(&s, node, &params.target()).await;
+    s.close().await;
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn compare_database(
+    db: &str,
+    np: &ConnParams,
+    fp: &ConnParams,
+    session: &SessionOptions,
+    opts: &DiffOptions,
+    attribution: &Attribution,
+    planner: &dyn Planner,
+    limiter: Option<&RateLimiter>,
+    progress: &dyn Progress,
+    report: &mut TablesReport,
+) -> Result<(), DiffError> {
+    let (pn, pf) = tokio::join!(
+        NodePool::open(Node::New, np, session, opts.jobs),
+        NodePool::open(Node::Former, fp, session, opts.jobs)
+    );
+    let (pn, pf) = match (pn, pf) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), other) => {
+            if let Ok(p) = other {
+                p.close().await;
+            }
+            return Err(e);
+        }
+        (Ok(p), Err(e)) => {
+            p.close().await;
+            return Err(e);
+        }
+    };
+    let result = compare_in_pools(
+        db,
+        &pn,
+        &pf,
+        opts,
+        attribution,
+        planner,
+        limiter,
+        progress,
+        report,
+    )
+    .await;
+    pn.close().await;
+    pf.close().await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn compare_in_pools(
+    db: &str,
+    pn: &NodePool,
+    pf: &NodePool,
+    opts: &DiffOptions,
+    attribution: &Attribution,
+    planner: &dyn Planner,
+    limiter: Option<&RateLimiter>,
+    progress: &dyn Progress,
+    report: &mut TablesReport,
+) -> Result<(), DiffError> {
+    for p in [pn, pf] {
+        report.snapshots.push(report::SnapshotInfo {
+            node: p.node,
+            target: p.target.clone(),
+            database: db.to_string(),
+            in_recovery: p.in_recovery,
+            connections: p.sessions.len(),
+            shared_snapshot: p.shared_snapshot,
+        });
+        if opts.jobs > 1 && !p.shared_snapshot {
+            report.warnings.push(format!(
+                "{} {}: the snapshot could not be exported; one connection used",
+                p.node, p.target
+            ));
+        }
+    }
+    let (tn, tf) = tokio::join!(
+        catalog::list_tables(pn, &opts.filter),
+        catalog::list_tables(pf, &opts.filter)
+    );
+    let tables = catalog::pair_tables(db, tn?, tf?);
+    progress.event(ProgressEvent::Discovered {
+        database: db,
+        tables: tables.len(),
+    });
+    let workers = pn.sessions.len().min(pf.sessions.len()).max(1);
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<TableReport>>> = Mutex::new(vec![None; tables.len()]);
+    let worker = |w: usize| {
+        let (tables, next, results) = (&tables, &next, &results);
+        async move {
+            let (sn, sf) = (&pn.sessions[w], &pf.sessions[w]);
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= tables.len() {
+                    return Ok::<(), DiffError>(());
+                }
+                let r = compare_one(
+                    i,
+                    &tables[i],
+                    sn,
+                    sf,
+                    opts,
+                    attribution,
+                    planner,
+                    limiter,
+                    progress,
+                )
+                .await?;
+                results.lock().expect("results lock")[i] = Some(r);
+            }
+        }
+    };
+    let outcomes = futures_util::future::join_all((0..workers).map(worker)).await;
+    for o in outcomes {
+        o?;
+    }
+    report.tables.extend(
+        results
+            .into_inner()
+            .expect("results lock")
+            .into_iter()
+            .flatten(),
+    );
+    report
+        .sequences
+        .extend(sequences(db, &pn.sessions[0], &pf.sessions[0]).await);
+    Ok(())
+}
+
+/// Runs `SAVEPOINT`, so that an error in one table does not abort the shared transaction.
+async fn savepoint(s: &Session, sql: &str) -> Result<(), pg::PgError> {
+    s.simple_query(sql).await.map(|_| ())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn compare_one(
+    index: usize,
+    pair: &TablePair,
+    sn: &Session,
+    sf: &Session,
+    opts: &DiffOptions,
+    attribution: &Attribution,
+    planner: &dyn Planner,
+    limiter: Option<&RateLimiter>,
+    progress: &dyn Progress,
+) -> Result<TableReport, DiffError> {
+    let start = Instant::now();
+    let name = pair.display_name();
+    let presence = match (&pair.new, &pair.former) {
+        (Some(_), Some(_)) => Presence::Both,
+        (Some(_), None) => Presence::NewOnly,
+        _ => Presence::FormerOnly,
+    };
+    let mut tr = TableReport {
+        database: pair.database.clone(),
+        schema: pair.schema.clone(),
+        table: pair.name.clone(),
+        presence,
+        schema_differences: pair.differences.clone(),
+        method: Method::None,
+        key_columns: pair.key.clone(),
+        columns: pair.common.iter().map(|c| c.name.clone()).collect(),
+        column_types: pair.common.iter().map(|c| c.ty.clone()).collect(),
+        generated_columns: pair
+            .common
+            .iter()
+            .filter(|c| c.generated)
+            .map(|c| c.name.clone())
+            .collect(),
+        rows_compared: 0,
+        chunks: 0,
+        chunks_mismatched: 0,
+        queries: 0,
+        counts: ClassCounts::default(),
+        rows: Vec::new(),
+        elapsed_ms: 0,
+        error: None,
+    };
+    let sp_err = |node: Node, s: &Session, e| DiffError::Query {
+        node,
+        target: s.target().to_string(),
+        table: format!("{}.{name}", pair.database),
+        what: "managing the per-table savepoint".into(),
+        source: e,
+    };
+    for (node, s) in [(Node::New, sn), (Node::Former, sf)] {
+        savepoint(s, "SAVEPOINT fv_table")
+            .await
+            .map_err(|e| sp_err(node, s, e))?;
+    }
+    let result: Result<(), DiffError> = async {
+        if presence != Presence::Both {
+            // Count the rows of a one-sided table: each of them is a difference.
+            let (node, s) = if presence == Presence::NewOnly {
+                (Node::New, sn)
+            } else {
+                (Node::Former, sf)
+            };
+            let row = s
+                .query_one(
+                    format!("SELECT count(*)::int8 FROM {}", pair.sql_name()).as_str(),
+                    &[],
+                )
+                .await
+                .map_err(|e| DiffError::Query {
+                    node,
+                    target: s.target().to_string(),
+                    table: format!("{}.{name}", pair.database),
+                    what: "counting rows".into(),
+                    source: e,
+                })?;
+            tr.rows_compared = row.get::<_, i64>(0) as u64;
+            return Ok(());
+        }
+        let plan = planner.plan(index, pair, sn, sf).await?;
+        progress.event(ProgressEvent::TableStarted {
+            table: &name,
+            estimated_rows: plan.estimated_rows,
+        });
+        let on_rows = |rows: u64| {
+            progress.event(ProgressEvent::RowsHashed { table: &name, rows });
+        };
+        let out = TableDiff::new(pair, sn, sf, attribution, limiter, opts.leaf_rows, &on_rows)
+            .run(&plan)
+            .await?;
+        tr.method = Method::Full;
+        tr.rows_compared = out.rows_compared;
+        tr.chunks = out.chunks;
+        tr.chunks_mismatched = out.chunks_mismatched;
+        tr.queries = out.queries;
+        for r in &out.rows {
+            tr.counts.add(r.kind, r.class);
+        }
+        tr.rows = out.rows;
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            for (node, s) in [(Node::New, sn), (Node::Former, sf)] {
+                savepoint(s, "RELEASE SAVEPOINT fv_table")
+                    .await
+                    .map_err(|e| sp_err(node, s, e))?;
+            }
+        }
+        Err(e) => {
+            tr.error = Some(e.to_string());
+            tr.method = Method::None;
+            for (node, s) in [(Node::New, sn), (Node::Former, sf)] {
+                savepoint(
+                    s,
+                    "ROLLBACK TO SAVEPOINT fv_table; RELEASE SAVEPOINT fv_table",
+                )
+                .await
+                .map_err(|e| sp_err(node, s, e))?;
+            }
+        }
+    }
+    tr.elapsed_ms = ms_since(start);
+    progress.event(ProgressEvent::TableFinished {
+        table: &name,
+        differences: tr.rows.len() as u64,
+    });
+    Ok(tr)
+}
+
+/// Sequences whose `last_value` differs (best effort: an error yields nothing).
+async fn sequences(db: &str, sn: &Session, sf: &Session) -> Vec<report::SequenceDiff> {
+    const SQL: &str = "SELECT schemaname::text, sequencename::text, last_value \
+                       FROM pg_catalog.pg_sequences ORDER BY 1, 2";
+    async fn read(s: &Session) -> Option<Vec<(String, String, Option<i64>)>> {
+        s.simple_query("SAVEPOINT fv_seq").await.ok()?;
+        match s.query(SQL, &[]).await {
+            Ok(rows) => {
+                let _ = s.simple_query("RELEASE SAVEPOINT fv_seq").await;
+                Some(
+                    rows.iter()
+                        .map(|r| (r.get(0), r.get(1), r.get(2)))
+                        .collect(),
+                )
+            }
+            Err(_) => {
+                let _ = s
+                    .simple_query("ROLLBACK TO SAVEPOINT fv_seq; RELEASE SAVEPOINT fv_seq")
+                    .await;
+                None
+            }
+        }
+    }
+    let (n, f) = tokio::join!(read(sn), read(sf));
+    let (Some(n), Some(f)) = (n, f) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut names: Vec<(String, String)> = n
+        .iter()
+        .chain(f.iter())
+        .map(|(s, q, _)| (s.clone(), q.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    for (schema, name) in names {
+        let nv = n.iter().find(|x| x.0 == schema && x.1 == name);
+        let fv = f.iter().find(|x| x.0 == schema && x.1 == name);
+        let (a, b) = (nv.and_then(|x| x.2), fv.and_then(|x| x.2));
+        if a == b && nv.is_some() && fv.is_some() {
+            continue;
+        }
+        out.push(report::SequenceDiff {
+            database: db.to_string(),
+            schema,
+            name,
+            new_last_value: a,
+            former_last_value: b,
+            new_is_behind: match (a, b) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(x), Some(y)) => y > x,
+            },
+        });
+    }
+    out
+}

@@ -1,0 +1,273 @@
+//! Flags of the table comparison (`TableArgs`, flattened into `compare`) and the plain
+//! [`DiffOptions`] the library works from.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use super::error::DiffError;
+
+/// Default number of connections per node.
+pub const DEFAULT_JOBS: usize = 2;
+/// Default number of rows per checksum chunk of the first pass.
+pub const DEFAULT_CHUNK_ROWS: u64 = 256;
+
+/// Table comparison flags, meant to be `#[command(flatten)]`ed into `compare`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TableArgs {
+    /// Do not compare table contents.
+    #[arg(long = "no-tables")]
+    pub no_tables: bool,
+    /// Compare only tables whose `schema.table` matches this glob (repeatable).
+    #[arg(long = "tables", value_name = "GLOB")]
+    pub tables: Vec<String>,
+    /// Skip tables whose `schema.table` matches this glob (repeatable).
+    #[arg(long = "exclude-tables", value_name = "GLOB")]
+    pub exclude_tables: Vec<String>,
+    /// Compare only schemas matching this glob (repeatable).
+    #[arg(long = "schemas", value_name = "GLOB")]
+    pub schemas: Vec<String>,
+    /// Compare every database that accepts connections (not only the one in the conninfo).
+    #[arg(long = "all-databases")]
+    pub all_databases: bool,
+    /// Connections per node used for the table comparison.
+    #[arg(long = "jobs", value_name = "N", default_value_t = DEFAULT_JOBS)]
+    pub jobs: usize,
+    /// Read at most this much per second and node: `50000rows` or `20MB` (default unlimited).
+    #[arg(long = "max-rate", value_name = "RATE")]
+    pub max_rate: Option<MaxRate>,
+    /// Rows per checksum chunk of the first pass.
+    #[arg(long = "chunk-rows", value_name = "N", default_value_t = DEFAULT_CHUNK_ROWS)]
+    pub chunk_rows: u64,
+    /// Write the lost rows (CSV) and a reviewable recovery script into this directory.
+    #[arg(long = "export-dir", value_name = "DIR")]
+    pub export_dir: Option<PathBuf>,
+}
+
+/// A read-rate limit per node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxRate {
+    /// Rows per second.
+    Rows(u64),
+    /// Bytes per second (of heap, estimated from the table's average row width).
+    Bytes(u64),
+}
+
+impl FromStr for MaxRate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim().to_ascii_lowercase();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("invalid rate {s:?}: expected e.g. 50000rows or 20MB"))?;
+        if n == 0 {
+            return Err(format!("invalid rate {s:?}: must be positive"));
+        }
+        let unit = unit.trim().trim_end_matches("/s");
+        let r = match unit {
+            "" | "rows" | "row" => MaxRate::Rows(n),
+            "b" => MaxRate::Bytes(n),
+            "kb" | "k" => MaxRate::Bytes(n * 1000),
+            "mb" | "m" => MaxRate::Bytes(n * 1_000_000),
+            "gb" | "g" => MaxRate::Bytes(n * 1_000_000_000),
+            "kib" => MaxRate::Bytes(n * 1024),
+            "mib" => MaxRate::Bytes(n * 1024 * 1024),
+            _ => {
+                return Err(format!(
+                    "invalid rate unit in {s:?}: use rows, kB, MB, GB, KiB or MiB"
+                ))
+            }
+        };
+        Ok(r)
+    }
+}
+
+/// Which tables to compare: include/exclude globs over `schema.table`, and schema globs.
+#[derive(Debug, Clone, Default)]
+pub struct TableFilter {
+    include: Option<GlobSet>,
+    exclude: Option<GlobSet>,
+    schemas: Option<GlobSet>,
+    patterns: Vec<String>,
+}
+
+fn build_set(flag: &str, pats: &[String]) -> Result<Option<GlobSet>, DiffError> {
+    if pats.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GlobSetBuilder::new();
+    for p in pats {
+        let g = Glob::new(p).map_err(|e| DiffError::Options {
+            message: format!("{flag} {p:?}: {e}"),
+        })?;
+        b.add(g);
+    }
+    b.build().map(Some).map_err(|e| DiffError::Options {
+        message: format!("{flag}: {e}"),
+    })
+}
+
+impl TableFilter {
+    /// Builds the filter; an invalid glob is an error naming the flag.
+    pub fn new(
+        tables: &[String],
+        exclude_tables: &[String],
+        schemas: &[String],
+    ) -> Result<Self, DiffError> {
+        let mut patterns = Vec::new();
+        patterns.extend(tables.iter().map(|p| format!("--tables {p}")));
+        patterns.extend(
+            exclude_tables
+                .iter()
+                .map(|p| format!("--exclude-tables {p}")),
+        );
+        patterns.extend(schemas.iter().map(|p| format!("--schemas {p}")));
+        Ok(TableFilter {
+            include: build_set("--tables", tables)?,
+            exclude: build_set("--exclude-tables", exclude_tables)?,
+            schemas: build_set("--schemas", schemas)?,
+            patterns,
+        })
+    }
+
+    /// Whether table `schema.table` is selected (names unquoted, as in the catalog).
+    pub fn matches(&self, schema: &str, table: &str) -> bool {
+        let full = format!("{schema}.{table}");
+        if let Some(s) = &self.schemas {
+            if !s.is_match(schema) {
+                return false;
+            }
+        }
+        if let Some(i) = &self.include {
+            if !i.is_match(&full) {
+                return false;
+            }
+        }
+        if let Some(e) = &self.exclude {
+            if e.is_match(&full) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The patterns as given, for the report.
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+}
+
+/// Everything the table comparison needs to know, independent of clap.
+#[derive(Debug, Clone)]
+pub struct DiffOptions {
+    /// Which tables.
+    pub filter: TableFilter,
+    /// Compare every database that accepts connections.
+    pub all_databases: bool,
+    /// Connections per node (at least 1).
+    pub jobs: usize,
+    /// Read-rate limit per node.
+    pub max_rate: Option<MaxRate>,
+    /// Rows per first-pass chunk.
+    pub chunk_rows: u64,
+    /// Largest range whose rows are fetched (key and hash) instead of being bisected further.
+    pub leaf_rows: u64,
+    /// Where to write the recovery export.
+    pub export_dir: Option<PathBuf>,
+}
+
+impl Default for DiffOptions {
+    fn default() -> Self {
+        DiffOptions {
+            filter: TableFilter::default(),
+            all_databases: false,
+            jobs: DEFAULT_JOBS,
+            max_rate: None,
+            chunk_rows: DEFAULT_CHUNK_ROWS,
+            leaf_rows: 1024,
+            export_dir: None,
+        }
+    }
+}
+
+impl DiffOptions {
+    /// Builds the options from the flags; `None` when `--no-tables` was given.
+    pub fn from_args(a: &TableArgs) -> Result<Option<DiffOptions>, DiffError> {
+        if a.no_tables {
+            return Ok(None);
+        }
+        if a.jobs == 0 {
+            return Err(DiffError::Options {
+                message: "--jobs must be at least 1".into(),
+            });
+        }
+        if a.chunk_rows == 0 {
+            return Err(DiffError::Options {
+                message: "--chunk-rows must be at least 1".into(),
+            });
+        }
+        Ok(Some(DiffOptions {
+            filter: TableFilter::new(&a.tables, &a.exclude_tables, &a.schemas)?,
+            all_databases: a.all_databases,
+            jobs: a.jobs,
+            max_rate: a.max_rate,
+            chunk_rows: a.chunk_rows,
+            leaf_rows: (a.chunk_rows * 4).max(1024),
+            export_dir: a.export_dir.clone(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        t: TableArgs,
+    }
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!("50000rows".parse::<MaxRate>(), Ok(MaxRate::Rows(50000)));
+        assert_eq!("20MB".parse::<MaxRate>(), Ok(MaxRate::Bytes(20_000_000)));
+        assert_eq!("1000".parse::<MaxRate>(), Ok(MaxRate::Rows(1000)));
+        assert!("fast".parse::<MaxRate>().is_err());
+        assert!("10parsecs".parse::<MaxRate>().is_err());
+        assert!("0rows".parse::<MaxRate>().is_err());
+    }
+
+    #[test]
+    fn flags_and_globs() {
+        let c = Cli::parse_from([
+            "x",
+            "--tables",
+            "public.*",
+            "--tables",
+            "app.orders*",
+            "--exclude-tables",
+            "*.tmp_*",
+            "--jobs",
+            "3",
+            "--max-rate",
+            "20MB",
+        ]);
+        let o = DiffOptions::from_args(&c.t).unwrap().unwrap();
+        assert_eq!(o.jobs, 3);
+        assert_eq!(o.max_rate, Some(MaxRate::Bytes(20_000_000)));
+        assert!(o.filter.matches("public", "a b"));
+        assert!(o.filter.matches("app", "orders_2024"));
+        assert!(!o.filter.matches("app", "users"));
+        assert!(!o.filter.matches("public", "tmp_x"));
+        let s = TableFilter::new(&[], &[], &["s?".into()]).unwrap();
+        assert!(s.matches("s1", "t") && !s.matches("public", "t"));
+        assert!(TableFilter::new(&["[".into()], &[], &[]).is_err());
+        let none = Cli::parse_from(["x", "--no-tables"]);
+        assert!(DiffOptions::from_args(&none.t).unwrap().is_none());
+    }
+}

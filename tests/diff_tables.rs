@@ -1,0 +1,383 @@
+//! Row diff between two databases of one real server (two "nodes" without attribution input):
+//! every common type compared exactly, hostile identifiers, tables and columns on one side
+//! only, table globs, and `--max-rate`.
+
+mod util;
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use failover_verify::diff::{
+    self, Attribution, DiffKind, DiffOptions, MaxRate, NoProgress, Presence, RowClass, TableFilter,
+    TableReport, TablesReport,
+};
+use failover_verify::pg::{ConnParams, SessionOptions};
+use failover_verify::sandbox::{Cluster, ClusterOptions};
+use util::install_or_skip;
+
+const SETUP: &str = r#"
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+CREATE TABLE public.all_types(
+  id int PRIMARY KEY,
+  num numeric(12,4), num_free numeric, f4 float4, f8 float8, ts timestamptz, ts_plain timestamp,
+  iv interval, arr int[], tarr text[], j json, jb jsonb, u uuid, b bytea, t text, d posint,
+  m mood, dt date, bo boolean);
+INSERT INTO public.all_types
+SELECT g, g * 1.2345, (g::numeric / 7), g / 3.0, g / 7.0,
+       '2024-03-01 12:00:00.123456+02'::timestamptz + g * interval '1 minute',
+       '2024-03-01 12:00:00.5'::timestamp, g * interval '1 hour 3 seconds',
+       ARRAY[g, g + 1], ARRAY['x' || g, NULL], ('{"a": ' || g || ', "b": [1, 2]}')::json,
+       ('{"k": "v' || g || '"}')::jsonb, md5(g::text)::uuid, decode(md5(g::text), 'hex'),
+       'grüße ' || g || ' ☃', g, (ARRAY['sad', 'ok', 'happy'])[1 + g % 3]::mood,
+       DATE '2024-01-01' + g, g % 2 = 0
+FROM generate_series(1, 500) g;
+UPDATE public.all_types SET f8 = 'NaN', f4 = '-0' WHERE id = 100;
+UPDATE public.all_types SET f8 = '-0', f4 = 'NaN', t = NULL, j = NULL WHERE id = 101;
+UPDATE public.all_types SET f8 = 'Infinity', arr = NULL WHERE id = 102;
+
+CREATE SCHEMA "we""ird; schema";
+CREATE TABLE "we""ird; schema"."Sel ect"("key;--" text PRIMARY KEY, "order" int, "a""b" text, "ü nicode" text);
+INSERT INTO "we""ird; schema"."Sel ect"
+SELECT 'k' || lpad(g::text, 6, '0') || ' '' "q"', g, 'x', 'ü' FROM generate_series(1, 3000) g;
+CREATE TABLE public.tmp_skip(id int PRIMARY KEY);
+INSERT INTO public.tmp_skip VALUES (1);
+CREATE TABLE public.shape(id int PRIMARY KEY, common text, only_here int, retyped int);
+INSERT INTO public.shape SELECT g, 'c' || g, g, g FROM generate_series(1, 50) g;
+ANALYZE;
+"#;
+
+/// Differences applied to database `b`: one changed value of each kind (row id → change).
+const CHANGES: &[(i32, &str)] = &[
+    (1, "num = 1.2340"),                // same number, different scale
+    (2, "num_free = num_free + 1e-20"), // tiny numeric change
+    (3, "f4 = f4 + 0.0000001"),         // float4 ulp
+    (4, "f8 = f8 + 1e-15"),             // float8 ulp-ish
+    (100, "f4 = 0"),                    // -0 → 0
+    (101, "f8 = 0"),                    // -0 → 0
+    (5, "ts = ts + interval '1 microsecond'"),
+    (6, "ts_plain = ts_plain - interval '1 microsecond'"),
+    (7, "iv = interval '1 day'"), // vs 7 hours 21 s
+    (8, "arr = ARRAY[9, 8]"),
+    (9, "tarr = ARRAY['x9', '']"), // NULL element → empty string
+    (10, "j = '{\"b\": [1, 2], \"a\": 10}'"), // json key order
+    (11, "jb = '{\"k\": \"v11 \"}'"),
+    (12, "u = 'ffffffff-ffff-ffff-ffff-ffffffffffff'"),
+    (13, "b = b || '\\x00'::bytea"),
+    (14, "t = 'grüsse 14 ☃'"), // ß → ss
+    (101, "t = ''"),           // NULL → empty
+    (15, "d = 16"),
+    (16, "m = 'sad'"),
+    (17, "dt = dt + 1"),
+    (18, "bo = NOT bo"),
+    (102, "f8 = '-Infinity'"),
+];
+
+fn params(c: &Cluster, db: &str) -> ConnParams {
+    ConnParams::parse(&c.conninfo_db(db), &|_| None).unwrap()
+}
+
+fn table<'a>(r: &'a TablesReport, name: &str) -> &'a TableReport {
+    r.tables
+        .iter()
+        .find(|t| format!("{}.{}", t.schema, t.table) == name)
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} not in {:?}",
+                r.tables.iter().map(|t| &t.table).collect::<Vec<_>>()
+            )
+        })
+}
+
+async fn run(c: &Cluster, opts: &DiffOptions) -> TablesReport {
+    diff::compare_tables(
+        &params(c, "b"),
+        &params(c, "a"),
+        &SessionOptions::default(),
+        opts,
+        &Attribution::default(),
+        &NoProgress,
+    )
+    .await
+    .expect("compare")
+}
+
+#[tokio::test]
+async fn types_identifiers_one_sided_tables_and_globs() {
+    let Some(install) = install_or_skip("diff_tables") else {
+        return;
+    };
+    let c = Cluster::start_primary(&install, ClusterOptions::new("difftables"))
+        .await
+        .unwrap();
+    c.execute("CREATE DATABASE a").await.unwrap();
+    c.execute("CREATE DATABASE b").await.unwrap();
+    c.execute_in("a", SETUP).await.unwrap();
+    c.execute_in("b", SETUP).await.unwrap();
+
+    // 1. Equal data, every type: zero differences (a second physical copy made by INSERTs).
+    let opts = DiffOptions {
+        chunk_rows: 40,
+        leaf_rows: 64,
+        ..Default::default()
+    };
+    let r = run(&c, &opts).await;
+    for t in &r.tables {
+        assert!(t.error.is_none(), "{}: {:?}", t.table, t.error);
+        assert!(
+            t.rows.is_empty() || t.table == "shape",
+            "{}: {:?}",
+            t.table,
+            t.rows
+        );
+    }
+    assert_eq!(table(&r, "public.all_types").rows_compared, 500);
+    assert_eq!(table(&r, "we\"ird; schema.Sel ect").rows_compared, 3000);
+    assert!(table(&r, "we\"ird; schema.Sel ect").chunks > 10);
+    assert_eq!(r.totals.unknown, 0);
+
+    // Schema differences are reported; the common columns are compared.
+    c.execute_in(
+        "b",
+        "ALTER TABLE public.shape DROP COLUMN only_here; \
+         ALTER TABLE public.shape ALTER COLUMN retyped TYPE bigint; \
+         UPDATE public.shape SET common = 'changed' WHERE id = 7; \
+         CREATE TABLE public.new_only(x int); INSERT INTO public.new_only VALUES (1), (2), (3);",
+    )
+    .await
+    .unwrap();
+    // 2. One change of each kind, plus missing/extra/changed rows under hostile names.
+    for (id, set) in CHANGES {
+        c.execute_in(
+            "b",
+            &format!("UPDATE public.all_types SET {set} WHERE id = {id}"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{set}: {e}"));
+    }
+    c.execute_in(
+        "b",
+        r#"DELETE FROM "we""ird; schema"."Sel ect" WHERE "order" IN (5, 1500, 2999);
+           INSERT INTO "we""ird; schema"."Sel ect" VALUES ('k000000 extra', 0, 'y', 'ü'), ('zzz', 1, NULL, NULL);
+           UPDATE "we""ird; schema"."Sel ect" SET "a""b" = 'changed' WHERE "order" IN (100, 2000);
+           UPDATE "we""ird; schema"."Sel ect" SET "ü nicode" = 'u' WHERE "order" = 2500;"#,
+    )
+    .await
+    .unwrap();
+    let r = run(&c, &opts).await;
+    let json = serde_json::to_string_pretty(&r).unwrap();
+    let at = table(&r, "public.all_types");
+    let want: BTreeSet<String> = CHANGES.iter().map(|(id, _)| id.to_string()).collect();
+    let got: BTreeSet<String> = at
+        .rows
+        .iter()
+        .map(|r| r.key.as_ref().unwrap()["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, want, "{json}");
+    assert!(at
+        .rows
+        .iter()
+        .all(|r| r.kind == DiffKind::Changed && r.class == RowClass::Unknown));
+    assert_eq!(at.counts.changed, want.len() as u64);
+    // The values are exact text: -0 and 0, scale, microseconds.
+    let row = |id: &str| {
+        at.rows
+            .iter()
+            .find(|r| r.key.as_ref().unwrap()["id"] == id)
+            .unwrap()
+    };
+    assert_eq!(row("101").former.as_ref().unwrap().values["f8"], "-0");
+    assert_eq!(row("101").new.as_ref().unwrap().values["f8"], "0");
+    assert_eq!(
+        row("101").former.as_ref().unwrap().values["t"],
+        serde_json::Value::Null
+    );
+    assert_eq!(row("1").new.as_ref().unwrap().values["num"], "1.2340");
+    assert!(row("5").new.as_ref().unwrap().values["ts"]
+        .as_str()
+        .unwrap()
+        .ends_with(".123457+00"));
+
+    let h = table(&r, "we\"ird; schema.Sel ect");
+    assert!(h.error.is_none(), "{:?}", h.error);
+    assert_eq!(
+        (
+            h.counts.missing_on_new,
+            h.counts.extra_on_new,
+            h.counts.changed
+        ),
+        (3, 2, 3),
+        "{json}"
+    );
+    assert_eq!(h.counts.unknown, 5 + 3);
+    let missing: BTreeSet<String> = h
+        .rows
+        .iter()
+        .filter(|r| r.kind == DiffKind::MissingOnNew)
+        .map(|r| {
+            r.key.as_ref().unwrap()["key;--"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        missing,
+        ["k000005 ' \"q\"", "k001500 ' \"q\"", "k002999 ' \"q\""]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+
+    let shape = table(&r, "public.shape");
+    let kinds: BTreeSet<&str> = shape
+        .schema_differences
+        .iter()
+        .map(|d| d.kind.as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["column_only_on_former", "type_differs"]
+            .into_iter()
+            .collect()
+    );
+    assert_eq!(shape.columns, vec!["id", "common"]);
+    assert_eq!(shape.counts.changed, 1);
+    let no = table(&r, "public.new_only");
+    assert_eq!(no.presence, Presence::NewOnly);
+    assert_eq!(no.rows_compared, 3);
+
+    // 3. Globs: include, exclude, schemas.
+    let names = |r: &TablesReport| -> BTreeSet<String> {
+        r.tables
+            .iter()
+            .map(|t| format!("{}.{}", t.schema, t.table))
+            .collect()
+    };
+    let g = DiffOptions {
+        filter: TableFilter::new(
+            &["public.*".into()],
+            &["*.tmp_*".into(), "public.new_*".into()],
+            &[],
+        )
+        .unwrap(),
+        ..opts.clone()
+    };
+    assert_eq!(
+        names(&run(&c, &g).await),
+        ["public.all_types", "public.shape"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+    let g = DiffOptions {
+        filter: TableFilter::new(&[], &[], &["we*".into()]).unwrap(),
+        ..opts.clone()
+    };
+    assert_eq!(
+        names(&run(&c, &g).await),
+        ["we\"ird; schema.Sel ect"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+
+    // 4. --max-rate: 3000 + 500 rows at 2000 rows/s take well over a second.
+    let slow = DiffOptions {
+        max_rate: Some(MaxRate::Rows(2000)),
+        filter: TableFilter::new(&["public.all_types".into(), "we*".into()], &[], &[]).unwrap(),
+        ..opts.clone()
+    };
+    let t0 = Instant::now();
+    let r = run(&c, &slow).await;
+    assert!(
+        t0.elapsed().as_secs_f64() > 1.2,
+        "throttled: {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(
+        table(&r, "public.all_types").counts.changed,
+        want.len() as u64
+    );
+    assert_eq!(table(&r, "we\"ird; schema.Sel ect").counts.changed, 3);
+
+    // 5. --all-databases: the server against itself, every database, no differences.
+    let all = DiffOptions {
+        all_databases: true,
+        ..opts.clone()
+    };
+    let p = params(&c, "postgres");
+    let r = diff::compare_tables(
+        &p,
+        &p,
+        &SessionOptions::default(),
+        &all,
+        &Attribution::default(),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.databases, vec!["a", "b", "postgres"]);
+    assert!(r
+        .tables
+        .iter()
+        .any(|t| t.database == "a" && t.table == "all_types"));
+    assert!(r
+        .tables
+        .iter()
+        .any(|t| t.database == "b" && t.table == "new_only"));
+    let t = &r.totals;
+    assert_eq!(t.missing_on_new + t.extra_on_new + t.changed, 0, "{:?}", t);
+
+    // 6. A planner that names keys (as a WAL-guided one will): only those rows are compared.
+    let keys = KeysPlanner(vec!["1", "2", "50"]);
+    let only = DiffOptions {
+        filter: TableFilter::new(&["public.all_types".into()], &[], &[]).unwrap(),
+        ..opts.clone()
+    };
+    let r = diff::compare_tables_with(
+        &params(&c, "b"),
+        &params(&c, "a"),
+        &SessionOptions::default(),
+        &only,
+        &Attribution::default(),
+        &keys,
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    let at = table(&r, "public.all_types");
+    let got: BTreeSet<&str> = at
+        .rows
+        .iter()
+        .map(|r| r.key.as_ref().unwrap()["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, ["1", "2"].into_iter().collect());
+}
+
+/// Plans one unit per table: the listed single-column keys.
+struct KeysPlanner(Vec<&'static str>);
+
+impl diff::Planner for KeysPlanner {
+    fn plan<'a>(
+        &'a self,
+        index: usize,
+        _pair: &'a diff::TablePair,
+        _new: &'a failover_verify::pg::Session,
+        _former: &'a failover_verify::pg::Session,
+    ) -> futures_util::future::BoxFuture<'a, Result<diff::chunk::TablePlan, diff::DiffError>> {
+        Box::pin(async move {
+            Ok(diff::chunk::TablePlan {
+                units: vec![diff::WorkUnit {
+                    table: index,
+                    scope: diff::Scope::Keys(
+                        self.0.iter().map(|k| vec![Some(k.to_string())]).collect(),
+                    ),
+                }],
+                chunking: diff::chunk::Chunking::Single,
+                estimated_rows: self.0.len() as u64,
+                row_bytes: 100.0,
+            })
+        })
+    }
+}
