@@ -98,6 +98,9 @@ pub struct CompareArgs {
     /// Do not run the checks of the catalog.
     #[arg(long)]
     pub no_checks: bool,
+    /// The row diff: which tables, how fast, and where to export the lost rows.
+    #[command(flatten)]
+    pub tables: crate::diff::TableArgs,
     /// Cron mode: remember the last reported timeline and verdict per cluster in FILE, and
     /// stay quiet (no output, exit 0) while they do not change. See the README, "Cron".
     #[arg(long, value_name = "FILE")]

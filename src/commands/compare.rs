@@ -32,6 +32,8 @@ pub struct CompareInput {
     pub session: SessionOptions,
     /// The checks to run after the divergence analysis (`None`: `--no-checks`).
     pub checks: Option<Catalog>,
+    /// The row diff's options (`None`: `--no-tables`).
+    pub tables: Option<crate::diff::DiffOptions>,
 }
 
 impl CompareInput {
@@ -71,6 +73,12 @@ impl CompareInput {
             } else {
                 Some(Catalog::load(args.checks_dir.as_deref())?)
             },
+            tables: crate::diff::DiffOptions::from_args(&args.tables).map_err(|e| {
+                CommandError::Usage {
+                    flag: "--tables",
+                    message: e.to_string(),
+                }
+            })?,
         })
     }
 }
@@ -167,6 +175,7 @@ pub async fn run(input: &CompareInput) -> Result<Outcome, CommandError> {
 
     // The lost WAL, decoded: which transactions, when, which tables.
     let mut transactions = None;
+    let mut attribution = None;
     let wal_range = analysis
         .divergence
         .as_ref()
@@ -219,11 +228,46 @@ pub async fn run(input: &CompareInput) -> Result<Outcome, CommandError> {
                     }
                     settle_with_wal(&mut analysis, &ev, former_facts.is_none());
                     findings.extend(transaction_findings(&ev));
+                    attribution = Some(ev.attribution());
                     transactions = Some(ev.transactions);
                 }
             }
         }
     }
+
+    // Which rows: table checksums down to single rows, attributed with the lost xids.
+    let tables = match (&input.tables, &input.former_primary, &former_facts) {
+        (Some(opts), Some(former), Some(_))
+            if matches!(analysis.verdict, Verdict::Loss | Verdict::NoLoss) =>
+        {
+            let attribution = attribution.unwrap_or_default();
+            match crate::diff::compare_tables(
+                &input.new_primary,
+                former,
+                &input.session,
+                opts,
+                &attribution,
+                &crate::diff::NoProgress,
+            )
+            .await
+            {
+                Ok(t) => {
+                    findings.extend(table_findings(&t));
+                    Some(t)
+                }
+                Err(e) => {
+                    findings.push(Finding {
+                        severity: Severity::Warning,
+                        id: "tables_failed".into(),
+                        message: format!("the row diff could not run: {e}"),
+                        hint: Some("grant SELECT on the compared tables (e.g. GRANT pg_read_all_data TO role), or skip it with --no-tables".into()),
+                    });
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
 
     // Declarative checks (checks/*.toml, --checks-dir): their own section, not the verdict.
     let checks = match &input.checks {
@@ -258,6 +302,7 @@ pub async fn run(input: &CompareInput) -> Result<Outcome, CommandError> {
             transactions,
             findings,
             checks,
+            tables,
         },
         epilogue: None,
     })
@@ -383,6 +428,56 @@ pub(crate) fn settle_with_wal(analysis: &mut Analysis, ev: &Evidence, end_from_w
             )
         };
     }
+}
+
+/// Findings that follow from the row diff.
+fn table_findings(t: &crate::diff::TablesReport) -> Vec<Finding> {
+    let c = &t.totals;
+    let mut out = Vec::new();
+    let lost = c.lost_insert + c.lost_update + c.lost_delete;
+    if lost > 0 || c.conflict > 0 {
+        out.push(Finding {
+            severity: Severity::Critical,
+            id: "lost_rows".into(),
+            message: format!(
+                "{lost} row(s) lost ({} inserted, {} updated, {} deleted on the former primary only) and {} conflict(s) changed on both sides",
+                c.lost_insert, c.lost_update, c.lost_delete, c.conflict
+            ),
+            hint: Some(if t.export.is_some() {
+                "review the recovery script in the export directory before running it on the new primary".into()
+            } else {
+                "re-run with --export-dir DIR to get the lost rows as CSV and a reviewable recovery script".into()
+            }),
+        });
+    }
+    if c.unexplained > 0 {
+        out.push(Finding {
+            severity: Severity::Warning,
+            id: "unexplained_rows".into(),
+            message: format!(
+                "{} differing row(s) fit no rule (neither a lost nor a post-failover write)",
+                c.unexplained
+            ),
+            hint: None,
+        });
+    }
+    if c.unknown > 0 {
+        out.push(Finding {
+            severity: Severity::Warning,
+            id: "unattributed_rows".into(),
+            message: format!("{} differing row(s) could not be attributed: the lost transactions were not decoded", c.unknown),
+            hint: Some("give the role access to the former primary's WAL (see wal_unreadable) to tell lost writes from post-failover ones".into()),
+        });
+    }
+    for w in &t.warnings {
+        out.push(Finding {
+            severity: Severity::Info,
+            id: "tables_note".into(),
+            message: w.clone(),
+            hint: None,
+        });
+    }
+    out
 }
 
 /// Findings that follow from the decoded WAL.

@@ -66,6 +66,9 @@ pub struct Transactions {
     pub touched_tuples: usize,
     /// The pg_walinspect cross-check, when that extension was already installed.
     pub walinspect: Option<WalinspectCheck>,
+    /// The first xid the new primary could assign after its promotion (from the WAL before
+    /// the switchpoint); new-side row versions at or after it are post-failover writes.
+    pub new_side_first_xid: Option<Xid>,
     /// Limits of this accounting the reader should know.
     pub caveats: Vec<String>,
 }
@@ -465,6 +468,7 @@ fn summarize(
         records_after_switchpoint: lost.wal_stats_after_switchpoint.total.count,
         touched_tuples: lost.touched_tuples.len(),
         walinspect: None,
+        new_side_first_xid: scan.new_side_first_xid,
         caveats,
     }
 }
@@ -496,4 +500,20 @@ pub async fn walinspect_check(
         commits,
         agrees: commits == lost_commits as i64,
     })
+}
+
+impl Evidence {
+    /// What the row diff needs to tell lost writes from post-failover ones: every xid (top-level
+    /// and subtransaction) of the lost commits, and the new primary's first xid.
+    pub fn attribution(&self) -> crate::diff::Attribution {
+        crate::diff::Attribution {
+            lost_xids: self
+                .lost
+                .lost_commits
+                .iter()
+                .flat_map(|c| std::iter::once(c.top_xid.0).chain(c.subxids.iter().map(|x| x.0)))
+                .collect(),
+            new_side_first_xid: self.transactions.new_side_first_xid.map(|x| x.0),
+        }
+    }
 }

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::lsn::{Lsn, TimelineId};
+use crate::lsn::{Lsn, TimelineId, Xid};
 use crate::pg::error::PgError;
 use crate::pg::replication::{connect_replication, ReplicationOptions};
 use crate::pg::session::Session;
@@ -16,7 +16,9 @@ use crate::wal::accounting::{Accountant, LostTransactions};
 use crate::wal::decoder::{EndOfWal, Poll, WalDecoder};
 use crate::wal::segment::segment_file_name;
 use crate::wal::source::WalDir;
-use crate::wal::WalError;
+use crate::wal::standby::{Checkpoint, RunningXacts};
+use crate::wal::xact::XactRecord;
+use crate::wal::{DecodedRecord, WalError};
 
 /// Why the WAL could not be scanned.
 #[derive(Debug, thiserror::Error)]
@@ -61,12 +63,59 @@ pub struct Scan {
     pub end: Option<EndOfWal>,
     /// The WAL format version found in the page headers.
     pub pg_version: Option<u32>,
+    /// The first xid the promoted standby could hand out: one past every xid the WAL before
+    /// the switchpoint assigned or announced (records, subtransactions, RUNNING_XACTS and
+    /// checkpoint `nextXid`). Row versions on the new primary at or after it are post-failover.
+    pub new_side_first_xid: Option<Xid>,
+}
+
+/// Tracks the next xid the standby knew of when it replayed up to the switchpoint.
+#[derive(Debug, Default)]
+struct XidHorizon {
+    next: Option<u32>,
+}
+
+impl XidHorizon {
+    /// `a` follows `b` in the circular 32-bit xid space (TransactionIdFollows).
+    fn follows(a: u32, b: u32) -> bool {
+        (a.wrapping_sub(b) as i32) > 0
+    }
+
+    fn saw_next(&mut self, next: u32) {
+        if next < 3 {
+            return; // invalid, bootstrap and frozen xids say nothing
+        }
+        if self.next.is_none_or(|n| Self::follows(next, n)) {
+            self.next = Some(next);
+        }
+    }
+
+    fn saw_xid(&mut self, xid: u32) {
+        if xid >= 3 {
+            self.saw_next(xid.wrapping_add(1).max(3));
+        }
+    }
+
+    fn add(&mut self, rec: &DecodedRecord) {
+        self.saw_xid(rec.xid.0);
+        if let Ok(Some(x)) = XactRecord::parse(rec) {
+            x.subxids.iter().for_each(|s| self.saw_xid(s.0));
+        }
+        if let Ok(Some(r)) = RunningXacts::parse(rec) {
+            self.saw_next(r.next_xid.0);
+        }
+        if let Ok(Some(c)) = Checkpoint::parse(rec) {
+            self.saw_next(c.next_xid.0);
+        }
+    }
 }
 
 /// The decoder and the accountant, fed together.
 struct Scanner {
     decoder: WalDecoder,
     accountant: Accountant,
+    horizon: XidHorizon,
+    switchpoint: Lsn,
     start: Lsn,
 }
 
@@ -79,6 +128,8 @@ impl Scanner {
         Scanner {
             decoder,
             accountant: Accountant::new(switchpoint),
+            horizon: XidHorizon::default(),
+            switchpoint,
             start,
         }
     }
@@ -92,7 +143,12 @@ impl Scanner {
     fn drain(&mut self) -> Result<bool, ScanError> {
         loop {
             match self.decoder.poll()? {
-                Poll::Record(rec) => self.accountant.add(&rec)?,
+                Poll::Record(rec) => {
+                    if rec.lsn < self.switchpoint {
+                        self.horizon.add(&rec);
+                    }
+                    self.accountant.add(&rec)?
+                }
                 Poll::NeedMore => return Ok(false),
                 Poll::End(_) => return Ok(true),
             }
@@ -109,6 +165,7 @@ impl Scanner {
             lost: self.accountant.finish(end.clone()),
             end,
             pg_version,
+            new_side_first_xid: self.horizon.next.map(Xid),
         })
     }
 }
@@ -221,8 +278,13 @@ pub fn scan_dir(
     let wal = WalDir::open(dir, tli)?;
     let mut reader = wal.read(start, end);
     let mut accountant = Accountant::new(switchpoint);
+    let mut horizon = XidHorizon::default();
     for rec in reader.by_ref() {
-        accountant.add(&rec?)?;
+        let rec = rec?;
+        if rec.lsn < switchpoint {
+            horizon.add(&rec);
+        }
+        accountant.add(&rec)?;
     }
     let end = reader.end_of_wal().cloned();
     Ok(Scan {
@@ -230,5 +292,29 @@ pub fn scan_dir(
         pg_version: reader.decoder().version().map(|v| v.0),
         lost: accountant.finish(end.clone()),
         end,
+        new_side_first_xid: horizon.next.map(Xid),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::XidHorizon;
+
+    #[test]
+    fn horizon_is_one_past_the_newest_xid_across_wraparound() {
+        let mut h = XidHorizon::default();
+        h.saw_xid(0); // no xid
+        assert_eq!(h.next, None);
+        h.saw_xid(700);
+        h.saw_next(650); // an older RUNNING_XACTS does not move it back
+        assert_eq!(h.next, Some(701));
+        h.saw_next(720);
+        assert_eq!(h.next, Some(720));
+        let mut w = XidHorizon::default();
+        w.saw_xid(u32::MAX - 1);
+        w.saw_xid(5); // after wraparound 5 follows 2^32-2
+        assert_eq!(w.next, Some(6));
+        w.saw_xid(u32::MAX); // older than 5 now
+        assert_eq!(w.next, Some(6));
+    }
 }

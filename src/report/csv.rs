@@ -2,7 +2,10 @@
 
 use std::io::{self, Write};
 
-use super::{divergence_rows, lost_xid_rows, node_rows, table_loss_rows, transaction_rows, Report};
+use super::{
+    differing_rows, divergence_rows, lost_xid_rows, node_rows, row_diff_rows, table_loss_rows,
+    transaction_rows, Report,
+};
 
 /// Writes `report` as `section,field,value` rows.
 pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
@@ -34,6 +37,14 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         }
         for r in lost_xid_rows(t, usize::MAX).iter().skip(1) {
             row("lost_xid", &r[0], &r[1..].join(";"))?;
+        }
+    }
+    if let Some(t) = &report.tables {
+        for r in row_diff_rows(t).iter().skip(1) {
+            row("table_diff", &r[0], &r[1..].join(";"))?;
+        }
+        for r in differing_rows(t, usize::MAX).iter().skip(1) {
+            row("row", &r[0], &r[1..].join(";"))?;
         }
     }
     for f in &report.findings {

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use super::{
-    divergence_rows, lost_xid_rows, node_rows, table_loss_rows, transaction_rows, Report, Severity,
-    LISTED_XIDS,
+    differing_rows, divergence_rows, lost_xid_rows, node_rows, row_diff_rows, table_loss_rows,
+    transaction_rows, Report, Severity, LISTED_ROWS, LISTED_XIDS,
 };
 use crate::divergence::{human_bytes, Verdict};
 
@@ -270,6 +270,13 @@ footer{{color:#57606a;font-size:12px;margin-top:28px}}
         ]];
         rows.extend(nodes);
         let _ = write!(s, "<h2>Nodes</h2>{}", table(&rows, true));
+    }
+    if let Some(t) = &report.tables {
+        let _ = write!(s, "<h2>Rows</h2>{}", table(&row_diff_rows(t), true));
+        let diff = differing_rows(t, LISTED_ROWS);
+        if diff.len() > 1 {
+            let _ = write!(s, "<h2>Differing rows</h2>{}", table(&diff, true));
+        }
     }
     if !report.findings.is_empty() {
         s.push_str("<h2>Findings</h2><ul>");

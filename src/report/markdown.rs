@@ -4,8 +4,8 @@ use std::io::{self, Write};
 
 use super::{check_detail_rows, check_rows, checks_with_rows, LISTED_CHECK_ROWS};
 use super::{
-    divergence_rows, lost_xid_rows, node_rows, table_loss_rows, transaction_rows, Report,
-    LISTED_XIDS,
+    differing_row_count, differing_rows, divergence_rows, lost_xid_rows, node_rows, row_diff_rows,
+    table_loss_rows, transaction_rows, Report, LISTED_ROWS, LISTED_XIDS,
 };
 
 /// Escapes a table cell: pipes and newlines would break the row.
@@ -82,6 +82,30 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                     out,
                     "_First {LISTED_XIDS} of {}; the JSON and CSV reports list all._",
                     t.lost_xids.len()
+                )?;
+            }
+        }
+    }
+    if let Some(t) = &report.tables {
+        writeln!(out)?;
+        writeln!(out, "### Rows")?;
+        writeln!(out)?;
+        let rows = row_diff_rows(t);
+        let header = rows[0].clone();
+        table(out, header.each_ref().map(String::as_str), &rows[1..])?;
+        let diff = differing_rows(t, LISTED_ROWS);
+        if diff.len() > 1 {
+            writeln!(out)?;
+            writeln!(out, "#### Differing rows")?;
+            writeln!(out)?;
+            let header = diff[0].clone();
+            table(out, header.each_ref().map(String::as_str), &diff[1..])?;
+            let n = differing_row_count(t);
+            if n > LISTED_ROWS {
+                writeln!(out)?;
+                writeln!(
+                    out,
+                    "_First {LISTED_ROWS} of {n}; the JSON and CSV reports list all._"
                 )?;
             }
         }

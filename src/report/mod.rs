@@ -47,6 +47,9 @@ pub struct Report {
     pub divergence: Option<Divergence>,
     /// What the lost WAL contains: lost commits, their window, the tables they changed.
     pub transactions: Option<Transactions>,
+    /// Which rows differ, and why: lost writes, post-failover writes, conflicts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tables: Option<crate::diff::TablesReport>,
     /// Things the reader should know or do, most severe first.
     pub findings: Vec<Finding>,
     /// The results of the declarative checks (`checks/*.toml`, `--checks-dir`), in catalog
@@ -403,4 +406,103 @@ pub(crate) fn check_detail_rows(c: &crate::checks::CheckResult, limit: usize) ->
             .collect()
     }));
     rows
+}
+
+/// How many differing rows the text, Markdown and HTML reports list (JSON and CSV list all).
+pub const LISTED_ROWS: usize = 25;
+
+/// A serde enum value as its snake_case name (`lost_insert`, `both`, ...).
+pub(crate) fn snake<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The per-table counts of the row diff: header and rows.
+pub(crate) fn row_diff_rows(t: &crate::diff::TablesReport) -> Vec<[String; 9]> {
+    let mut rows = vec![[
+        "table".to_string(),
+        "compared".into(),
+        "lost ins/upd/del".into(),
+        "post-failover ins/upd/del".into(),
+        "conflicts".into(),
+        "unexplained".into(),
+        "unattributed".into(),
+        "presence".into(),
+        "notes".into(),
+    ]];
+    rows.extend(t.tables.iter().map(|x| {
+        let c = &x.counts;
+        let mut notes: Vec<String> = x
+            .schema_differences
+            .iter()
+            .map(|d| format!("{} {}", d.kind, d.column.clone().unwrap_or_default()))
+            .collect();
+        if let Some(e) = &x.error {
+            notes.push(format!("error: {e}"));
+        }
+        [
+            format!("{}.{}.{}", x.database, x.schema, x.table),
+            x.rows_compared.to_string(),
+            format!("{}/{}/{}", c.lost_insert, c.lost_update, c.lost_delete),
+            format!(
+                "{}/{}/{}",
+                c.post_failover_insert, c.post_failover_update, c.post_failover_delete
+            ),
+            c.conflict.to_string(),
+            c.unexplained.to_string(),
+            c.unknown.to_string(),
+            snake(&x.presence),
+            notes.join("; "),
+        ]
+    }));
+    rows
+}
+
+/// The first `limit` differing rows of the row diff: header and rows.
+pub(crate) fn differing_rows(t: &crate::diff::TablesReport, limit: usize) -> Vec<[String; 5]> {
+    let mut rows = vec![[
+        "table".to_string(),
+        "key".into(),
+        "class".into(),
+        "former (xmin)".into(),
+        "new (xmin)".into(),
+    ]];
+    let version = |v: &Option<crate::diff::RowVersion>| {
+        v.as_ref().map_or_else(
+            || "-".to_string(),
+            |v| {
+                format!(
+                    "{} ({})",
+                    serde_json::Value::Object(v.values.clone()),
+                    v.xmin
+                )
+            },
+        )
+    };
+    rows.extend(
+        t.tables
+            .iter()
+            .flat_map(|x| x.rows.iter().map(move |r| (x, r)))
+            .take(limit)
+            .map(|(x, r)| {
+                [
+                    format!("{}.{}", x.schema, x.table),
+                    r.key.as_ref().map_or_else(
+                        || "(no key)".into(),
+                        |k| serde_json::Value::Object(k.clone()).to_string(),
+                    ),
+                    snake(&r.class),
+                    version(&r.former),
+                    version(&r.new),
+                ]
+            }),
+    );
+    rows
+}
+
+/// Rows differing in all tables.
+pub(crate) fn differing_row_count(t: &crate::diff::TablesReport) -> usize {
+    t.tables.iter().map(|x| x.rows.len()).sum()
 }

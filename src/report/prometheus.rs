@@ -148,8 +148,11 @@ fn flag(b: bool) -> String {
 /// Rows that differ because of lost transactions, from the row comparison. `Report` has no
 /// row-comparison section yet (it is being added as `tables`); until it is merged this is
 /// unknown, and unknown values are left out of the exposition rather than written as 0.
-fn lost_rows(_report: &Report) -> Option<u64> {
-    None
+fn lost_rows(report: &Report) -> Option<u64> {
+    report
+        .tables
+        .as_ref()
+        .map(|t| t.totals.lost_insert + t.totals.lost_update + t.totals.lost_delete)
 }
 
 /// Writes a `compare` (or `wal`, `demo`) report as metrics.
@@ -469,6 +472,7 @@ mod tests {
             },
             former_primary: NodeSection::default(),
             checks: Vec::new(),
+            tables: None,
             divergence: Some(Divergence {
                 former_timeline: TimelineId(1),
                 new_timeline: TimelineId(2),

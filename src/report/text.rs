@@ -7,8 +7,8 @@ use tabled::settings::Style;
 
 use super::{check_detail_rows, check_rows, checks_with_rows, LISTED_CHECK_ROWS};
 use super::{
-    divergence_rows, lost_xid_rows, node_rows, table_loss_rows, transaction_rows, Report,
-    LISTED_XIDS,
+    differing_row_count, differing_rows, divergence_rows, lost_xid_rows, node_rows, row_diff_rows,
+    table_loss_rows, transaction_rows, Report, LISTED_ROWS, LISTED_XIDS,
 };
 
 /// Writes `report` as text with tables.
@@ -94,6 +94,58 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                         .map(Vec::from)
                         .collect()
                 )
+            )?;
+        }
+    }
+
+    if let Some(t) = &report.tables {
+        let grid = |rows: Vec<Vec<String>>| {
+            let mut b = Builder::default();
+            for r in rows {
+                b.push_record(r);
+            }
+            b.build().with(Style::sharp()).to_string()
+        };
+        writeln!(out)?;
+        writeln!(
+            out,
+            "Rows ({} table(s), {} ms)",
+            t.tables.len(),
+            t.elapsed_ms
+        )?;
+        writeln!(
+            out,
+            "{}",
+            grid(row_diff_rows(t).into_iter().map(Vec::from).collect())
+        )?;
+        let n = differing_row_count(t);
+        if n > 0 {
+            writeln!(out)?;
+            writeln!(
+                out,
+                "Differing rows{}",
+                if n > LISTED_ROWS {
+                    format!(" (first {LISTED_ROWS} of {n}; all in --format json or csv)")
+                } else {
+                    String::new()
+                }
+            )?;
+            writeln!(
+                out,
+                "{}",
+                grid(
+                    differing_rows(t, LISTED_ROWS)
+                        .into_iter()
+                        .map(Vec::from)
+                        .collect()
+                )
+            )?;
+        }
+        if let Some(e) = &t.export {
+            writeln!(
+                out,
+                "Recovery export: {} ({} statement(s), {} conflict(s) left commented out)",
+                e.dir, e.statements, e.commented_conflicts
             )?;
         }
     }
