@@ -148,6 +148,79 @@ async fn lost_and_post_failover_writes_are_classified_and_recoverable() {
         .expect("compare");
     let json = serde_json::to_string_pretty(&r).unwrap();
 
+    // The CLI decides the same, with the attribution taken from the decoded WAL instead of
+    // from this test's bookkeeping.
+    let run = util::run_tool(&[
+        "compare",
+        "--new-primary",
+        &new.conninfo(),
+        "--former-primary",
+        &f.former_primary.conninfo(),
+        "--format",
+        "json",
+        "--tables",
+        "s1.*",
+        "--chunk-rows",
+        "64",
+        "--no-checks",
+    ])
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let cli = run.json();
+    let wal_lost: HashSet<u64> = cli["transactions"]["lost_xids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|x| {
+            std::iter::once(x["xid"].as_u64().unwrap()).chain(
+                x["subxids"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.as_u64().unwrap()),
+            )
+        })
+        .collect();
+    let test_lost: HashSet<u64> = attribution
+        .lost_xids
+        .iter()
+        .map(|x| u64::from(*x))
+        .collect();
+    assert!(
+        test_lost.is_subset(&wal_lost),
+        "{test_lost:?} ⊄ {wal_lost:?}"
+    );
+    let horizon = cli["transactions"]["new_side_first_xid"].as_u64().unwrap();
+    assert!(
+        horizon <= u64::from(first),
+        "horizon {horizon} after the first new xid {first}"
+    );
+    assert!(
+        horizon > *test_lost.iter().min().unwrap() - 1,
+        "horizon below the lost xids"
+    );
+    for t in &r.tables {
+        let name = format!("{}.{}.{}", t.database, t.schema, t.table);
+        let c = cli["tables"]["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| {
+                format!(
+                    "{}.{}.{}",
+                    x["database"].as_str().unwrap(),
+                    x["schema"].as_str().unwrap(),
+                    x["table"].as_str().unwrap()
+                ) == name
+            })
+            .unwrap_or_else(|| panic!("{name} missing from the CLI report"));
+        assert_eq!(
+            c["counts"],
+            serde_json::to_value(&t.counts).unwrap(),
+            "{name}: CLI vs library"
+        );
+    }
+
     // Both nodes were read through one shared snapshot each; the former is a standby.
     assert_eq!(r.snapshots.len(), 2, "{json}");
     for s in &r.snapshots {
