@@ -14,6 +14,7 @@ pub mod evidence;
 pub mod lsn;
 pub mod node;
 pub mod pg;
+pub mod progress;
 pub mod report;
 pub mod sandbox;
 pub mod state;

@@ -66,7 +66,7 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Command::Compare(args) => {
             let result = match commands::compare::CompareInput::from_args(args) {
-                Ok(input) => commands::compare::run(&input).await,
+                Ok(input) => run_compare(&input, &cli).await,
                 Err(e) => Err(e),
             };
             (result, args.output.clone())
@@ -219,7 +219,7 @@ async fn run_compare_with_state(args: &CompareArgs, cli: &Cli) -> ExitCode {
         Err(exit) => return exit,
     };
     let result = match commands::compare::CompareInput::from_args(args) {
-        Ok(input) => commands::compare::run(&input).await,
+        Ok(input) => run_compare(&input, &cli).await,
         Err(e) => Err(e),
     };
     let outcome = match result {
@@ -312,4 +312,18 @@ fn finish_cron(
         eprintln!("verdict: {}", r.verdict);
     }
     code(r.exit)
+}
+
+/// Runs `compare` with progress on stderr (a bar on a terminal, lines with `-v`).
+async fn run_compare(
+    input: &commands::compare::CompareInput,
+    cli: &Cli,
+) -> Result<Outcome, CommandError> {
+    let progress = failover_verify::progress::StderrProgress::new(
+        !cli.quiet && std::io::stderr().is_terminal(),
+        cli.verbose > 0,
+    );
+    let result = commands::compare::run_with_progress(input, &progress).await;
+    progress.finish();
+    result
 }

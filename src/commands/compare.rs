@@ -123,6 +123,14 @@ async fn read_node(params: &ConnParams, opts: &SessionOptions) -> ReadNode {
 
 /// Runs the comparison and builds the report.
 pub async fn run(input: &CompareInput) -> Result<Outcome, CommandError> {
+    run_with_progress(input, &crate::diff::NoProgress).await
+}
+
+/// [`run`], reporting the row diff's progress to `progress`.
+pub async fn run_with_progress(
+    input: &CompareInput,
+    progress: &dyn crate::diff::Progress,
+) -> Result<Outcome, CommandError> {
     let started = Instant::now();
     let generated_at = now_rfc3339();
     let former_read = async {
@@ -247,7 +255,7 @@ pub async fn run(input: &CompareInput) -> Result<Outcome, CommandError> {
                 &input.session,
                 opts,
                 &attribution,
-                &crate::diff::NoProgress,
+                progress,
             )
             .await
             {
