@@ -219,7 +219,7 @@ async fn run_compare_with_state(args: &CompareArgs, cli: &Cli) -> ExitCode {
         Err(exit) => return exit,
     };
     let result = match commands::compare::CompareInput::from_args(args) {
-        Ok(input) => run_compare(&input, &cli).await,
+        Ok(input) => run_compare(&input, cli).await,
         Err(e) => Err(e),
     };
     let outcome = match result {
