@@ -231,11 +231,15 @@ pub(crate) fn divergence_rows(d: &Divergence) -> Vec<[String; 2]> {
         ["former end of WAL".into(), d.former_end_lsn.to_string()],
         [
             "lost WAL".into(),
-            format!(
-                "{} bytes ({})",
-                d.lost_wal_bytes,
-                crate::divergence::human_bytes(d.lost_wal_bytes)
-            ),
+            if d.lost_wal_bytes < 1024 {
+                format!("{} bytes", d.lost_wal_bytes)
+            } else {
+                format!(
+                    "{} bytes ({})",
+                    d.lost_wal_bytes,
+                    crate::divergence::human_bytes(d.lost_wal_bytes)
+                )
+            },
         ],
     ]
 }
