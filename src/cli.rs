@@ -78,8 +78,9 @@ impl TimeoutArgs {
 #[derive(Debug, Args, Clone)]
 pub struct CompareArgs {
     /// The promoted node: a libpq conninfo (`host=... port=...`) or a postgres:// URL.
-    #[arg(long, value_name = "CONNINFO")]
-    pub new_primary: String,
+    /// Optional with --patroni (the current leader).
+    #[arg(long, value_name = "CONNINFO", required_unless_present = "patroni")]
+    pub new_primary: Option<String>,
     /// The node that was primary before the failover (conninfo or URL). Any node that stayed
     /// on the former timeline works, e.g. the former synchronous standby.
     #[arg(long, visible_alias = "old-primary", value_name = "CONNINFO")]
@@ -102,6 +103,28 @@ pub struct CompareArgs {
     /// stay quiet (no output, exit 0) while they do not change. See the README, "Cron".
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// Patroni discovery: read the members and the failover history from Patroni's REST API
+    /// at URL (repeatable, e.g. one per member) and pick the new primary (the leader) and
+    /// the former primary, unless --new-primary / --former-primary name them.
+    #[arg(long = "patroni", value_name = "URL")]
+    pub patroni: Vec<String>,
+    /// With --patroni: the connection parameters of every member except host and port
+    /// (`user=fv dbname=postgres sslmode=require`); absent ones come from PG* variables.
+    #[arg(
+        long,
+        value_name = "CONNINFO",
+        default_value = "",
+        requires = "patroni"
+    )]
+    pub patroni_conninfo: String,
+    /// With --patroni: seconds allowed for each HTTP request (connect + answer).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10.0,
+        requires = "patroni"
+    )]
+    pub patroni_timeout: f64,
     /// Report output.
     #[command(flatten)]
     pub output: OutputArgs,

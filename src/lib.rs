@@ -12,6 +12,7 @@ pub mod divergence;
 pub mod evidence;
 pub mod lsn;
 pub mod node;
+pub mod patroni;
 pub mod pg;
 pub mod report;
 pub mod sandbox;

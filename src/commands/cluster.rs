@@ -73,7 +73,7 @@ fn dedup_by_target(nodes: Vec<ConnParams>) -> Vec<ConnParams> {
 /// `compare --new-primary X` without a former primary is the cluster check of X.
 pub fn args_from_compare(args: &CompareArgs) -> ClusterArgs {
     ClusterArgs {
-        primary: args.new_primary.clone(),
+        primary: args.new_primary.clone().unwrap_or_default(),
         nodes: Vec::new(),
         state: args.state.clone(),
         output: args.output.clone(),

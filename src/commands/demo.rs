@@ -58,6 +58,7 @@ pub async fn run(args: &DemoArgs) -> Result<Outcome, CommandError> {
         former_wal_dir: None,
         former_timeline: None,
         session: SessionOptions::default(),
+        patroni: None,
         checks: Some(crate::checks::Catalog::builtin().map_err(CommandError::Checks)?),
     };
     let mut outcome = compare::run(&input).await?;

@@ -71,6 +71,7 @@ pub async fn run(args: &WalArgs) -> Result<Outcome, CommandError> {
             transactions: Some(ev.transactions),
             findings,
             checks: Vec::new(),
+            patroni: None,
         },
         epilogue: None,
     })
