@@ -504,9 +504,10 @@ pub const RESTART_SLACK: Duration = Duration::from_secs(30);
 /// 3. **Most WAL.** Among several (typically the former primary and the former synchronous
 ///    standby, which cannot follow either), the one with the highest WAL position: a primary
 ///    holds at least what its standbys received.
-/// 4. **Restarted at the promotion.** On a tie, the one whose PostgreSQL started after the
-///    promotion's timestamp less [`RESTART_SLACK`] (`postmaster_start_time` from its
-///    `GET /patroni`, fetched by `start_time`): a demoted leader is stopped and started again
+/// 4. **Restarted at the promotion.** On a tie, the one whose PostgreSQL started last, when
+///    that is after every other's start and no earlier than the promotion's timestamp less
+///    [`RESTART_SLACK`] (`postmaster_start_time` from its `GET /patroni`, fetched by
+///    `start_time`; a member without an answer does not compete): a demoted leader is stopped and started again
 ///    (Patroni's graceful failover stops it, releases the leader key, and starts it as a
 ///    replica two seconds later; a crashed one comes back later still), while a former standby
 ///    is only reconfigured and keeps running.
@@ -599,21 +600,21 @@ pub fn choose_former(
         .and_then(parse_time)
         .map(|t| t - RESTART_SLACK);
     if let Some(at) = promoted_at {
-        let restarted: Vec<&Member> = top
+        let mut started: Vec<(OffsetDateTime, &Member)> = top
             .iter()
-            .copied()
-            .filter(|m| {
-                start_time(m)
-                    .as_deref()
-                    .and_then(parse_time)
-                    .is_some_and(|t| t >= at)
-            })
+            .filter_map(|m| Some((start_time(m).as_deref().and_then(parse_time)?, *m)))
             .collect();
-        if restarted.len() == 1 {
+        started.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
+        let last_alone = match started.as_slice() {
+            [(t, m)] => (*t >= at).then_some(*m),
+            [(t, m), (next, _), ..] => (*t >= at && t > next).then_some(*m),
+            [] => None,
+        };
+        if let Some(m) = last_alone {
             return Ok(FormerChoice {
-                member: restarted[0].clone(),
+                member: m.clone(),
                 rule: format!(
-                    "of the members still on timeline {parent} with the same WAL ({}), the one whose PostgreSQL restarted at the promotion (a demoted leader restarts; a former standby keeps running)",
+                    "of the members still on timeline {parent} with the same WAL ({}), the one whose PostgreSQL restarted last, at the promotion (a demoted leader restarts; a former standby keeps running)",
                     names(&top).join(", ")
                 ),
                 tied_with: Vec::new(),
@@ -953,7 +954,33 @@ mod tests {
         };
         let c = choose_former(&leader, &members, &h, &started).unwrap();
         assert_eq!(c.member.name, "c");
-        assert!(c.rule.contains("restarted at the promotion"), "{}", c.rule);
+        assert!(
+            c.rule.contains("restarted last, at the promotion"),
+            "{}",
+            c.rule
+        );
+        // A young cluster: the former standby started shortly before the promotion, the
+        // demoted leader after it; the later start wins.
+        let young = |m: &Member| {
+            Some(if m.name == "c" {
+                "2026-11-27 06:38:24.953091+00:00".to_string()
+            } else {
+                "2026-11-27 06:38:12.357283+00:00".to_string()
+            })
+        };
+        assert_eq!(
+            choose_former(&leader, &members, &h, &young)
+                .unwrap()
+                .member
+                .name,
+            "c"
+        );
+        // Both started long before the promotion: nothing to tell.
+        let old = |_: &Member| Some("2026-11-27 05:00:00+00:00".to_string());
+        assert!(!choose_former(&leader, &members, &h, &old)
+            .unwrap()
+            .tied_with
+            .is_empty());
         // Nothing tells them apart: the first by name, the tie reported.
         let c = choose_former(&leader, &members, &h, &|_| None).unwrap();
         assert_eq!(c.member.name, "a");
