@@ -829,6 +829,28 @@ async fn patroni_lossy_failover_to_the_async_replica_is_found_and_accounted() {
         Some(LOST as u64)
     );
 
+    // `cluster --patroni`: the leader is the primary, the other members are placed on its
+    // history; both former timeline-1 nodes hold WAL the leader never received.
+    let run = run_tool(&[
+        "cluster",
+        "--patroni",
+        &urls[0],
+        "--patroni-conninfo",
+        "user=postgres dbname=postgres sslmode=disable",
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_eq!(run.code, 1, "exit 1 for diverged; stderr: {}", run.stderr);
+    let j = run.json();
+    assert_eq!(j["verdict"], "diverged", "{}", j["explanation"]);
+    assert!(target(&j["primary"]).contains(&format!("port={new_port} ")));
+    let nodes = j["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 2, "{}", j["nodes"]);
+    for n in nodes {
+        assert_eq!(n["status"], "diverged", "{n}");
+    }
+
     tokio::task::block_in_place(|| drop(c));
     eprintln!(
         "patroni test: done in {:.1} s",

@@ -45,7 +45,9 @@ impl CompareInput {
                 message: e.to_string(),
             })
         };
-        if args.former_primary.is_none() && args.former_wal_dir.is_none() && args.patroni.is_empty()
+        if args.former_primary.is_none()
+            && args.former_wal_dir.is_none()
+            && args.patroni.urls.is_empty()
         {
             return Err(CommandError::Usage {
                 flag: "--former-primary",
@@ -54,11 +56,18 @@ impl CompareInput {
             });
         }
         let (connect_timeout, statement_timeout, lock_timeout) = args.timeouts.durations();
-        let patroni = patroni_discovery(args, connect_timeout)?;
-        let member = |m: &crate::patroni::Member| {
-            crate::patroni::member_conninfo(m, &args.patroni_conninfo, &|k| std::env::var(k).ok())
-                .map_err(CommandError::from)
-        };
+        let mut patroni = patroni_discovery(&args.patroni, connect_timeout)?;
+        if let Some(d) = &mut patroni {
+            // The section forgets the choices that flags override.
+            if args.new_primary.is_some() {
+                d.section.new_primary = None;
+            }
+            if args.former_primary.is_some() || args.former_wal_dir.is_some() {
+                d.section.former_primary = None;
+                d.section.former_primary_rule = None;
+            }
+        }
+        let member = |m: &crate::patroni::Member| patroni_member(&args.patroni, m);
         let new_primary = match (&args.new_primary, &patroni) {
             (Some(s), _) => parse("--new-primary", s)?,
             (None, Some(d)) => member(d.new_primary()?)?,
@@ -97,30 +106,30 @@ impl CompareInput {
     }
 }
 
-/// Asks Patroni (`--patroni`) for the members and the history, when URLs were given; the
-/// section forgets the choices that `--new-primary` / `--former-primary` override.
-fn patroni_discovery(
-    args: &CompareArgs,
+/// Asks Patroni (`--patroni`) for the members and the history, when URLs were given.
+pub(crate) fn patroni_discovery(
+    args: &crate::cli::PatroniArgs,
     connect_timeout: std::time::Duration,
 ) -> Result<Option<crate::patroni::Discovery>, CommandError> {
-    if args.patroni.is_empty() {
+    if args.urls.is_empty() {
         return Ok(None);
     }
-    let timeout = std::time::Duration::try_from_secs_f64(args.patroni_timeout.max(0.1))
+    let timeout = std::time::Duration::try_from_secs_f64(args.timeout.max(0.1))
         .unwrap_or(std::time::Duration::from_secs(10));
     let opts = crate::patroni::HttpOptions {
         connect_timeout: connect_timeout.min(timeout),
         timeout,
     };
-    let mut d = crate::patroni::discover(&args.patroni, opts)?;
-    if args.new_primary.is_some() {
-        d.section.new_primary = None;
-    }
-    if args.former_primary.is_some() || args.former_wal_dir.is_some() {
-        d.section.former_primary = None;
-        d.section.former_primary_rule = None;
-    }
-    Ok(Some(d))
+    Ok(Some(crate::patroni::discover(&args.urls, opts)?))
+}
+
+/// A Patroni member's connection parameters: its host and port, `--patroni-conninfo` and PG*.
+pub(crate) fn patroni_member(
+    args: &crate::cli::PatroniArgs,
+    m: &crate::patroni::Member,
+) -> Result<ConnParams, CommandError> {
+    crate::patroni::member_conninfo(m, &args.conninfo, &|k| std::env::var(k).ok())
+        .map_err(CommandError::from)
 }
 
 /// Findings about Patroni discovery: a tie in choosing the former primary, URLs that did not
