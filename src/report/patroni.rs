@@ -179,3 +179,81 @@ pub(crate) fn render_html(p: &PatroniSection, esc: &dyn Fn(&str) -> String) -> S
     s.push_str("</table>");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lsn::Lsn;
+    use crate::patroni::Member;
+
+    fn section() -> PatroniSection {
+        let m = |name: &str, role: &str, port: u16, tl: u32| Member {
+            name: name.into(),
+            role: role.into(),
+            state: Some("running".into()),
+            host: Some("127.0.0.1".into()),
+            port: Some(port),
+            api_url: None,
+            timeline: Some(tl),
+            lsn: (role != "leader").then_some(Lsn(0x4018360)),
+            lag: Some("0".into()),
+        };
+        let promo = HistoryEntry {
+            parent_timeline: 1,
+            switchpoint_lsn: Lsn(0x4000088),
+            reason: "no recovery target specified".into(),
+            timestamp: Some("2026-11-27T06:38:22+00:00".into()),
+            new_leader: Some("pg2".into()),
+        };
+        PatroniSection {
+            urls: vec!["http://127.0.0.1:8008".into()],
+            unanswered: vec!["http://127.0.0.1:9/cluster: refused".into()],
+            scope: Some("demo".into()),
+            new_primary: Some("pg2".into()),
+            former_primary: Some("pg1".into()),
+            former_primary_rule: Some("the only member still on timeline 1 | <x>".into()),
+            promotion: Some(promo.clone()),
+            history: vec![promo],
+            members: vec![
+                m("pg1", "replica", 5431, 1),
+                m("pg2", "leader", 5432, 2),
+                m("pg3", "replica", 5433, 2),
+            ],
+        }
+    }
+
+    #[test]
+    fn every_format_shows_the_promotion_and_the_members() {
+        let p = section();
+        let mut text = Vec::new();
+        render_text(&p, &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("Patroni"));
+        assert!(text.contains("pg1 (127.0.0.1:5431)"), "{text}");
+        assert!(text.contains("timeline 1 → 2 at 0/4000088"), "{text}");
+        let mut md = Vec::new();
+        render_markdown(&p, &mut md).unwrap();
+        let md = String::from_utf8(md).unwrap();
+        assert!(md.contains("### Patroni"));
+        assert!(md.contains("| promoted member | pg2 |"), "{md}");
+        assert!(md.contains("timeline 1 \\| <x>"), "pipes escaped: {md}");
+        assert!(md.contains("| pg3 | replica | running | 127.0.0.1:5433 | 2 | 0/4018360 | 0 |"));
+        let csv = csv_rows(&p);
+        assert!(csv.contains(&[
+            "patroni".to_string(),
+            "promoted at".into(),
+            "2026-11-27T06:38:22+00:00".into()
+        ]));
+        assert!(csv
+            .iter()
+            .any(|r| r[0] == "patroni_member" && r[1] == "pg2"));
+        let esc = |s: &str| s.replace('<', "&lt;").replace('>', "&gt;");
+        let html = render_html(&p, &esc);
+        assert!(html.starts_with("<h2>Patroni</h2>"));
+        assert!(
+            html.contains("&lt;x&gt;") && !html.contains("<x>"),
+            "{html}"
+        );
+        assert!(html.contains("<td>pg2</td><td>leader</td>"), "{html}");
+    }
+}
