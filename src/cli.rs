@@ -78,8 +78,9 @@ impl TimeoutArgs {
 #[derive(Debug, Args, Clone)]
 pub struct CompareArgs {
     /// The promoted node: a libpq conninfo (`host=... port=...`) or a postgres:// URL.
-    #[arg(long, value_name = "CONNINFO")]
-    pub new_primary: String,
+    /// Optional with --patroni (the current leader).
+    #[arg(long, value_name = "CONNINFO", required_unless_present = "patroni")]
+    pub new_primary: Option<String>,
     /// The node that was primary before the failover (conninfo or URL). Any node that stayed
     /// on the former timeline works, e.g. the former synchronous standby.
     #[arg(long, visible_alias = "old-primary", value_name = "CONNINFO")]
@@ -105,6 +106,10 @@ pub struct CompareArgs {
     /// stay quiet (no output, exit 0) while they do not change. See the README, "Cron".
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// Patroni discovery: the new primary is the leader, the former primary is chosen from
+    /// the failover history, unless --new-primary / --former-primary name them.
+    #[command(flatten)]
+    pub patroni: PatroniArgs,
     /// Report output.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -176,9 +181,10 @@ pub struct ChecksListArgs {
 /// Flags of `cluster`.
 #[derive(Debug, Args, Clone)]
 pub struct ClusterArgs {
-    /// The primary (conninfo or URL): its standbys and slots are listed.
-    #[arg(long, value_name = "CONNINFO")]
-    pub primary: String,
+    /// The primary (conninfo or URL): its standbys and slots are listed. Optional with
+    /// --patroni (the leader).
+    #[arg(long, value_name = "CONNINFO", required_unless_present = "patroni")]
+    pub primary: Option<String>,
     /// Another node to inspect directly, e.g. a former primary that no longer streams
     /// (repeatable): is it on the primary's timeline history, or diverged?
     #[arg(long = "node", value_name = "CONNINFO")]
@@ -187,10 +193,39 @@ pub struct ClusterArgs {
     /// stay quiet (no output, exit 0) while they do not change. See the README, "Cron".
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// Patroni discovery: the leader is the primary, every other member a --node.
+    #[command(flatten)]
+    pub patroni: PatroniArgs,
     /// Report output.
     #[command(flatten)]
     pub output: OutputArgs,
     /// Timeouts.
     #[command(flatten)]
     pub timeouts: TimeoutArgs,
+}
+
+/// Patroni discovery flags, shared by `compare` and `cluster`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PatroniArgs {
+    /// Read the members and the failover history from Patroni's REST API at URL
+    /// (repeatable, e.g. one per member; every URL that answers is merged).
+    #[arg(id = "patroni", long = "patroni", value_name = "URL")]
+    pub urls: Vec<String>,
+    /// With --patroni: the connection parameters of every member except host and port
+    /// (`user=fv dbname=postgres sslmode=require`); absent ones come from PG* variables.
+    #[arg(
+        long = "patroni-conninfo",
+        value_name = "CONNINFO",
+        default_value = "",
+        requires = "patroni"
+    )]
+    pub conninfo: String,
+    /// With --patroni: seconds allowed for each HTTP request (connect + answer).
+    #[arg(
+        long = "patroni-timeout",
+        value_name = "SECS",
+        default_value_t = 10.0,
+        requires = "patroni"
+    )]
+    pub timeout: f64,
 }

@@ -13,6 +13,7 @@ pub mod divergence;
 pub mod evidence;
 pub mod lsn;
 pub mod node;
+pub mod patroni;
 pub mod pg;
 pub mod progress;
 pub mod report;

@@ -57,7 +57,9 @@ async fn run(cli: Cli) -> ExitCode {
         // Cron mode: `cluster`, `compare` without a former primary, and `--state`.
         Command::Cluster(args) => return run_cluster(args, &cli).await,
         Command::Compare(args)
-            if args.former_primary.is_none() && args.former_wal_dir.is_none() =>
+            if args.former_primary.is_none()
+                && args.former_wal_dir.is_none()
+                && args.patroni.urls.is_empty() =>
         {
             return run_cluster(&commands::cluster::args_from_compare(args), &cli).await;
         }

@@ -43,14 +43,36 @@ impl ClusterInput {
             })
         };
         let (connect_timeout, statement_timeout, lock_timeout) = args.timeouts.durations();
+        // --patroni: the leader is the primary (unless --primary), every other member a node.
+        let patroni = super::compare::patroni_discovery(&args.patroni, connect_timeout)?;
+        let primary = match (&args.primary, &patroni) {
+            (Some(s), _) => parse("--primary", s)?,
+            (None, Some(d)) => super::compare::patroni_member(&args.patroni, d.new_primary()?)?,
+            (None, None) => {
+                return Err(CommandError::Usage {
+                    flag: "--primary",
+                    message: "name the primary (a conninfo), or pass --patroni".into(),
+                })
+            }
+        };
+        let mut nodes: Vec<ConnParams> = args
+            .nodes
+            .iter()
+            .map(|s| parse("--node", s))
+            .collect::<Result<_, _>>()?;
+        if let Some(d) = &patroni {
+            for m in d.section.members.iter().filter(|m| !m.is_leader()) {
+                if m.address().is_some() {
+                    let p = super::compare::patroni_member(&args.patroni, m)?;
+                    if p.target() != primary.target() {
+                        nodes.push(p);
+                    }
+                }
+            }
+        }
         Ok(ClusterInput {
-            primary: parse("--primary", &args.primary)?,
-            nodes: dedup_by_target(
-                args.nodes
-                    .iter()
-                    .map(|s| parse("--node", s))
-                    .collect::<Result<_, _>>()?,
-            ),
+            primary,
+            nodes: dedup_by_target(nodes),
             session: SessionOptions {
                 connect_timeout,
                 statement_timeout,
@@ -75,6 +97,7 @@ pub fn args_from_compare(args: &CompareArgs) -> ClusterArgs {
     ClusterArgs {
         primary: args.new_primary.clone(),
         nodes: Vec::new(),
+        patroni: args.patroni.clone(),
         state: args.state.clone(),
         output: args.output.clone(),
         timeouts: args.timeouts.clone(),

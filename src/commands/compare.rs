@@ -34,6 +34,8 @@ pub struct CompareInput {
     pub checks: Option<Catalog>,
     /// The row diff's options (`None`: `--no-tables`).
     pub tables: Option<crate::diff::DiffOptions>,
+    /// What Patroni discovery (`--patroni`) found, for the report.
+    pub patroni: Option<crate::patroni::Discovery>,
 }
 
 impl CompareInput {
@@ -45,7 +47,10 @@ impl CompareInput {
                 message: e.to_string(),
             })
         };
-        if args.former_primary.is_none() && args.former_wal_dir.is_none() {
+        if args.former_primary.is_none()
+            && args.former_wal_dir.is_none()
+            && args.patroni.urls.is_empty()
+        {
             return Err(CommandError::Usage {
                 flag: "--former-primary",
                 message: "name the former primary (a conninfo), or its WAL with --former-wal-dir"
@@ -53,13 +58,38 @@ impl CompareInput {
             });
         }
         let (connect_timeout, statement_timeout, lock_timeout) = args.timeouts.durations();
+        let mut patroni = patroni_discovery(&args.patroni, connect_timeout)?;
+        if let Some(d) = &mut patroni {
+            // The section forgets the choices that flags override.
+            if args.new_primary.is_some() {
+                d.section.new_primary = None;
+            }
+            if args.former_primary.is_some() || args.former_wal_dir.is_some() {
+                d.section.former_primary = None;
+                d.section.former_primary_rule = None;
+            }
+        }
+        let member = |m: &crate::patroni::Member| patroni_member(&args.patroni, m);
+        let new_primary = match (&args.new_primary, &patroni) {
+            (Some(s), _) => parse("--new-primary", s)?,
+            (None, Some(d)) => member(d.new_primary()?)?,
+            (None, None) => {
+                return Err(CommandError::Usage {
+                    flag: "--new-primary",
+                    message: "name the new primary (a conninfo), or pass --patroni".into(),
+                })
+            }
+        };
+        let former_primary = match (&args.former_primary, &patroni) {
+            (Some(s), _) => Some(parse("--former-primary", s)?),
+            (None, Some(d)) if args.former_wal_dir.is_none() => {
+                Some(member(&d.former_primary()?.member)?)
+            }
+            _ => None,
+        };
         Ok(CompareInput {
-            new_primary: parse("--new-primary", &args.new_primary)?,
-            former_primary: args
-                .former_primary
-                .as_deref()
-                .map(|s| parse("--former-primary", s))
-                .transpose()?,
+            new_primary,
+            former_primary,
             former_wal_dir: args.former_wal_dir.clone(),
             former_timeline: args.former_timeline.map(TimelineId),
             session: SessionOptions {
@@ -79,8 +109,89 @@ impl CompareInput {
                     message: e.to_string(),
                 }
             })?,
+            patroni,
         })
     }
+}
+
+/// Asks Patroni (`--patroni`) for the members and the history, when URLs were given.
+pub(crate) fn patroni_discovery(
+    args: &crate::cli::PatroniArgs,
+    connect_timeout: std::time::Duration,
+) -> Result<Option<crate::patroni::Discovery>, CommandError> {
+    if args.urls.is_empty() {
+        return Ok(None);
+    }
+    let timeout = std::time::Duration::try_from_secs_f64(args.timeout.max(0.1))
+        .unwrap_or(std::time::Duration::from_secs(10));
+    let opts = crate::patroni::HttpOptions {
+        connect_timeout: connect_timeout.min(timeout),
+        timeout,
+    };
+    Ok(Some(crate::patroni::discover(&args.urls, opts)?))
+}
+
+/// A Patroni member's connection parameters: its host and port, `--patroni-conninfo` and PG*.
+pub(crate) fn patroni_member(
+    args: &crate::cli::PatroniArgs,
+    m: &crate::patroni::Member,
+) -> Result<ConnParams, CommandError> {
+    crate::patroni::member_conninfo(m, &args.conninfo, &|k| std::env::var(k).ok())
+        .map_err(CommandError::from)
+}
+
+/// Findings about Patroni discovery: a tie in choosing the former primary, URLs that did not
+/// answer, and a promotion in `/history` that disagrees with the new primary's history file.
+fn patroni_findings(
+    d: &crate::patroni::Discovery,
+    divergence: Option<&Divergence>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if let (Some(_), Ok(c)) = (&d.section.former_primary, &d.former_primary) {
+        if !c.tied_with.is_empty() {
+            out.push(Finding {
+                severity: Severity::Warning,
+                id: "patroni_former_ambiguous".into(),
+                message: format!(
+                    "Patroni cannot tell the former primary apart: {} and {} stayed on the old timeline with the same WAL; {} was compared",
+                    c.member.name,
+                    c.tied_with.join(", "),
+                    c.member.name
+                ),
+                hint: Some("name the former leader with --former-primary; any of them holds the lost WAL as far as it was replicated".into()),
+            });
+        }
+    }
+    if !d.section.unanswered.is_empty() {
+        out.push(Finding {
+            severity: Severity::Info,
+            id: "patroni_unanswered".into(),
+            message: format!(
+                "Patroni URLs that did not answer: {}",
+                d.section.unanswered.join("; ")
+            ),
+            hint: None,
+        });
+    }
+    if let (Some(p), Some(dv)) = (&d.section.promotion, divergence) {
+        let same = dv.former_timeline.0 == p.parent_timeline
+            && dv.switchpoint_lsn == Some(p.switchpoint_lsn);
+        let covered = dv.timeline_path.iter().any(|t| t.0 == p.parent_timeline);
+        if !same && covered {
+            out.push(Finding {
+                severity: Severity::Warning,
+                id: "patroni_history_disagrees".into(),
+                message: format!(
+                    "Patroni's last promotion ({}) is not the fork the nodes show (timeline {} ended at {})",
+                    crate::report::patroni::promotion_line(p),
+                    dv.former_timeline,
+                    dv.switchpoint_lsn.map_or_else(|| "-".into(), |l| l.to_string())
+                ),
+                hint: Some("check that the compared nodes are the ones Patroni promoted and demoted".into()),
+            });
+        }
+    }
+    out
 }
 
 /// One node after reading it: what the report shows, and the open session for later phases.
@@ -293,6 +404,9 @@ pub async fn run_with_progress(
             hint: Some("do not pg_rewind, reinitialise or let Patroni rejoin it until the lost transactions are accounted for".into()),
         });
     }
+    if let Some(d) = &input.patroni {
+        findings.extend(patroni_findings(d, analysis.divergence.as_ref()));
+    }
     findings.sort_by_key(|f| f.severity);
     let incomplete = analysis.verdict == Verdict::Inconclusive;
     Ok(Outcome {
@@ -311,6 +425,7 @@ pub async fn run_with_progress(
             findings,
             checks,
             tables,
+            patroni: input.patroni.as_ref().map(|d| d.section.clone()),
         },
         epilogue: None,
     })

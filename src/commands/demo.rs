@@ -59,6 +59,7 @@ pub async fn run(args: &DemoArgs) -> Result<Outcome, CommandError> {
         former_timeline: None,
         session: SessionOptions::default(),
         tables: Some(crate::diff::DiffOptions::default()),
+        patroni: None,
         checks: Some(crate::checks::Catalog::builtin().map_err(CommandError::Checks)?),
     };
     let mut outcome = compare::run(&input).await?;

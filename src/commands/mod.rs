@@ -65,6 +65,9 @@ pub enum CommandError {
     /// The primary of `cluster` could not be read; without it nothing can be said.
     #[error("primary: {0}")]
     Primary(String),
+    /// Patroni discovery (`--patroni`) could not determine a node to compare.
+    #[error("patroni: {0}")]
+    Patroni(#[from] crate::patroni::PatroniError),
 }
 
 impl CommandError {
@@ -74,6 +77,9 @@ impl CommandError {
             CommandError::Usage { .. } => Some("run `failover-verify --help` for the syntax"),
             CommandError::Checks(_) => Some(
                 "fix the file (the README's \"Checks\" section describes the format), or leave out --checks-dir",
+            ),
+            CommandError::Patroni(_) => Some(
+                "pass the URL of Patroni's REST API (port 8008 by default), or name the nodes with --new-primary and --former-primary",
             ),
             CommandError::NoServerBinaries(_) => Some(
                 "install the PostgreSQL server (`apt install postgresql`), or set PG_BINDIR to a directory holding initdb, pg_ctl and postgres",

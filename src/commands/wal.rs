@@ -72,6 +72,7 @@ pub async fn run(args: &WalArgs) -> Result<Outcome, CommandError> {
             findings,
             checks: Vec::new(),
             tables: None,
+            patroni: None,
         },
         epilogue: None,
     })

@@ -47,6 +47,11 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             row("row", &r[0], &r[1..].join(";"))?;
         }
     }
+    if let Some(p) = &report.patroni {
+        for [section, field, value] in super::patroni::csv_rows(p) {
+            row(&section, &field, &value)?;
+        }
+    }
     for f in &report.findings {
         row("finding", &f.id, &f.message)?;
     }

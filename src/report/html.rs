@@ -278,6 +278,9 @@ footer{{color:#57606a;font-size:12px;margin-top:28px}}
             let _ = write!(s, "<h2>Differing rows</h2>{}", table(&diff, true));
         }
     }
+    if let Some(p) = &report.patroni {
+        s.push_str(&super::patroni::render_html(p, &esc));
+    }
     if !report.findings.is_empty() {
         s.push_str("<h2>Findings</h2><ul>");
         for f in &report.findings {

@@ -110,6 +110,9 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             }
         }
     }
+    if let Some(p) = &report.patroni {
+        super::patroni::render_markdown(p, out)?;
+    }
     if !report.findings.is_empty() {
         writeln!(out)?;
         writeln!(out, "### Findings")?;

@@ -7,6 +7,7 @@ pub mod csv;
 pub mod html;
 pub mod json;
 pub mod markdown;
+pub mod patroni;
 pub mod prometheus;
 pub mod text;
 
@@ -56,6 +57,10 @@ pub struct Report {
     /// order; they never change the verdict.
     #[serde(default)]
     pub checks: Vec<crate::checks::CheckResult>,
+    /// Patroni discovery (`--patroni`): the members, how the nodes were chosen, and the
+    /// promotion in Patroni's `/history`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patroni: Option<crate::patroni::PatroniSection>,
 }
 
 /// One node as the report shows it.

@@ -473,6 +473,7 @@ mod tests {
             former_primary: NodeSection::default(),
             checks: Vec::new(),
             tables: None,
+            patroni: None,
             divergence: Some(Divergence {
                 former_timeline: TimelineId(1),
                 new_timeline: TimelineId(2),
