@@ -242,7 +242,15 @@ pub async fn run(input: &CompareInput) -> Result<Outcome, CommandError> {
         });
     }
     findings.sort_by_key(|f| f.severity);
-    let incomplete = analysis.verdict == Verdict::Inconclusive;
+    // A part that could not run (the WAL, a check) leaves the report incomplete, whatever the verdict.
+    let incomplete = analysis.verdict == Verdict::Inconclusive
+        || findings.iter().any(|f| f.id == "wal_unreadable")
+        || checks.iter().any(|c| {
+            matches!(
+                c.status,
+                crate::checks::CheckStatus::Error | crate::checks::CheckStatus::Skipped
+            )
+        });
     Ok(Outcome {
         report: Report {
             schema_version: SCHEMA_VERSION,
