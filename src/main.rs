@@ -38,9 +38,14 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
+        // Pinned out here so that `run`, and its sessions, live until the interrupt handler
+        // has cancelled their queries: dropping them leaves the queries running on the servers.
+        let run = run(cli);
+        tokio::pin!(run);
         tokio::select! {
-            exit = run(cli) => exit,
+            exit = &mut run => exit,
             _ = tokio::signal::ctrl_c() => {
+                failover_verify::pg::session::cancel_all().await;
                 eprintln!("error: interrupted");
                 code(Exit::Interrupted)
             }

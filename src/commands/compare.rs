@@ -408,7 +408,15 @@ pub async fn run_with_progress(
         findings.extend(patroni_findings(d, analysis.divergence.as_ref()));
     }
     findings.sort_by_key(|f| f.severity);
-    let incomplete = analysis.verdict == Verdict::Inconclusive;
+    // A part that could not run (the WAL, a check) leaves the report incomplete, whatever the verdict.
+    let incomplete = analysis.verdict == Verdict::Inconclusive
+        || findings.iter().any(|f| f.id == "wal_unreadable")
+        || checks.iter().any(|c| {
+            matches!(
+                c.status,
+                crate::checks::CheckStatus::Error | crate::checks::CheckStatus::Skipped
+            )
+        });
     Ok(Outcome {
         report: Report {
             schema_version: SCHEMA_VERSION,

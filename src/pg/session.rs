@@ -86,6 +86,8 @@ enum CancelTls {
 /// A connected, read-only SQL session to one server.
 pub struct Session {
     client: Client,
+    /// Keeps this session's cancel key in [`cancel_all`]'s registry while the session lives.
+    _registered: Registered,
     connection: JoinHandle<()>,
     cancel_token: CancelToken,
     cancel_tls: CancelTls,
@@ -165,8 +167,10 @@ pub async fn connect(params: &ConnParams, opts: &SessionOptions) -> Result<Sessi
         Ok(Ok(v)) => v,
     };
     let cancel_token = client.cancel_token();
+    let _registered = Registered::new(&cancel_token, &cancel_tls);
     Ok(Session {
         client,
+        _registered,
         connection,
         cancel_token,
         cancel_tls,
@@ -293,6 +297,61 @@ impl Session {
             }
         }
     }
+}
+
+/// Every open session's cancel key, so an interrupt can stop the server-side queries: dropping
+/// a tokio-postgres future (as Ctrl-C does) leaves the statement running on the server.
+static OPEN_SESSIONS: std::sync::Mutex<Vec<(u64, CancelToken, CancelTls)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// One entry of [`OPEN_SESSIONS`], removed when the session is dropped.
+struct Registered(u64);
+
+impl Registered {
+    fn new(token: &CancelToken, tls: &CancelTls) -> Registered {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut v) = OPEN_SESSIONS.lock() {
+            v.push((id, token.clone(), tls.clone()));
+        }
+        Registered(id)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut v) = OPEN_SESSIONS.lock() {
+            v.retain(|(id, ..)| *id != self.0);
+        }
+    }
+}
+
+/// Asks every server to cancel whatever each open session is running, all at once, each
+/// request bounded by a few seconds. For interrupts (Ctrl-C): a query whose client went away
+/// keeps running on the server until it next writes to the socket, maybe for minutes.
+/// Returns how many cancel requests were delivered.
+pub async fn cancel_all() -> usize {
+    let open: Vec<_> = match OPEN_SESSIONS.lock() {
+        Ok(v) => v
+            .iter()
+            .map(|(_, t, tls)| (t.clone(), tls.clone()))
+            .collect(),
+        Err(_) => return 0,
+    };
+    let sends = open.into_iter().map(|(token, tls)| async move {
+        let send = async {
+            match tls {
+                CancelTls::None => token.cancel_query(NoTls).await,
+                CancelTls::Rustls(t) => token.cancel_query(t).await,
+            }
+        };
+        matches!(tokio::time::timeout(CANCEL_TIMEOUT, send).await, Ok(Ok(())))
+    });
+    futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .filter(|ok| *ok)
+        .count()
 }
 
 fn with_target(e: PgError, target: &str) -> PgError {

@@ -536,8 +536,18 @@ impl Cluster {
 
     /// Like [`Cluster::conninfo`] for database `dbname`.
     pub fn conninfo_db(&self, dbname: &str) -> String {
+        // Quoted when needed: a database name may hold spaces, quotes or `=`.
+        let plain = !dbname.is_empty()
+            && dbname
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let db = if plain {
+            dbname.to_string()
+        } else {
+            conninfo_quote(dbname)
+        };
         let mut s = format!(
-            "host=127.0.0.1 port={} user={SUPERUSER} dbname={dbname}",
+            "host=127.0.0.1 port={} user={SUPERUSER} dbname={db}",
             self.port
         );
         if let Some(pw) = &self.opts.password {
