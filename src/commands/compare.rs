@@ -295,6 +295,7 @@ pub async fn run_with_progress(
     // The lost WAL, decoded: which transactions, when, which tables.
     let mut transactions = None;
     let mut attribution = None;
+    let mut former_side: Option<crate::diff::walguided::SideWal> = None;
     let wal_range = analysis
         .divergence
         .as_ref()
@@ -348,6 +349,10 @@ pub async fn run_with_progress(
                     settle_with_wal(&mut analysis, &ev, former_facts.is_none());
                     findings.extend(transaction_findings(&ev));
                     attribution = Some(ev.attribution());
+                    former_side = Some(crate::diff::walguided::SideWal::from_accounting(
+                        &ev.lost,
+                        std::mem::take(&mut ev.created_after_switchpoint),
+                    ));
                     transactions = Some(ev.transactions);
                 }
             }
@@ -360,16 +365,40 @@ pub async fn run_with_progress(
             if matches!(analysis.verdict, Verdict::Loss | Verdict::NoLoss) =>
         {
             let attribution = attribution.unwrap_or_default();
-            match crate::diff::compare_tables(
-                &input.new_primary,
-                former,
-                &input.session,
-                opts,
-                &attribution,
-                progress,
-            )
-            .await
-            {
+            let result = match opts.mode {
+                crate::diff::TablesMode::Full => {
+                    crate::diff::compare_tables(
+                        &input.new_primary,
+                        former,
+                        &input.session,
+                        opts,
+                        &attribution,
+                        progress,
+                    )
+                    .await
+                }
+                mode => {
+                    let planner = walguided_planner(
+                        input,
+                        &new_facts,
+                        analysis.divergence.as_ref(),
+                        mode,
+                        &attribution,
+                        former_side.take(),
+                    );
+                    crate::diff::compare_tables_with(
+                        &input.new_primary,
+                        former,
+                        &input.session,
+                        opts,
+                        &attribution,
+                        &planner,
+                        progress,
+                    )
+                    .await
+                }
+            };
+            match result {
                 Ok(t) => {
                     findings.extend(table_findings(&t));
                     Some(t)
@@ -437,6 +466,40 @@ pub async fn run_with_progress(
         },
         epilogue: None,
     })
+}
+
+/// The WAL-guided planner: the former side's changes from the decoded lost WAL, the new side's
+/// read from the new primary's own timeline since the switchpoint, when the row diff plans.
+fn walguided_planner<'a>(
+    input: &CompareInput,
+    new_facts: &NodeFacts,
+    divergence: Option<&Divergence>,
+    mode: crate::diff::TablesMode,
+    attribution: &crate::diff::Attribution,
+    former_side: Option<crate::diff::walguided::SideWal>,
+) -> crate::diff::walguided::WalGuidedPlanner<'a> {
+    use crate::diff::walguided::{NewSideWal, SideWal, WalGuidedPlanner};
+    let former = former_side.unwrap_or_else(|| {
+        SideWal::unreadable("the former timeline's WAL after the switchpoint was not decoded")
+    });
+    let new_source: Box<dyn NewSideWal> =
+        match divergence.and_then(|d| d.switchpoint_lsn.map(|sp| (d.new_timeline, sp))) {
+            Some((timeline, switchpoint)) => Box::new(evidence::newside::NewSideSource {
+                params: input.new_primary.clone(),
+                session: input.session,
+                can_replicate: new_facts.can_replicate,
+                seg_size: new_facts.wal_segment_size,
+                timeline,
+                switchpoint,
+            }),
+            None => Box::new(SideWal::unreadable("the switchpoint is unknown")),
+        };
+    let opts = input.tables.as_ref();
+    let full = crate::diff::FullTablePlanner {
+        chunk_rows: opts.map_or(crate::diff::options::DEFAULT_CHUNK_ROWS, |o| o.chunk_rows),
+        max_rate: opts.and_then(|o| o.max_rate),
+    };
+    WalGuidedPlanner::new(mode, attribution, former, new_source, full)
 }
 
 /// Places the former timeline when only its WAL directory is available: the switchpoint is

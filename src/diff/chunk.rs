@@ -104,6 +104,17 @@ pub struct TablePlan {
     pub row_bytes: f64,
 }
 
+/// How a planner decided one table (what the report shows as `method` and `fallback_reason`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// The method whose plan was returned (`None`: not compared).
+    pub method: super::report::Method,
+    /// Why the WAL-guided method was not used, when it was not.
+    pub fallback_reason: Option<String>,
+    /// Keys the plan compares (`Method::Wal` only).
+    pub keys: u64,
+}
+
 /// Produces the units of one table.
 pub trait Planner: Sync {
     /// Plans table `index` (`pair`), with read access to both nodes' sessions.
@@ -114,6 +125,11 @@ pub trait Planner: Sync {
         new: &'a Session,
         former: &'a Session,
     ) -> BoxFuture<'a, Result<TablePlan, DiffError>>;
+
+    /// How the last plan of `pair` was decided (`None`: the full method, nothing to note).
+    fn decision(&self, _pair: &TablePair) -> Option<Decision> {
+        None
+    }
 }
 
 /// Whether a type oid is int2, int4 or int8.

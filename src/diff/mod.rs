@@ -22,16 +22,17 @@ pub mod report;
 pub mod snapshot;
 pub mod sql;
 pub mod throttle;
+pub mod walguided;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
 pub use catalog::{SchemaDifference, TablePair};
-pub use chunk::{FullTablePlanner, Planner, Scope, WorkUnit};
+pub use chunk::{Decision, FullTablePlanner, Planner, Scope, WorkUnit};
 pub use classify::Attribution;
 pub use error::{DiffError, Node};
-pub use options::{DiffOptions, MaxRate, TableArgs, TableFilter};
+pub use options::{DiffOptions, MaxRate, TableArgs, TableFilter, TablesMode};
 pub use report::{
     ClassCounts, DiffKind, Method, Presence, RowClass, RowDiff, RowVersion, TableReport,
     TablesReport,
@@ -182,6 +183,22 @@ pub async fn compare_tables_with(
     for t in &report.tables {
         report.totals.merge(&t.counts);
     }
+    let notes: Vec<String> = report
+        .tables
+        .iter()
+        .filter_map(|t| {
+            let why = t.fallback_reason.as_ref()?;
+            let name = format!("{}.{}.{}", t.database, t.schema, t.table);
+            Some(match t.method {
+                Method::None => format!(
+                    "{name}: not compared: the WAL cannot decide it ({why}); re-run with \
+                     --tables-mode auto or full"
+                ),
+                _ => format!("{name}: compared in full: {why}"),
+            })
+        })
+        .collect();
+    report.warnings.extend(notes);
     if let Some(dir) = &opts.export_dir {
         report.export = Some(export::write_export(dir, &report)?);
     }
@@ -368,6 +385,7 @@ async fn compare_one(
         presence,
         schema_differences: pair.differences.clone(),
         method: Method::None,
+        fallback_reason: None,
         key_columns: pair.key.clone(),
         columns: pair.common.iter().map(|c| c.name.clone()).collect(),
         column_types: pair.common.iter().map(|c| c.ty.clone()).collect(),
@@ -423,6 +441,7 @@ async fn compare_one(
             return Ok(());
         }
         let plan = planner.plan(index, pair, sn, sf).await?;
+        let decision = planner.decision(pair);
         progress.event(ProgressEvent::TableStarted {
             table: &name,
             estimated_rows: plan.estimated_rows,
@@ -435,6 +454,21 @@ async fn compare_one(
             .await?;
         tr.method = Method::Full;
         tr.rows_compared = out.rows_compared;
+        if let Some(d) = decision {
+            tr.method = d.method;
+            tr.fallback_reason = d.fallback_reason;
+            match d.method {
+                // Every key of the plan was read on both nodes (fetched or found absent).
+                Method::Wal => tr.rows_compared = d.keys,
+                Method::None => {
+                    tr.error = Some(format!(
+                        "not decided from the WAL: {}",
+                        tr.fallback_reason.as_deref().unwrap_or("unknown")
+                    ))
+                }
+                Method::Full => {}
+            }
+        }
         tr.chunks = out.chunks;
         tr.chunks_mismatched = out.chunks_mismatched;
         tr.queries = out.queries;

@@ -43,6 +43,23 @@ pub struct TableArgs {
     /// Write the lost rows (CSV) and a reviewable recovery script into this directory.
     #[arg(long = "export-dir", value_name = "DIR")]
     pub export_dir: Option<PathBuf>,
+    /// How rows are found: `auto` (from the WAL of both nodes where it can decide a table,
+    /// every row otherwise), `wal` (from the WAL only; undecidable tables are reported, not
+    /// compared) or `full` (every row of every table).
+    #[arg(long = "tables-mode", value_enum, value_name = "MODE", default_value_t = TablesMode::Auto)]
+    pub tables_mode: TablesMode,
+}
+
+/// Which rows the table comparison reads (`--tables-mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TablesMode {
+    /// WAL-guided wherever the WAL decides a table, the full comparison per table otherwise.
+    #[default]
+    Auto,
+    /// WAL-guided only: a table the WAL cannot decide is reported with the reason, not read.
+    Wal,
+    /// Every row of every table (the independent cross-check).
+    Full,
 }
 
 /// A read-rate limit per node.
@@ -177,6 +194,8 @@ pub struct DiffOptions {
     pub leaf_rows: u64,
     /// Where to write the recovery export.
     pub export_dir: Option<PathBuf>,
+    /// Which rows to read (the caller picks the planner accordingly).
+    pub mode: TablesMode,
 }
 
 impl Default for DiffOptions {
@@ -189,6 +208,7 @@ impl Default for DiffOptions {
             chunk_rows: DEFAULT_CHUNK_ROWS,
             leaf_rows: 1024,
             export_dir: None,
+            mode: TablesMode::Auto,
         }
     }
 }
@@ -217,6 +237,7 @@ impl DiffOptions {
             chunk_rows: a.chunk_rows,
             leaf_rows: (a.chunk_rows * 4).max(1024),
             export_dir: a.export_dir.clone(),
+            mode: a.tables_mode,
         }))
     }
 }

@@ -81,6 +81,8 @@ pub enum Presence {
 pub enum Method {
     /// Every row, by checksummed key ranges (or whole-row multisets without a key).
     Full,
+    /// Only the keys whose tuples the WAL of either node touched after the switchpoint.
+    Wal,
     /// Not compared (one side only, or an error).
     None,
 }
@@ -232,6 +234,10 @@ pub struct TableReport {
     pub schema_differences: Vec<SchemaDifference>,
     /// How it was compared.
     pub method: Method,
+    /// Why the WAL-guided method could not decide this table (it was compared in full, or
+    /// not at all with `--tables-mode wal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
     /// Key columns used to match rows (empty: whole-row multisets).
     pub key_columns: Vec<String>,
     /// Columns compared.

@@ -6,6 +6,7 @@
 //! sans-IO decoder and the same accountant ([`crate::wal::accounting`]).
 
 pub mod names;
+pub mod newside;
 pub mod scan;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -177,6 +178,8 @@ pub struct Evidence {
     pub transactions: Transactions,
     /// The raw accounting (touched tuples, xids) for the row diff.
     pub lost: LostTransactions,
+    /// Relfilenodes created on the former timeline after the switchpoint (for the row diff).
+    pub created_after_switchpoint: BTreeSet<RelFileLocator>,
 }
 
 /// Reads and accounts the WAL of timeline `tli` from `switchpoint` to `end` (or the end of
@@ -296,6 +299,7 @@ pub async fn gather(
         Ok(Evidence {
             transactions,
             lost: scan.lost,
+            created_after_switchpoint: scan.created_after_switchpoint,
         }),
         findings,
     )

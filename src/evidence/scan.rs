@@ -4,6 +4,7 @@
 //! over SQL (`pg_read_binary_file`), and a directory of segments. They differ only in how the
 //! bytes arrive.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use crate::wal::segment::segment_file_name;
 use crate::wal::source::WalDir;
 use crate::wal::standby::{Checkpoint, RunningXacts};
 use crate::wal::xact::XactRecord;
-use crate::wal::{DecodedRecord, WalError};
+use crate::wal::{DecodedRecord, RelFileLocator, WalError};
 
 /// Why the WAL could not be scanned.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,26 @@ pub struct Scan {
     /// the switchpoint assigned or announced (records, subtransactions, RUNNING_XACTS and
     /// checkpoint `nextXid`). Row versions on the new primary at or after it are post-failover.
     pub new_side_first_xid: Option<Xid>,
+    /// Relfilenodes created (SMGR CREATE) at or after the switchpoint: relations created or
+    /// rewritten (TRUNCATE, VACUUM FULL, CLUSTER, rewriting ALTER TABLE) on this timeline.
+    pub created_after_switchpoint: BTreeSet<RelFileLocator>,
+}
+
+/// The relfilenode an SMGR CREATE record creates (rmgr 2, info 0x10), if `rec` is one.
+pub fn smgr_created(rec: &DecodedRecord) -> Option<RelFileLocator> {
+    if rec.rmid != crate::wal::rmgr::RM_SMGR_ID || rec.info & 0xF0 != 0x10 {
+        return None;
+    }
+    let d = &rec.main_data;
+    let u = |i: usize| {
+        d.get(i..i + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    Some(RelFileLocator {
+        spc: u(0)?,
+        db: u(4)?,
+        rel: u(8)?,
+    })
 }
 
 /// Tracks the next xid the standby knew of when it replayed up to the switchpoint.
@@ -117,6 +138,7 @@ struct Scanner {
     horizon: XidHorizon,
     switchpoint: Lsn,
     start: Lsn,
+    created: BTreeSet<RelFileLocator>,
 }
 
 impl Scanner {
@@ -131,6 +153,7 @@ impl Scanner {
             horizon: XidHorizon::default(),
             switchpoint,
             start,
+            created: BTreeSet::new(),
         }
     }
 
@@ -146,6 +169,8 @@ impl Scanner {
                 Poll::Record(rec) => {
                     if rec.lsn < self.switchpoint {
                         self.horizon.add(&rec);
+                    } else if let Some(loc) = smgr_created(&rec) {
+                        self.created.insert(loc);
                     }
                     self.accountant.add(&rec)?
                 }
@@ -166,6 +191,7 @@ impl Scanner {
             end,
             pg_version,
             new_side_first_xid: self.horizon.next.map(Xid),
+            created_after_switchpoint: self.created,
         })
     }
 }
@@ -190,7 +216,11 @@ pub async fn scan_replication(
     while !done {
         let next = tokio::time::timeout(quiet, stream.next_chunk()).await;
         match next {
-            Ok(Ok(Some(chunk))) => done = scanner.feed(chunk.start, &chunk.data)?,
+            Ok(Ok(Some(chunk))) => {
+                done = scanner.feed(chunk.start, &chunk.data)?;
+                // Everything before `end` has arrived: no need to wait for a quiet spell.
+                done |= stream.received_up_to() >= end;
+            }
             Ok(Ok(None)) => break, // the timeline ended on the server
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => {
@@ -279,10 +309,13 @@ pub fn scan_dir(
     let mut reader = wal.read(start, end);
     let mut accountant = Accountant::new(switchpoint);
     let mut horizon = XidHorizon::default();
+    let mut created = BTreeSet::new();
     for rec in reader.by_ref() {
         let rec = rec?;
         if rec.lsn < switchpoint {
             horizon.add(&rec);
+        } else if let Some(loc) = smgr_created(&rec) {
+            created.insert(loc);
         }
         accountant.add(&rec)?;
     }
@@ -293,6 +326,7 @@ pub fn scan_dir(
         lost: accountant.finish(end.clone()),
         end,
         new_side_first_xid: horizon.next.map(Xid),
+        created_after_switchpoint: created,
     })
 }
 
