@@ -94,8 +94,10 @@ async fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let runs = Arc::new(AtomicU64::new(0));
     let (new, former) = (f.new_primary.conninfo(), f.former_primary.conninfo());
+    // Extra flags for `compare`, e.g. LOAD_IMPACT_ARGS='--max-rate 20000rows'.
+    let extra = std::env::var("LOAD_IMPACT_ARGS").unwrap_or_default();
     let looper = {
-        let (stop, runs, tool) = (stop.clone(), runs.clone(), tool.clone());
+        let (stop, runs, tool, extra) = (stop.clone(), runs.clone(), tool.clone(), extra.clone());
         tokio::spawn(async move {
             let mut worst = Duration::ZERO;
             while !stop.load(Ordering::Relaxed) {
@@ -109,6 +111,7 @@ async fn main() {
                         &former,
                     ])
                     .args(["--format", "json"])
+                    .args(extra.split_whitespace())
                     .stdin(Stdio::null())
                     .output()
                     .await
@@ -126,6 +129,7 @@ async fn main() {
     let n = runs.load(Ordering::Relaxed);
 
     println!("pgbench on the new primary: {clients} clients, scale {scale}, {secs} s per phase");
+    println!("  compare flags: --format json {extra}");
     println!("  without failover-verify: {alone:.0} tps");
     println!(
         "  with `compare` in a loop: {with_tool:.0} tps ({n} runs, {:.1} runs/s, slowest {:.2} s)",

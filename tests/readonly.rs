@@ -217,15 +217,111 @@ fn parse_client(b: &[u8]) -> ClientConn {
 
 /// Why `sql` is not an obviously read-only statement, or `None` when it is.
 fn write_reason(sql: &str) -> Option<String> {
+    // A simple-query string may hold several statements: judge each one.
+    split_statements(sql)
+        .into_iter()
+        .find_map(|one| statement_write_reason(&one))
+}
+
+/// Splits SQL on `;` outside single-quoted strings and double-quoted identifiers.
+fn split_statements(sql: &str) -> Vec<String> {
+    let (mut out, mut cur) = (Vec::new(), String::new());
+    let (mut squote, mut dquote) = (false, false);
+    for c in sql.chars() {
+        match c {
+            '\'' if !dquote => squote = !squote,
+            '"' if !squote => dquote = !dquote,
+            ';' if !squote && !dquote => {
+                out.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    out.push(cur);
+    out.into_iter().filter(|s| !s.trim().is_empty()).collect()
+}
+
+/// Session settings the tool may pin: output formats, the search path, timeouts, and
+/// read-only mode switched on (never off).
+fn harmless_set(upper: &str) -> bool {
+    let rest = upper.trim_start_matches("SET").trim();
+    let rest = rest.strip_prefix("SESSION ").unwrap_or(rest).trim();
+    if let Some(tx) = rest.strip_prefix("TRANSACTION ") {
+        // SET TRANSACTION SNAPSHOT '…' / ISOLATION LEVEL … READ ONLY
+        return tx.trim() == "SNAPSHOT"
+            || (tx.contains("READ ONLY") && !tx.contains("READ WRITE"));
+    }
+    let name = rest
+        .split(|c: char| c == '=' || c.is_whitespace())
+        .next()
+        .unwrap_or_default();
+    const PINNED: [&str; 9] = [
+        "TIMEZONE",
+        "DATESTYLE",
+        "INTERVALSTYLE",
+        "EXTRA_FLOAT_DIGITS",
+        "BYTEA_OUTPUT",
+        "STANDARD_CONFORMING_STRINGS",
+        "SEARCH_PATH",
+        "STATEMENT_TIMEOUT",
+        "LOCK_TIMEOUT",
+    ];
+    if PINNED.contains(&name) {
+        return true;
+    }
+    if name == "DEFAULT_TRANSACTION_READ_ONLY" || name == "TRANSACTION_READ_ONLY" {
+        let value = rest[name.len()..]
+            .trim_start_matches([' ', '='])
+            .trim()
+            .trim_matches('\'');
+        return matches!(value, "ON" | "TRUE" | "1");
+    }
+    false
+}
+
+/// Why one statement could write, or `None` when it is read-only.
+fn statement_write_reason(sql: &str) -> Option<String> {
+    // Quoted identifiers and string literals are names and values, not keywords.
+    let unquoted: String = {
+        let (mut out, mut q) = (String::new(), None::<char>);
+        for c in sql.chars() {
+            match (q, c) {
+                (None, '\'' | '"') => {
+                    q = Some(c);
+                    out.push(' ');
+                }
+                (Some(open), c) if c == open => q = None,
+                (Some(_), _) => {}
+                (None, c) => out.push(c),
+            }
+        }
+        out
+    };
+    let sql = unquoted.as_str();
     let upper = sql.to_uppercase();
     let words: Vec<&str> = upper
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .filter(|w| !w.is_empty())
         .collect();
     let first = *words.first()?;
-    const ALLOWED_FIRST: [&str; 8] = [
-        "SELECT", "SHOW", "WITH", "VALUES", "TABLE", "BEGIN", "COMMIT", "ROLLBACK",
+    const ALLOWED_FIRST: [&str; 10] = [
+        "SELECT",
+        "SHOW",
+        "WITH",
+        "VALUES",
+        "TABLE",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "SAVEPOINT",
+        "RELEASE",
     ];
+    if first == "SET" {
+        let trimmed = upper.trim();
+        return (!harmless_set(trimmed)).then(|| format!("statement {trimmed}"));
+    }
     if !ALLOWED_FIRST.contains(&first) {
         return Some(format!("statement kind {first}"));
     }
@@ -287,9 +383,32 @@ fn the_write_detector_can_fail() {
         "CREATE EXTENSION pg_walinspect",
         "GRANT pg_monitor TO x",
         "  checkpoint",
+        "SET default_transaction_read_only = off",
+        "SET TimeZone = 'UTC'; SET transaction_read_only = false",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+        "SET ROLE postgres",
+        "SELECT 1; DELETE FROM t",
     ] {
         assert!(write_reason(w).is_some(), "{w}");
     }
+    assert_eq!(
+        write_reason(
+            "SET TimeZone = 'UTC'; SET search_path = ''; SET default_transaction_read_only = on"
+        ),
+        None
+    );
+    assert_eq!(
+        write_reason("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"),
+        None
+    );
+    assert_eq!(
+        write_reason("SET TRANSACTION SNAPSHOT '00000003-0000001B-1'"),
+        None
+    );
+    assert_eq!(
+        write_reason("SAVEPOINT t1; ROLLBACK TO SAVEPOINT t1; RELEASE t1"),
+        None
+    );
     assert_eq!(write_reason("SELECT 1"), None);
     assert_eq!(
         write_reason("SELECT pg_read_binary_file('pg_wal/' || $1, $2, $3)"),
