@@ -250,8 +250,7 @@ fn harmless_set(upper: &str) -> bool {
     let rest = rest.strip_prefix("SESSION ").unwrap_or(rest).trim();
     if let Some(tx) = rest.strip_prefix("TRANSACTION ") {
         // SET TRANSACTION SNAPSHOT '…' / ISOLATION LEVEL … READ ONLY
-        return tx.trim() == "SNAPSHOT"
-            || (tx.contains("READ ONLY") && !tx.contains("READ WRITE"));
+        return tx.trim() == "SNAPSHOT" || (tx.contains("READ ONLY") && !tx.contains("READ WRITE"));
     }
     let name = rest
         .split(|c: char| c == '=' || c.is_whitespace())

@@ -11,14 +11,14 @@ use futures_util::future::join_all;
 use crate::cli::{ClusterArgs, CompareArgs};
 use crate::divergence::{analyze, human_bytes, Verdict};
 use crate::lsn::Lsn;
-use crate::node::{read_facts, NodeFacts};
+use crate::node::NodeFacts;
 use crate::pg::conninfo::ConnParams;
-use crate::pg::session::{connect, Session, SessionOptions, APPLICATION_NAME};
+use crate::pg::session::{Session, SessionOptions, APPLICATION_NAME};
 use crate::report::cluster::{
     ClusterReport, ClusterVerdict, NodeCheck, NodeStatus, SlotRow, StandbyRow,
     CLUSTER_SCHEMA_VERSION,
 };
-use crate::report::{Finding, NodeSection, Severity};
+use crate::report::{Finding, Severity};
 
 use super::{now_rfc3339, tool_id, CommandError, Exit};
 
@@ -111,55 +111,6 @@ pub fn exit_for(v: ClusterVerdict) -> Exit {
         ClusterVerdict::Diverged => Exit::Loss,
         ClusterVerdict::Inconclusive => Exit::Undecided,
     }
-}
-
-/// One node after reading it.
-struct Read {
-    section: NodeSection,
-    facts: Option<NodeFacts>,
-    session: Option<Session>,
-    findings: Vec<Finding>,
-}
-
-/// Connects read-only and reads the node's facts; errors become one line of text.
-async fn read_node(params: &ConnParams, opts: &SessionOptions) -> Read {
-    let mut r = Read {
-        section: NodeSection {
-            target: params.redacted(),
-            ..NodeSection::default()
-        },
-        facts: None,
-        session: None,
-        findings: Vec::new(),
-    };
-    let target = params.target();
-    let with_target = |msg: String| {
-        if msg.contains(&target) {
-            msg
-        } else {
-            format!("{target}: {msg}")
-        }
-    };
-    let session = match connect(params, opts).await {
-        Ok(s) => s,
-        Err(e) => {
-            r.section.error = Some(with_target(e.to_string()));
-            return r;
-        }
-    };
-    match read_facts(&session, params, opts).await {
-        Ok((facts, findings)) => {
-            r.section.facts = Some(facts.clone());
-            r.facts = Some(facts);
-            r.findings = findings;
-            r.session = Some(session);
-        }
-        Err(e) => {
-            r.section.error = Some(with_target(e.to_string()));
-            session.close().await;
-        }
-    }
-    r
 }
 
 fn lsn_col(row: &tokio_postgres::Row, i: usize) -> Option<Lsn> {
@@ -266,7 +217,7 @@ pub(crate) fn bytes_text(n: u64) -> String {
 }
 
 /// Places one `--node` on the primary's timeline history.
-fn place(primary: &NodeFacts, address: String, read: Read) -> NodeCheck {
+fn place(primary: &NodeFacts, address: String, read: super::ReadNode) -> NodeCheck {
     let Some(f) = read.facts else {
         let why = read
             .section
@@ -358,8 +309,13 @@ fn place(primary: &NodeFacts, address: String, read: Read) -> NodeCheck {
 pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
     let started = Instant::now();
     let generated_at = now_rfc3339();
-    let nodes = join_all(input.nodes.iter().map(|p| read_node(p, &input.session)));
-    let (primary, nodes) = tokio::join!(read_node(&input.primary, &input.session), nodes);
+    let nodes = join_all(
+        input
+            .nodes
+            .iter()
+            .map(|p| super::read_node(p, &input.session)),
+    );
+    let (primary, nodes) = tokio::join!(super::read_node(&input.primary, &input.session), nodes);
     let primary_address = input.primary.target();
     let (Some(pfacts), Some(session)) = (primary.facts.clone(), primary.session) else {
         for n in nodes {

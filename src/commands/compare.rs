@@ -9,9 +9,9 @@ use crate::cli::CompareArgs;
 use crate::divergence::{analyze, human_bytes, Analysis, Divergence, Verdict};
 use crate::evidence::{self, Evidence, Source};
 use crate::lsn::{Lsn, TimelineId};
-use crate::node::{read_facts, NodeFacts};
+use crate::node::NodeFacts;
 use crate::pg::conninfo::ConnParams;
-use crate::pg::session::{connect, Session, SessionOptions};
+use crate::pg::session::SessionOptions;
 use crate::report::{Finding, NodeSection, Report, Severity, SCHEMA_VERSION};
 use crate::timeline::TimelineHistory;
 
@@ -194,44 +194,6 @@ fn patroni_findings(
     out
 }
 
-/// One node after reading it: what the report shows, and the open session for later phases.
-struct ReadNode {
-    section: NodeSection,
-    facts: Option<NodeFacts>,
-    session: Option<Session>,
-    findings: Vec<Finding>,
-}
-
-/// Reads one node: connect read-only, then its facts. Errors become one line of text.
-async fn read_node(params: &ConnParams, opts: &SessionOptions) -> ReadNode {
-    let mut node = ReadNode {
-        section: NodeSection {
-            target: params.redacted(),
-            ..NodeSection::default()
-        },
-        facts: None,
-        session: None,
-        findings: Vec::new(),
-    };
-    let session = match connect(params, opts).await {
-        Ok(s) => s,
-        Err(e) => {
-            node.section.error = Some(e.to_string());
-            return node;
-        }
-    };
-    match read_facts(&session, params, opts).await {
-        Ok((facts, findings)) => {
-            node.section.facts = Some(facts.clone());
-            node.facts = Some(facts);
-            node.findings = findings;
-            node.session = Some(session);
-        }
-        Err(e) => node.section.error = Some(e.to_string()),
-    }
-    node
-}
-
 /// Runs the comparison and builds the report.
 pub async fn run(input: &CompareInput) -> Result<Outcome, CommandError> {
     run_with_progress(input, &crate::diff::NoProgress).await
@@ -246,11 +208,14 @@ pub async fn run_with_progress(
     let generated_at = now_rfc3339();
     let former_read = async {
         match &input.former_primary {
-            Some(p) => Some(read_node(p, &input.session).await),
+            Some(p) => Some(super::read_node(p, &input.session).await),
             None => None,
         }
     };
-    let (new, former) = tokio::join!(read_node(&input.new_primary, &input.session), former_read);
+    let (new, former) = tokio::join!(
+        super::read_node(&input.new_primary, &input.session),
+        former_read
+    );
     let mut findings = new.findings;
     let Some(new_facts) = new.facts else {
         return Err(CommandError::NewPrimary(

@@ -48,13 +48,6 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     }
 
     if let Some(t) = &report.transactions {
-        let grid = |rows: Vec<Vec<String>>| {
-            let mut b = Builder::default();
-            for r in rows {
-                b.push_record(r);
-            }
-            b.build().with(Style::sharp()).to_string()
-        };
         writeln!(out)?;
         writeln!(out, "WAL accounting")?;
         writeln!(
@@ -99,13 +92,6 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     }
 
     if let Some(t) = &report.tables {
-        let grid = |rows: Vec<Vec<String>>| {
-            let mut b = Builder::default();
-            for r in rows {
-                b.push_record(r);
-            }
-            b.build().with(Style::sharp()).to_string()
-        };
         writeln!(out)?;
         writeln!(
             out,
@@ -204,4 +190,13 @@ fn render_checks(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "  remedy: {}", c.remedy)?;
     }
     Ok(())
+}
+
+/// A table with sharp borders from rows of cells.
+fn grid(rows: Vec<Vec<String>>) -> String {
+    let mut b = Builder::default();
+    for r in rows {
+        b.push_record(r);
+    }
+    b.build().with(Style::sharp()).to_string()
 }
