@@ -343,7 +343,10 @@ where
         };
         match scan(start).await {
             Ok(s) => {
-                let done = s.lost.running_at_scan_start.is_empty();
+                // Also step back while no xid precedes the switchpoint in what was read: the
+                // row diff needs the new primary's first xid (the switchpoint horizon).
+                let done =
+                    s.lost.running_at_scan_start.is_empty() && s.new_side_first_xid.is_some();
                 best = Some(s);
                 if done {
                     break;
