@@ -209,13 +209,22 @@ impl PgCommand {
     /// Runs it to completion within `timeout` and returns its output whatever the exit status.
     pub(crate) async fn run_status(&self, cluster: &str, timeout: Duration) -> Result<Output> {
         let mut cmd = tokio::process::Command::from(self.build_std());
+        // Its own process group, so that dropping this future (Ctrl-C, a timeout) kills the
+        // whole command: `runuser` does not pass SIGKILL on to the program it runs, and an
+        // orphaned pg_basebackup would keep writing into a directory being removed.
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .kill_on_drop(true);
         let child = cmd
             .spawn()
             .map_err(|e| SandboxError::io(cluster, format!("spawn `{}`", self.display()), e))?;
-        match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        let mut group = GroupGuard(child.id());
+        let result = tokio::time::timeout(timeout, child.wait_with_output()).await;
+        if matches!(result, Ok(Ok(_))) {
+            group.0 = None; // finished by itself: leave what it started (a postmaster) alone
+        }
+        match result {
             Ok(r) => r.map_err(|e| {
                 SandboxError::io(cluster, format!("wait for `{}`", self.display()), e)
             }),
@@ -247,6 +256,20 @@ impl PgCommand {
                     let _ = child.wait();
                     return false;
                 }
+            }
+        }
+    }
+}
+
+/// Kills a command's whole process group when dropped before the command finished.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.and_then(|p| i32::try_from(p).ok()) {
+            // SAFETY: kill(2) on a process group this process created; no memory is touched.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
             }
         }
     }
