@@ -150,7 +150,8 @@ pub struct FullTablePlanner {
 /// Most chunks for a non-integer key (each row costs log2(chunks) comparisons).
 const MAX_BOUND_CHUNKS: u64 = 1024;
 
-fn query_err(
+/// A failed query on `node` while comparing `pair`, naming the server, table and step.
+pub(crate) fn query_err(
     node: Node,
     s: &Session,
     pair: &TablePair,

@@ -27,7 +27,9 @@ use futures_util::future::BoxFuture;
 
 use super::bisect::Key;
 use super::catalog::TablePair;
-use super::chunk::{Chunking, Decision, FullTablePlanner, Planner, Scope, TablePlan, WorkUnit};
+use super::chunk::{
+    query_err, Chunking, Decision, FullTablePlanner, Planner, Scope, TablePlan, WorkUnit,
+};
 use super::classify::{xid_follows_or_equals, Attribution};
 use super::error::{DiffError, Node};
 use super::hash::text_array;
@@ -562,22 +564,6 @@ impl Planner for WalGuidedPlanner<'_> {
                 pair.name.clone(),
             ))
             .cloned()
-    }
-}
-
-fn query_err(
-    node: Node,
-    s: &Session,
-    pair: &TablePair,
-    what: &str,
-    e: crate::pg::PgError,
-) -> DiffError {
-    DiffError::Query {
-        node,
-        target: s.target().to_string(),
-        table: format!("{}.{}", pair.database, pair.display_name()),
-        what: what.to_string(),
-        source: e,
     }
 }
 
