@@ -54,7 +54,7 @@ fn decode_chunked(
     let mut out = Vec::new();
     loop {
         match d.poll().unwrap() {
-            Poll::Record(r) => out.push(*r),
+            Poll::Record(r) => out.push(r),
             Poll::End(e) => return (out, e.reason),
             Poll::NeedMore => {
                 if pos >= b.len() {

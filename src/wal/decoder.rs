@@ -20,10 +20,11 @@
 //! the first page, a start that is not a record boundary, non-contiguous feeds, or a record
 //! whose CRC matches but whose contents are malformed.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use serde::Serialize;
 
 use crate::lsn::{Lsn, SystemId, TimelineId};
+use crate::wal::buffer::ChunkBuf;
 use crate::wal::error::{FileCtx, WalError};
 use crate::wal::page::{valid_seg_size, PageHeader, PgVersion, XLP_ALL_FLAGS, XLP_LONG_HEADER};
 use crate::wal::record::{
@@ -166,9 +167,10 @@ impl std::fmt::Display for EndOfWal {
 
 /// What [`WalDecoder::poll`] produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // a record per poll: boxing it costs an allocation each
 pub enum Poll {
     /// A decoded record.
-    Record(Box<DecodedRecord>),
+    Record(DecodedRecord),
     /// More bytes are needed (feed them, or call [`WalDecoder::finish`]).
     NeedMore,
     /// Decoding is over; further polls return the same.
@@ -206,10 +208,9 @@ macro_rules! step {
 pub struct WalDecoder {
     start: Lsn,
     end: Option<Lsn>,
-    buf: Vec<u8>,
-    filled: usize,
-    buf_start: u64,
-    fed_end: Option<u64>,
+    buf: ChunkBuf,
+    /// Whether any byte has been fed (the first feed may begin before `start`'s page).
+    fed_any: bool,
     next: u64,
     state: State,
     prev: Option<u64>,
@@ -220,6 +221,8 @@ pub struct WalDecoder {
     finished: bool,
     ended: Option<EndOfWal>,
     files: Vec<(u64, String)>,
+    /// The last page whose header was validated, and that header.
+    last_page: Option<(u64, PageHeader)>,
 }
 
 impl WalDecoder {
@@ -229,10 +232,8 @@ impl WalDecoder {
         WalDecoder {
             start,
             end: None,
-            buf: Vec::new(),
-            filled: 0,
-            buf_start: page,
-            fed_end: None,
+            buf: ChunkBuf::new(page),
+            fed_any: false,
             next: start.0,
             state: State::FindFirst,
             prev: None,
@@ -243,6 +244,7 @@ impl WalDecoder {
             finished: false,
             ended: None,
             files: Vec::new(),
+            last_page: None,
         }
     }
 
@@ -277,7 +279,7 @@ impl WalDecoder {
 
     /// The LSN up to which bytes have been fed.
     pub fn fed_up_to(&self) -> Lsn {
-        Lsn(self.fed_end.unwrap_or(self.buf_start))
+        Lsn(self.buf.end())
     }
 
     /// The LSN where the next record is expected.
@@ -310,16 +312,21 @@ impl WalDecoder {
     ///
     /// Bytes before the first needed page are ignored, so a source may feed whole segments.
     pub fn feed_bytes(&mut self, at: Lsn, bytes: &[u8]) -> Result<(), WalError> {
-        let expected = self.fed_end.unwrap_or(self.buf_start);
+        self.feed_shared(at, Bytes::copy_from_slice(bytes))
+    }
+
+    /// Like [`Self::feed_bytes`] but keeps `bytes` without copying them: records that lie on
+    /// one page are handed out as slices of it.
+    pub fn feed_shared(&mut self, at: Lsn, mut bytes: Bytes) -> Result<(), WalError> {
+        let expected = self.buf.end();
         let mut at = at.0;
-        let mut bytes = bytes;
-        if self.fed_end.is_none() && at < self.buf_start {
-            let skip = self.buf_start - at;
+        if !self.fed_any && at < expected {
+            let skip = expected - at;
             if skip >= bytes.len() as u64 {
                 return Ok(());
             }
-            bytes = bytes.get(skip as usize..).unwrap_or_default();
-            at = self.buf_start;
+            bytes.advance(skip as usize);
+            at = expected;
         }
         if at != expected {
             return Err(WalError::NotContiguous {
@@ -327,40 +334,21 @@ impl WalDecoder {
                 expected: Lsn(expected),
             });
         }
-        let bytes = bytes
-            .get(..(MAX_LSN.saturating_sub(at).min(bytes.len() as u64) as usize))
-            .unwrap_or_default();
-        let n = bytes.len();
-        if let Some(dst) = self.spare_mut(n) {
-            dst.copy_from_slice(bytes);
-            self.filled += n;
-            self.fed_end = Some(at.saturating_add(n as u64));
-        }
+        bytes.truncate(MAX_LSN.saturating_sub(at).min(bytes.len() as u64) as usize);
+        self.fed_any = true;
+        self.buf.push(bytes);
         Ok(())
     }
 
-    fn spare_mut(&mut self, len: usize) -> Option<&mut [u8]> {
-        let need = self.filled.checked_add(len)?;
-        if self.buf.len() < need {
-            self.buf.resize(need, 0);
-        }
-        self.buf.get_mut(self.filled..need)
+    /// An empty buffer with room for `cap` bytes, to fill with the bytes at
+    /// [`Self::fed_up_to`] and pass to [`Self::feed_vec`]; reuses a consumed feed's memory.
+    pub fn take_buffer(&mut self, cap: usize) -> Vec<u8> {
+        self.buf.take_vec(cap)
     }
 
-    /// A writable region of `len` bytes for the bytes at [`Self::fed_up_to`] on: fill a prefix
-    /// of it (e.g. with `Read::read`) and call [`Self::commit_fed`]. Saves a copy per feed.
-    pub fn spare(&mut self, len: usize) -> &mut [u8] {
-        let at = self.fed_end.unwrap_or(self.buf_start);
-        let len = MAX_LSN.saturating_sub(at).min(len as u64) as usize;
-        self.spare_mut(len).unwrap_or_default()
-    }
-
-    /// Declares that the first `n` bytes of the last [`Self::spare`] region were filled.
-    pub fn commit_fed(&mut self, n: usize) {
-        let n = n.min(self.buf.len().saturating_sub(self.filled));
-        let at = self.fed_end.unwrap_or(self.buf_start);
-        self.filled += n;
-        self.fed_end = Some(at.saturating_add(n as u64));
+    /// Feeds `bytes` starting at `at` without copying them (see [`Self::feed_shared`]).
+    pub fn feed_vec(&mut self, at: Lsn, bytes: Vec<u8>) -> Result<(), WalError> {
+        self.feed_shared(at, Bytes::from(bytes))
     }
 
     /// Declares that no more bytes will come: polls then end instead of asking for more.
@@ -371,7 +359,7 @@ impl WalDecoder {
     /// The next record, `None` when more bytes are needed or decoding ended (see [`Self::end_of_wal`]).
     pub fn poll_decode(&mut self) -> Result<Option<DecodedRecord>, WalError> {
         match self.poll()? {
-            Poll::Record(r) => Ok(Some(*r)),
+            Poll::Record(r) => Ok(Some(r)),
             Poll::NeedMore | Poll::End(_) => Ok(None),
         }
     }
@@ -413,7 +401,7 @@ impl WalDecoder {
                                 });
                             }
                         }
-                        return Ok(Poll::Record(Box::new(rec)));
+                        return Ok(Poll::Record(rec));
                     }
                     other => strip(other),
                 },
@@ -455,8 +443,7 @@ impl WalDecoder {
                 None => return false,
             }
         }
-        let fed = self.fed_end.unwrap_or(self.buf_start);
-        let n = fed.saturating_sub(pos).min(4) as usize;
+        let n = self.buf.end().saturating_sub(pos).min(4) as usize;
         self.slice(pos, n)
             .is_some_and(|s| s.iter().any(|&b| b != 0))
     }
@@ -465,9 +452,12 @@ impl WalDecoder {
         let data_follows = !reason.is_clean() && self.nonzero_after(lsn);
         // Name the file where the input ran out, else the one holding the failing LSN.
         let file_lsn = match reason {
-            EndReason::EndOfInput { .. } => {
-                self.fed_end.map_or(lsn, |f| f.saturating_sub(1)).max(lsn)
-            }
+            EndReason::EndOfInput { .. } => (if self.fed_any {
+                self.buf.end().saturating_sub(1)
+            } else {
+                lsn
+            })
+            .max(lsn),
             _ => lsn,
         };
         self.ended = Some(EndOfWal {
@@ -481,7 +471,7 @@ impl WalDecoder {
     fn nonzero_after(&self, lsn: u64) -> bool {
         // Look past the failing record's page for a valid-looking page header.
         let mut page = lsn - lsn % BLCKSZ + BLCKSZ;
-        let fed = self.fed_end.unwrap_or(self.buf_start);
+        let fed = self.buf.end();
         while page + 24 <= fed {
             if let Some(h) = self.slice(page, 24).and_then(PageHeader::parse) {
                 if Some(h.magic) == self.version.and_then(|v| v.magic()) && h.pageaddr.0 == page {
@@ -493,35 +483,40 @@ impl WalDecoder {
         false
     }
 
+    /// `len` fed bytes at `lsn`; callers stay within one page, which the buffer never splits.
     fn slice(&self, lsn: u64, len: usize) -> Option<&[u8]> {
-        let off = usize::try_from(lsn.checked_sub(self.buf_start)?).ok()?;
-        self.buf.get(..self.filled)?.get(off..off.checked_add(len)?)
+        self.buf.slice(lsn, len)
     }
 
     fn compact(&mut self) {
-        let fed = self.fed_end.unwrap_or(self.buf_start);
-        let keep = (self.next - self.next % BLCKSZ).min(fed);
-        let drop = keep.saturating_sub(self.buf_start);
-        // Called when more bytes are needed: what remains is at most a partial record, so the
-        // move is small and the buffer never holds more than one feed plus one record.
-        if drop > 0 {
-            let n = (drop as usize).min(self.filled);
-            self.buf.copy_within(n..self.filled, 0);
-            self.filled -= n;
-            self.buf_start += n as u64;
-            if self.fed_end.is_none() {
-                self.fed_end = Some(self.buf_start);
-            }
-            let bs = self.buf_start;
-            // Keep the file entry covering buf_start and later ones.
-            if let Some(i) = self.files.iter().rposition(|(s, _)| *s <= bs) {
-                self.files.drain(..i);
-            }
+        // Called when more bytes are needed: drop the chunks before the page of the next
+        // record, so the buffer holds at most the current feed plus one record.
+        let keep = (self.next - self.next % BLCKSZ).min(self.buf.end());
+        self.buf.drop_before(keep);
+        let bs = self.buf.start();
+        // Keep the file entry covering the buffer's start and later ones.
+        if let Some(i) = self.files.iter().rposition(|(s, _)| *s <= bs) {
+            self.files.drain(..i);
         }
     }
 
     /// Reads and validates the header of the page at `page`.
     fn page_header(&mut self, page: u64) -> Result<Step<PageHeader>, WalError> {
+        // Most records share their page with the one before: its header was validated then.
+        if let Some((p, h)) = self.last_page {
+            if p == page {
+                return Ok(Step::Ok(h));
+            }
+        }
+        let r = self.validate_page_header(page)?;
+        if let Step::Ok(h) = &r {
+            self.last_page = Some((page, *h));
+        }
+        Ok(r)
+    }
+
+    /// Reads and validates the header of the page at `page` (uncached).
+    fn validate_page_header(&mut self, page: u64) -> Result<Step<PageHeader>, WalError> {
         let Some(raw) = self.slice(page, 24) else {
             return Ok(Step::NeedMore);
         };
@@ -696,8 +691,12 @@ impl WalDecoder {
             return Ok(Step::End(lsn, EndReason::InvalidLength { tot_len }));
         }
         // Page headers only add bytes: wait until at least tot_len bytes are there.
-        if self.fed_end.unwrap_or(self.buf_start) < lsn.saturating_add(u64::from(tot_len)) {
-            if self.slice(lsn, RECORD_HEADER_LEN).is_some() {
+        if self.buf.end() < lsn.saturating_add(u64::from(tot_len)) {
+            // Validate the header early when it lies on this page (a header that crosses into
+            // the next page is checked once the whole record is there).
+            if lsn % BLCKSZ + RECORD_HEADER_LEN as u64 <= BLCKSZ
+                && self.slice(lsn, RECORD_HEADER_LEN).is_some()
+            {
                 if let Some(r) = self.check_header(lsn, &[(lsn, RECORD_HEADER_LEN)])? {
                     return Ok(Step::End(lsn, r));
                 }
@@ -779,7 +778,7 @@ impl WalDecoder {
             }
         }
         let rec: Bytes = if pieces.len() == 1 {
-            Bytes::copy_from_slice(self.slice(lsn, tot_len).unwrap_or_default())
+            self.buf.slice_shared(lsn, tot_len).unwrap_or_default()
         } else {
             let mut v = Vec::with_capacity(tot_len);
             for &(p, n) in pieces {
@@ -801,8 +800,14 @@ impl WalDecoder {
             }
         }
         let version = self.version.unwrap_or(PgVersion(0));
-        let file = self.file_at(lsn);
-        let decoded = parse_record(rec, Lsn(lsn), Lsn(end_lsn), version, &file)?;
+        // The file name is looked up only for an error (a clone per record is measurable).
+        let decoded =
+            parse_record(rec, Lsn(lsn), Lsn(end_lsn), version, &FileCtx(None)).map_err(|e| {
+                match self.file_at(lsn).0 {
+                    Some(name) => e.with_file(&name),
+                    None => e,
+                }
+            })?;
         // Advance.
         let mut next = Lsn(end_lsn).align8().0;
         if decoded.rmid == 0 && decoded.info & 0xF0 == 0x40 {
@@ -810,7 +815,7 @@ impl WalDecoder {
                 return Err(WalError::InvalidRecord {
                     what: "XLOG_SWITCH while the segment size is unknown (start on a segment's first page or declare it)".into(),
                     lsn: Lsn(lsn),
-                    file,
+                    file: self.file_at(lsn),
                 });
             };
             next = end_lsn.div_ceil(seg).saturating_mul(seg);

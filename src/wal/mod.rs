@@ -11,10 +11,12 @@
 //! - [`accounting`]: decoded records + switchpoint → lost transactions.
 
 pub mod accounting;
+mod buffer;
 pub mod decoder;
 pub mod error;
 pub mod heap;
 pub mod page;
+pub mod parallel;
 pub mod record;
 pub mod rmgr;
 pub mod segment;

@@ -92,6 +92,9 @@ pub struct BlockRef {
     pub data: Bytes,
 }
 
+/// A record's block references; no allocation for up to two.
+pub type Blocks = smallvec::SmallVec<[BlockRef; 2]>;
+
 /// A record as the decoder returns it: header fields, block references and main data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodedRecord {
@@ -111,8 +114,8 @@ pub struct DecodedRecord {
     pub rmid: u8,
     /// xl_crc.
     pub crc: u32,
-    /// Block references in id order.
-    pub blocks: Vec<BlockRef>,
+    /// Block references in id order (inline up to two: most records have one or two).
+    pub blocks: Blocks,
     /// The main data.
     pub main_data: Bytes,
     /// The replication origin, when the record has one.
@@ -223,7 +226,7 @@ pub fn parse_record(
         pos: RECORD_HEADER_LEN,
     };
     let total = rec.len();
-    let mut blocks: Vec<BlockRef> = Vec::new();
+    let mut blocks = Blocks::new();
     let mut datatotal: usize = 0;
     let mut main_len: usize = 0;
     let mut origin = None;

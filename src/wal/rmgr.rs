@@ -300,7 +300,7 @@ impl WalStats {
                 info,
                 rmid,
                 crc: 0,
-                blocks: Vec::new(),
+                blocks: Default::default(),
                 main_data: bytes::Bytes::new(),
                 origin: None,
                 toplevel_xid: None,

@@ -161,12 +161,11 @@ impl WalDir {
         };
         let feed = if thread {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(READ_AHEAD_CHUNKS);
-            let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
             let spawned = std::thread::Builder::new()
                 .name("wal-read-ahead".into())
-                .spawn(move || read_ahead(files, tx, back_rx));
+                .spawn(move || read_ahead(files, tx));
             match spawned {
-                Ok(_) => Feed::Thread { rx, back: back_tx },
+                Ok(_) => Feed::Thread { rx },
                 Err(_) => Feed::Inline(SegmentFeeder {
                     dir: self.clone(),
                     end,
@@ -261,8 +260,8 @@ impl SegmentFeeder {
         Ok(true)
     }
 
-    /// Reads up to `buf.len()` bytes (never past the segment's end).
-    fn fill(&mut self, buf: &mut [u8]) -> Result<Fill, WalError> {
+    /// Reads up to `max` bytes into `buf` (never past the segment's end).
+    fn fill(&mut self, buf: &mut Vec<u8>, max: usize) -> Result<Fill, WalError> {
         if self.ended {
             return Ok(Fill::Eof);
         }
@@ -273,7 +272,9 @@ impl SegmentFeeder {
             return Ok(Fill::Eof);
         };
         let at = self.at;
-        let want = (open.seg_end - at).min(buf.len() as u64) as usize;
+        let want = (open.seg_end - at).min(max as u64) as usize;
+        // A reused buffer is already initialised: only growth is zeroed.
+        buf.resize(want, 0);
         let mut got = 0;
         while got < want {
             let n = open.r.read(&mut buf[got..want]).map_err(|e| WalError::Io {
@@ -286,6 +287,7 @@ impl SegmentFeeder {
             }
             got += n;
         }
+        buf.truncate(got);
         let name = (!open.announced).then(|| open.name.clone());
         open.announced = true;
         self.at += got as u64;
@@ -325,14 +327,10 @@ enum Chunk {
     Err(WalError),
 }
 
-fn read_ahead(
-    mut files: SegmentFeeder,
-    tx: std::sync::mpsc::SyncSender<Chunk>,
-    back: std::sync::mpsc::Receiver<Vec<u8>>,
-) {
+fn read_ahead(mut files: SegmentFeeder, tx: std::sync::mpsc::SyncSender<Chunk>) {
     loop {
-        let mut buf = back.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
-        let msg = match files.fill(&mut buf) {
+        let mut buf = Vec::with_capacity(CHUNK);
+        let msg = match files.fill(&mut buf, CHUNK) {
             Ok(Fill::Data { at, n, name }) => Chunk::Data { at, buf, n, name },
             Ok(Fill::Eof) => Chunk::Eof,
             Err(e) => Chunk::Err(e),
@@ -348,7 +346,6 @@ enum Feed {
     Inline(SegmentFeeder),
     Thread {
         rx: std::sync::mpsc::Receiver<Chunk>,
-        back: std::sync::mpsc::Sender<Vec<u8>>,
     },
 }
 
@@ -384,28 +381,26 @@ impl WalDirReader {
     fn feed(&mut self) -> Result<bool, WalError> {
         match &mut self.feed {
             Feed::Inline(files) => {
-                let buf = self.decoder.spare(CHUNK);
-                match files.fill(buf)? {
-                    Fill::Data { at, n, name } => {
-                        self.decoder.commit_fed(n);
+                let mut buf = self.decoder.take_buffer(CHUNK);
+                match files.fill(&mut buf, CHUNK)? {
+                    Fill::Data { at, name, .. } => {
                         if let Some(name) = name {
                             self.decoder.set_source_name(Lsn(at), &name);
                         }
+                        self.decoder.feed_vec(Lsn(at), buf)?;
                         Ok(true)
                     }
                     Fill::Eof => Ok(false),
                 }
             }
-            Feed::Thread { rx, back } => match rx.recv() {
+            Feed::Thread { rx } => match rx.recv() {
                 Ok(Chunk::Data { at, buf, n, name }) => {
                     if let Some(name) = name {
                         self.decoder.set_source_name(Lsn(at), &name);
                     }
-                    let r = self
-                        .decoder
-                        .feed_bytes(Lsn(at), buf.get(..n).unwrap_or_default());
-                    let _ = back.send(buf);
-                    r.map(|_| true)
+                    let mut buf = buf;
+                    buf.truncate(n);
+                    self.decoder.feed_vec(Lsn(at), buf).map(|_| true)
                 }
                 Ok(Chunk::Eof) | Err(_) => Ok(false),
                 Ok(Chunk::Err(e)) => Err(e),
@@ -427,7 +422,7 @@ impl Iterator for WalDirReader {
                     self.done = true;
                     return Some(Err(e));
                 }
-                Ok(Poll::Record(r)) => return Some(Ok(*r)),
+                Ok(Poll::Record(r)) => return Some(Ok(r)),
                 Ok(Poll::End(_)) => {
                     self.done = true;
                     return None;
