@@ -381,3 +381,142 @@ impl diff::Planner for KeysPlanner {
         })
     }
 }
+
+/// Composite keys whose leading column has one or two values: one with integer columns, one
+/// with text columns (quotes, an empty string as a key part).
+const COMPOSITE: &str = r#"
+CREATE TABLE public.tenant_rows(tenant int, id int, v text, PRIMARY KEY (tenant, id));
+INSERT INTO public.tenant_rows
+SELECT CASE WHEN g <= 100000 THEN 1 ELSE 2 END, g, 'v' || g FROM generate_series(1, 120000) g;
+CREATE TABLE public.tenant_names(tenant text, name text, n int, PRIMARY KEY (tenant, name));
+INSERT INTO public.tenant_names
+SELECT 'acme', 'n ' || md5(g::text) || ' ''q"', g FROM generate_series(1, 100000) g;
+ANALYZE;
+"#;
+
+/// The differing keys of `t` of one kind, each as its key values joined by `|`.
+fn keys_by_kind(t: &TableReport, kind: DiffKind) -> BTreeSet<String> {
+    t.rows
+        .iter()
+        .filter(|r| r.kind == kind)
+        .map(|r| {
+            let k = r.key.as_ref().unwrap();
+            t.key_columns
+                .iter()
+                .map(|c| k[c].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// A composite primary key is ranged and bisected as a whole row value: with a single value in
+/// its leading column, the first pass still cuts the table into many chunks, a mismatching
+/// chunk still narrows down, and only a few percent of the rows are read one by one.
+#[tokio::test]
+async fn composite_keys_are_ranged_on_the_whole_key() {
+    let Some(install) = install_or_skip("diff_tables composite") else {
+        return;
+    };
+    let c = Cluster::start_primary(&install, ClusterOptions::new("diffcomposite"))
+        .await
+        .unwrap();
+    c.execute("CREATE DATABASE a").await.unwrap();
+    c.execute("CREATE DATABASE b").await.unwrap();
+    c.execute_in("a", COMPOSITE).await.unwrap();
+    c.execute_in("b", COMPOSITE).await.unwrap();
+    let b = c.connect_db("b").await.unwrap();
+    let names = |ns: &'static str| {
+        let b = &b;
+        async move {
+            let rows = b
+                .query(
+                    format!("SELECT name FROM public.tenant_names WHERE n IN ({ns}) ORDER BY n")
+                        .as_str(),
+                    &[],
+                )
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|r| format!("acme|{}", r.get::<_, String>(0)))
+                .collect::<BTreeSet<String>>()
+        }
+    };
+    let (deleted, updated) = (
+        names("7, 50000, 99998").await,
+        names("1, 777, 100000").await,
+    );
+    assert_eq!((deleted.len(), updated.len()), (3, 3));
+    // The new side ("b"): rows missing, extra and changed, scattered over the key range.
+    b.batch_execute(
+        "DELETE FROM public.tenant_rows WHERE (tenant, id) IN ((1, 10), (1, 50000), (2, 119999));
+         INSERT INTO public.tenant_rows VALUES (1, 150000, 'x'), (2, 5, 'x'), (3, 1, 'x');
+         UPDATE public.tenant_rows SET v = 'changed' WHERE (tenant, id) IN ((1, 777), (1, 99999), (2, 100001));
+         DELETE FROM public.tenant_names WHERE n IN (7, 50000, 99998);
+         INSERT INTO public.tenant_names VALUES ('acme', '', 0), ('acme', 'zz '' \"', 0), ('acmf', 'a', 0);
+         UPDATE public.tenant_names SET n = -n WHERE n IN (1, 777, 100000);",
+    )
+    .await
+    .unwrap();
+    let want_rows = [
+        (
+            DiffKind::MissingOnNew,
+            set(&["1|10", "1|50000", "2|119999"]),
+        ),
+        (DiffKind::ExtraOnNew, set(&["1|150000", "2|5", "3|1"])),
+        (DiffKind::Changed, set(&["1|777", "1|99999", "2|100001"])),
+    ];
+    let want_names = [
+        (DiffKind::MissingOnNew, deleted),
+        (
+            DiffKind::ExtraOnNew,
+            set(&["acme|", "acme|zz ' \"", "acmf|a"]),
+        ),
+        (DiffKind::Changed, updated),
+    ];
+    let filter = TableFilter::new(&["public.tenant_*".into()], &[], &[]).unwrap();
+    // Default chunking (256 rows per chunk), then big chunks that must be bisected.
+    for (chunk_rows, leaf_rows) in [(256, 1024), (20_000, 500)] {
+        let opts = DiffOptions {
+            chunk_rows,
+            leaf_rows,
+            filter: filter.clone(),
+            ..Default::default()
+        };
+        let r = run(&c, &opts).await;
+        let json = serde_json::to_string_pretty(&r).unwrap();
+        for (name, rows, want) in [
+            ("public.tenant_rows", 120_000u64, &want_rows),
+            ("public.tenant_names", 100_000, &want_names),
+        ] {
+            let t = table(&r, name);
+            assert!(t.error.is_none(), "{name}: {:?}", t.error);
+            for (kind, keys) in want.iter() {
+                assert_eq!(
+                    &keys_by_kind(t, *kind),
+                    keys,
+                    "{name} {kind:?} (chunk_rows {chunk_rows})"
+                );
+            }
+            assert_eq!(t.rows.len(), 9, "{name}: {json}");
+            assert!(t.rows_compared >= rows, "{name}: {}", t.rows_compared);
+            // With the leading column alone, the whole table is one range fetched row by row.
+            assert!(
+                t.rows_fetched * 20 < rows,
+                "{name} (chunk_rows {chunk_rows}): {} of {rows} rows fetched one by one",
+                t.rows_fetched
+            );
+            assert!(t.rows_fetched >= 9, "{name}: {}", t.rows_fetched);
+            if chunk_rows == 256 {
+                assert!(t.chunks > 100, "{name}: {} first-pass chunks", t.chunks);
+            } else {
+                // Each first-pass chunk holds far more than 5% of the rows: bisection narrowed.
+                assert!(t.chunks <= 12, "{name}: {} first-pass chunks", t.chunks);
+            }
+        }
+    }
+}
