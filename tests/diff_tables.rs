@@ -520,3 +520,129 @@ async fn composite_keys_are_ranged_on_the_whole_key() {
         }
     }
 }
+
+/// `--export-dir`: a NULL and an empty string stay apart in the CSV (and read back so with
+/// `COPY … (FORMAT csv, HEADER)`) and in the recovery script.
+#[tokio::test]
+async fn export_tells_null_from_empty_string() {
+    let Some(install) = install_or_skip("diff_tables export") else {
+        return;
+    };
+    let c = Cluster::start_primary(&install, ClusterOptions::new("diffexport"))
+        .await
+        .unwrap();
+    c.execute("CREATE DATABASE a").await.unwrap();
+    c.execute("CREATE DATABASE b").await.unwrap();
+    let setup = "CREATE TABLE public.t(id int PRIMARY KEY, a text, b text);
+                 INSERT INTO public.t VALUES (0, 'base', 'base');";
+    c.execute_in("a", setup).await.unwrap();
+    c.execute_in("b", setup).await.unwrap();
+    // The former side ("a") has rows the new side lacks, written by one "lost" transaction.
+    let a = c.connect_db("a").await.unwrap();
+    a.batch_execute(
+        "BEGIN; INSERT INTO public.t VALUES (1, NULL, ''), (2, '', NULL), \
+         (3, 'x,\"y\"' || chr(10) || 'z', '\\.')",
+    )
+    .await
+    .unwrap();
+    let xid: i64 = a
+        .query_one("SELECT txid_current()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    a.batch_execute("COMMIT").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = DiffOptions {
+        export_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let attribution = Attribution {
+        lost_xids: [xid as u32].into_iter().collect(),
+        new_side_first_xid: None,
+    };
+    let r = diff::compare_tables(
+        &params(&c, "b"),
+        &params(&c, "a"),
+        &SessionOptions::default(),
+        &opts,
+        &attribution,
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    let t = table(&r, "public.t");
+    assert_eq!(t.counts.lost_insert, 3, "{:?}", t.rows);
+    let ex = r.export.as_ref().unwrap();
+    let csv_name = ex.files.iter().find(|f| f.ends_with(".lost.csv")).unwrap();
+    let csv = std::fs::read(dir.path().join(csv_name)).unwrap();
+    assert_eq!(
+        String::from_utf8(csv.clone()).unwrap(),
+        format!(
+            "class,xmin,id,a,b\n\
+             lost_insert,{xid},1,,\"\"\n\
+             lost_insert,{xid},2,\"\",\n\
+             lost_insert,{xid},3,\"x,\"\"y\"\"\nz\",\"\\.\"\n"
+        )
+    );
+    // COPY reads the CSV back: NULL stays NULL, '' stays ''.
+    // (`xmin` is a system column name: the scratch table names that column otherwise.)
+    let pg = c.connect().await.unwrap();
+    pg.batch_execute("CREATE TABLE scratch(class text, lost_xmin bigint, id int, a text, b text)")
+        .await
+        .unwrap();
+    {
+        use futures_util::SinkExt;
+        let sink = pg
+            .copy_in("COPY scratch FROM STDIN (FORMAT csv, HEADER)")
+            .await
+            .unwrap();
+        let mut sink = std::pin::pin!(sink);
+        sink.send(bytes::Bytes::from(csv)).await.unwrap();
+        assert_eq!(sink.as_mut().finish().await.unwrap(), 3);
+    }
+    type Back = (i32, bool, Option<String>, bool, Option<String>);
+    let back: Vec<Back> = pg
+        .query(
+            "SELECT id, a IS NULL, a, b IS NULL, b FROM scratch ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect();
+    assert_eq!(
+        back,
+        vec![
+            (1, true, None, false, Some(String::new())),
+            (2, false, Some(String::new()), true, None),
+            (
+                3,
+                false,
+                Some("x,\"y\"\nz".into()),
+                false,
+                Some("\\.".into())
+            ),
+        ]
+    );
+    // The script uses NULL and '' literals; applied to the new side it makes both sides equal.
+    let script = std::fs::read_to_string(dir.path().join("recovery.sql")).unwrap();
+    for want in [
+        "VALUES ('1'::integer, NULL::text, ''::text) ON CONFLICT DO NOTHING;",
+        "VALUES ('2'::integer, ''::text, NULL::text) ON CONFLICT DO NOTHING;",
+    ] {
+        assert!(script.contains(want), "{want} not in\n{script}");
+    }
+    c.execute_in("b", &script).await.unwrap();
+    let r = run(
+        &c,
+        &DiffOptions {
+            filter: TableFilter::new(&["public.t".into()], &[], &[]).unwrap(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let t = table(&r, "public.t");
+    assert!(t.rows.is_empty(), "{:?}", t.rows);
+    assert_eq!(t.rows_compared, 4);
+}
