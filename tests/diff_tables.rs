@@ -479,11 +479,17 @@ async fn composite_keys_are_ranged_on_the_whole_key() {
         (DiffKind::Changed, updated),
     ];
     let filter = TableFilter::new(&["public.tenant_*".into()], &[], &[]).unwrap();
-    // Default chunking (256 rows per chunk), then big chunks that must be bisected.
-    for (chunk_rows, leaf_rows) in [(256, 1024), (20_000, 500)] {
+    // Default chunking (256 rows per chunk); the same cut into units of whole-key ranges by
+    // --max-rate (200,000 rows/s: 50,000-row units); big chunks that must be bisected.
+    for (chunk_rows, leaf_rows, max_rate) in [
+        (256, 1024, None),
+        (256, 1024, Some(MaxRate::Rows(200_000))),
+        (20_000, 500, None),
+    ] {
         let opts = DiffOptions {
             chunk_rows,
             leaf_rows,
+            max_rate,
             filter: filter.clone(),
             ..Default::default()
         };
