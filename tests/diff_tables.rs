@@ -381,3 +381,274 @@ impl diff::Planner for KeysPlanner {
         })
     }
 }
+
+/// Composite keys whose leading column has one or two values: one with integer columns, one
+/// with text columns (quotes, an empty string as a key part).
+const COMPOSITE: &str = r#"
+CREATE TABLE public.tenant_rows(tenant int, id int, v text, PRIMARY KEY (tenant, id));
+INSERT INTO public.tenant_rows
+SELECT CASE WHEN g <= 100000 THEN 1 ELSE 2 END, g, 'v' || g FROM generate_series(1, 120000) g;
+CREATE TABLE public.tenant_names(tenant text, name text, n int, PRIMARY KEY (tenant, name));
+INSERT INTO public.tenant_names
+SELECT 'acme', 'n ' || md5(g::text) || ' ''q"', g FROM generate_series(1, 100000) g;
+ANALYZE;
+"#;
+
+/// The differing keys of `t` of one kind, each as its key values joined by `|`.
+fn keys_by_kind(t: &TableReport, kind: DiffKind) -> BTreeSet<String> {
+    t.rows
+        .iter()
+        .filter(|r| r.kind == kind)
+        .map(|r| {
+            let k = r.key.as_ref().unwrap();
+            t.key_columns
+                .iter()
+                .map(|c| k[c].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// A composite primary key is ranged and bisected as a whole row value: with a single value in
+/// its leading column, the first pass still cuts the table into many chunks, a mismatching
+/// chunk still narrows down, and only a few percent of the rows are read one by one.
+#[tokio::test]
+async fn composite_keys_are_ranged_on_the_whole_key() {
+    let Some(install) = install_or_skip("diff_tables composite") else {
+        return;
+    };
+    let c = Cluster::start_primary(&install, ClusterOptions::new("diffcomposite"))
+        .await
+        .unwrap();
+    c.execute("CREATE DATABASE a").await.unwrap();
+    c.execute("CREATE DATABASE b").await.unwrap();
+    c.execute_in("a", COMPOSITE).await.unwrap();
+    c.execute_in("b", COMPOSITE).await.unwrap();
+    let b = c.connect_db("b").await.unwrap();
+    let names = |ns: &'static str| {
+        let b = &b;
+        async move {
+            let rows = b
+                .query(
+                    format!("SELECT name FROM public.tenant_names WHERE n IN ({ns}) ORDER BY n")
+                        .as_str(),
+                    &[],
+                )
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|r| format!("acme|{}", r.get::<_, String>(0)))
+                .collect::<BTreeSet<String>>()
+        }
+    };
+    let (deleted, updated) = (
+        names("7, 50000, 99998").await,
+        names("1, 777, 100000").await,
+    );
+    assert_eq!((deleted.len(), updated.len()), (3, 3));
+    // The new side ("b"): rows missing, extra and changed, scattered over the key range.
+    b.batch_execute(
+        "DELETE FROM public.tenant_rows WHERE (tenant, id) IN ((1, 10), (1, 50000), (2, 119999));
+         INSERT INTO public.tenant_rows VALUES (1, 150000, 'x'), (2, 5, 'x'), (3, 1, 'x');
+         UPDATE public.tenant_rows SET v = 'changed' WHERE (tenant, id) IN ((1, 777), (1, 99999), (2, 100001));
+         DELETE FROM public.tenant_names WHERE n IN (7, 50000, 99998);
+         INSERT INTO public.tenant_names VALUES ('acme', '', 0), ('acme', 'zz '' \"', 0), ('acmf', 'a', 0);
+         UPDATE public.tenant_names SET n = -n WHERE n IN (1, 777, 100000);",
+    )
+    .await
+    .unwrap();
+    let want_rows = [
+        (
+            DiffKind::MissingOnNew,
+            set(&["1|10", "1|50000", "2|119999"]),
+        ),
+        (DiffKind::ExtraOnNew, set(&["1|150000", "2|5", "3|1"])),
+        (DiffKind::Changed, set(&["1|777", "1|99999", "2|100001"])),
+    ];
+    let want_names = [
+        (DiffKind::MissingOnNew, deleted),
+        (
+            DiffKind::ExtraOnNew,
+            set(&["acme|", "acme|zz ' \"", "acmf|a"]),
+        ),
+        (DiffKind::Changed, updated),
+    ];
+    let filter = TableFilter::new(&["public.tenant_*".into()], &[], &[]).unwrap();
+    // Default chunking (256 rows per chunk); the same cut into units of whole-key ranges by
+    // --max-rate (200,000 rows/s: 50,000-row units); big chunks that must be bisected.
+    for (chunk_rows, leaf_rows, max_rate) in [
+        (256, 1024, None),
+        (256, 1024, Some(MaxRate::Rows(200_000))),
+        (20_000, 500, None),
+    ] {
+        let opts = DiffOptions {
+            chunk_rows,
+            leaf_rows,
+            max_rate,
+            filter: filter.clone(),
+            ..Default::default()
+        };
+        let r = run(&c, &opts).await;
+        let json = serde_json::to_string_pretty(&r).unwrap();
+        for (name, rows, want) in [
+            ("public.tenant_rows", 120_000u64, &want_rows),
+            ("public.tenant_names", 100_000, &want_names),
+        ] {
+            let t = table(&r, name);
+            assert!(t.error.is_none(), "{name}: {:?}", t.error);
+            for (kind, keys) in want.iter() {
+                assert_eq!(
+                    &keys_by_kind(t, *kind),
+                    keys,
+                    "{name} {kind:?} (chunk_rows {chunk_rows})"
+                );
+            }
+            assert_eq!(t.rows.len(), 9, "{name}: {json}");
+            assert!(t.rows_compared >= rows, "{name}: {}", t.rows_compared);
+            // With the leading column alone, the whole table is one range fetched row by row.
+            assert!(
+                t.rows_fetched * 20 < rows,
+                "{name} (chunk_rows {chunk_rows}): {} of {rows} rows fetched one by one",
+                t.rows_fetched
+            );
+            assert!(t.rows_fetched >= 9, "{name}: {}", t.rows_fetched);
+            if chunk_rows == 256 {
+                assert!(t.chunks > 100, "{name}: {} first-pass chunks", t.chunks);
+            } else {
+                // Each first-pass chunk holds far more than 5% of the rows: bisection narrowed.
+                assert!(t.chunks <= 12, "{name}: {} first-pass chunks", t.chunks);
+            }
+        }
+    }
+}
+
+/// `--export-dir`: a NULL and an empty string stay apart in the CSV (and read back so with
+/// `COPY … (FORMAT csv, HEADER)`) and in the recovery script.
+#[tokio::test]
+async fn export_tells_null_from_empty_string() {
+    let Some(install) = install_or_skip("diff_tables export") else {
+        return;
+    };
+    let c = Cluster::start_primary(&install, ClusterOptions::new("diffexport"))
+        .await
+        .unwrap();
+    c.execute("CREATE DATABASE a").await.unwrap();
+    c.execute("CREATE DATABASE b").await.unwrap();
+    let setup = "CREATE TABLE public.t(id int PRIMARY KEY, a text, b text);
+                 INSERT INTO public.t VALUES (0, 'base', 'base');";
+    c.execute_in("a", setup).await.unwrap();
+    c.execute_in("b", setup).await.unwrap();
+    // The former side ("a") has rows the new side lacks, written by one "lost" transaction.
+    let a = c.connect_db("a").await.unwrap();
+    a.batch_execute(
+        "BEGIN; INSERT INTO public.t VALUES (1, NULL, ''), (2, '', NULL), \
+         (3, 'x,\"y\"' || chr(10) || 'z', '\\.')",
+    )
+    .await
+    .unwrap();
+    let xid: i64 = a
+        .query_one("SELECT txid_current()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    a.batch_execute("COMMIT").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = DiffOptions {
+        export_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let attribution = Attribution {
+        lost_xids: [xid as u32].into_iter().collect(),
+        new_side_first_xid: None,
+    };
+    let r = diff::compare_tables(
+        &params(&c, "b"),
+        &params(&c, "a"),
+        &SessionOptions::default(),
+        &opts,
+        &attribution,
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    let t = table(&r, "public.t");
+    assert_eq!(t.counts.lost_insert, 3, "{:?}", t.rows);
+    let ex = r.export.as_ref().unwrap();
+    let csv_name = ex.files.iter().find(|f| f.ends_with(".lost.csv")).unwrap();
+    let csv = std::fs::read(dir.path().join(csv_name)).unwrap();
+    assert_eq!(
+        String::from_utf8(csv.clone()).unwrap(),
+        format!(
+            "class,xmin,id,a,b\n\
+             lost_insert,{xid},1,,\"\"\n\
+             lost_insert,{xid},2,\"\",\n\
+             lost_insert,{xid},3,\"x,\"\"y\"\"\nz\",\"\\.\"\n"
+        )
+    );
+    // COPY reads the CSV back: NULL stays NULL, '' stays ''.
+    // (`xmin` is a system column name: the scratch table names that column otherwise.)
+    let pg = c.connect().await.unwrap();
+    pg.batch_execute("CREATE TABLE scratch(class text, lost_xmin bigint, id int, a text, b text)")
+        .await
+        .unwrap();
+    {
+        use futures_util::SinkExt;
+        let sink = pg
+            .copy_in("COPY scratch FROM STDIN (FORMAT csv, HEADER)")
+            .await
+            .unwrap();
+        let mut sink = std::pin::pin!(sink);
+        sink.send(bytes::Bytes::from(csv)).await.unwrap();
+        assert_eq!(sink.as_mut().finish().await.unwrap(), 3);
+    }
+    type Back = (i32, bool, Option<String>, bool, Option<String>);
+    let back: Vec<Back> = pg
+        .query(
+            "SELECT id, a IS NULL, a, b IS NULL, b FROM scratch ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect();
+    assert_eq!(
+        back,
+        vec![
+            (1, true, None, false, Some(String::new())),
+            (2, false, Some(String::new()), true, None),
+            (
+                3,
+                false,
+                Some("x,\"y\"\nz".into()),
+                false,
+                Some("\\.".into())
+            ),
+        ]
+    );
+    // The script uses NULL and '' literals; applied to the new side it makes both sides equal.
+    let script = std::fs::read_to_string(dir.path().join("recovery.sql")).unwrap();
+    for want in [
+        "VALUES ('1'::integer, NULL::text, ''::text) ON CONFLICT DO NOTHING;",
+        "VALUES ('2'::integer, ''::text, NULL::text) ON CONFLICT DO NOTHING;",
+    ] {
+        assert!(script.contains(want), "{want} not in\n{script}");
+    }
+    c.execute_in("b", &script).await.unwrap();
+    let r = run(
+        &c,
+        &DiffOptions {
+            filter: TableFilter::new(&["public.t".into()], &[], &[]).unwrap(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let t = table(&r, "public.t");
+    assert!(t.rows.is_empty(), "{:?}", t.rows);
+    assert_eq!(t.rows_compared, 4);
+}

@@ -256,7 +256,8 @@ fn harmless_set(upper: &str) -> bool {
         .split(|c: char| c == '=' || c.is_whitespace())
         .next()
         .unwrap_or_default();
-    const PINNED: [&str; 9] = [
+    const PINNED: [&str; 10] = [
+        "JIT",
         "TIMEZONE",
         "DATESTYLE",
         "INTERVALSTYLE",

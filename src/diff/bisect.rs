@@ -1,6 +1,10 @@
 //! Comparing one table: first-pass chunk digests on both nodes, bisection of mismatching
 //! chunks into smaller key ranges (index range scans), then per-row key + digest for small
 //! ranges, and full rows only for the keys that differ.
+//!
+//! Ranges are on the whole primary key: a mismatching range of a composite key is split at
+//! keys sampled inside it (`FANOUT` quantiles of the whole key), not at values of its leading
+//! column, which may have a single value across the table.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
@@ -9,7 +13,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::catalog::TablePair;
-use super::chunk::{Bound, Chunking, KeyRange, Scope, TablePlan, WorkUnit};
+use super::chunk::{keys_of, Bound, Chunking, KeyColumns, KeyRange, Scope, TablePlan, WorkUnit};
 use super::classify::Attribution;
 use super::error::{DiffError, Node};
 use super::hash::{row_hash, text_array};
@@ -38,6 +42,9 @@ type Digests = BTreeMap<i64, (i64, String)>;
 pub struct TableOutcome {
     /// Rows compared (the larger side's count over the units).
     pub rows_compared: u64,
+    /// Rows whose key and digest were read one by one (the larger side's count per query);
+    /// every other row was compared inside a matching chunk digest.
+    pub rows_fetched: u64,
     /// First-pass chunks.
     pub chunks: u64,
     /// First-pass chunks whose digests differed.
@@ -149,12 +156,8 @@ impl<'a> TableDiff<'a> {
         }
     }
 
-    fn key_col(&self) -> (&str, &str) {
-        let c = self
-            .pair
-            .column(&self.pair.key[0])
-            .expect("key column is common");
-        (&c.name, &c.ty)
+    fn key(&self) -> KeyColumns {
+        KeyColumns::of(self.pair)
     }
 
     fn hash(&self) -> String {
@@ -187,18 +190,15 @@ impl<'a> TableDiff<'a> {
                 return self.leaf_batch(&[pred]).await;
             }
         };
-        let (kname, kty) = self.key_col();
-        let (kname, kty) = (kname.to_string(), kty.to_string());
+        let key = self.key();
         let bucket = match chunking {
             Chunking::IntStep { lo, step } => {
-                format!("(({}::int8 - {lo}) / {step})", ident(&kname))
+                format!("(({}::int8 - {lo}) / {step})", key.expr())
             }
-            Chunking::Bounds(b) => bounds_bucket(&kname, &kty, b),
+            Chunking::Bounds(b) => key.bucket_sql(b),
             Chunking::HashMask(_) | Chunking::Single => "0".into(),
         };
-        let (dn, df) = self
-            .digests(&bucket, &range.predicate(&kname, &kty))
-            .await?;
+        let (dn, df) = self.digests(&bucket, &range.predicate(&key)).await?;
         let keys: HashSet<i64> = dn.keys().chain(df.keys()).copied().collect();
         self.out.chunks += keys.len() as u64;
         let (mut tn, mut tf) = (0u64, 0u64);
@@ -224,13 +224,28 @@ impl<'a> TableDiff<'a> {
     }
 
     /// Digests per bucket on both nodes.
+    ///
+    /// A composite key's bucket (a `CASE` tree) is computed below an `OFFSET 0` fence: the
+    /// planner then estimates 200 groups instead of one per key, hashes in the parallel
+    /// workers and aggregates in a hash table. Without it, it sorted the rows and hashed
+    /// them in the leader alone: 3.5–4.1 s instead of 2.2–2.5 s for 1 M rows (2 cores), where
+    /// the integer path takes 2.2–2.4 s.
     async fn digests(&mut self, bucket: &str, pred: &str) -> Result<(Digests, Digests), DiffError> {
-        let sql = format!(
-            "SELECT {bucket}::int8, count(*)::int8, pg_catalog.bit_xor({})::text FROM {} \
-             WHERE {pred} GROUP BY 1",
-            self.hash(),
-            self.pair.sql_name()
-        );
+        let sql = if self.pair.key.len() > 1 {
+            format!(
+                "SELECT b::int8, count(*)::int8, pg_catalog.bit_xor(h)::text FROM \
+                 (SELECT {bucket} AS b, {} AS h FROM {} WHERE {pred} OFFSET 0) s GROUP BY 1",
+                self.hash(),
+                self.pair.sql_name()
+            )
+        } else {
+            format!(
+                "SELECT {bucket}::int8, count(*)::int8, pg_catalog.bit_xor({})::text FROM {} \
+                 WHERE {pred} GROUP BY 1",
+                self.hash(),
+                self.pair.sql_name()
+            )
+        };
         let (n, f) = self.both("computing chunk digests", &sql, &[]).await?;
         let parse = |rows: Vec<Row>| -> Digests {
             rows.iter()
@@ -256,8 +271,7 @@ impl<'a> TableDiff<'a> {
         chunking: &Chunking,
     ) -> Result<(), DiffError> {
         let int_key = matches!(chunking, Chunking::IntStep { .. });
-        let (kname, kty) = self.key_col();
-        let (kname, kty) = (kname.to_string(), kty.to_string());
+        let key = self.key();
         let mut leaves: Vec<KeyRange> = Vec::new();
         while let Some(p) = pending.pop() {
             if p.rows <= self.leaf_rows || p.depth >= MAX_DEPTH {
@@ -269,22 +283,20 @@ impl<'a> TableDiff<'a> {
                     (Some(Bound::Int(a)), Some(Bound::Int(b))) if b - a > 1 => {
                         let step = ((b - a) + FANOUT - 1) / FANOUT;
                         Some((
-                            format!("(({}::int8 - {a}) / {step})", ident(&kname)),
+                            format!("(({}::int8 - {a}) / {step})", key.expr()),
                             Chunking::IntStep { lo: *a, step },
                         ))
                     }
-                    _ => self.sub_bounds(&p.range, &kname, &kty).await?,
+                    _ => self.sub_bounds(&p.range, &key).await?,
                 }
             } else {
-                self.sub_bounds(&p.range, &kname, &kty).await?
+                self.sub_bounds(&p.range, &key).await?
             };
             let Some((bucket, sub)) = split else {
                 leaves.push(p.range);
                 continue;
             };
-            let (dn, df) = self
-                .digests(&bucket, &p.range.predicate(&kname, &kty))
-                .await?;
+            let (dn, df) = self.digests(&bucket, &p.range.predicate(&key)).await?;
             let keys: HashSet<i64> = dn.keys().chain(df.keys()).copied().collect();
             for b in keys {
                 let (n, f) = (dn.get(&b), df.get(&b));
@@ -299,50 +311,36 @@ impl<'a> TableDiff<'a> {
             }
         }
         for batch in leaves.chunks(RANGES_PER_QUERY) {
-            let preds: Vec<String> = batch.iter().map(|r| r.predicate(&kname, &kty)).collect();
+            let preds: Vec<String> = batch.iter().map(|r| r.predicate(&key)).collect();
             self.leaf_batch(&preds).await?;
         }
         Ok(())
     }
 
-    /// Boundaries inside `range` from the side with rows (new first), as a bucket expression.
+    /// Whole-key boundaries cutting `range` into `FANOUT` parts, from the side with rows (new
+    /// first), as a bucket expression.
     async fn sub_bounds(
         &mut self,
         range: &KeyRange,
-        kname: &str,
-        kty: &str,
+        key: &KeyColumns,
     ) -> Result<Option<(String, Chunking)>, DiffError> {
-        let fracs: Vec<f64> = (1..FANOUT).map(|i| i as f64 / FANOUT as f64).collect();
-        let sql = format!(
-            "SELECT pg_catalog.percentile_disc($1::float8[]) WITHIN GROUP (ORDER BY {k})::text[] \
-             FROM {t} WHERE {p}",
-            k = ident(kname),
-            t = self.pair.sql_name(),
-            p = range.predicate(kname, kty)
-        );
+        let source = format!("{} WHERE {}", self.pair.sql_name(), range.predicate(key));
+        let sql = key.quantiles_sql(&source, FANOUT as u64);
         let (n, f) = self
-            .both("choosing bisection boundaries", &sql, &[&fracs])
+            .both("choosing bisection boundaries", &sql, &[])
             .await?;
-        let get = |rows: &[Row]| -> Vec<String> {
-            rows.first()
-                .and_then(|r| r.get::<_, Option<Vec<Option<String>>>>(0))
-                .unwrap_or_default()
-                .into_iter()
-                .flatten()
-                .collect()
-        };
-        let mut b = get(&n);
+        let mut b = keys_of(&n);
         if b.is_empty() {
-            b = get(&f);
+            b = keys_of(&f);
         }
         b.dedup();
-        if let Some(Bound::Text(lo)) = &range.lo {
+        if let Some(Bound::Key(lo)) = &range.lo {
             b.retain(|x| x != lo);
         }
         if b.is_empty() {
             return Ok(None);
         }
-        Ok(Some((bounds_bucket(kname, kty, &b), Chunking::Bounds(b))))
+        Ok(Some((key.bucket_sql(&b), Chunking::Bounds(b))))
     }
 
     fn keys_predicate(&self, keys: &[Key]) -> String {
@@ -381,6 +379,7 @@ impl<'a> TableDiff<'a> {
             preds.join(" OR ")
         );
         let (n, f) = self.both("fetching row digests", &sql, &[]).await?;
+        self.out.rows_fetched += n.len().max(f.len()) as u64;
         self.throttle(n.len().max(f.len()) as u64).await;
         let index = |rows: &[Row]| -> HashMap<Key, i64> {
             rows.iter()
@@ -513,6 +512,7 @@ impl<'a> TableDiff<'a> {
              FROM {t} OFFSET 0) s WHERE (h & {mask}) = ANY($1::int8[])"
         );
         let (n, f) = self.both("fetching row digests", &sql, &[&bad]).await?;
+        self.out.rows_fetched += n.len().max(f.len()) as u64;
         self.throttle(tn.max(tf)).await;
         // digest → versions (xmin, ctid) per side.
         let group = |rows: &[Row]| -> BTreeMap<i64, Vec<(u32, String)>> {
@@ -624,15 +624,6 @@ fn to_map(
         .collect()
 }
 
-fn bounds_bucket(kname: &str, kty: &str, bounds: &[String]) -> String {
-    let lits: Vec<String> = bounds.iter().map(|b| typed(Some(b), kty)).collect();
-    format!(
-        "pg_catalog.width_bucket({}, ARRAY[{}])",
-        ident(kname),
-        lits.join(", ")
-    )
-}
-
 /// The key range of bucket `b` of `chunking`, clipped to `outer`.
 fn bucket_range(chunking: &Chunking, b: i64, outer: &KeyRange) -> KeyRange {
     match chunking {
@@ -660,12 +651,12 @@ fn bucket_range(chunking: &Chunking, b: i64, outer: &KeyRange) -> KeyRange {
                 lo: if j == 0 {
                     outer.lo.clone()
                 } else {
-                    Some(Bound::Text(bs[j - 1].clone()))
+                    Some(Bound::Key(bs[j - 1].clone()))
                 },
                 hi: if j >= bs.len() {
                     outer.hi.clone()
                 } else {
-                    Some(Bound::Text(bs[j].clone()))
+                    Some(Bound::Key(bs[j].clone()))
                 },
             }
         }

@@ -45,7 +45,7 @@ pub fn write_export(dir: &Path, report: &TablesReport) -> Result<ExportSummary, 
                     i + 1,
                     file_stem(db, &t.schema, &t.table)
                 );
-                let bytes = csv_bytes(t, &lost).map_err(|e| io(&dir.join(&name), e))?;
+                let bytes = csv_bytes(t, &lost);
                 write_atomic(dir, &name, &bytes)?;
                 summary.files.push(name);
             }
@@ -323,11 +323,14 @@ fn sequence_section(
     }
 }
 
-fn csv_bytes(t: &TableReport, rows: &[&RowDiff]) -> std::io::Result<Vec<u8>> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let mut head = vec!["class".to_string(), "xmin".to_string()];
-    head.extend(t.columns.iter().cloned());
-    w.write_record(&head)?;
+/// The CSV of one table's lost row versions: a header (`class`, `xmin`, the columns), then one
+/// line per version. It reads back with `COPY … FROM … (FORMAT csv, HEADER)`: NULL is an
+/// unquoted empty field and an empty string is `""`, which COPY's CSV format tells apart.
+fn csv_bytes(t: &TableReport, rows: &[&RowDiff]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut head = vec!["class", "xmin"];
+    head.extend(t.columns.iter().map(String::as_str));
+    csv_record(&mut out, head.into_iter().map(Some));
     for r in rows {
         // Lost deletes: the version the former primary deleted is the one still on the new side.
         let (v, class) = match r.class {
@@ -337,12 +340,133 @@ fn csv_bytes(t: &TableReport, rows: &[&RowDiff]) -> std::io::Result<Vec<u8>> {
             _ => (r.former.as_ref(), "conflict"),
         };
         let Some(v) = v else { continue };
-        let mut rec = vec![class.to_string(), v.xmin.to_string()];
-        for c in &t.columns {
-            rec.push(value(v, c).map(str::to_string).unwrap_or_default());
-        }
-        w.write_record(&rec)?;
+        let xmin = v.xmin.to_string();
+        let fields = [Some(class), Some(xmin.as_str())]
+            .into_iter()
+            .chain(t.columns.iter().map(|c| value(v, c)));
+        csv_record(&mut out, fields);
     }
-    w.into_inner()
-        .map_err(|e| std::io::Error::other(e.to_string()))
+    out
+}
+
+/// One CSV line (RFC 4180 quoting, `\n` terminated) in the form PostgreSQL's CSV `COPY`
+/// reads back exactly: `None` (NULL) is an unquoted empty field; an empty string is quoted
+/// (`""`); a value is quoted when it holds the delimiter, a quote, CR or LF, or is `\.` (the
+/// end-of-data marker of `COPY FROM STDIN`).
+fn csv_record<'a>(out: &mut Vec<u8>, fields: impl Iterator<Item = Option<&'a str>>) {
+    for (i, f) in fields.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let Some(v) = f else { continue };
+        let quote = v.is_empty() || v == "\\." || v.contains([',', '"', '\r', '\n']);
+        if !quote {
+            out.extend_from_slice(v.as_bytes());
+            continue;
+        }
+        out.push(b'"');
+        for c in v.bytes() {
+            if c == b'"' {
+                out.push(b'"');
+            }
+            out.push(c);
+        }
+        out.push(b'"');
+    }
+    out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::report::{ClassCounts, DiffKind, Method, Presence};
+
+    fn version(xmin: u32, values: &[(&str, Option<&str>)]) -> RowVersion {
+        RowVersion {
+            xmin,
+            values: values
+                .iter()
+                .map(|(c, v)| {
+                    (
+                        c.to_string(),
+                        v.map(|s| serde_json::Value::String(s.into()))
+                            .unwrap_or(serde_json::Value::Null),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn table(rows: Vec<RowDiff>) -> TableReport {
+        TableReport {
+            database: "db".into(),
+            schema: "public".into(),
+            table: "t".into(),
+            presence: Presence::Both,
+            schema_differences: Vec::new(),
+            method: Method::Full,
+            fallback_reason: None,
+            key_columns: vec!["id".into()],
+            columns: vec!["id".into(), "a".into(), "b, \"c\"".into()],
+            column_types: vec!["integer".into(), "text".into(), "text".into()],
+            generated_columns: Vec::new(),
+            rows_compared: 0,
+            rows_fetched: 0,
+            chunks: 0,
+            chunks_mismatched: 0,
+            queries: 0,
+            counts: ClassCounts::default(),
+            rows,
+            elapsed_ms: 0,
+            error: None,
+        }
+    }
+
+    fn lost(v: RowVersion) -> RowDiff {
+        RowDiff {
+            key: None,
+            kind: DiffKind::MissingOnNew,
+            class: RowClass::LostInsert,
+            former: Some(v),
+            new: None,
+        }
+    }
+
+    #[test]
+    fn csv_tells_null_from_empty_string() {
+        let t = table(vec![
+            lost(version(
+                7,
+                &[("id", Some("1")), ("a", None), ("b, \"c\"", Some(""))],
+            )),
+            lost(version(
+                8,
+                &[("id", Some("2")), ("a", Some("")), ("b, \"c\"", None)],
+            )),
+            lost(version(
+                9,
+                &[
+                    ("id", Some("3")),
+                    ("a", Some("x,\"y\"\r\nz")),
+                    ("b, \"c\"", Some("\\.")),
+                ],
+            )),
+        ]);
+        let rows: Vec<&RowDiff> = t.rows.iter().collect();
+        let bytes = csv_bytes(&t, &rows);
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            "class,xmin,id,a,\"b, \"\"c\"\"\"\n\
+             lost_insert,7,1,,\"\"\n\
+             lost_insert,8,2,\"\",\n\
+             lost_insert,9,3,\"x,\"\"y\"\"\r\nz\",\"\\.\"\n"
+        );
+        // The SQL keeps them apart too: a NULL literal and an empty string literal.
+        let c = Cols { t: &t };
+        assert_eq!(
+            c.insert(t.rows[0].former.as_ref().unwrap()),
+            "INSERT INTO \"public\".\"t\" (\"id\", \"a\", \"b, \"\"c\"\"\") \
+             VALUES ('1'::integer, NULL::text, ''::text) ON CONFLICT DO NOTHING;"
+        );
+    }
 }

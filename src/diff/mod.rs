@@ -396,6 +396,7 @@ async fn compare_one(
             .map(|c| c.name.clone())
             .collect(),
         rows_compared: 0,
+        rows_fetched: 0,
         chunks: 0,
         chunks_mismatched: 0,
         queries: 0,
@@ -454,6 +455,7 @@ async fn compare_one(
             .await?;
         tr.method = Method::Full;
         tr.rows_compared = out.rows_compared;
+        tr.rows_fetched = out.rows_fetched;
         if let Some(d) = decision {
             tr.method = d.method;
             tr.fallback_reason = d.fallback_reason;

@@ -248,6 +248,11 @@ pub struct TableReport {
     pub generated_columns: Vec<String>,
     /// Rows compared (the larger side's count).
     pub rows_compared: u64,
+    /// Rows whose key and digest were read one by one (the larger side's count): the rows of
+    /// the small ranges bisection ends with, of named keys, or of a keyless table's mismatching
+    /// digest buckets. The other rows were compared inside matching chunk digests.
+    #[serde(default)]
+    pub rows_fetched: u64,
     /// First-pass chunks.
     pub chunks: u64,
     /// Chunks whose digests differed (first pass).
