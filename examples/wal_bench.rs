@@ -92,8 +92,6 @@ fn main() -> anyhow::Result<()> {
     let mut read_ahead = false;
     // Decode only (no pg_waldump, no accounting pass): for profiling with perf.
     let mut ours_only = false;
-    // Decoding threads for the parallel run (WalDir::read_parallel); 1 = sequential only.
-    let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut waldump = PathBuf::from("/usr/lib/postgresql/15/bin/pg_waldump");
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -101,7 +99,6 @@ fn main() -> anyhow::Result<()> {
             "--tli" => tli = it.next().map(|s| s.parse()).transpose()?.unwrap_or(1),
             "--read-ahead" => read_ahead = true,
             "--ours-only" => ours_only = true,
-            "--threads" => threads = it.next().map(|s| s.parse()).transpose()?.unwrap_or(1),
             "--runs" => runs = it.next().map(|s| s.parse()).transpose()?.unwrap_or(3),
             "--pg-waldump" => waldump = it.next().map(PathBuf::from).unwrap_or(waldump),
             other => dir = Some(PathBuf::from(other)),
@@ -129,20 +126,7 @@ fn main() -> anyhow::Result<()> {
     let mut best_pg = f64::MAX;
     let mut pg_records = 0u64;
     let (mut cpu_ours, mut cpu_pg) = (f64::MAX, f64::MAX);
-    let (mut best_par, mut cpu_par, mut par_records) = (f64::MAX, f64::MAX, 0u64);
     for _ in 0..runs {
-        if threads > 1 {
-            // The same decode + stats over `threads` threads; must count the same records.
-            let c0 = cpu_secs(libc::RUSAGE_SELF);
-            let t = Instant::now();
-            let mut stats = WalStats::default();
-            for r in wal.read_parallel(start, None, threads) {
-                stats.add(&r?);
-            }
-            best_par = best_par.min(t.elapsed().as_secs_f64());
-            cpu_par = cpu_par.min(cpu_secs(libc::RUSAGE_SELF) - c0);
-            par_records = stats.total.count;
-        }
         let c0 = cpu_secs(libc::RUSAGE_SELF);
         let t = Instant::now();
         let mut stats = WalStats::default();
@@ -172,11 +156,6 @@ fn main() -> anyhow::Result<()> {
         pg_records = n;
     }
     let ours_rss = vm_hwm_kb();
-    if threads > 1 && par_records != nrec {
-        anyhow::bail!(
-            "the parallel reader counted {par_records} records, the sequential one {nrec}"
-        );
-    }
     if ours_only {
         println!(
             "failover-verify decoder + stats: {nrec} records, {:.2} s wall, {:.2} CPU-s, peak RSS {} MB",
@@ -184,12 +163,6 @@ fn main() -> anyhow::Result<()> {
             cpu_ours,
             ours_rss / 1024
         );
-        if threads > 1 {
-            println!(
-                "  on {threads} threads: {:.2} s wall, {:.2} CPU-s",
-                best_par, cpu_par
-            );
-        }
         return Ok(());
     }
 
@@ -227,15 +200,6 @@ fn main() -> anyhow::Result<()> {
         "ratio (pg_waldump time / ours): {:.2}x wall",
         best_pg / best_ours
     );
-    if threads > 1 {
-        println!(
-            "failover-verify on {threads} threads (read_parallel): {:.2} s, {:.0} MB/s, {:.2} CPU-s, {par_records} records; ratio to pg_waldump {:.2}x wall",
-            best_par,
-            mb / best_par,
-            cpu_par,
-            best_pg / best_par
-        );
-    }
     println!(
         "CPU seconds (user+sys, best run): ours {:.2} s ({:.0} MB per CPU-second), pg_waldump {:.2} s ({:.0} MB per CPU-second); ratio {:.2}x",
         cpu_ours,

@@ -85,6 +85,11 @@ impl ChunkBuf {
         v
     }
 
+    /// A dropped chunk's allocation, if one is free.
+    pub(crate) fn reclaim(&mut self) -> Option<Vec<u8>> {
+        self.free.take()
+    }
+
     /// The chunk holding `lsn`, if fed.
     fn chunk_at(&self, lsn: u64) -> Option<&(u64, Bytes)> {
         if lsn < self.start || lsn >= self.end {

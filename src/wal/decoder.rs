@@ -346,6 +346,11 @@ impl WalDecoder {
         self.buf.take_vec(cap)
     }
 
+    /// A consumed feed's memory, when one is free (for a reading thread to refill).
+    pub fn reclaim_buffer(&mut self) -> Option<Vec<u8>> {
+        self.buf.reclaim()
+    }
+
     /// Feeds `bytes` starting at `at` without copying them (see [`Self::feed_shared`]).
     pub fn feed_vec(&mut self, at: Lsn, bytes: Vec<u8>) -> Result<(), WalError> {
         self.feed_shared(at, Bytes::from(bytes))

@@ -16,7 +16,6 @@ pub mod decoder;
 pub mod error;
 pub mod heap;
 pub mod page;
-pub mod parallel;
 pub mod record;
 pub mod rmgr;
 pub mod segment;

@@ -161,11 +161,12 @@ impl WalDir {
         };
         let feed = if thread {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(READ_AHEAD_CHUNKS);
+            let (back, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
             let spawned = std::thread::Builder::new()
                 .name("wal-read-ahead".into())
-                .spawn(move || read_ahead(files, tx));
+                .spawn(move || read_ahead(files, tx, back_rx));
             match spawned {
-                Ok(_) => Feed::Thread { rx },
+                Ok(_) => Feed::Thread { rx, back },
                 Err(_) => Feed::Inline(SegmentFeeder {
                     dir: self.clone(),
                     end,
@@ -327,9 +328,16 @@ enum Chunk {
     Err(WalError),
 }
 
-fn read_ahead(mut files: SegmentFeeder, tx: std::sync::mpsc::SyncSender<Chunk>) {
+fn read_ahead(
+    mut files: SegmentFeeder,
+    tx: std::sync::mpsc::SyncSender<Chunk>,
+    back: std::sync::mpsc::Receiver<Vec<u8>>,
+) {
     loop {
-        let mut buf = Vec::with_capacity(CHUNK);
+        // A buffer the decoder is done with, else a new one.
+        let mut buf = back
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
         let msg = match files.fill(&mut buf, CHUNK) {
             Ok(Fill::Data { at, n, name }) => Chunk::Data { at, buf, n, name },
             Ok(Fill::Eof) => Chunk::Eof,
@@ -346,6 +354,8 @@ enum Feed {
     Inline(SegmentFeeder),
     Thread {
         rx: std::sync::mpsc::Receiver<Chunk>,
+        /// Buffers the decoder is done with, back to the reading thread.
+        back: std::sync::mpsc::Sender<Vec<u8>>,
     },
 }
 
@@ -393,14 +403,18 @@ impl WalDirReader {
                     Fill::Eof => Ok(false),
                 }
             }
-            Feed::Thread { rx } => match rx.recv() {
+            Feed::Thread { rx, back } => match rx.recv() {
                 Ok(Chunk::Data { at, buf, n, name }) => {
                     if let Some(name) = name {
                         self.decoder.set_source_name(Lsn(at), &name);
                     }
                     let mut buf = buf;
                     buf.truncate(n);
-                    self.decoder.feed_vec(Lsn(at), buf).map(|_| true)
+                    self.decoder.feed_vec(Lsn(at), buf)?;
+                    if let Some(done) = self.decoder.reclaim_buffer() {
+                        let _ = back.send(done);
+                    }
+                    Ok(true)
                 }
                 Ok(Chunk::Eof) | Err(_) => Ok(false),
                 Ok(Chunk::Err(e)) => Err(e),
