@@ -652,3 +652,69 @@ async fn export_tells_null_from_empty_string() {
     assert!(t.rows.is_empty(), "{:?}", t.rows);
     assert_eq!(t.rows_compared, 4);
 }
+
+/// One big table and `--jobs 3`: the two connection pairs with no table of their own take key
+/// ranges of it, and the result is the same, row for row, as on one connection.
+#[tokio::test]
+async fn one_big_table_is_split_over_idle_connections() {
+    let Some(install) = install_or_skip("diff_tables split") else {
+        return;
+    };
+    let c = Cluster::start_primary(&install, ClusterOptions::new("diffsplit"))
+        .await
+        .unwrap();
+    c.execute("CREATE DATABASE a").await.unwrap();
+    c.execute("CREATE DATABASE b").await.unwrap();
+    let setup = "CREATE TABLE public.big(id int PRIMARY KEY, v text);
+                 INSERT INTO public.big SELECT g, 'v' || g FROM generate_series(1, 300000) g;
+                 ANALYZE public.big;";
+    c.execute_in("a", setup).await.unwrap();
+    c.execute_in("b", setup).await.unwrap();
+    // Differences at both ends and in the middle, so that every part finds some.
+    c.execute_in(
+        "b",
+        "DELETE FROM public.big WHERE id IN (3, 150000, 299999);
+         INSERT INTO public.big VALUES (300001, 'x'), (0, 'x');
+         UPDATE public.big SET v = 'changed' WHERE id IN (1, 100000, 200000, 300000);
+         ANALYZE public.big;",
+    )
+    .await
+    .unwrap();
+    let filter = TableFilter::new(&["public.big".into()], &[], &[]).unwrap();
+    let mut seen = Vec::new();
+    for jobs in [1usize, 3] {
+        let opts = DiffOptions {
+            jobs,
+            filter: filter.clone(),
+            ..Default::default()
+        };
+        let r = run(&c, &opts).await;
+        let t = table(&r, "public.big");
+        assert!(t.error.is_none(), "jobs {jobs}: {:?}", t.error);
+        assert_eq!(t.connections, jobs as u64, "jobs {jobs}");
+        assert!(
+            t.rows_compared >= 300_000,
+            "jobs {jobs}: {}",
+            t.rows_compared
+        );
+        let by_kind: Vec<BTreeSet<String>> = [
+            DiffKind::MissingOnNew,
+            DiffKind::ExtraOnNew,
+            DiffKind::Changed,
+        ]
+        .iter()
+        .map(|k| keys_by_kind(t, *k))
+        .collect();
+        assert_eq!(
+            by_kind,
+            vec![
+                set(&["3", "150000", "299999"]),
+                set(&["0", "300001"]),
+                set(&["1", "100000", "200000", "300000"]),
+            ],
+            "jobs {jobs}"
+        );
+        seen.push((by_kind, t.chunks, t.counts.clone()));
+    }
+    assert_eq!(seen[0], seen[1], "one connection vs three");
+}
