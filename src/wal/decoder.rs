@@ -697,7 +697,10 @@ impl WalDecoder {
         }
         // Page headers only add bytes: wait until at least tot_len bytes are there.
         if self.fed_end.unwrap_or(self.buf_start) < lsn.saturating_add(u64::from(tot_len)) {
-            if self.slice(lsn, RECORD_HEADER_LEN).is_some() {
+            // Early check only for a header on one page: a header split by a page boundary
+            // continues after the next page's header, which is checked once it is all there.
+            let on_one_page = lsn % BLCKSZ + RECORD_HEADER_LEN as u64 <= BLCKSZ;
+            if on_one_page && self.slice(lsn, RECORD_HEADER_LEN).is_some() {
                 if let Some(r) = self.check_header(lsn, &[(lsn, RECORD_HEADER_LEN)])? {
                     return Ok(Step::End(lsn, r));
                 }
