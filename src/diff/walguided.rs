@@ -477,9 +477,20 @@ impl<'a> WalGuidedPlanner<'a> {
             return Ok(Err("its relfilenode is unknown on one node".into()));
         };
         if rn != rf {
+            let on_new = st.new.created.contains(&rn.heap);
+            let on_former = self.former.created.contains(&rf.heap);
+            let where_ = match (on_new, on_former) {
+                (true, false) => "rewritten on the new primary after the switchpoint",
+                (false, true) => {
+                    "rewritten on the former primary after the switchpoint (a lost rewrite)"
+                }
+                (true, true) => "rewritten on both nodes after the switchpoint",
+                (false, false) => "rewritten after the switchpoint",
+            };
             return Ok(Err(format!(
-                "its relfilenode differs between the nodes (new {}, former {}): rewritten after \
-                 the switchpoint (TRUNCATE, VACUUM FULL, CLUSTER or a rewriting ALTER TABLE)",
+                "{where_}: its relfilenode differs between the nodes (new {}, former {}); \
+                 TRUNCATE, VACUUM FULL, CLUSTER and a rewriting ALTER TABLE give a table new \
+                 storage, so tuple positions no longer match",
                 rn.heap, rf.heap
             )));
         }
