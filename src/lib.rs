@@ -20,4 +20,5 @@ pub mod report;
 pub mod sandbox;
 pub mod state;
 pub mod timeline;
+pub mod timing;
 pub mod wal;

@@ -5,6 +5,12 @@
 //! post-failover inserts, updates, deletes, conflicts, VACUUM, HOT pruning and line-pointer
 //! reuse on the new primary; a table truncated after the switchpoint and a keyless table (both
 //! fall back, with the reason); an untouched table (nothing read).
+//!
+//! A second scenario rewrites tables after the switchpoint (VACUUM FULL, CLUSTER and a
+//! rewriting ALTER TABLE on the new primary, VACUUM FULL on the former one) and then removes
+//! the new primary's WAL at the switchpoint: those tables, then every table, are compared in
+//! full in `auto` mode (and left undecided in `wal` mode), with the reason, and still report
+//! exactly what the full method reports.
 
 mod util;
 
@@ -114,6 +120,10 @@ async fn failover(install: &failover_verify::sandbox::PgInstall) -> Pair {
 }
 
 async fn compare(pair: &Pair, mode: &str) -> Value {
+    compare_schema(pair, mode, "w").await
+}
+
+async fn compare_schema(pair: &Pair, mode: &str, schema: &str) -> Value {
     let run = util::run_tool(&[
         "compare",
         "--new-primary",
@@ -123,7 +133,7 @@ async fn compare(pair: &Pair, mode: &str) -> Value {
         "--format",
         "json",
         "--schemas",
-        "w",
+        schema,
         "--chunk-rows",
         "64",
         "--no-checks",
@@ -255,4 +265,200 @@ async fn walguided_equals_full_row_for_row() {
     }
     let notes = strict["tables"]["warnings"].to_string();
     assert!(notes.contains("w.trunc: not compared"), "{notes}");
+}
+
+const REWRITES: &str = "
+CREATE SCHEMA r;
+CREATE TABLE r.vacfull(id int PRIMARY KEY, v text);
+CREATE TABLE r.clustered(id int PRIMARY KEY, v text);
+CREATE TABLE r.altered(id int PRIMARY KEY, v text, n int);
+CREATE TABLE r.former_vacfull(id int PRIMARY KEY, v text);
+CREATE TABLE r.plain(id int PRIMARY KEY, v text);
+INSERT INTO r.vacfull SELECT g, 'b' || g FROM generate_series(1, 3000) g;
+INSERT INTO r.clustered SELECT g, 'b' || g FROM generate_series(3000, 1, -1) g;
+INSERT INTO r.altered SELECT g, 'b' || g, g FROM generate_series(1, 3000) g;
+INSERT INTO r.former_vacfull SELECT g, 'b' || g FROM generate_series(1, 3000) g;
+INSERT INTO r.plain SELECT g, 'b' || g FROM generate_series(1, 3000) g;
+";
+
+/// Lost changes in every table of schema `r` (inserts, updates, deletes), then a lost
+/// VACUUM FULL of `r.former_vacfull` on the former primary.
+fn lost_rewrites() -> Vec<String> {
+    let mut v = Vec::new();
+    for t in ["vacfull", "clustered", "altered", "former_vacfull", "plain"] {
+        v.push(format!(
+            "INSERT INTO r.{t}(id, v) SELECT g, 'lost' || g FROM generate_series(5001, 5004) g"
+        ));
+        v.push(format!(
+            "UPDATE r.{t} SET v = 'lost-upd' WHERE id BETWEEN 1 AND 6"
+        ));
+        v.push(format!("DELETE FROM r.{t} WHERE id BETWEEN 11 AND 13"));
+    }
+    v.push("DELETE FROM r.former_vacfull WHERE id BETWEEN 100 AND 400".into());
+    v.push("VACUUM FULL r.former_vacfull".into());
+    v
+}
+
+/// Post-failover changes on the new primary, then the rewrites.
+const POST_REWRITES: &[&str] = &[
+    "UPDATE r.vacfull SET v = 'post' WHERE id BETWEEN 5 AND 8",
+    "DELETE FROM r.vacfull WHERE id BETWEEN 30 AND 300",
+    "VACUUM FULL r.vacfull",
+    "UPDATE r.clustered SET v = 'post' WHERE id BETWEEN 5 AND 8",
+    "CLUSTER r.clustered USING clustered_pkey",
+    "UPDATE r.altered SET v = 'post' WHERE id BETWEEN 5 AND 8",
+    "ALTER TABLE r.altered ALTER COLUMN n TYPE bigint",
+    "UPDATE r.former_vacfull SET v = 'post' WHERE id BETWEEN 5 AND 8",
+    "UPDATE r.plain SET v = 'post' WHERE id BETWEEN 5 AND 8",
+];
+
+/// The relfilenode of `r.<t>` on `c`.
+async fn relfilenode(c: &Cluster, t: &str) -> String {
+    let sql = format!("SELECT pg_relation_filenode('r.{t}')::text");
+    c.query_one_string(&sql).await.unwrap()
+}
+
+#[tokio::test]
+async fn rewrites_and_missing_wal_fall_back_to_the_full_comparison() {
+    let Some(install) = install_or_skip("walguided rewrites") else {
+        return;
+    };
+    let p = Cluster::start_primary(&install, opts("primary"))
+        .await
+        .unwrap();
+    let s = p.create_standby(opts("standby")).await.unwrap();
+    p.execute(REWRITES).await.unwrap();
+    s.wait_caught_up(&p).await.unwrap();
+    s.cut_off().await.unwrap();
+    let before = relfilenode(&p, "former_vacfull").await;
+    for sql in lost_rewrites() {
+        p.execute(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    assert_ne!(before, relfilenode(&p, "former_vacfull").await);
+    s.promote().await.unwrap();
+    let mut rewritten_new = BTreeMap::new();
+    for t in ["vacfull", "clustered", "altered"] {
+        rewritten_new.insert(t, relfilenode(&s, t).await);
+    }
+    for sql in POST_REWRITES {
+        s.execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    for (t, before) in &rewritten_new {
+        assert_ne!(before, &relfilenode(&s, t).await, "{t} was not rewritten");
+    }
+    p.isolate_as_standby().await.unwrap();
+    let pair = Pair { former: p, new: s };
+
+    let full = compare_schema(&pair, "full", "r").await;
+    let auto = compare_schema(&pair, "auto", "r").await;
+    let strict = compare_schema(&pair, "wal", "r").await;
+    let (tf, ta, ts) = (tables(&full), tables(&auto), tables(&strict));
+    let dump = |v: &Value| serde_json::to_string_pretty(&v["tables"]).unwrap();
+    let reason = |t: &Value| t["fallback_reason"].as_str().unwrap_or("").to_string();
+    let lost = |t: &Value| {
+        let c = &t["counts"];
+        ["lost_insert", "lost_update", "lost_delete", "conflict"]
+            .iter()
+            .map(|k| c[*k].as_u64().unwrap())
+            .sum::<u64>()
+    };
+
+    assert_eq!(tf.keys().collect::<Vec<_>>(), ta.keys().collect::<Vec<_>>());
+    for (name, f) in &tf {
+        assert_eq!(f["method"], "full", "{name}");
+        // Every table lost changes: the fallbacks below have something to find.
+        assert!(lost(f) >= 10, "{name}: {}", dump(&full));
+        let a = &ta[name];
+        assert!(a["error"].is_null(), "{name}: {}", a["error"]);
+        assert_eq!(rows(a), rows(f), "{name}: auto vs full\n{}", dump(&auto));
+        assert_eq!(a["counts"], f["counts"], "{name}");
+    }
+    // The control table is decided from the WAL: the fallbacks are per table.
+    assert_eq!(ta["plain"]["method"], "wal", "{}", dump(&auto));
+    assert_eq!(ts["plain"]["method"], "wal");
+    assert_eq!(rows(&ts["plain"]), rows(&tf["plain"]));
+
+    // Rewritten on the new primary after the promotion.
+    for name in ["vacfull", "clustered", "altered"] {
+        let why = reason(&ta[name]);
+        assert_eq!(ta[name]["method"], "full", "{name}: {why}");
+        assert!(
+            why.contains("rewritten on the new primary") && why.contains("VACUUM FULL"),
+            "{name}: {why}"
+        );
+    }
+    // Rewritten on the former primary by a lost VACUUM FULL.
+    let why = reason(&ta["former_vacfull"]);
+    assert_eq!(ta["former_vacfull"]["method"], "full", "{why}");
+    assert!(why.contains("rewritten on the former primary"), "{why}");
+    // The ALTER TABLE changed a column's type: a schema difference as well.
+    assert!(
+        ta["altered"]["schema_differences"]
+            .to_string()
+            .contains("type_differs"),
+        "{}",
+        ta["altered"]
+    );
+    // wal mode: the same reasons, nothing compared, an error that says so.
+    for name in ["vacfull", "clustered", "altered", "former_vacfull"] {
+        let t = &ts[name];
+        assert_eq!(t["method"], "none", "{name}");
+        assert_eq!(reason(t), reason(&ta[name]), "{name}");
+        assert!(
+            t["error"].as_str().unwrap().contains("not decided"),
+            "{name}"
+        );
+        assert!(t["rows"].as_array().unwrap().is_empty(), "{name}");
+    }
+
+    // The new primary's WAL at the switchpoint removed: no table can be decided from the WAL.
+    let seg = pair
+        .new
+        .query_one_string(&format!(
+            "SELECT pg_walfile_name('{}')",
+            pair.new
+                .history(pair.new.timeline().await.unwrap())
+                .unwrap()[0]
+                .switchpoint
+        ))
+        .await
+        .unwrap();
+    for sql in [
+        "ALTER SYSTEM SET wal_keep_size = 0",
+        "SELECT pg_reload_conf()",
+        "SELECT pg_switch_wal()",
+        "CHECKPOINT",
+        "SELECT pg_switch_wal()",
+        "CHECKPOINT",
+    ] {
+        pair.new.execute(sql).await.unwrap();
+    }
+    let left: i64 = pair
+        .new
+        .query_scalar(&format!(
+            "SELECT count(*) FROM pg_ls_waldir() WHERE name LIKE '{seg}%'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "{seg} is still in pg_wal");
+    let full2 = compare_schema(&pair, "full", "r").await;
+    let auto2 = compare_schema(&pair, "auto", "r").await;
+    let strict2 = compare_schema(&pair, "wal", "r").await;
+    let (tf2, ta2, ts2) = (tables(&full2), tables(&auto2), tables(&strict2));
+    for (name, f) in &tf2 {
+        assert_eq!(rows(f), rows(&tf[name]), "{name}: the data did not change");
+        let a = &ta2[name];
+        assert_eq!(a["method"], "full", "{name}: {}", dump(&auto2));
+        assert_eq!(rows(a), rows(f), "{name}");
+        assert_eq!(ts2[name]["method"], "none", "{name}");
+    }
+    let why = reason(&ta2["plain"]);
+    assert!(
+        why.contains("new primary") && why.contains(&seg),
+        "the reason names the missing segment: {why}"
+    );
 }

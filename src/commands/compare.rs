@@ -216,6 +216,7 @@ pub async fn run_with_progress(
         super::read_node(&input.new_primary, &input.session),
         former_read
     );
+    crate::timing::record("compare: read both nodes' facts", started);
     let mut findings = new.findings;
     let Some(new_facts) = new.facts else {
         return Err(CommandError::NewPrimary(
@@ -287,6 +288,7 @@ pub async fn run_with_progress(
             if let Some(source) = source {
                 let end = former_facts.as_ref().map(|_| d.former_end_lsn);
                 let names_from = former_facts.as_ref().and(input.former_primary.as_ref());
+                let t = Instant::now();
                 let (evidence, more) = evidence::gather(
                     &source,
                     names_from,
@@ -296,6 +298,7 @@ pub async fn run_with_progress(
                     end,
                 )
                 .await;
+                crate::timing::record("compare: former timeline's WAL", t);
                 findings.extend(more);
                 if let Err(e) = &evidence {
                     findings.push(evidence::unreadable_finding(e));
@@ -303,6 +306,7 @@ pub async fn run_with_progress(
                 if let Ok(mut ev) = evidence {
                     if let (Some(session), Some(end_lsn)) = (&former_session, ev.lost.end_lsn) {
                         // pg_walinspect wants the MAXALIGNed end of the last record.
+                        let t = Instant::now();
                         ev.transactions.walinspect = evidence::walinspect_check(
                             session,
                             switchpoint,
@@ -310,14 +314,18 @@ pub async fn run_with_progress(
                             ev.transactions.lost_commits,
                         )
                         .await;
+                        crate::timing::record("compare: pg_walinspect check", t);
                     }
                     settle_with_wal(&mut analysis, &ev, former_facts.is_none());
                     findings.extend(transaction_findings(&ev));
                     attribution = Some(ev.attribution());
-                    former_side = Some(crate::diff::walguided::SideWal::from_accounting(
-                        &ev.lost,
-                        std::mem::take(&mut ev.created_after_switchpoint),
-                    ));
+                    former_side = Some(
+                        crate::diff::walguided::SideWal::from_accounting(
+                            &ev.lost,
+                            std::mem::take(&mut ev.created_after_switchpoint),
+                        )
+                        .with_prepared_before_scan(&ev.prepared_before_scan),
+                    );
                     transactions = Some(ev.transactions);
                 }
             }
@@ -330,6 +338,7 @@ pub async fn run_with_progress(
             if matches!(analysis.verdict, Verdict::Loss | Verdict::NoLoss) =>
         {
             let attribution = attribution.unwrap_or_default();
+            let t = Instant::now();
             let result = match opts.mode {
                 crate::diff::TablesMode::Full => {
                     crate::diff::compare_tables(
@@ -363,6 +372,7 @@ pub async fn run_with_progress(
                     .await
                 }
             };
+            crate::timing::record("compare: row diff", t);
             match result {
                 Ok(t) => {
                     findings.extend(table_findings(&t));

@@ -239,10 +239,12 @@ async fn compare_database(
     progress: &dyn Progress,
     report: &mut TablesReport,
 ) -> Result<(), DiffError> {
+    let t = Instant::now();
     let (pn, pf) = tokio::join!(
         NodePool::open(Node::New, np, session, opts.jobs),
         NodePool::open(Node::Former, fp, session, opts.jobs)
     );
+    crate::timing::record("rows: open sessions and snapshots", t);
     let (pn, pf) = match (pn, pf) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), other) => {
@@ -268,8 +270,10 @@ async fn compare_database(
         report,
     )
     .await;
+    let t = Instant::now();
     pn.close().await;
     pf.close().await;
+    crate::timing::record("rows: close sessions", t);
     result
 }
 
@@ -301,11 +305,13 @@ async fn compare_in_pools(
             ));
         }
     }
+    let t = Instant::now();
     let (tn, tf) = tokio::join!(
         catalog::list_tables(pn, &opts.filter),
         catalog::list_tables(pf, &opts.filter)
     );
     let tables = catalog::pair_tables(db, tn?, tf?);
+    crate::timing::record("rows: list and pair tables", t);
     progress.event(ProgressEvent::Discovered {
         database: db,
         tables: tables.len(),
@@ -354,9 +360,11 @@ async fn compare_in_pools(
             .into_iter()
             .flatten(),
     );
+    let t = Instant::now();
     report
         .sequences
         .extend(sequences(db, &pn.sessions[0], &pf.sessions[0]).await);
+    crate::timing::record("rows: sequences", t);
     Ok(())
 }
 
@@ -503,7 +511,9 @@ async fn compare_one(
             tr.rows_compared = row.get::<_, i64>(0) as u64;
             return Ok(());
         }
+        let t = Instant::now();
         let plan = planner.plan(index, pair, sn, sf).await?;
+        crate::timing::record("rows: plan (table)", t);
         let decision = planner.decision(pair);
         progress.event(ProgressEvent::TableStarted {
             table: &name,
@@ -524,6 +534,7 @@ async fn compare_one(
             Vec::new()
         };
         let parts = split_plan(&plan, borrowed.len() + 1, opts.chunk_rows);
+        let t = Instant::now();
         let out = match parts {
             Some(parts) => {
                 let res = run_parts(
@@ -549,6 +560,7 @@ async fn compare_one(
                     .await?
             }
         };
+        crate::timing::record("rows: compare planned rows (table)", t);
         tr.method = Method::Full;
         tr.rows_compared = out.rows_compared;
         tr.rows_fetched = out.rows_fetched;

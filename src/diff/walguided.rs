@@ -57,6 +57,9 @@ pub struct SideWal {
     pub touched: Vec<TouchedTuple>,
     /// Top-level or subtransaction xid → top-level xid, for those commits.
     pub top_of: HashMap<u32, u32>,
+    /// Every xid whose commit or abort was decoded after the switchpoint (subtransactions of
+    /// commits included).
+    pub ended: HashSet<u32>,
     /// Relfilenodes created after the switchpoint (SMGR CREATE).
     pub created: BTreeSet<RelFileLocator>,
     /// (database OID, relation OID) truncated by those commits (heap TRUNCATE records).
@@ -70,6 +73,18 @@ pub struct SideWal {
 impl SideWal {
     /// From one timeline's accounting and the relfilenodes its scan saw created.
     pub fn from_accounting(lost: &LostTransactions, created: BTreeSet<RelFileLocator>) -> SideWal {
+        SideWal::build(lost, created, true)
+    }
+
+    /// `running_matters`: whether transactions already running where decoding began may have
+    /// made changes before it (not when decoding began at the new timeline's switchpoint:
+    /// nothing running there commits on the new timeline but prepared transactions, which
+    /// [`crate::evidence::scan::Scan::prepared_before_scan`] covers).
+    fn build(
+        lost: &LostTransactions,
+        created: BTreeSet<RelFileLocator>,
+        running_matters: bool,
+    ) -> SideWal {
         let mut top_of = HashMap::new();
         for c in &lost.lost_commits {
             top_of.insert(c.top_xid.0, c.top_xid.0);
@@ -80,6 +95,8 @@ impl SideWal {
         for t in &lost.touched_tuples {
             top_of.insert(t.xid.0, t.top_xid.0);
         }
+        let mut ended: HashSet<u32> = top_of.keys().copied().collect();
+        ended.extend(lost.aborts_after_switchpoint.iter().map(|a| a.xid.0));
         let truncated = lost
             .tables
             .iter()
@@ -87,7 +104,7 @@ impl SideWal {
             .map(|t| (t.rel.db, t.rel.rel))
             .collect();
         let mut incomplete = None;
-        if !lost.running_at_scan_start.is_empty() {
+        if running_matters && !lost.running_at_scan_start.is_empty() {
             incomplete = Some(format!(
                 "{} committed transaction(s) were already running where decoding began, so \
                  their earlier changes were not read",
@@ -102,11 +119,26 @@ impl SideWal {
         SideWal {
             touched: lost.touched_tuples.clone(),
             top_of,
+            ended,
             created,
             truncated,
             decoded_to: lost.end_lsn,
             incomplete,
         }
+    }
+
+    /// Marks the side incomplete when transactions committed after the switchpoint were
+    /// prepared before the decoded range (their changes were not read).
+    pub fn with_prepared_before_scan(mut self, xids: &[crate::lsn::Xid]) -> SideWal {
+        if let Some(x) = xids.first() {
+            self.incomplete = Some(format!(
+                "{} transaction(s) (xid {x}{}) committed after the switchpoint were prepared \
+                 before the WAL that was decoded, so their changes were not read",
+                xids.len(),
+                if xids.len() > 1 { ", ..." } else { "" }
+            ));
+        }
+        self
     }
 
     /// A side whose WAL could not be read: every table falls back.
@@ -115,6 +147,21 @@ impl SideWal {
             incomplete: Some(why.into()),
             ..SideWal::default()
         }
+    }
+
+    /// Whether every xid from `first` (the new primary's first after the promotion) up to the
+    /// snapshot's `xmax`, except those it saw running, ended in the decoded WAL: then every
+    /// commit the snapshot sees was decoded, whatever WAL is still unflushed. `false` when that
+    /// cannot be told cheaply (more than a million xids to check).
+    fn ended_all(&self, first: u32, snap: &XidSnapshot) -> bool {
+        let n = snap.xmax.wrapping_sub(first) as i32;
+        if !(0..=1_000_000).contains(&n) {
+            return false;
+        }
+        (0..n as u32)
+            .map(|i| first.wrapping_add(i))
+            .filter(|x| *x >= 3 && !snap.xip.contains(x))
+            .all(|x| self.ended.contains(&x))
     }
 
     /// Whether decoding reached `end` (an insert or replay position).
@@ -145,7 +192,9 @@ impl NewSideWal for NewSideSource {
         Box::pin(async move {
             match self.scan_to(end).await {
                 Ok(s) => {
-                    let mut side = SideWal::from_accounting(&s.lost, s.created_after_switchpoint);
+                    let running_matters = s.start < self.switchpoint;
+                    let mut side =
+                        SideWal::build(&s.lost, s.created_after_switchpoint, running_matters);
                     // `end` is a flush position, which may cut the last record in two: that
                     // record was not flushed, so no commit the snapshot sees is in it.
                     let cut = s.lost.end_of_wal.as_ref().is_some_and(|e| {
@@ -155,11 +204,12 @@ impl NewSideWal for NewSideSource {
                             }
                             && e.lsn < end
                     });
-                    if cut && s.lost.running_at_scan_start.is_empty() {
+                    let running = running_matters && !s.lost.running_at_scan_start.is_empty();
+                    if cut && !running {
                         side.incomplete = None;
                         side.decoded_to = Some(end);
                     }
-                    side
+                    side.with_prepared_before_scan(&s.prepared_before_scan)
                 }
                 Err(e) => SideWal::unreadable(format!("its WAL could not be read: {e}")),
             }
@@ -316,8 +366,10 @@ impl<'a> WalGuidedPlanner<'a> {
         const FORMER_SQL: &str = "SELECT (CASE WHEN pg_catalog.pg_is_in_recovery() \
                                   THEN pg_catalog.pg_last_wal_replay_lsn() \
                                   ELSE pg_catalog.pg_current_wal_insert_lsn() END)::text";
-        let (n, f) = tokio::join!(new_side_end(new), former.query_one(FORMER_SQL, &[]));
-        let new_end =
+        let t = std::time::Instant::now();
+        let (n, f) = tokio::join!(new_side_positions(new), former.query_one(FORMER_SQL, &[]));
+        crate::timing::record("wal plan: WAL positions", t);
+        let new_pos =
             n.map_err(|e| query_err(Node::New, new, pair, "reading the WAL position", e))?;
         let f =
             f.map_err(|e| query_err(Node::Former, former, pair, "reading the WAL position", e))?;
@@ -325,21 +377,30 @@ impl<'a> WalGuidedPlanner<'a> {
             .get::<_, Option<String>>(0)
             .and_then(|s| s.parse::<Lsn>().ok());
         let mut problem = None;
-        let side = match new_end {
+        let side = match new_pos {
             None => {
                 problem = Some("the new primary is in recovery: its WAL position moves".into());
                 Arc::new(SideWal::default())
             }
-            Some(end) => {
-                let mut cache = self.new_cache.lock().await;
-                let fresh = match cache.as_ref() {
-                    Some(c) if c.covers(end) => c.clone(),
-                    _ => {
-                        let s = Arc::new(self.new_source.read_to(end).await);
-                        *cache = Some(s.clone());
-                        s
-                    }
-                };
+            Some(pos) => {
+                let mut end = pos.flush;
+                let mut fresh = self.decoded_to(end).await;
+                // WAL inserted but not flushed yet may hold asynchronous commits the snapshot
+                // sees; they are on disk within three `wal_writer_delay`s. Wait for that only
+                // when some xid the snapshot sees as finished did not end in the decoded WAL.
+                let unflushed = pos.flush.0 + PAGE_HEADER_SLACK < pos.insert.0;
+                let settled = fresh.incomplete.is_none()
+                    && self
+                        .first_new_xid
+                        .is_some_and(|first| fresh.ended_all(first, &pos.snapshot));
+                if unflushed && !settled {
+                    let t = std::time::Instant::now();
+                    end = wait_for_flush(new, &pos)
+                        .await
+                        .map_err(|e| query_err(Node::New, new, pair, "waiting for a flush", e))?;
+                    crate::timing::record("wal plan: wait for the WAL writer", t);
+                    fresh = self.decoded_to(end).await;
+                }
                 if let Some(why) = &fresh.incomplete {
                     problem = Some(format!("new primary: {why}"));
                 } else if !fresh.covers(end) {
@@ -369,6 +430,21 @@ impl<'a> WalGuidedPlanner<'a> {
         Ok(st)
     }
 
+    /// The new side's changes decoded at least to `end` (from the cache when it covers it).
+    async fn decoded_to(&self, end: Lsn) -> Arc<SideWal> {
+        let mut cache = self.new_cache.lock().await;
+        match cache.as_ref() {
+            Some(c) if c.covers(end) => c.clone(),
+            _ => {
+                let t = std::time::Instant::now();
+                let s = Arc::new(self.new_source.read_to(end).await);
+                crate::timing::record("wal plan: new primary's WAL", t);
+                *cache = Some(s.clone());
+                s
+            }
+        }
+    }
+
     /// The keys to compare, or why the WAL cannot decide this table.
     async fn guided(
         &self,
@@ -391,7 +467,9 @@ impl<'a> WalGuidedPlanner<'a> {
         if let Some(why) = &st.problem {
             return Ok(Err(why.clone()));
         }
+        let t = std::time::Instant::now();
         let (rn, rf) = tokio::join!(rel_info(new, pair), rel_info(former, pair));
+        crate::timing::record("wal plan: relfilenodes", t);
         let rn = rn.map_err(|e| query_err(Node::New, new, pair, "reading the relfilenode", e))?;
         let rf =
             rf.map_err(|e| query_err(Node::Former, former, pair, "reading the relfilenode", e))?;
@@ -399,9 +477,20 @@ impl<'a> WalGuidedPlanner<'a> {
             return Ok(Err("its relfilenode is unknown on one node".into()));
         };
         if rn != rf {
+            let on_new = st.new.created.contains(&rn.heap);
+            let on_former = self.former.created.contains(&rf.heap);
+            let where_ = match (on_new, on_former) {
+                (true, false) => "rewritten on the new primary after the switchpoint",
+                (false, true) => {
+                    "rewritten on the former primary after the switchpoint (a lost rewrite)"
+                }
+                (true, true) => "rewritten on both nodes after the switchpoint",
+                (false, false) => "rewritten after the switchpoint",
+            };
             return Ok(Err(format!(
-                "its relfilenode differs between the nodes (new {}, former {}): rewritten after \
-                 the switchpoint (TRUNCATE, VACUUM FULL, CLUSTER or a rewriting ALTER TABLE)",
+                "{where_}: its relfilenode differs between the nodes (new {}, former {}); \
+                 TRUNCATE, VACUUM FULL, CLUSTER and a rewriting ALTER TABLE give a table new \
+                 storage, so tuple positions no longer match",
                 rn.heap, rf.heap
             )));
         }
@@ -471,6 +560,7 @@ impl<'a> WalGuidedPlanner<'a> {
                 })
                 .collect()
         };
+        let t = std::time::Instant::now();
         let w_new = writers(&per_side[0].2);
         let w_former = writers(&per_side[1].2);
         let mut keys: BTreeSet<Key> = BTreeSet::new();
@@ -517,6 +607,7 @@ impl<'a> WalGuidedPlanner<'a> {
                 }
             }
         }
+        crate::timing::record("wal plan: positional reads", t);
         let n = keys.len() as u64;
         let keys: Vec<Key> = keys.into_iter().collect();
         let units = keys
@@ -567,31 +658,105 @@ impl Planner for WalGuidedPlanner<'_> {
     }
 }
 
-/// Where the new primary's WAL must be decoded to for this snapshot: its flush position, once
-/// every commit inserted before the snapshot is flushed. Synchronous commits are flushed before
-/// they become visible; asynchronous ones within three `wal_writer_delay`s, so when WAL is
-/// inserted but not flushed the flush position is read again until it passes the insert
-/// position or that delay is over. `None` when the server is in recovery.
-async fn new_side_end(s: &Session) -> Result<Option<Lsn>, crate::pg::PgError> {
+/// A snapshot's xid horizon, from `pg_current_snapshot()` (xids truncated to 32 bits).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct XidSnapshot {
+    /// The first xid the snapshot sees as not yet started.
+    xmax: u32,
+    /// The xids it sees running.
+    xip: HashSet<u32>,
+}
+
+impl XidSnapshot {
+    /// From `xmin:xmax:xip,...` (`pg_snapshot` text).
+    fn parse(s: &str) -> Option<XidSnapshot> {
+        let mut parts = s.trim().split(':');
+        let _xmin = parts.next()?;
+        let xmax = parts.next()?.parse::<u64>().ok()? as u32;
+        let xip = match parts.next()? {
+            "" => HashSet::new(),
+            list => list
+                .split(',')
+                .map(|x| x.parse::<u64>().ok().map(|x| x as u32))
+                .collect::<Option<_>>()?,
+        };
+        Some(XidSnapshot { xmax, xip })
+    }
+}
+
+/// The new primary's WAL positions and snapshot, read once inside the comparison's snapshot.
+#[derive(Debug, Clone)]
+struct NewPositions {
+    flush: Lsn,
+    insert: Lsn,
+    wal_writer_delay_ms: u64,
+    snapshot: XidSnapshot,
+}
+
+/// Where the new primary's WAL must be decoded to for this snapshot: its flush position.
+/// Synchronous commits are flushed before they become visible, so the flush position read
+/// after the snapshot was taken covers them; asynchronous ones may still be unflushed (see
+/// [`wait_for_flush`]). `None` when the server is in recovery.
+async fn new_side_positions(s: &Session) -> Result<Option<NewPositions>, crate::pg::PgError> {
     const SQL: &str = "SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE \
         pg_catalog.pg_current_wal_flush_lsn()::text END, \
         CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE \
         pg_catalog.pg_current_wal_insert_lsn()::text END, \
-        (SELECT setting::int8 FROM pg_catalog.pg_settings WHERE name = 'wal_writer_delay')";
-    const FLUSH_SQL: &str = "SELECT pg_catalog.pg_current_wal_flush_lsn()::text";
+        pg_catalog.current_setting('wal_writer_delay'), \
+        pg_catalog.pg_current_snapshot()::text";
     let r = s.query_one(SQL, &[]).await?;
     let parse = |v: Option<String>| v.and_then(|t| t.parse::<Lsn>().ok());
-    let (Some(mut flush), Some(insert)) = (parse(r.get(0)), parse(r.get(1))) else {
+    let (Some(flush), Some(insert)) = (parse(r.get(0)), parse(r.get(1))) else {
         return Ok(None);
     };
-    let delay_ms = r.get::<_, Option<i64>>(2).unwrap_or(200).clamp(1, 10_000) as u64;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(3 * delay_ms + 50);
-    while flush.0 + PAGE_HEADER_SLACK < insert.0 && std::time::Instant::now() < deadline {
+    let delay: Option<String> = r.get(2);
+    Ok(Some(NewPositions {
+        flush,
+        insert,
+        wal_writer_delay_ms: delay.as_deref().and_then(parse_ms).unwrap_or(200),
+        // An unparsable snapshot reads as "nothing known to have ended": the wait decides.
+        snapshot: r
+            .get::<_, Option<String>>(3)
+            .as_deref()
+            .and_then(XidSnapshot::parse)
+            .unwrap_or(XidSnapshot {
+                xmax: u32::MAX,
+                xip: HashSet::new(),
+            }),
+    }))
+}
+
+/// `200ms`, `1s`, `150` (milliseconds) → milliseconds, clamped to 1 ms .. 10 s.
+fn parse_ms(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let (num, scale) = if let Some(n) = v.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = v.strip_suffix("min") {
+        (n, 60_000)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1000)
+    } else {
+        (v, 1)
+    };
+    Some((num.trim().parse::<u64>().ok()? * scale).clamp(1, 10_000))
+}
+
+/// Asynchronous commits reach disk within three `wal_writer_delay`s: reads the flush position
+/// again until it passes the insert position read with the snapshot, or that delay is over.
+async fn wait_for_flush(s: &Session, pos: &NewPositions) -> Result<Lsn, crate::pg::PgError> {
+    const FLUSH_SQL: &str = "SELECT pg_catalog.pg_current_wal_flush_lsn()::text";
+    let deadline = std::time::Instant::now()
+        + std::time::Duration::from_millis(3 * pos.wal_writer_delay_ms + 50);
+    let mut flush = pos.flush;
+    while flush.0 + PAGE_HEADER_SLACK < pos.insert.0 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let r = s.query_one(FLUSH_SQL, &[]).await?;
-        flush = parse(r.get(0)).unwrap_or(flush);
+        flush = r
+            .get::<_, Option<String>>(0)
+            .and_then(|t| t.parse::<Lsn>().ok())
+            .unwrap_or(flush);
     }
-    Ok(Some(flush))
+    Ok(flush)
 }
 
 /// The table's OID and relfilenodes (heap and TOAST) in the session's snapshot.
@@ -678,6 +843,47 @@ mod tests {
             Some((4294967295, 291))
         );
         assert_eq!(parse_tid("12,5"), None);
+    }
+
+    #[test]
+    fn snapshots_and_delays_parse() {
+        let s = XidSnapshot::parse("740:745:741,743").unwrap();
+        assert_eq!(s.xmax, 745);
+        assert_eq!(s.xip, HashSet::from([741, 743]));
+        // Epoch-qualified (xid8) values keep their low 32 bits.
+        let w = XidSnapshot::parse("4294967296:4294967300:").unwrap();
+        assert_eq!((w.xmax, w.xip.len()), (4, 0));
+        assert_eq!(XidSnapshot::parse("garbage"), None);
+        assert_eq!(parse_ms("200ms"), Some(200));
+        assert_eq!(parse_ms("1s"), Some(1000));
+        assert_eq!(parse_ms("150"), Some(150));
+        assert_eq!(parse_ms("1min"), Some(10_000));
+    }
+
+    #[test]
+    fn only_ended_xids_settle_the_snapshot() {
+        let side = SideWal {
+            ended: HashSet::from([700, 701, 703]),
+            ..SideWal::default()
+        };
+        let snap = |xmax: u32, xip: &[u32]| XidSnapshot {
+            xmax,
+            xip: xip.iter().copied().collect(),
+        };
+        // 700..=703 finished except 702, which the snapshot saw running.
+        assert!(side.ended_all(700, &snap(704, &[702])));
+        // 702 finished before the snapshot but its commit was not decoded: wait.
+        assert!(!side.ended_all(700, &snap(704, &[])));
+        // Nothing assigned since the promotion.
+        assert!(side.ended_all(700, &snap(700, &[])));
+        assert!(!side.ended_all(700, &snap(705, &[702])));
+        // Across wraparound, and too many to check.
+        let w = SideWal {
+            ended: HashSet::from([u32::MAX, 3]),
+            ..SideWal::default()
+        };
+        assert!(w.ended_all(u32::MAX, &snap(4, &[])));
+        assert!(!SideWal::default().ended_all(10, &snap(2_000_000, &[])));
     }
 
     #[test]

@@ -180,6 +180,8 @@ pub struct Evidence {
     pub lost: LostTransactions,
     /// Relfilenodes created on the former timeline after the switchpoint (for the row diff).
     pub created_after_switchpoint: BTreeSet<RelFileLocator>,
+    /// Lost COMMIT PREPAREDs whose PREPARE precedes the WAL that was read (for the row diff).
+    pub prepared_before_scan: Vec<Xid>,
 }
 
 /// Reads and accounts the WAL of timeline `tli` from `switchpoint` to `end` (or the end of
@@ -226,7 +228,17 @@ pub async fn gather(
             if *can_replicate {
                 let ropts = crate::node::replication_options(opts);
                 let r = step_back(
-                    |start| scan::scan_replication(params, &ropts, tli, start, end, switchpoint),
+                    |start| {
+                        scan::scan_replication(
+                            params,
+                            &ropts,
+                            tli,
+                            start,
+                            end,
+                            switchpoint,
+                            Some(*seg_size),
+                        )
+                    },
                     switchpoint,
                     *seg_size,
                 )
@@ -273,6 +285,14 @@ pub async fn gather(
             scan.start
         ));
     }
+    if !scan.prepared_before_scan.is_empty() {
+        caveats.push(format!(
+            "{} lost COMMIT PREPARED(s) commit transactions prepared before {}, the oldest WAL \
+             read; the changes they made are not counted",
+            scan.prepared_before_scan.len(),
+            scan.start
+        ));
+    }
     if let Some(e) = &scan.end {
         if !e.reason.is_clean() {
             caveats.push(format!("decoding stopped early: {e}"));
@@ -300,6 +320,7 @@ pub async fn gather(
             transactions,
             lost: scan.lost,
             created_after_switchpoint: scan.created_after_switchpoint,
+            prepared_before_scan: scan.prepared_before_scan,
         }),
         findings,
     )
@@ -345,8 +366,9 @@ where
             Ok(s) => {
                 // Also step back while no xid precedes the switchpoint in what was read: the
                 // row diff needs the new primary's first xid (the switchpoint horizon).
-                let done =
-                    s.lost.running_at_scan_start.is_empty() && s.new_side_first_xid.is_some();
+                let done = s.lost.running_at_scan_start.is_empty()
+                    && s.prepared_before_scan.is_empty()
+                    && s.new_side_first_xid.is_some();
                 best = Some(s);
                 if done {
                     break;

@@ -71,6 +71,9 @@ pub struct Scan {
     /// Relfilenodes created (SMGR CREATE) at or after the switchpoint: relations created or
     /// rewritten (TRUNCATE, VACUUM FULL, CLUSTER, rewriting ALTER TABLE) on this timeline.
     pub created_after_switchpoint: BTreeSet<RelFileLocator>,
+    /// Transactions COMMIT PREPARED at or after the switchpoint whose PREPARE lies before
+    /// the decoded range: the changes they made were not read.
+    pub prepared_before_scan: Vec<Xid>,
 }
 
 /// The relfilenode an SMGR CREATE record creates (rmgr 2, info 0x10), if `rec` is one.
@@ -88,6 +91,33 @@ pub fn smgr_created(rec: &DecodedRecord) -> Option<RelFileLocator> {
         db: u(4)?,
         rel: u(8)?,
     })
+}
+
+/// Finds COMMIT PREPAREDs after the switchpoint whose PREPARE was not decoded.
+#[derive(Debug, Default)]
+struct PreparedSeen {
+    prepared: std::collections::HashSet<u32>,
+    unmatched: Vec<Xid>,
+}
+
+impl PreparedSeen {
+    fn add(&mut self, rec: &DecodedRecord, switchpoint: Lsn) {
+        use crate::wal::xact::XactKind;
+        let Ok(Some(x)) = XactRecord::parse(rec) else {
+            return;
+        };
+        match x.kind {
+            XactKind::Prepare => {
+                self.prepared.insert(x.top_xid.0);
+            }
+            XactKind::CommitPrepared
+                if rec.lsn >= switchpoint && !self.prepared.contains(&x.top_xid.0) =>
+            {
+                self.unmatched.push(x.top_xid);
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Tracks the next xid the standby knew of when it replayed up to the switchpoint.
@@ -139,6 +169,7 @@ struct Scanner {
     switchpoint: Lsn,
     start: Lsn,
     created: BTreeSet<RelFileLocator>,
+    prepared: PreparedSeen,
 }
 
 impl Scanner {
@@ -154,6 +185,7 @@ impl Scanner {
             switchpoint,
             start,
             created: BTreeSet::new(),
+            prepared: PreparedSeen::default(),
         }
     }
 
@@ -172,6 +204,7 @@ impl Scanner {
                     } else if let Some(loc) = smgr_created(&rec) {
                         self.created.insert(loc);
                     }
+                    self.prepared.add(&rec, self.switchpoint);
                     self.accountant.add(&rec)?
                 }
                 Poll::NeedMore => return Ok(false),
@@ -192,11 +225,14 @@ impl Scanner {
             pg_version,
             new_side_first_xid: self.horizon.next.map(Xid),
             created_after_switchpoint: self.created,
+            prepared_before_scan: self.prepared.unmatched,
         })
     }
 }
 
 /// Streams `[start, end)` of timeline `tli` with `START_REPLICATION PHYSICAL` (no slot).
+/// `start` is a record boundary (or a page or segment start); streaming begins at its page.
+/// `seg_size` is needed when `start` is not on a segment's first page.
 pub async fn scan_replication(
     params: &ConnParams,
     opts: &ReplicationOptions,
@@ -204,10 +240,12 @@ pub async fn scan_replication(
     start: Lsn,
     end: Lsn,
     switchpoint: Lsn,
+    seg_size: Option<u64>,
 ) -> Result<Scan, ScanError> {
     let mut client = connect_replication(params, opts).await?;
-    let mut scanner = Scanner::new(start, end, switchpoint, None);
-    let mut stream = client.start_physical(start, tli).await?;
+    let mut scanner = Scanner::new(start, end, switchpoint, seg_size);
+    let page = Lsn(start.0 - start.0 % crate::wal::XLOG_BLCKSZ as u64);
+    let mut stream = client.start_physical(page, tli).await?;
     let mut done = false;
     // Stop after a short quiet spell once everything up to the end has been asked for: an idle
     // primary sends nothing more, and its insert position may lie a page header past its last
@@ -274,10 +312,15 @@ pub async fn scan_sql_files(
             });
         }
         while offset < seg_size as i64 {
+            // No more than what reaches `end` (plus a page, for the record that crosses it):
+            // a short range near the start of a segment should not read 4 MB.
+            let at_lsn = segno * seg_size + offset as u64;
+            let wanted = end.0.saturating_sub(at_lsn).saturating_add(2 * 8192);
+            let len = CHUNK.min(i64::try_from(wanted).unwrap_or(CHUNK));
             let row = session
                 .query_one(
                     "SELECT pg_read_binary_file('pg_wal/' || $1, $2, $3)",
-                    &[&name, &offset, &CHUNK],
+                    &[&name, &offset, &len],
                 )
                 .await?;
             let bytes: Vec<u8> = row.get(0);
@@ -310,6 +353,7 @@ pub fn scan_dir(
     let mut accountant = Accountant::new(switchpoint);
     let mut horizon = XidHorizon::default();
     let mut created = BTreeSet::new();
+    let mut prepared = PreparedSeen::default();
     for rec in reader.by_ref() {
         let rec = rec?;
         if rec.lsn < switchpoint {
@@ -317,6 +361,7 @@ pub fn scan_dir(
         } else if let Some(loc) = smgr_created(&rec) {
             created.insert(loc);
         }
+        prepared.add(&rec, switchpoint);
         accountant.add(&rec)?;
     }
     let end = reader.end_of_wal().cloned();
@@ -327,6 +372,7 @@ pub fn scan_dir(
         end,
         new_side_first_xid: horizon.next.map(Xid),
         created_after_switchpoint: created,
+        prepared_before_scan: prepared.unmatched,
     })
 }
 

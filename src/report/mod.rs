@@ -428,10 +428,13 @@ pub(crate) fn snake<T: serde::Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
-/// The per-table counts of the row diff: header and rows.
-pub(crate) fn row_diff_rows(t: &crate::diff::TablesReport) -> Vec<[String; 9]> {
+/// The per-table counts of the row diff: header and rows. `method` says how each table was
+/// compared (`wal`: only the keys the WAL of either node touched; `full`: every row; `none`:
+/// not compared) and the notes say why a table was not decided from the WAL.
+pub(crate) fn row_diff_rows(t: &crate::diff::TablesReport) -> Vec<[String; 10]> {
     let mut rows = vec![[
         "table".to_string(),
+        "method".into(),
         "compared".into(),
         "lost ins/upd/del".into(),
         "post-failover ins/upd/del".into(),
@@ -448,11 +451,18 @@ pub(crate) fn row_diff_rows(t: &crate::diff::TablesReport) -> Vec<[String; 9]> {
             .iter()
             .map(|d| format!("{} {}", d.kind, d.column.clone().unwrap_or_default()))
             .collect();
+        if let Some(why) = &x.fallback_reason {
+            // An undecided table's error already gives the reason.
+            if !x.error.as_deref().is_some_and(|e| e.contains(why.as_str())) {
+                notes.push(format!("not from the WAL: {why}"));
+            }
+        }
         if let Some(e) = &x.error {
             notes.push(format!("error: {e}"));
         }
         [
             format!("{}.{}.{}", x.database, x.schema, x.table),
+            snake(&x.method),
             x.rows_compared.to_string(),
             format!("{}/{}/{}", c.lost_insert, c.lost_update, c.lost_delete),
             format!(
@@ -514,4 +524,113 @@ pub(crate) fn differing_rows(t: &crate::diff::TablesReport, limit: usize) -> Vec
 /// Rows differing in all tables.
 pub(crate) fn differing_row_count(t: &crate::diff::TablesReport) -> usize {
     t.tables.iter().map(|x| x.rows.len()).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::{ClassCounts, Method, Presence, TableReport, TablesReport};
+
+    fn table(name: &str, method: Method, reason: Option<&str>, error: Option<&str>) -> TableReport {
+        TableReport {
+            database: "db".into(),
+            schema: "s".into(),
+            table: name.into(),
+            presence: Presence::Both,
+            schema_differences: Vec::new(),
+            method,
+            fallback_reason: reason.map(str::to_string),
+            key_columns: vec!["id".into()],
+            columns: vec!["id".into()],
+            column_types: vec!["integer".into()],
+            generated_columns: Vec::new(),
+            rows_compared: 7,
+            chunks: 0,
+            chunks_mismatched: 0,
+            queries: 0,
+            counts: ClassCounts::default(),
+            rows: Vec::new(),
+            elapsed_ms: 1,
+            error: error.map(str::to_string),
+        }
+    }
+
+    fn report() -> Report {
+        let rewritten = "relfilenode 1663/5/16390 was created after the switchpoint";
+        Report {
+            schema_version: SCHEMA_VERSION,
+            tool: "failover-verify test".into(),
+            generated_at: "2026-01-01T00:00:00Z".into(),
+            duration_ms: 1,
+            verdict: Verdict::Loss,
+            explanation: "test".into(),
+            incomplete: false,
+            new_primary: NodeSection::default(),
+            former_primary: NodeSection::default(),
+            divergence: None,
+            transactions: None,
+            tables: Some(TablesReport {
+                tables: vec![
+                    table("guided", Method::Wal, None, None),
+                    table("rewritten", Method::Full, Some(rewritten), None),
+                    table(
+                        "undecided",
+                        Method::None,
+                        Some("no primary key common to both nodes"),
+                        Some("not decided from the WAL: no primary key common to both nodes"),
+                    ),
+                ],
+                ..TablesReport::default()
+            }),
+            findings: Vec::new(),
+            checks: Vec::new(),
+            patroni: None,
+        }
+    }
+
+    fn rendered(format: Format) -> String {
+        let mut out = Vec::new();
+        render(&report(), format, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The line (or row) of one table in a rendered report.
+    fn line_of<'a>(text: &'a str, table: &str) -> &'a str {
+        text.lines()
+            .find(|l| l.contains(&format!("db.s.{table}")))
+            .unwrap_or_else(|| panic!("no line for {table} in\n{text}"))
+    }
+
+    #[test]
+    fn every_format_shows_the_method_and_the_fallback_reason() {
+        for format in [Format::Text, Format::Markdown, Format::Csv] {
+            let out = rendered(format);
+            if format != Format::Csv {
+                assert!(
+                    out.contains("method"),
+                    "{format:?}: no method column\n{out}"
+                );
+            }
+            let guided = line_of(&out, "guided");
+            assert!(guided.contains("wal"), "{format:?}: {guided}");
+            assert!(!guided.contains("full"), "{format:?}: {guided}");
+            let full = line_of(&out, "rewritten");
+            assert!(full.contains("full"), "{format:?}: {full}");
+            assert!(
+                full.contains("not from the WAL: relfilenode 1663/5/16390 was created"),
+                "{format:?}: {full}"
+            );
+            let none = line_of(&out, "undecided");
+            assert!(none.contains("none"), "{format:?}: {none}");
+            assert_eq!(
+                none.matches("no primary key common").count(),
+                1,
+                "{format:?}: the reason once: {none}"
+            );
+        }
+        let html = rendered(Format::Html);
+        assert!(html.contains("<th>method</th>"), "{html}");
+        assert!(html.contains("<td>wal</td>"));
+        assert!(html.contains("not from the WAL: relfilenode 1663/5/16390"));
+    }
 }
