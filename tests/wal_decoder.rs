@@ -135,7 +135,7 @@ fn a_header_split_by_a_page_boundary_waits_for_the_rest_of_the_record() {
             let mut fed = [false, false];
             let end = loop {
                 match d.poll().unwrap() {
-                    Poll::Record(x) => got.push(*x),
+                    Poll::Record(x) => got.push(x),
                     Poll::End(e) => break e,
                     Poll::NeedMore if !fed[0] => {
                         fed[0] = true;
