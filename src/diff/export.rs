@@ -415,7 +415,6 @@ mod tests {
             chunks: 0,
             chunks_mismatched: 0,
             queries: 0,
-            connections: 1,
             counts: ClassCounts::default(),
             rows,
             elapsed_ms: 0,

@@ -39,8 +39,7 @@ pub use report::{
 };
 
 use crate::pg::{self, ConnParams, Session, SessionOptions};
-use bisect::{ms_since, TableDiff, TableOutcome};
-use chunk::{Bound, Chunking, KeyRange, TablePlan};
+use bisect::{ms_since, TableDiff};
 use snapshot::NodePool;
 use throttle::RateLimiter;
 
@@ -318,18 +317,14 @@ async fn compare_in_pools(
     });
     let workers = pn.sessions.len().min(pf.sessions.len()).max(1);
     let next = AtomicUsize::new(0);
-    // Connection pairs whose worker ran out of tables: a table starting later splits its key
-    // ranges over them.
-    let idle: Mutex<Vec<usize>> = Mutex::new(Vec::new());
     let results: Mutex<Vec<Option<TableReport>>> = Mutex::new(vec![None; tables.len()]);
     let worker = |w: usize| {
-        let (tables, next, results, idle) = (&tables, &next, &results, &idle);
+        let (tables, next, results) = (&tables, &next, &results);
         async move {
             let (sn, sf) = (&pn.sessions[w], &pf.sessions[w]);
             loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 if i >= tables.len() {
-                    idle.lock().expect("idle lock").push(w);
                     return Ok::<(), DiffError>(());
                 }
                 let r = compare_one(
@@ -337,7 +332,6 @@ async fn compare_in_pools(
                     &tables[i],
                     sn,
                     sf,
-                    Helpers { idle, pn, pf },
                     opts,
                     attribution,
                     planner,
@@ -373,67 +367,12 @@ async fn savepoint(s: &Session, sql: &str) -> Result<(), pg::PgError> {
     s.simple_query(sql).await.map(|_| ())
 }
 
-/// The connection pairs a table may borrow while other workers have no table to compare.
-#[derive(Clone, Copy)]
-struct Helpers<'a> {
-    idle: &'a Mutex<Vec<usize>>,
-    pn: &'a NodePool,
-    pf: &'a NodePool,
-}
-
-/// Tables below this many estimated rows are not split over several connections.
-const SPLIT_MIN_ROWS: u64 = 200_000;
-
-/// Cuts a whole-table integer-key plan into `parts` ranges of whole first-pass chunks (the
-/// last one open-ended), or `None` when the plan is not of that kind.
-fn split_plan(plan: &TablePlan, parts: usize, chunk_rows: u64) -> Option<Vec<TablePlan>> {
-    let Chunking::IntStep { lo, step } = plan.chunking else {
-        return None;
-    };
-    if parts < 2 || plan.units.len() != 1 || plan.units[0].scope != Scope::All {
-        return None;
-    }
-    let chunks = (plan.estimated_rows / chunk_rows.max(1)).max(parts as u64) as i64;
-    let per = (chunks + parts as i64 - 1) / parts as i64;
-    let bound = |b: i64| lo.checked_add(b.checked_mul(step)?).map(Bound::Int);
-    let mut out = Vec::with_capacity(parts);
-    for j in 0..parts as i64 {
-        let lo_b = if j == 0 { None } else { Some(bound(j * per)?) };
-        let hi_b = if j + 1 == parts as i64 {
-            None
-        } else {
-            Some(bound((j + 1) * per)?)
-        };
-        out.push(TablePlan {
-            units: vec![WorkUnit {
-                table: plan.units[0].table,
-                scope: Scope::Range(KeyRange { lo: lo_b, hi: hi_b }),
-            }],
-            chunking: plan.chunking.clone(),
-            estimated_rows: plan.estimated_rows / parts as u64,
-            row_bytes: plan.row_bytes,
-        });
-    }
-    Some(out)
-}
-
-/// Adds one part's outcome to the table's.
-fn merge_outcome(into: &mut TableOutcome, part: TableOutcome) {
-    into.rows_compared += part.rows_compared;
-    into.rows_fetched += part.rows_fetched;
-    into.chunks += part.chunks;
-    into.chunks_mismatched += part.chunks_mismatched;
-    into.queries += part.queries;
-    into.rows.extend(part.rows);
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn compare_one(
     index: usize,
     pair: &TablePair,
     sn: &Session,
     sf: &Session,
-    helpers: Helpers<'_>,
     opts: &DiffOptions,
     attribution: &Attribution,
     planner: &dyn Planner,
@@ -469,7 +408,6 @@ async fn compare_one(
         chunks: 0,
         chunks_mismatched: 0,
         queries: 0,
-        connections: 1,
         counts: ClassCounts::default(),
         rows: Vec::new(),
         elapsed_ms: 0,
@@ -522,44 +460,10 @@ async fn compare_one(
         let on_rows = |rows: u64| {
             progress.event(ProgressEvent::RowsHashed { table: &name, rows });
         };
-        // Borrow idle connection pairs for a big table: its key ranges run side by side.
-        let borrowed: Vec<usize> = if plan.estimated_rows >= SPLIT_MIN_ROWS
-            && decision.is_none()
-            && split_plan(&plan, 2, opts.chunk_rows).is_some()
-        {
-            let mut idle = helpers.idle.lock().expect("idle lock");
-            let n = idle.len().min(opts.jobs.saturating_sub(1));
-            idle.drain(..n).collect()
-        } else {
-            Vec::new()
-        };
-        let parts = split_plan(&plan, borrowed.len() + 1, opts.chunk_rows);
         let t = Instant::now();
-        let out = match parts {
-            Some(parts) => {
-                let res = run_parts(
-                    pair,
-                    sn,
-                    sf,
-                    &borrowed,
-                    helpers,
-                    &parts,
-                    attribution,
-                    limiter,
-                    opts,
-                    &on_rows,
-                )
-                .await;
-                helpers.idle.lock().expect("idle lock").extend(&borrowed);
-                tr.connections = parts.len() as u64;
-                res?
-            }
-            None => {
-                TableDiff::new(pair, sn, sf, attribution, limiter, opts.leaf_rows, &on_rows)
-                    .run(&plan)
-                    .await?
-            }
-        };
+        let out = TableDiff::new(pair, sn, sf, attribution, limiter, opts.leaf_rows, &on_rows)
+            .run(&plan)
+            .await?;
         crate::timing::record("rows: compare planned rows (table)", t);
         tr.method = Method::Full;
         tr.rows_compared = out.rows_compared;
@@ -616,66 +520,6 @@ async fn compare_one(
         differences: tr.rows.len() as u64,
     });
     Ok(tr)
-}
-
-/// Runs `parts[0]` on (`sn`, `sf`) and `parts[k]` on the borrowed pair `borrowed[k-1]`, all at
-/// once, each borrowed session inside its own savepoint; merges the outcomes in key order.
-#[allow(clippy::too_many_arguments)]
-async fn run_parts(
-    pair: &TablePair,
-    sn: &Session,
-    sf: &Session,
-    borrowed: &[usize],
-    helpers: Helpers<'_>,
-    parts: &[TablePlan],
-    attribution: &Attribution,
-    limiter: Option<&RateLimiter>,
-    opts: &DiffOptions,
-    on_rows: &(dyn Fn(u64) + Sync),
-) -> Result<TableOutcome, DiffError> {
-    let mut pairs: Vec<(&Session, &Session)> = vec![(sn, sf)];
-    pairs.extend(
-        borrowed
-            .iter()
-            .map(|&w| (&helpers.pn.sessions[w], &helpers.pf.sessions[w])),
-    );
-    let name = pair.display_name();
-    let sp_err = |node: Node, s: &Session, e| DiffError::Query {
-        node,
-        target: s.target().to_string(),
-        table: format!("{}.{name}", pair.database),
-        what: "managing the per-table savepoint".into(),
-        source: e,
-    };
-    for &(bn, bf) in pairs.iter().skip(1) {
-        for (node, s) in [(Node::New, bn), (Node::Former, bf)] {
-            savepoint(s, "SAVEPOINT fv_table")
-                .await
-                .map_err(|e| sp_err(node, s, e))?;
-        }
-    }
-    let runs = pairs.iter().zip(parts).map(|(&(a, b), plan)| async move {
-        TableDiff::new(pair, a, b, attribution, limiter, opts.leaf_rows, on_rows)
-            .run(plan)
-            .await
-    });
-    let results = futures_util::future::join_all(runs).await;
-    let ok = results.iter().all(|r| r.is_ok());
-    for &(bn, bf) in pairs.iter().skip(1) {
-        let sql = if ok {
-            "RELEASE SAVEPOINT fv_table"
-        } else {
-            "ROLLBACK TO SAVEPOINT fv_table; RELEASE SAVEPOINT fv_table"
-        };
-        for (node, s) in [(Node::New, bn), (Node::Former, bf)] {
-            savepoint(s, sql).await.map_err(|e| sp_err(node, s, e))?;
-        }
-    }
-    let mut out = TableOutcome::default();
-    for r in results {
-        merge_outcome(&mut out, r?);
-    }
-    Ok(out)
 }
 
 /// Sequences whose `last_value` differs (best effort: an error yields nothing).

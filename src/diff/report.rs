@@ -259,9 +259,6 @@ pub struct TableReport {
     pub chunks_mismatched: u64,
     /// Queries sent per node.
     pub queries: u64,
-    /// Connections per node that worked on this table at once (key ranges split over the
-    /// `--jobs` connections that other tables left idle).
-    pub connections: u64,
     /// Counts per kind and class.
     pub counts: ClassCounts,
     /// Every differing row.

@@ -548,7 +548,6 @@ mod tests {
             chunks: 0,
             chunks_mismatched: 0,
             queries: 0,
-            connections: 1,
             rows_fetched: 0,
             counts: ClassCounts::default(),
             rows: Vec::new(),
