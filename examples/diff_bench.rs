@@ -151,8 +151,10 @@ async fn main() {
         // (one hashing scan per server, both at once) and our comparison; best of each.
         let floor_sql = format!("SELECT bit_xor(hashtextextended(t::text, 0)) FROM {t} t");
         both(&a, &b, &floor_sql).await;
+        // DIFF_BENCH_JOBS: connections per node (the CLI's --jobs; default 2).
         let dopts = DiffOptions {
             filter: TableFilter::new(&[format!("public.{t}")], &[], &[]).unwrap(),
+            jobs: env_u64("DIFF_BENCH_JOBS", DiffOptions::default().jobs as u64) as usize,
             ..Default::default()
         };
         let pa = ConnParams::parse(&a.conninfo(), &|_| None).unwrap();
