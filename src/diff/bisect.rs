@@ -247,17 +247,7 @@ impl<'a> TableDiff<'a> {
             )
         };
         let (n, f) = self.both("computing chunk digests", &sql, &[]).await?;
-        let parse = |rows: Vec<Row>| -> Digests {
-            rows.iter()
-                .map(|r| {
-                    (
-                        r.get::<_, i64>(0),
-                        (r.get::<_, i64>(1), r.get::<_, String>(2)),
-                    )
-                })
-                .collect()
-        };
-        let (n, f) = (parse(n), parse(f));
+        let (n, f) = (digests_of(n), digests_of(f));
         let rows = n.values().map(|v| v.0 as u64).sum::<u64>();
         (self.on_rows)(rows);
         self.throttle(rows).await;
@@ -481,17 +471,7 @@ impl<'a> TableDiff<'a> {
              FROM (SELECT {h} AS h FROM {t} OFFSET 0) s GROUP BY 1"
         );
         let (n, f) = self.both("computing chunk digests", &sql, &[]).await?;
-        let parse = |rows: Vec<Row>| -> Digests {
-            rows.iter()
-                .map(|r| {
-                    (
-                        r.get::<_, i64>(0),
-                        (r.get::<_, i64>(1), r.get::<_, String>(2)),
-                    )
-                })
-                .collect()
-        };
-        let (dn, df) = (parse(n), parse(f));
+        let (dn, df) = (digests_of(n), digests_of(f));
         let tn: u64 = dn.values().map(|v| v.0 as u64).sum();
         let tf: u64 = df.values().map(|v| v.0 as u64).sum();
         (self.on_rows)(tn);
@@ -625,6 +605,18 @@ fn to_map(
 }
 
 /// The key range of bucket `b` of `chunking`, clipped to `outer`.
+/// Chunk digests from rows of `(bucket int8, count int8, digest text)`.
+fn digests_of(rows: Vec<Row>) -> Digests {
+    rows.iter()
+        .map(|r| {
+            (
+                r.get::<_, i64>(0),
+                (r.get::<_, i64>(1), r.get::<_, String>(2)),
+            )
+        })
+        .collect()
+}
+
 fn bucket_range(chunking: &Chunking, b: i64, outer: &KeyRange) -> KeyRange {
     match chunking {
         Chunking::IntStep { lo, step } => {
