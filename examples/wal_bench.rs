@@ -2,7 +2,7 @@
 //! same segment files, in the same run. See BENCHMARKS.md.
 //!
 //! ```text
-//! cargo run --release --example wal_bench -- DIR [--tli 1] [--pg-waldump PATH] [--runs 3] [--read-ahead]
+//! cargo run --release --example wal_bench -- DIR [--tli 1] [--pg-waldump PATH] [--runs 3] [--ours-only]
 //! ```
 
 use std::path::PathBuf;
@@ -89,16 +89,17 @@ fn main() -> anyhow::Result<()> {
     let mut dir = None;
     let mut tli = 1u32;
     let mut runs = 3usize;
-    let mut read_ahead = false;
     // Decode only (no pg_waldump, no accounting pass): for profiling with perf.
     let mut ours_only = false;
+    // Measure only one of the two readers ("two" or "one" threads): for profiling.
+    let mut only: Option<bool> = None;
     let mut waldump = PathBuf::from("/usr/lib/postgresql/15/bin/pg_waldump");
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--tli" => tli = it.next().map(|s| s.parse()).transpose()?.unwrap_or(1),
-            "--read-ahead" => read_ahead = true,
             "--ours-only" => ours_only = true,
+            "--threads" => only = it.next().map(|s| s == "two"),
             "--runs" => runs = it.next().map(|s| s.parse()).transpose()?.unwrap_or(3),
             "--pg-waldump" => waldump = it.next().map(PathBuf::from).unwrap_or(waldump),
             other => dir = Some(PathBuf::from(other)),
@@ -117,35 +118,48 @@ fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no segments"))?;
     let start = segment_start(first, seg);
 
-    // Ours: decode + per-record stats (the work pg_waldump --stats=record does). Runs alternate
-    // with pg_waldump's below so both see the same machine load; the best of each is reported.
-    let mut best_ours = f64::MAX;
+    // Ours: decode + per-record stats (the work pg_waldump --stats=record does), on two threads
+    // (the default with a second CPU) and on one. Runs alternate with pg_waldump's so all see
+    // the same machine load; the best of each is reported.
     let mut end = Lsn(0);
     let mut first_lsn = Lsn(0);
     let mut nrec = 0u64;
+    let mut best = [f64::MAX; 2];
+    let mut cpu = [f64::MAX; 2];
     let mut best_pg = f64::MAX;
     let mut pg_records = 0u64;
-    let (mut cpu_ours, mut cpu_pg) = (f64::MAX, f64::MAX);
+    let mut cpu_pg = f64::MAX;
     for _ in 0..runs {
-        let c0 = cpu_secs(libc::RUSAGE_SELF);
-        let t = Instant::now();
-        let mut stats = WalStats::default();
-        let mut reader = if read_ahead {
-            wal.read_ahead(start, None)
-        } else {
-            wal.read(start, None)
-        };
-        for r in reader.by_ref() {
-            let r = r?;
-            if stats.total.count == 0 {
-                first_lsn = r.lsn;
+        for (i, pipelined) in [true, false].into_iter().enumerate() {
+            if only.is_some_and(|o| o != pipelined) {
+                continue;
             }
-            end = r.end_lsn;
-            stats.add(&r);
+            let c0 = cpu_secs(libc::RUSAGE_SELF);
+            let t = Instant::now();
+            let mut stats = WalStats::default();
+            let mut reader = if pipelined {
+                wal.read_pipelined(start, None)
+            } else {
+                wal.read_inline(start, None)
+            };
+            for r in reader.by_ref() {
+                let r = r?;
+                if stats.total.count == 0 {
+                    first_lsn = r.lsn;
+                }
+                end = r.end_lsn;
+                stats.add(&r);
+            }
+            best[i] = best[i].min(t.elapsed().as_secs_f64());
+            cpu[i] = cpu[i].min(cpu_secs(libc::RUSAGE_SELF) - c0);
+            if nrec != 0 && nrec != stats.total.count {
+                anyhow::bail!(
+                    "the two readers disagree: {nrec} and {} records",
+                    stats.total.count
+                );
+            }
+            nrec = stats.total.count;
         }
-        best_ours = best_ours.min(t.elapsed().as_secs_f64());
-        cpu_ours = cpu_ours.min(cpu_secs(libc::RUSAGE_SELF) - c0);
-        nrec = stats.total.count;
         if ours_only {
             continue;
         }
@@ -157,12 +171,16 @@ fn main() -> anyhow::Result<()> {
     }
     let ours_rss = vm_hwm_kb();
     if ours_only {
-        println!(
-            "failover-verify decoder + stats: {nrec} records, {:.2} s wall, {:.2} CPU-s, peak RSS {} MB",
-            best_ours,
-            cpu_ours,
-            ours_rss / 1024
-        );
+        for (i, what) in ["two threads", "one thread"].iter().enumerate() {
+            if best[i] == f64::MAX {
+                continue;
+            }
+            println!(
+                "failover-verify decoder + stats ({what}): {nrec} records, {:.2} s wall, {:.2} CPU-s",
+                best[i], cpu[i]
+            );
+        }
+        println!("peak RSS {} MB", ours_rss / 1024);
         return Ok(());
     }
 
@@ -178,12 +196,15 @@ fn main() -> anyhow::Result<()> {
     let pg_rss = children_maxrss_kb();
     let mb = (end.0 - first_lsn.0) as f64 / 1e6;
     println!("WAL range: {first_lsn} .. {end} ({mb:.0} MB, {nrec} records; pg_waldump counted {pg_records})");
-    println!(
-        "failover-verify decoder + stats: {:.2} s, {:.0} MB/s, peak RSS {} MB",
-        best_ours,
-        mb / best_ours,
-        ours_rss / 1024
-    );
+    for (i, what) in ["two threads", "one thread "].iter().enumerate() {
+        println!(
+            "failover-verify decoder + stats, {what}: {:.2} s, {:.0} MB/s, {:.2} CPU-s",
+            best[i],
+            mb / best[i],
+            cpu[i]
+        );
+    }
+    println!("failover-verify peak RSS: {} MB", ours_rss / 1024);
     println!(
         "failover-verify decoder + accounting: {:.2} s, {:.0} MB/s ({} lost commits in the last 10%)",
         acc_time,
@@ -197,16 +218,15 @@ fn main() -> anyhow::Result<()> {
         pg_rss / 1024
     );
     println!(
-        "ratio (pg_waldump time / ours): {:.2}x wall",
-        best_pg / best_ours
+        "ratio (pg_waldump time / ours): two threads {:.2}x, one thread {:.2}x wall",
+        best_pg / best[0],
+        best_pg / best[1]
     );
     println!(
-        "CPU seconds (user+sys, best run): ours {:.2} s ({:.0} MB per CPU-second), pg_waldump {:.2} s ({:.0} MB per CPU-second); ratio {:.2}x",
-        cpu_ours,
-        mb / cpu_ours,
+        "CPU seconds (user+sys, best run): pg_waldump {:.2} s; ratio pg_waldump/ours: two threads {:.2}x, one thread {:.2}x",
         cpu_pg,
-        mb / cpu_pg,
-        cpu_pg / cpu_ours
+        cpu_pg / cpu[0],
+        cpu_pg / cpu[1]
     );
     println!(
         "load average at the end: {}",

@@ -20,16 +20,34 @@ fn decode_dir(
     Option<failover_verify::wal::EndOfWal>,
 ) {
     let d = WalDir::with_segment_size(dir, TimelineId(1), meta().seg_size).unwrap();
-    let mut it = d.read(start, end);
-    let mut recs = Vec::new();
-    let mut err = None;
-    for r in it.by_ref() {
-        match r {
-            Ok(r) => recs.push(r),
-            Err(e) => err = Some(e),
+    // Both readers: on one thread, and on two (CRCs checked on either thread). They must
+    // give the same records, the same error and the same end of WAL.
+    let mut runs = [true, false].map(|pipelined| {
+        let mut it = if pipelined {
+            d.read_pipelined(start, end)
+        } else {
+            d.read_inline(start, end)
+        };
+        assert_eq!(it.is_pipelined(), pipelined);
+        let mut recs = Vec::new();
+        let mut err = None;
+        for r in it.by_ref() {
+            match r {
+                Ok(r) => recs.push(r),
+                Err(e) => err = Some(e),
+            }
         }
-    }
-    (recs, err, it.end_of_wal().cloned())
+        (recs, err, it.end_of_wal().cloned())
+    });
+    let [two, one] = &mut runs;
+    assert!(two.0 == one.0, "the readers disagree on the records");
+    assert_eq!(
+        two.1.as_ref().map(|e| e.to_string()),
+        one.1.as_ref().map(|e| e.to_string())
+    );
+    assert_eq!(two.2, one.2);
+    let [two, _] = runs;
+    two
 }
 
 fn seg_name(lsn: Lsn) -> String {

@@ -247,26 +247,36 @@ fn learns_segment_size_and_version_from_the_long_header() {
 }
 
 #[test]
-fn read_ahead_and_inline_readers_agree() {
+fn pipelined_and_inline_readers_agree() {
     let m = meta();
     let d = WalDir::open(fixture_dir(), TimelineId(1)).unwrap();
-    let mut inline = d.read_ahead(m.start, None);
-    let got: Vec<_> = inline.by_ref().map(|r| r.unwrap()).collect();
+    let mut two = d.read_pipelined(m.start, None);
+    assert!(two.is_pipelined());
+    let got: Vec<_> = two.by_ref().map(|r| r.unwrap()).collect();
     assert_eq!(&got, all());
     assert_eq!(
-        inline.end_of_wal().unwrap().reason,
+        two.end_of_wal().unwrap().reason,
         EndReason::EndOfInput {
             partial_record: false
         }
     );
+    let mut one = d.read_inline(m.start, None);
+    assert!(!one.is_pipelined());
+    assert_eq!(one.by_ref().count(), got.len());
+    assert_eq!(two.end_of_wal(), one.end_of_wal());
+    assert_eq!(two.version(), one.version());
+    assert_eq!(two.system_id(), one.system_id());
+    assert!(two.system_id().is_some());
+    assert_eq!(two.segment_size(), m.seg_size);
     // With an end LSN, both stop at the same record.
     let a: Vec<_> = d
-        .read_ahead(m.start, Some(m.switchpoint))
+        .read_pipelined(m.start, Some(m.switchpoint))
         .map(|r| r.unwrap().lsn)
         .collect();
     let b: Vec<_> = d
-        .read(m.start, Some(m.switchpoint))
+        .read_inline(m.start, Some(m.switchpoint))
         .map(|r| r.unwrap().lsn)
         .collect();
     assert_eq!(a, b);
+    assert!(!a.is_empty() && a.len() < got.len());
 }

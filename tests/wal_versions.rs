@@ -35,7 +35,7 @@ fn every_version_matches_the_servers_xact_status() {
             },
             "pg{v}"
         );
-        assert_eq!(it.decoder().version().map(|x| x.0), Some(v));
+        assert_eq!(it.version().map(|x| x.0), Some(v));
         assert!(recs.len() > 1000, "pg{v}: {} records", recs.len());
         // Full-page images: the bimg_info bits moved in 15; every image here is applied.
         let images: Vec<_> = recs

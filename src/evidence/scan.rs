@@ -367,7 +367,7 @@ pub fn scan_dir(
     let end = reader.end_of_wal().cloned();
     Ok(Scan {
         start,
-        pg_version: reader.decoder().version().map(|v| v.0),
+        pg_version: reader.version().map(|v| v.0),
         lost: accountant.finish(end.clone()),
         end,
         new_side_first_xid: horizon.next.map(Xid),

@@ -102,6 +102,11 @@ impl ChunkBuf {
             .find(|(s, b)| lsn >= *s && lsn < s + b.len() as u64)
     }
 
+    /// The chunk (first LSN, bytes) holding `lsn`, shared.
+    pub(crate) fn chunk_containing(&self, lsn: u64) -> Option<&(u64, Bytes)> {
+        self.chunk_at(lsn)
+    }
+
     /// `len` bytes at `lsn` when fed and inside one chunk (always so within a page).
     pub(crate) fn slice(&self, lsn: u64, len: usize) -> Option<&[u8]> {
         if len == 0 {

@@ -6,6 +6,11 @@
 //! loop { match d.poll()? { Poll::Record(r) => .., Poll::NeedMore => feed, Poll::End(e) => break } }
 //! ```
 //!
+//! [`WalDecoder::poll`] is [`WalDecoder::poll_frame`] (find and check the next record: the
+//! sequential part) followed by [`WalDecoder::parse_frame`]. A reader may do the second half
+//! elsewhere: [`WalDecoder::share_chunks`] hands out the bytes, [`parse_frame_in`] parses them,
+//! and with [`WalDecoder::defer_crc`] [`check_frame_crc`] checks them (`wal::pipeline` does).
+//!
 //! # End of WAL versus corruption
 //!
 //! PostgreSQL (recovery and `pg_waldump`) stops at the first record it cannot read and calls
@@ -22,13 +27,15 @@
 
 use bytes::{Buf, Bytes};
 use serde::Serialize;
+use smallvec::SmallVec;
 
 use crate::lsn::{Lsn, SystemId, TimelineId};
 use crate::wal::buffer::ChunkBuf;
 use crate::wal::error::{FileCtx, WalError};
 use crate::wal::page::{valid_seg_size, PageHeader, PgVersion, XLP_ALL_FLAGS, XLP_LONG_HEADER};
 use crate::wal::record::{
-    parse_record, record_crc, DecodedRecord, RecordHeader, RECORD_HEADER_LEN,
+    parse_record_bytes, record_crc_pieces, DecodedRecord, RecordBytes, RecordHeader,
+    RECORD_HEADER_LEN,
 };
 use crate::wal::XLOG_BLCKSZ;
 
@@ -177,6 +184,109 @@ pub enum Poll {
     End(EndOfWal),
 }
 
+/// A record that was found and checked (record header, continuation pages, CRC-32C) but not
+/// yet parsed: where its bytes lie. Finding records is sequential; parsing them is not, so a
+/// reader may hand frames to another thread ([`crate::wal::source`] does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// Where the record starts.
+    pub lsn: Lsn,
+    /// Where it ends.
+    pub end_lsn: Lsn,
+    /// Its xl_prev.
+    pub prev: Lsn,
+    /// The PostgreSQL version of its page (from the page magic).
+    pub version: PgVersion,
+    /// Whether its CRC-32C was checked (always, unless [`WalDecoder::defer_crc`]).
+    pub crc_checked: bool,
+    /// (LSN, length) of its bytes on each page it spans, in order; the lengths add up to
+    /// xl_tot_len. Each lies inside one fed chunk (the buffer never splits a page).
+    pub pieces: SmallVec<[(u64, u32); 4]>,
+}
+
+/// What [`WalDecoder::poll_frame`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FramePoll {
+    /// A checked record, to parse with [`WalDecoder::parse_frame`] or [`parse_frame_in`].
+    Frame(Frame),
+    /// More bytes are needed.
+    NeedMore,
+    /// Decoding is over.
+    End(EndOfWal),
+}
+
+/// Parses `frame` whose bytes lie in `chunks` ((first LSN, bytes) in LSN order, as
+/// [`WalDecoder::share_chunks`] hands them out); shares the bytes, copying only what crosses
+/// a page.
+pub fn parse_frame_in(
+    frame: &Frame,
+    chunks: &[(u64, Bytes)],
+    file: &FileCtx,
+) -> Result<DecodedRecord, WalError> {
+    let piece = |&(p, n): &(u64, u32)| -> Bytes {
+        chunk_slice(chunks, p, n as usize)
+            .map(|(b, off)| b.slice(off..off + n as usize))
+            .unwrap_or_default()
+    };
+    let rec = match frame.pieces.as_slice() {
+        [one] => RecordBytes::One(piece(one)),
+        many => RecordBytes::Pieces(many.iter().map(piece).collect()),
+    };
+    parse_record_bytes(&rec, frame.lsn, frame.end_lsn, frame.version, file)
+}
+
+/// The chunk holding `len` bytes at `lsn`, and their offset in it.
+fn chunk_slice(chunks: &[(u64, Bytes)], lsn: u64, len: usize) -> Option<(&Bytes, usize)> {
+    chunks
+        .iter()
+        .find(|(s, b)| lsn >= *s && lsn + len as u64 <= s + b.len() as u64)
+        .map(|(s, b)| (b, (lsn - s) as usize))
+}
+
+/// Checks the CRC-32C of a frame found with [`WalDecoder::defer_crc`], whose bytes lie in
+/// `chunks`; on a mismatch, says where WAL ends as the decoder would have (the file is left
+/// for the caller to name).
+pub fn check_frame_crc(frame: &Frame, chunks: &[(u64, Bytes)]) -> Result<(), EndOfWal> {
+    let slices = frame.pieces.iter().map(|&(p, n)| {
+        chunk_slice(chunks, p, n as usize).map_or(&[][..], |(b, off)| &b[off..off + n as usize])
+    });
+    let (computed, head) = record_crc_pieces(slices);
+    let stored = RecordHeader::parse(&head).map_or(0, |h| h.crc);
+    if stored == computed {
+        return Ok(());
+    }
+    let fed_end = chunks.last().map_or(0, |(s, b)| s + b.len() as u64);
+    let data_follows = valid_page_after(frame.lsn.0, fed_end, frame.version, |page| {
+        chunk_slice(chunks, page, 24).map(|(b, off)| &b[off..off + 24])
+    });
+    Err(EndOfWal {
+        lsn: frame.lsn,
+        reason: EndReason::BadCrc { stored, computed },
+        file: None,
+        data_follows,
+    })
+}
+
+/// Whether a page with a valid-looking header for `version` follows `lsn`'s page before
+/// `fed_end`: non-zero WAL after a failing record hints at damage rather than a torn tail.
+fn valid_page_after<'a>(
+    lsn: u64,
+    fed_end: u64,
+    version: PgVersion,
+    header: impl Fn(u64) -> Option<&'a [u8]>,
+) -> bool {
+    let mut page = lsn - lsn % BLCKSZ + BLCKSZ;
+    while page + 24 <= fed_end {
+        if let Some(h) = header(page).and_then(PageHeader::parse) {
+            if Some(h.magic) == version.magic() && h.pageaddr.0 == page {
+                return true;
+            }
+        }
+        page += BLCKSZ;
+    }
+    false
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Looking for the first record at or after `start`.
@@ -223,6 +333,8 @@ pub struct WalDecoder {
     files: Vec<(u64, String)>,
     /// The last page whose header was validated, and that header.
     last_page: Option<(u64, PageHeader)>,
+    /// Whether [`Self::poll_frame`] leaves the CRC check to the caller.
+    defer_crc: bool,
 }
 
 impl WalDecoder {
@@ -245,7 +357,16 @@ impl WalDecoder {
             ended: None,
             files: Vec::new(),
             last_page: None,
+            defer_crc: false,
         }
+    }
+
+    /// Leaves the CRC-32C check of each frame to the caller ([`check_frame_crc`]), so that it
+    /// can run on another thread. Frames past a record whose CRC fails are garbage: the caller
+    /// stops there. [`Self::poll`] still checks every record.
+    pub fn defer_crc(mut self) -> WalDecoder {
+        self.defer_crc = true;
+        self
     }
 
     /// Declares the segment size up front (needed when `start` is not on a segment's first page).
@@ -371,6 +492,81 @@ impl WalDecoder {
 
     /// Decodes the next record, or says that more bytes are needed, or that WAL ended.
     pub fn poll(&mut self) -> Result<Poll, WalError> {
+        Ok(match self.poll_frame()? {
+            FramePoll::Frame(f) if !f.crc_checked => {
+                if let Err(e) = self.check_crc(&f) {
+                    self.ended = Some(e.clone());
+                    return Ok(Poll::End(e));
+                }
+                Poll::Record(self.parse_frame(&f)?)
+            }
+            FramePoll::Frame(f) => Poll::Record(self.parse_frame(&f)?),
+            FramePoll::NeedMore => Poll::NeedMore,
+            FramePoll::End(e) => Poll::End(e),
+        })
+    }
+
+    /// Checks the CRC-32C of a frame that [`Self::poll_frame`] just returned (its bytes are
+    /// still held); on a mismatch, says where WAL ends. Decoding does not stop by itself:
+    /// what it finds past a bad record is garbage, so the caller stops there.
+    pub fn check_crc(&self, f: &Frame) -> Result<(), EndOfWal> {
+        let (computed, head) = record_crc_pieces(
+            f.pieces
+                .iter()
+                .map(|&(p, n)| self.slice(p, n as usize).unwrap_or_default()),
+        );
+        let stored = RecordHeader::parse(&head).map_or(0, |h| h.crc);
+        if stored == computed {
+            return Ok(());
+        }
+        let reason = EndReason::BadCrc { stored, computed };
+        Err(EndOfWal {
+            lsn: f.lsn,
+            file: self.file_at(f.lsn.0).0,
+            data_follows: self.nonzero_after(f.lsn.0),
+            reason,
+        })
+    }
+
+    /// Parses a frame that [`Self::poll_frame`] just returned (its bytes are still held).
+    pub fn parse_frame(&self, frame: &Frame) -> Result<DecodedRecord, WalError> {
+        let piece = |&(p, n): &(u64, u32)| self.buf.slice_shared(p, n as usize).unwrap_or_default();
+        let rec = match frame.pieces.as_slice() {
+            [one] => RecordBytes::One(piece(one)),
+            many => RecordBytes::Pieces(many.iter().map(piece).collect()),
+        };
+        // The file name is looked up only for an error (a clone per record is measurable).
+        parse_record_bytes(
+            &rec,
+            frame.lsn,
+            frame.end_lsn,
+            frame.version,
+            &FileCtx(None),
+        )
+        .map_err(|e| match self.file_at(frame.lsn.0).0 {
+            Some(name) => e.with_file(&name),
+            None => e,
+        })
+    }
+
+    /// Appends to `out` the fed chunks that hold `frame`'s bytes and are not in it yet, so
+    /// that [`parse_frame_in`] can parse the frame elsewhere (frames must come in order).
+    pub fn share_chunks(&self, frame: &Frame, out: &mut Vec<(u64, Bytes)>) {
+        for &(p, n) in &frame.pieces {
+            if out
+                .last()
+                .is_some_and(|(s, b)| p >= *s && p + u64::from(n) <= s + b.len() as u64)
+            {
+                continue;
+            }
+            if let Some(c) = self.buf.chunk_containing(p) {
+                out.push(c.clone());
+            }
+        }
+    }
+
+    /// Finds and checks the next record without parsing it (see [`Frame`]).
+    pub fn poll_frame(&mut self) -> Result<FramePoll, WalError> {
         if self.start.0 >= MAX_LSN {
             return Err(WalError::InvalidStart {
                 what: "beyond the range of WAL positions this decoder reads".into(),
@@ -380,7 +576,7 @@ impl WalDecoder {
         }
         loop {
             if let Some(e) = &self.ended {
-                return Ok(Poll::End(e.clone()));
+                return Ok(FramePoll::End(e.clone()));
             }
             let res: Step<()> = match self.state {
                 State::FindFirst => match self.find_first()? {
@@ -406,7 +602,7 @@ impl WalDecoder {
                                 });
                             }
                         }
-                        return Ok(Poll::Record(rec));
+                        return Ok(FramePoll::Frame(rec));
                     }
                     other => strip(other),
                 },
@@ -425,7 +621,7 @@ impl WalDecoder {
                         );
                         continue;
                     }
-                    return Ok(Poll::NeedMore);
+                    return Ok(FramePoll::NeedMore);
                 }
                 Step::End(lsn, reason) => {
                     self.end_at(lsn, reason);
@@ -474,18 +670,10 @@ impl WalDecoder {
     }
 
     fn nonzero_after(&self, lsn: u64) -> bool {
-        // Look past the failing record's page for a valid-looking page header.
-        let mut page = lsn - lsn % BLCKSZ + BLCKSZ;
-        let fed = self.buf.end();
-        while page + 24 <= fed {
-            if let Some(h) = self.slice(page, 24).and_then(PageHeader::parse) {
-                if Some(h.magic) == self.version.and_then(|v| v.magic()) && h.pageaddr.0 == page {
-                    return true;
-                }
-            }
-            page += BLCKSZ;
-        }
-        false
+        let Some(version) = self.version else {
+            return false;
+        };
+        valid_page_after(lsn, self.buf.end(), version, |page| self.slice(page, 24))
     }
 
     /// `len` fed bytes at `lsn`; callers stay within one page, which the buffer never splits.
@@ -666,7 +854,7 @@ impl WalDecoder {
     }
 
     /// Reads the record at `next`.
-    fn read_record(&mut self) -> Result<Step<DecodedRecord>, WalError> {
+    fn read_record(&mut self) -> Result<Step<Frame>, WalError> {
         let mut lsn = self.next;
         let page = lsn - lsn % BLCKSZ;
         let hdr = step!(self.page_header(page)?);
@@ -717,7 +905,7 @@ impl WalDecoder {
             return self.finish_record(lsn, end_lsn, &[(lsn, tot_len as usize)]);
         }
         // Walk the pages the record spans: validate continuation headers, check availability.
-        let mut pieces: Vec<(u64, usize)> = Vec::new();
+        let mut pieces: smallvec::SmallVec<[(u64, usize); 4]> = smallvec::SmallVec::new();
         let mut remaining = tot_len as u64;
         let mut pos = lsn;
         let mut header_checked = false;
@@ -769,53 +957,43 @@ impl WalDecoder {
         self.finish_record(lsn, end_lsn, &pieces)
     }
 
-    /// Copies, CRC-checks and parses a record whose bytes are `pieces`, and advances.
+    /// CRC-checks a record whose bytes are `pieces`, and advances past it.
     fn finish_record(
         &mut self,
         lsn: u64,
         end_lsn: u64,
         pieces: &[(u64, usize)],
-    ) -> Result<Step<DecodedRecord>, WalError> {
-        let tot_len: usize = pieces.iter().map(|p| p.1).sum();
+    ) -> Result<Step<Frame>, WalError> {
         if let Some(end) = self.end {
             if end_lsn > end.0 {
                 return Ok(Step::End(lsn, EndReason::RequestedEnd));
             }
         }
-        let rec: Bytes = if pieces.len() == 1 {
-            self.buf.slice_shared(lsn, tot_len).unwrap_or_default()
+        let (computed, head) = if self.defer_crc {
+            (0, self.gather_header(pieces))
         } else {
-            let mut v = Vec::with_capacity(tot_len);
-            for &(p, n) in pieces {
-                v.extend_from_slice(self.slice(p, n).unwrap_or_default());
-            }
-            Bytes::from(v)
+            record_crc_pieces(
+                pieces
+                    .iter()
+                    .map(|&(p, n)| self.slice(p, n).unwrap_or_default()),
+            )
         };
-        let rh = RecordHeader::parse(&rec);
-        let computed = record_crc(&rec);
-        if let Some(rh) = rh {
-            if rh.crc != computed {
-                return Ok(Step::End(
-                    lsn,
-                    EndReason::BadCrc {
-                        stored: rh.crc,
-                        computed,
-                    },
-                ));
-            }
+        let Some(rh) = RecordHeader::parse(&head) else {
+            return Ok(Step::End(lsn, EndReason::InvalidLength { tot_len: 0 }));
+        };
+        if !self.defer_crc && rh.crc != computed {
+            return Ok(Step::End(
+                lsn,
+                EndReason::BadCrc {
+                    stored: rh.crc,
+                    computed,
+                },
+            ));
         }
         let version = self.version.unwrap_or(PgVersion(0));
-        // The file name is looked up only for an error (a clone per record is measurable).
-        let decoded =
-            parse_record(rec, Lsn(lsn), Lsn(end_lsn), version, &FileCtx(None)).map_err(|e| {
-                match self.file_at(lsn).0 {
-                    Some(name) => e.with_file(&name),
-                    None => e,
-                }
-            })?;
         // Advance.
         let mut next = Lsn(end_lsn).align8().0;
-        if decoded.rmid == 0 && decoded.info & 0xF0 == 0x40 {
+        if rh.rmid == 0 && rh.info & 0xF0 == 0x40 {
             let Some(seg) = self.seg_size else {
                 return Err(WalError::InvalidRecord {
                     what: "XLOG_SWITCH while the segment size is unknown (start on a segment's first page or declare it)".into(),
@@ -827,15 +1005,18 @@ impl WalDecoder {
         }
         self.prev = Some(lsn);
         self.next = next;
-        Ok(Step::Ok(decoded))
+        Ok(Step::Ok(Frame {
+            lsn: Lsn(lsn),
+            end_lsn: Lsn(end_lsn),
+            prev: Lsn(rh.prev),
+            version,
+            crc_checked: !self.defer_crc,
+            pieces: pieces.iter().map(|&(p, n)| (p, n as u32)).collect(),
+        }))
     }
 
-    /// Validates the record header once its 24 bytes are available; `Some` = end of WAL.
-    fn check_header(
-        &self,
-        lsn: u64,
-        pieces: &[(u64, usize)],
-    ) -> Result<Option<EndReason>, WalError> {
+    /// The record header gathered from the first pieces of a record (zeros where not fed).
+    fn gather_header(&self, pieces: &[(u64, usize)]) -> [u8; RECORD_HEADER_LEN] {
         let mut hdr = [0u8; RECORD_HEADER_LEN];
         let mut got = 0;
         for &(p, n) in pieces {
@@ -848,6 +1029,16 @@ impl WalDecoder {
                 break;
             }
         }
+        hdr
+    }
+
+    /// Validates the record header once its 24 bytes are available; `Some` = end of WAL.
+    fn check_header(
+        &self,
+        lsn: u64,
+        pieces: &[(u64, usize)],
+    ) -> Result<Option<EndReason>, WalError> {
+        let hdr = self.gather_header(pieces);
         let Some(h) = RecordHeader::parse(&hdr) else {
             return Ok(Some(EndReason::InvalidLength { tot_len: 0 }));
         };

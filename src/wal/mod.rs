@@ -7,6 +7,7 @@
 //! - [`record`]: the decoded record and its block references;
 //! - [`segment`]: segment file names;
 //! - [`source`]: reads a directory of segments (plain, `.partial`, `.gz`) and feeds a decoder;
+//! - `pipeline`: the same on two threads (reading and checking on one, parsing on the other);
 //! - [`rmgr`], [`xact`], [`heap`], [`standby`]: interpretation of records by resource manager;
 //! - [`accounting`]: decoded records + switchpoint → lost transactions.
 
@@ -16,6 +17,7 @@ pub mod decoder;
 pub mod error;
 pub mod heap;
 pub mod page;
+mod pipeline;
 pub mod record;
 pub mod rmgr;
 pub mod segment;

@@ -175,9 +175,99 @@ impl RecordHeader {
 
 /// The CRC-32C PostgreSQL stores in xl_crc: bytes `[24, tot_len)` then `[0, 20)`.
 pub fn record_crc(rec: &[u8]) -> u32 {
-    let (head, body) = rec.split_at(rec.len().min(RECORD_HEADER_LEN));
-    let c = crc32c::crc32c(body);
-    crc32c::crc32c_append(c, head.get(..20).unwrap_or(head))
+    record_crc_pieces([rec]).0
+}
+
+/// [`record_crc`] of a record held in pieces (one per page it spans, in order), and the
+/// record's header gathered from them (zero-padded when the pieces hold fewer than 24 bytes).
+pub fn record_crc_pieces<'a>(
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+) -> (u32, [u8; RECORD_HEADER_LEN]) {
+    let mut head = [0u8; RECORD_HEADER_LEN];
+    let mut got = 0;
+    let mut c = 0;
+    for p in pieces {
+        let h = (RECORD_HEADER_LEN - got).min(p.len());
+        head[got..got + h].copy_from_slice(&p[..h]);
+        got += h;
+        c = crc32c::crc32c_append(c, &p[h..]);
+    }
+    (crc32c::crc32c_append(c, &head[..20.min(got)]), head)
+}
+
+/// Longest possible run of block headers: the fixed header, 33 block headers of at most 27
+/// bytes, an origin, a top-level xid and a long main-data header (DecodeXLogRecord's limits).
+const MAX_HEADERS_LEN: usize = RECORD_HEADER_LEN + 33 * 27 + 3 + 5 + 5;
+
+/// A record's bytes as the decoder holds them: one shared slice when the record lies on one
+/// page, else one shared slice per page it spans (page headers excluded). Nothing is copied
+/// to check or parse a record in pieces except its block headers; block data and main data
+/// are gathered only when they themselves cross a page boundary, and images never are.
+#[derive(Debug, Clone)]
+pub enum RecordBytes {
+    /// The whole record, contiguous.
+    One(Bytes),
+    /// The record's pieces in order (their lengths add up to `xl_tot_len`).
+    Pieces(smallvec::SmallVec<[Bytes; 4]>),
+}
+
+impl RecordBytes {
+    /// Total length (xl_tot_len).
+    pub fn len(&self) -> usize {
+        match self {
+            RecordBytes::One(b) => b.len(),
+            RecordBytes::Pieces(p) => p.iter().map(Bytes::len).sum(),
+        }
+    }
+
+    /// Whether there are no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes `[off, off + len)`: shared when they lie in one piece, else gathered.
+    fn range(&self, off: usize, len: usize) -> Bytes {
+        match self {
+            RecordBytes::One(b) => b.slice(off..off + len),
+            RecordBytes::Pieces(pieces) => {
+                let mut start = 0;
+                let mut out: Option<Vec<u8>> = None;
+                let end = off + len;
+                for p in pieces {
+                    let (ps, pe) = (start, start + p.len());
+                    start = pe;
+                    if pe <= off {
+                        continue;
+                    }
+                    if ps >= end {
+                        break;
+                    }
+                    let (a, b) = (off.max(ps) - ps, end.min(pe) - ps);
+                    if out.is_none() && ps <= off && end <= pe {
+                        return p.slice(a..b);
+                    }
+                    out.get_or_insert_with(|| Vec::with_capacity(len))
+                        .extend_from_slice(&p[a..b]);
+                }
+                out.map(Bytes::from).unwrap_or_default()
+            }
+        }
+    }
+}
+
+/// The first bytes of a record held in `pieces`, as many as its block headers can take (or
+/// the whole record when shorter), gathered into `scratch`.
+fn gather_headers<'a>(pieces: &[Bytes], scratch: &'a mut [u8; MAX_HEADERS_LEN]) -> &'a [u8] {
+    let mut got = 0;
+    for p in pieces {
+        let n = (MAX_HEADERS_LEN - got).min(p.len());
+        scratch[got..got + n].copy_from_slice(&p[..n]);
+        got += n;
+        if got == MAX_HEADERS_LEN {
+            break;
+        }
+    }
+    &scratch[..got]
 }
 
 struct Cursor<'a> {
@@ -214,15 +304,38 @@ pub fn parse_record(
     version: PgVersion,
     file: &FileCtx,
 ) -> Result<DecodedRecord, WalError> {
+    parse_record_bytes(&RecordBytes::One(rec), lsn, end_lsn, version, file)
+}
+
+/// Like [`parse_record`], for a record held in pieces (see [`RecordBytes`]).
+pub fn parse_record_bytes(
+    rec: &RecordBytes,
+    lsn: Lsn,
+    end_lsn: Lsn,
+    version: PgVersion,
+    file: &FileCtx,
+) -> Result<DecodedRecord, WalError> {
     let err = |what: String| WalError::InvalidRecord {
         what,
         lsn,
         file: file.clone(),
     };
+    let mut scratch;
+    let head = match rec {
+        RecordBytes::One(b) => &b[..],
+        // Usually the first page holds all the block headers there can be.
+        RecordBytes::Pieces(p) => match p.first() {
+            Some(first) if first.len() >= MAX_HEADERS_LEN => &first[..],
+            _ => {
+                scratch = [0u8; MAX_HEADERS_LEN];
+                gather_headers(p, &mut scratch)
+            }
+        },
+    };
     let hdr =
-        RecordHeader::parse(&rec).ok_or_else(|| err("record shorter than its header".into()))?;
+        RecordHeader::parse(head).ok_or_else(|| err("record shorter than its header".into()))?;
     let mut c = Cursor {
-        b: &rec,
+        b: head,
         pos: RECORD_HEADER_LEN,
     };
     let total = rec.len();
@@ -380,14 +493,14 @@ pub fn parse_record(
         if end > total {
             return Err(err("block data beyond the record".into()));
         }
-        b.data = rec.slice(pos..end);
+        b.data = rec.range(pos, end - pos);
         pos = end;
     }
     let main_end = pos + main_len;
     if main_end != total {
         return Err(err("main data does not end the record".into()));
     }
-    let main_data = rec.slice(pos..main_end);
+    let main_data = rec.range(pos, main_len);
     Ok(DecodedRecord {
         lsn,
         end_lsn,
@@ -403,4 +516,87 @@ pub fn parse_record(
         toplevel_xid: toplevel,
         version,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PG15 record with one block (full-page image and data) and long main data.
+    fn record() -> Vec<u8> {
+        let image: Vec<u8> = (0..8192u32).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..300u32).map(|i| (i % 7) as u8).collect();
+        let main: Vec<u8> = (0..500u32).map(|i| (i % 13) as u8).collect();
+        let mut r = vec![0u8; RECORD_HEADER_LEN];
+        r.extend([0, BKPBLOCK_HAS_DATA | BKPBLOCK_HAS_IMAGE]);
+        r.extend(300u16.to_le_bytes());
+        r.extend(8192u16.to_le_bytes()); // image length
+        r.extend(0u16.to_le_bytes()); // hole offset
+        r.push(0x02); // BKPIMAGE_APPLY (PG15), no hole, not compressed
+        for v in [1663u32, 5, 16384, 7] {
+            r.extend(v.to_le_bytes()); // tablespace, database, relfilenode, block
+        }
+        r.push(XLR_BLOCK_ID_DATA_LONG);
+        r.extend(500u32.to_le_bytes());
+        r.extend(&image);
+        r.extend(&data);
+        r.extend(&main);
+        let len = r.len() as u32;
+        r[0..4].copy_from_slice(&len.to_le_bytes());
+        r[4..8].copy_from_slice(&742u32.to_le_bytes());
+        r[17] = 10; // heap
+        let crc = record_crc(&r);
+        r[20..24].copy_from_slice(&crc.to_le_bytes());
+        r
+    }
+
+    /// Split anywhere (inside the header, the block headers, the image, the block data or the
+    /// main data), a record checks and parses exactly as when contiguous.
+    #[test]
+    fn pieces_parse_like_contiguous() {
+        let r = record();
+        let whole = parse_record(
+            Bytes::from(r.clone()),
+            Lsn(0x100),
+            Lsn(0x100 + r.len() as u64),
+            PgVersion(15),
+            &FileCtx(None),
+        )
+        .expect("parses");
+        assert_eq!(whole.blocks.len(), 1);
+        assert_eq!(whole.blocks[0].data.len(), 300);
+        assert_eq!(whole.main_data.len(), 500);
+        assert_eq!(whole.fpi_len(), 8192);
+        let crc = u32::from_le_bytes(r[20..24].try_into().expect("4 bytes"));
+        for cuts in [
+            vec![10],
+            vec![30, 500],
+            vec![8000],
+            vec![8300],
+            vec![8400, 8600],
+            vec![8900, 9000],
+            vec![1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000],
+        ] {
+            let mut pieces: smallvec::SmallVec<[Bytes; 4]> = smallvec::SmallVec::new();
+            let mut at = 0;
+            for c in cuts.iter().copied().chain([r.len()]) {
+                pieces.push(Bytes::copy_from_slice(&r[at..c]));
+                at = c;
+            }
+            let (computed, head) = record_crc_pieces(pieces.iter().map(|p| &p[..]));
+            assert_eq!(computed, crc, "cuts {cuts:?}");
+            assert_eq!(head[..], r[..RECORD_HEADER_LEN]);
+            let rec = RecordBytes::Pieces(pieces);
+            assert_eq!(rec.len(), r.len());
+            let got = parse_record_bytes(
+                &rec,
+                whole.lsn,
+                whole.end_lsn,
+                PgVersion(15),
+                &FileCtx(None),
+            )
+            .expect("parses");
+            assert_eq!(got, whole, "cuts {cuts:?}");
+        }
+    }
 }

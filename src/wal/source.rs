@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 
-use crate::lsn::{Lsn, TimelineId};
+use crate::lsn::{Lsn, SystemId, TimelineId};
 use crate::wal::decoder::{EndOfWal, Poll, WalDecoder};
 use crate::wal::error::WalError;
-use crate::wal::page::{valid_seg_size, PageHeader};
+use crate::wal::page::{valid_seg_size, PageHeader, PgVersion};
+use crate::wal::pipeline::{self, Learnt, Pipeline};
 use crate::wal::record::DecodedRecord;
 use crate::wal::segment::{segment_file_name, segment_start, SegmentName};
 
@@ -134,55 +135,65 @@ impl WalDir {
     }
 
     /// Reads records from `start` up to `end` (exclusive of records ending after it) or the end
-    /// of WAL, reading the files on the calling thread in [`CHUNK`]-byte reads straight into
-    /// the decoder's buffer (memory stays flat: one chunk plus the largest record).
+    /// of WAL. With a second CPU the files are read and the records found on a second thread
+    /// while the caller's thread checks and parses them (module `wal::pipeline`); else as
+    /// [`Self::read_inline`]. Memory stays flat: a few chunks plus the largest record.
     pub fn read(&self, start: Lsn, end: Option<Lsn>) -> WalDirReader {
-        self.reader(start, end, false)
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.reader(start, end, (cpus >= 2).then_some(pipeline::AHEAD))
     }
 
-    /// Like [`Self::read`], but a read-ahead thread reads the files while the caller decodes
-    /// (at most [`READ_AHEAD_CHUNKS`] chunks in flight). Worth it when reads wait on the disk
-    /// and a core is free; on a busy machine with WAL in the page cache the hand-off between
-    /// threads costs more than it saves (BENCHMARKS.md: 0.84× the inline reader).
-    pub fn read_ahead(&self, start: Lsn, end: Option<Lsn>) -> WalDirReader {
-        self.reader(start, end, true)
+    /// Like [`Self::read`], all on the calling thread: the files are read in [`CHUNK`]-byte
+    /// reads straight into the decoder's buffer.
+    pub fn read_inline(&self, start: Lsn, end: Option<Lsn>) -> WalDirReader {
+        self.reader(start, end, None)
     }
 
-    fn reader(&self, start: Lsn, end: Option<Lsn>, thread: bool) -> WalDirReader {
-        let mut decoder = WalDecoder::new(start).with_segment_size(self.seg_size);
-        if let Some(e) = end {
-            decoder = decoder.with_end(e);
-        }
-        let files = SegmentFeeder {
-            dir: self.clone(),
-            end,
-            at: decoder.fed_up_to().0,
-            open: None,
-            ended: false,
-        };
-        let feed = if thread {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(READ_AHEAD_CHUNKS);
-            let (back, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-            let spawned = std::thread::Builder::new()
-                .name("wal-read-ahead".into())
-                .spawn(move || read_ahead(files, tx, back_rx));
-            match spawned {
-                Ok(_) => Feed::Thread { rx, back },
-                Err(_) => Feed::Inline(SegmentFeeder {
-                    dir: self.clone(),
-                    end,
-                    at: decoder.fed_up_to().0,
-                    open: None,
-                    ended: false,
-                }),
+    /// Like [`Self::read`], always on two threads (module `wal::pipeline`).
+    pub fn read_pipelined(&self, start: Lsn, end: Option<Lsn>) -> WalDirReader {
+        self.reader(start, end, Some(pipeline::AHEAD))
+    }
+
+    /// A reader on one thread (`ahead` = `None`), or on two where the reading thread checks
+    /// CRCs itself once `ahead` batches wait for the caller.
+    pub(crate) fn reader(
+        &self,
+        start: Lsn,
+        end: Option<Lsn>,
+        ahead: Option<usize>,
+    ) -> WalDirReader {
+        let pipelined = ahead.is_some();
+        let parts = || {
+            let mut decoder = WalDecoder::new(start).with_segment_size(self.seg_size);
+            if pipelined {
+                decoder = decoder.defer_crc();
             }
-        } else {
-            Feed::Inline(files)
+            if let Some(e) = end {
+                decoder = decoder.with_end(e);
+            }
+            let files = SegmentFeeder {
+                dir: self.clone(),
+                end,
+                at: decoder.fed_up_to().0,
+                open: None,
+                ended: false,
+            };
+            (decoder, files)
         };
+        let mode = ahead
+            .and_then(|ahead| {
+                let (decoder, files) = parts();
+                Pipeline::start(decoder, files, self.clone(), ahead)
+            })
+            .map(Mode::Pipelined)
+            .unwrap_or_else(|| {
+                let (decoder, files) = parts();
+                Mode::Inline { decoder, files }
+            });
         WalDirReader {
             dir: self.clone(),
-            decoder,
-            feed,
+            mode,
+            learnt: Learnt::default(),
             done: false,
         }
     }
@@ -190,8 +201,6 @@ impl WalDir {
 
 /// Bytes read per chunk: small enough that they are still in cache when decoded.
 pub const CHUNK: usize = 128 * 1024;
-/// Chunks the read-ahead thread may have in flight.
-pub const READ_AHEAD_CHUNKS: usize = 4;
 
 struct Open {
     r: Box<dyn Read + Send>,
@@ -201,7 +210,7 @@ struct Open {
 }
 
 /// Reads the segment files in order, from `at` on.
-struct SegmentFeeder {
+pub(crate) struct SegmentFeeder {
     dir: WalDir,
     end: Option<Lsn>,
     at: u64,
@@ -210,13 +219,9 @@ struct SegmentFeeder {
 }
 
 /// What one read produced.
-enum Fill {
+pub(crate) enum Fill {
     /// `n` bytes at `at`; `name` when they are the first bytes read from that file.
-    Data {
-        at: u64,
-        n: usize,
-        name: Option<String>,
-    },
+    Data { at: u64, name: Option<String> },
     /// Nothing more: the next segment does not exist, or a `.partial` one ended.
     Eof,
 }
@@ -263,7 +268,7 @@ impl SegmentFeeder {
     }
 
     /// Reads up to `max` bytes into `buf` (never past the segment's end).
-    fn fill(&mut self, buf: &mut Vec<u8>, max: usize) -> Result<Fill, WalError> {
+    pub(crate) fn fill(&mut self, buf: &mut Vec<u8>, max: usize) -> Result<Fill, WalError> {
         if self.ended {
             return Ok(Fill::Eof);
         }
@@ -313,58 +318,27 @@ impl SegmentFeeder {
                 return Ok(Fill::Eof);
             }
         }
-        Ok(Fill::Data { at, n: got, name })
+        Ok(Fill::Data { at, name })
     }
 }
 
-/// A chunk from the read-ahead thread.
-enum Chunk {
-    Data {
-        at: u64,
-        buf: Vec<u8>,
-        n: usize,
-        name: Option<String>,
+/// Where decoding happens.
+#[allow(clippy::large_enum_variant)] // one per reader, never moved in a loop
+enum Mode {
+    /// On the caller's thread.
+    Inline {
+        decoder: WalDecoder,
+        files: SegmentFeeder,
     },
-    Eof,
-    Err(WalError),
-}
-
-fn read_ahead(
-    mut files: SegmentFeeder,
-    tx: std::sync::mpsc::SyncSender<Chunk>,
-    back: std::sync::mpsc::Receiver<Vec<u8>>,
-) {
-    loop {
-        // A buffer the decoder is done with, else a new one.
-        let mut buf = back
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-        let msg = match files.fill(&mut buf, CHUNK) {
-            Ok(Fill::Data { at, n, name }) => Chunk::Data { at, buf, n, name },
-            Ok(Fill::Eof) => Chunk::Eof,
-            Err(e) => Chunk::Err(e),
-        };
-        let last = !matches!(msg, Chunk::Data { .. });
-        if tx.send(msg).is_err() || last {
-            return;
-        }
-    }
-}
-
-enum Feed {
-    Inline(SegmentFeeder),
-    Thread {
-        rx: std::sync::mpsc::Receiver<Chunk>,
-        /// Buffers the decoder is done with, back to the reading thread.
-        back: std::sync::mpsc::Sender<Vec<u8>>,
-    },
+    /// Found on a reading thread, parsed on the caller's.
+    Pipelined(Pipeline),
 }
 
 /// An iterator of decoded records over a [`WalDir`]; check [`Self::end_of_wal`] when it stops.
 pub struct WalDirReader {
     dir: WalDir,
-    decoder: WalDecoder,
-    feed: Feed,
+    mode: Mode,
+    learnt: Learnt,
     done: bool,
 }
 
@@ -372,7 +346,7 @@ impl std::fmt::Debug for WalDirReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WalDirReader")
             .field("dir", &self.dir)
-            .field("decoder", &self.decoder)
+            .field("pipelined", &matches!(self.mode, Mode::Pipelined(_)))
             .finish()
     }
 }
@@ -380,47 +354,55 @@ impl std::fmt::Debug for WalDirReader {
 impl WalDirReader {
     /// Where and why decoding stopped, once the iterator returned `None`.
     pub fn end_of_wal(&self) -> Option<&EndOfWal> {
-        self.decoder.end_of_wal()
-    }
-
-    /// The underlying decoder (segment size, version, system id).
-    pub fn decoder(&self) -> &WalDecoder {
-        &self.decoder
-    }
-
-    /// Feeds the next chunk; `false` when there is nothing more to read.
-    fn feed(&mut self) -> Result<bool, WalError> {
-        match &mut self.feed {
-            Feed::Inline(files) => {
-                let mut buf = self.decoder.take_buffer(CHUNK);
-                match files.fill(&mut buf, CHUNK)? {
-                    Fill::Data { at, name, .. } => {
-                        if let Some(name) = name {
-                            self.decoder.set_source_name(Lsn(at), &name);
-                        }
-                        self.decoder.feed_vec(Lsn(at), buf)?;
-                        Ok(true)
-                    }
-                    Fill::Eof => Ok(false),
-                }
-            }
-            Feed::Thread { rx, back } => match rx.recv() {
-                Ok(Chunk::Data { at, buf, n, name }) => {
-                    if let Some(name) = name {
-                        self.decoder.set_source_name(Lsn(at), &name);
-                    }
-                    let mut buf = buf;
-                    buf.truncate(n);
-                    self.decoder.feed_vec(Lsn(at), buf)?;
-                    if let Some(done) = self.decoder.reclaim_buffer() {
-                        let _ = back.send(done);
-                    }
-                    Ok(true)
-                }
-                Ok(Chunk::Eof) | Err(_) => Ok(false),
-                Ok(Chunk::Err(e)) => Err(e),
-            },
+        match &self.mode {
+            Mode::Inline { decoder, .. } => decoder.end_of_wal(),
+            Mode::Pipelined(_) => self.learnt.end.as_ref(),
         }
+    }
+
+    /// The PostgreSQL version that wrote the WAL, once a record was read.
+    pub fn version(&self) -> Option<PgVersion> {
+        match &self.mode {
+            Mode::Inline { decoder, .. } => decoder.version(),
+            Mode::Pipelined(_) => self.learnt.version,
+        }
+    }
+
+    /// The system identifier, once known (after the iterator ended, on two threads).
+    pub fn system_id(&self) -> Option<SystemId> {
+        match &self.mode {
+            Mode::Inline { decoder, .. } => decoder.system_id(),
+            Mode::Pipelined(_) => self.learnt.sysid,
+        }
+    }
+
+    /// The segment size (read from the long page header, else the directory's).
+    pub fn segment_size(&self) -> u64 {
+        let learnt = match &self.mode {
+            Mode::Inline { decoder, .. } => decoder.segment_size(),
+            Mode::Pipelined(_) => self.learnt.seg_size,
+        };
+        learnt.unwrap_or(self.dir.seg_size)
+    }
+
+    /// Whether the files are read and checked on a second thread.
+    pub fn is_pipelined(&self) -> bool {
+        matches!(self.mode, Mode::Pipelined(_))
+    }
+}
+
+/// Feeds the decoder the next chunk; `false` when there is nothing more to read.
+fn feed(decoder: &mut WalDecoder, files: &mut SegmentFeeder) -> Result<bool, WalError> {
+    let mut buf = decoder.take_buffer(CHUNK);
+    match files.fill(&mut buf, CHUNK)? {
+        Fill::Data { at, name } => {
+            if let Some(name) = name {
+                decoder.set_source_name(Lsn(at), &name);
+            }
+            decoder.feed_vec(Lsn(at), buf)?;
+            Ok(true)
+        }
+        Fill::Eof => Ok(false),
     }
 }
 
@@ -428,29 +410,27 @@ impl Iterator for WalDirReader {
     type Item = Result<DecodedRecord, WalError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if self.done {
-                return None;
-            }
-            match self.decoder.poll() {
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-                Ok(Poll::Record(r)) => return Some(Ok(r)),
-                Ok(Poll::End(_)) => {
-                    self.done = true;
-                    return None;
-                }
-                Ok(Poll::NeedMore) => match self.feed() {
-                    Ok(true) => {}
-                    Ok(false) => self.decoder.finish(),
-                    Err(e) => {
-                        self.done = true;
-                        return Some(Err(e));
-                    }
-                },
-            }
+        if self.done {
+            return None;
         }
+        let item = match &mut self.mode {
+            Mode::Pipelined(p) => p.next(&mut self.learnt),
+            Mode::Inline { decoder, files } => loop {
+                match decoder.poll() {
+                    Err(e) => break Some(Err(e)),
+                    Ok(Poll::Record(r)) => break Some(Ok(r)),
+                    Ok(Poll::End(_)) => break None,
+                    Ok(Poll::NeedMore) => match feed(decoder, files) {
+                        Ok(true) => {}
+                        Ok(false) => decoder.finish(),
+                        Err(e) => break Some(Err(e)),
+                    },
+                }
+            },
+        };
+        if !matches!(item, Some(Ok(_))) {
+            self.done = true;
+        }
+        item
     }
 }
