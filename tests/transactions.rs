@@ -20,8 +20,11 @@ struct Incident {
     expected_commits: usize,
 }
 
+/// `wal_level = logical`, as many HA clusters run: TRUNCATE is WAL-logged as a heap record
+/// only then, and subtransactions' records carry their top-level xid.
 fn opts(name: &str) -> ClusterOptions {
     ClusterOptions::new(name)
+        .wal_level("logical")
         .setting("max_prepared_transactions", "5")
         .setting("wal_keep_size", "256MB")
 }
@@ -38,7 +41,10 @@ async fn rich_incident(install: &PgInstall, base_sql: &[&str]) -> Incident {
             "CREATE TABLE t1(id int PRIMARY KEY, v text);
              CREATE TABLE t2(id int PRIMARY KEY, pad text);
              CREATE SEQUENCE s1;
-             INSERT INTO t1 SELECT g, 'base' FROM generate_series(1, 100) g;",
+             INSERT INTO t1 SELECT g, 'base' FROM generate_series(1, 100) g;
+             CREATE TABLE t5(id int);
+             INSERT INTO t5 VALUES (1);
+             TRUNCATE t5;",
         )
         .await
         .unwrap();
@@ -76,6 +82,9 @@ async fn rich_incident(install: &PgInstall, base_sql: &[&str]) -> Incident {
         "COPY t1(id) FROM PROGRAM 'seq 5000 5009'",                          // 9 (multi-insert)
         "SELECT nextval('s1')",                                              // 10
         "SELECT pg_logical_emit_message(false, 'fv', repeat('x', 17 * 1024 * 1024))",
+        // t5's file is no longer named by its OID (it was truncated before): the TRUNCATE
+        // record lists relation OIDs, which must not be looked up as relfilenodes.
+        "TRUNCATE t5",
     ];
     for sql in lost {
         primary.execute(sql).await.unwrap();
@@ -91,7 +100,7 @@ async fn rich_incident(install: &PgInstall, base_sql: &[&str]) -> Incident {
         switchpoint: history[0].switchpoint,
         former: primary,
         new: standby,
-        expected_commits: 11,
+        expected_commits: 12,
     }
 }
 
@@ -258,6 +267,11 @@ async fn lost_commits_match_pg_waldump_and_the_workload() {
         "TOAST chunks are not rows"
     );
     assert_eq!(table(t, "public.t4")["inserts"], 1);
+    let t5 = table(t, "public.t5");
+    assert_eq!(
+        (t5["truncates"].as_u64(), t5["kind"].as_str()),
+        (Some(1), Some("table"))
+    );
     let t3 = table(t, "public.t3");
     assert_eq!(
         (t3["database"].as_str(), t3["inserts"].as_u64()),

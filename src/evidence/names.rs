@@ -101,7 +101,8 @@ async fn resolve_in(
           JOIN pg_namespace n ON n.oid = c.relnamespace
           LEFT JOIN pg_class o ON c.relkind = 't' AND o.reltoastrelid = c.oid
           LEFT JOIN pg_namespace onsp ON onsp.oid = o.relnamespace
-         WHERE c.oid = pg_filenode_relation($1::int8::oid, $2::int8::oid)";
+         WHERE c.oid = CASE WHEN $1::int8 = 0 THEN $2::int8::oid  -- a relation OID (TRUNCATE)
+                            ELSE pg_filenode_relation($1::int8::oid, $2::int8::oid) END";
     let s = connect(params, opts).await?;
     let mut out = Vec::with_capacity(locs.len());
     for loc in locs {

@@ -316,11 +316,7 @@ impl Accountant {
             if let HeapChange::Truncate { db, rel_ids, .. } = &h.change {
                 p.db.get_or_insert(*db);
                 for r in rel_ids {
-                    let loc = RelFileLocator {
-                        spc: 0,
-                        db: *db,
-                        rel: *r,
-                    };
+                    let loc = RelFileLocator::relation_oid(*db, *r);
                     p.catalog_change |= is_catalog(&loc);
                     p.truncates.push((loc, rec.lsn));
                 }

@@ -42,6 +42,23 @@ pub struct RelFileLocator {
     pub rel: u32,
 }
 
+impl RelFileLocator {
+    /// A relation named by its OID rather than its file: TRUNCATE records list relation OIDs.
+    /// Tablespace 0 (no tablespace has that OID) marks it.
+    pub fn relation_oid(db: u32, oid: u32) -> RelFileLocator {
+        RelFileLocator {
+            spc: 0,
+            db,
+            rel: oid,
+        }
+    }
+
+    /// Whether `rel` is a relation OID (see [`Self::relation_oid`]), not a relfilenode.
+    pub fn is_relation_oid(&self) -> bool {
+        self.spc == 0
+    }
+}
+
 impl std::fmt::Display for RelFileLocator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}/{}", self.spc, self.db, self.rel)
