@@ -94,6 +94,9 @@ async fn resolve_in(
     opts: &SessionOptions,
     locs: &[RelFileLocator],
 ) -> Result<Vec<(RelFileLocator, RelName)>, crate::pg::PgError> {
+    // Tablespace 0 marks a relation OID (TRUNCATE records name relations that way), looked
+    // up directly; anything else is a relfilenode. No comment inside the SQL: the read-only
+    // witness (tests/readonly.rs) reads every statement for write keywords.
     const SQL: &str = "\
         SELECT c.oid::int8, c.relkind::text, n.nspname::text, c.relname::text,
                o.oid::int8, onsp.nspname::text, o.relname::text
@@ -101,7 +104,7 @@ async fn resolve_in(
           JOIN pg_namespace n ON n.oid = c.relnamespace
           LEFT JOIN pg_class o ON c.relkind = 't' AND o.reltoastrelid = c.oid
           LEFT JOIN pg_namespace onsp ON onsp.oid = o.relnamespace
-         WHERE c.oid = CASE WHEN $1::int8 = 0 THEN $2::int8::oid  -- a relation OID (TRUNCATE)
+         WHERE c.oid = CASE WHEN $1::int8 = 0 THEN $2::int8::oid
                             ELSE pg_filenode_relation($1::int8::oid, $2::int8::oid) END";
     let s = connect(params, opts).await?;
     let mut out = Vec::with_capacity(locs.len());

@@ -53,6 +53,17 @@ struct Batch {
     sysid: Option<SystemId>,
 }
 
+impl Batch {
+    /// An empty batch with room for a full one (no reallocation while it fills).
+    fn new() -> Batch {
+        Batch {
+            chunks: Vec::with_capacity(BATCH_CHUNKS + 4),
+            frames: Vec::with_capacity(BATCH_FRAMES),
+            ..Batch::default()
+        }
+    }
+}
+
 /// The caller's half: receives batches and parses their frames in order.
 pub(crate) struct Pipeline {
     rx: Option<Receiver<Batch>>,
@@ -192,7 +203,7 @@ fn read_frames(
     queued: Arc<AtomicUsize>,
     ahead: usize,
 ) {
-    let mut batch = Batch::default();
+    let mut batch = Batch::new();
     let send = |batch: Batch| {
         queued.fetch_add(1, Ordering::Relaxed);
         tx.send(batch).is_ok()
@@ -216,7 +227,7 @@ fn read_frames(
                 if batch.frames.len() >= BATCH_FRAMES || batch.chunks.len() >= BATCH_CHUNKS {
                     batch.seg_size = decoder.segment_size();
                     batch.sysid = decoder.system_id();
-                    if !send(std::mem::take(&mut batch)) {
+                    if !send(std::mem::replace(&mut batch, Batch::new())) {
                         return; // the caller is gone
                     }
                 }
