@@ -186,7 +186,7 @@ pub enum Poll {
 
 /// A record that was found and checked (record header, continuation pages, CRC-32C) but not
 /// yet parsed: where its bytes lie. Finding records is sequential; parsing them is not, so a
-/// reader may hand frames to another thread ([`crate::wal::source`] does).
+/// reader may hand frames to another thread (module `wal::pipeline` does).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     /// Where the record starts.

@@ -204,34 +204,31 @@ fn read_frames(
     ahead: usize,
 ) {
     let mut batch = Batch::new();
-    let send = |batch: Batch| {
-        queued.fetch_add(1, Ordering::Relaxed);
-        tx.send(batch).is_ok()
-    };
     loop {
         let ending = match decoder.poll_frame() {
             Ok(FramePoll::Frame(mut f)) => {
                 // CRCs are checked here while the bytes are in this core's cache, when this
                 // thread is ahead; else they are left to the caller's thread. Either way
                 // each is checked once, and the load balances itself.
-                if queued.load(Ordering::Relaxed) >= ahead {
-                    if let Err(end) = decoder.check_crc(&f) {
-                        batch.ending = Some(Ending::End(end));
-                        send(batch);
-                        return;
-                    }
+                let check = if queued.load(Ordering::Relaxed) >= ahead {
                     f.crc_checked = true;
-                }
-                decoder.share_chunks(&f, &mut batch.chunks);
-                batch.frames.push(f);
-                if batch.frames.len() >= BATCH_FRAMES || batch.chunks.len() >= BATCH_CHUNKS {
-                    batch.seg_size = decoder.segment_size();
-                    batch.sysid = decoder.system_id();
-                    if !send(std::mem::replace(&mut batch, Batch::new())) {
-                        return; // the caller is gone
+                    decoder.check_crc(&f)
+                } else {
+                    Ok(())
+                };
+                match check {
+                    Err(end) => Ending::End(end),
+                    Ok(()) => {
+                        decoder.share_chunks(&f, &mut batch.chunks);
+                        batch.frames.push(f);
+                        let full = batch.frames.len() >= BATCH_FRAMES
+                            || batch.chunks.len() >= BATCH_CHUNKS;
+                        if full && !send(&tx, &queued, &decoder, &mut batch) {
+                            return; // the caller is gone
+                        }
+                        continue;
                     }
                 }
-                continue;
             }
             Ok(FramePoll::NeedMore) => {
                 let mut buf = match back.try_recv() {
@@ -261,11 +258,24 @@ fn read_frames(
             Err(e) => Ending::Err(e),
         };
         batch.ending = Some(ending);
-        batch.seg_size = decoder.segment_size();
-        batch.sysid = decoder.system_id();
-        send(batch);
+        send(&tx, &queued, &decoder, &mut batch);
         return;
     }
+}
+
+/// Sends `batch` (leaving an empty one in its place) with what the decoder has learnt;
+/// `false` when the caller is gone.
+fn send(
+    tx: &SyncSender<Batch>,
+    queued: &AtomicUsize,
+    decoder: &WalDecoder,
+    batch: &mut Batch,
+) -> bool {
+    let mut full = std::mem::replace(batch, Batch::new());
+    full.seg_size = decoder.segment_size();
+    full.sysid = decoder.system_id();
+    queued.fetch_add(1, Ordering::Relaxed);
+    tx.send(full).is_ok()
 }
 
 #[cfg(test)]

@@ -162,10 +162,10 @@ impl WalDir {
         end: Option<Lsn>,
         ahead: Option<usize>,
     ) -> WalDirReader {
-        let pipelined = ahead.is_some();
-        let parts = || {
+        // The two-thread reader checks CRCs after finding the records; one thread, at once.
+        let parts = |defer_crc: bool| {
             let mut decoder = WalDecoder::new(start).with_segment_size(self.seg_size);
-            if pipelined {
+            if defer_crc {
                 decoder = decoder.defer_crc();
             }
             if let Some(e) = end {
@@ -182,12 +182,12 @@ impl WalDir {
         };
         let mode = ahead
             .and_then(|ahead| {
-                let (decoder, files) = parts();
+                let (decoder, files) = parts(true);
                 Pipeline::start(decoder, files, self.clone(), ahead)
             })
             .map(Mode::Pipelined)
             .unwrap_or_else(|| {
-                let (decoder, files) = parts();
+                let (decoder, files) = parts(false);
                 Mode::Inline { decoder, files }
             });
         WalDirReader {
