@@ -11,6 +11,7 @@ pub mod commands;
 pub mod diff;
 pub mod divergence;
 pub mod evidence;
+pub mod finding;
 pub mod lsn;
 pub mod node;
 pub mod patroni;

@@ -96,6 +96,19 @@ impl Serialize for Lsn {
     }
 }
 
+impl schemars::JsonSchema for Lsn {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Lsn".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[0-9A-F]{1,8}/[0-9A-F]{1,8}$",
+            "description": "A WAL position in PostgreSQL's X/X form, e.g. 0/3000060."
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Lsn {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -105,7 +118,18 @@ impl<'de> Deserialize<'de> for Lsn {
 
 /// A timeline id: 1 for a fresh cluster, plus one for every promotion.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(transparent)]
 pub struct TimelineId(pub u32);
@@ -125,7 +149,18 @@ impl TimelineId {
 
 /// A 32-bit transaction id as it appears in WAL records and `xmin`.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(transparent)]
 pub struct Xid(pub u32);
@@ -150,6 +185,19 @@ impl Serialize for SystemId {
     // As a string: the value exceeds what JSON numbers hold exactly in most readers.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+impl schemars::JsonSchema for SystemId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SystemId".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[0-9]+$",
+            "description": "A cluster's system identifier (a 64-bit number, as a string)."
+        })
     }
 }
 

@@ -129,7 +129,7 @@ fn finish(outcome: Outcome, output: &OutputArgs, quiet: bool) -> ExitCode {
     if output.output.is_some() && !quiet && std::io::stderr().is_terminal() {
         eprintln!("verdict: {}", outcome.report.verdict.as_str());
     }
-    code(Exit::for_verdict(outcome.report.verdict))
+    code(Exit::for_report(&outcome.report))
 }
 
 /// `failover-verify checks ...`: no report, just the catalog on stdout.
@@ -250,7 +250,7 @@ async fn run_compare_with_state(args: &CompareArgs, cli: &Cli) -> ExitCode {
     });
     let rendered = Rendered {
         bytes,
-        exit: Exit::for_verdict(r.verdict),
+        exit: Exit::for_report(r),
         verdict: r.verdict.as_str(),
         key,
         generated_at: r.generated_at.clone(),

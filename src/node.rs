@@ -89,11 +89,11 @@ impl NodeFacts {
     }
 }
 
+use crate::finding::{Finding, FindingId};
 use crate::pg::conninfo::ConnParams;
 use crate::pg::error::PgError;
 use crate::pg::replication::{connect_replication, ReplicationClient, ReplicationOptions};
 use crate::pg::session::{Session, SessionOptions};
-use crate::report::{Finding, Severity};
 
 /// One query for everything SQL can tell; LSNs as text so they parse into [`Lsn`].
 const FACTS_SQL: &str = "\
@@ -239,8 +239,8 @@ pub async fn read_facts(
     read_history(session, repl.as_mut(), &mut facts, &target).await;
     if let Some(problem) = &facts.history_problem {
         findings.push(Finding {
-            severity: Severity::Warning,
-            id: "history_unreadable".into(),
+            severity: FindingId::HistoryUnreadable.severity(),
+            id: FindingId::HistoryUnreadable,
             message: format!(
                 "{target}: the history of timeline {} could not be read: {problem}",
                 facts.timeline
@@ -265,8 +265,8 @@ pub fn replication_options(opts: &SessionOptions) -> ReplicationOptions {
 /// A finding for a replication connection that could not be used.
 fn replication_finding(target: &str, e: &PgError) -> Finding {
     Finding {
-        severity: Severity::Info,
-        id: "replication_unavailable".into(),
+        severity: FindingId::ReplicationUnavailable.severity(),
+        id: FindingId::ReplicationUnavailable,
         message: format!("{target}: replication connection not used: {e}"),
         hint: e.hint().map(str::to_string),
     }

@@ -52,7 +52,9 @@ async fn lossy_forced_promotion_reports_switchpoint_and_lost_bytes() {
     assert_eq!(run.code, 1, "exit code for loss; stderr: {}", run.stderr);
     let j = run.json();
     assert_eq!(j["verdict"], "loss");
-    assert_eq!(j["schema_version"], 1);
+    assert_eq!(j["schema_version"], 2);
+    // The report's exit code is the process's: one rule decides both.
+    assert_eq!(j["exit_code"], run.code);
     let d = &j["divergence"];
     // The switchpoint is the one in the history file on the new primary's disk.
     assert_eq!(lsn_at(d, "switchpoint_lsn"), f.switchpoint);

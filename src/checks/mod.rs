@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::Severity;
+use crate::finding::Severity;
 
 pub use compare::{display_value, evaluate, CompareMode, Comparison, EvalError, Evaluation, Row};
 pub use run::{run_checks, run_checks_with, RunOptions, DEFAULT_IN_FLIGHT_PER_NODE};

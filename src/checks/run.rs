@@ -11,9 +11,9 @@ use super::compare::{default_summaries, evaluate, fill_summary, Row};
 use super::{
     strip_trailing_semicolons, Catalog, Check, CheckResult, CheckStatus, RunsOn, MAX_RESULT_ROWS,
 };
+use crate::finding::Severity;
 use crate::pg::error::ErrorKind;
 use crate::pg::session::Session;
-use crate::report::Severity;
 
 /// Queries in flight per node by default (a session runs them one at a time anyway; two
 /// keeps the pipeline busy without flooding it).

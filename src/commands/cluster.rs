@@ -10,6 +10,7 @@ use futures_util::future::join_all;
 
 use crate::cli::{ClusterArgs, CompareArgs};
 use crate::divergence::{analyze, human_bytes, Verdict};
+use crate::finding::{Finding, FindingId};
 use crate::lsn::Lsn;
 use crate::node::NodeFacts;
 use crate::pg::conninfo::ConnParams;
@@ -18,7 +19,6 @@ use crate::report::cluster::{
     ClusterReport, ClusterVerdict, NodeCheck, NodeStatus, SlotRow, StandbyRow,
     CLUSTER_SCHEMA_VERSION,
 };
-use crate::report::{Finding, Severity};
 
 use super::{now_rfc3339, tool_id, CommandError, Exit};
 
@@ -333,8 +333,8 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
     if pfacts.in_recovery {
         incomplete = true;
         findings.push(Finding {
-            severity: Severity::Warning,
-            id: "primary_in_recovery".into(),
+            severity: FindingId::PrimaryInRecovery.severity(),
+            id: FindingId::PrimaryInRecovery,
             message: format!(
                 "{primary_address} is in recovery (a standby), not a primary: was there a failover?"
             ),
@@ -347,8 +347,8 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
         Err(e) => {
             incomplete = true;
             findings.push(Finding {
-                severity: Severity::Warning,
-                id: "replication_unreadable".into(),
+                severity: FindingId::ReplicationUnreadable.severity(),
+                id: FindingId::ReplicationUnreadable,
                 message: format!(
                     "{primary_address}: pg_stat_replication / pg_replication_slots could not be read: {e}"
                 ),
@@ -361,8 +361,8 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
 
     if standbys.iter().any(|s| s.replay_lsn.is_none()) {
         findings.push(Finding {
-            severity: Severity::Warning,
-            id: "replication_columns_hidden".into(),
+            severity: FindingId::ReplicationColumnsHidden.severity(),
+            id: FindingId::ReplicationColumnsHidden,
             message: format!(
                 "{primary_address}: the WAL positions of some standbys are hidden from this role, so their lag is unknown"
             ),
@@ -371,16 +371,16 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
     }
     if standbys.is_empty() && !pfacts.in_recovery {
         findings.push(Finding {
-            severity: Severity::Info,
-            id: "no_standbys".into(),
+            severity: FindingId::NoStandbys.severity(),
+            id: FindingId::NoStandbys,
             message: format!("{primary_address}: no standby is streaming from the primary"),
             hint: None,
         });
     }
     for s in slots.iter().filter(|s| !s.active) {
         findings.push(Finding {
-            severity: Severity::Warning,
-            id: "inactive_slot".into(),
+            severity: FindingId::InactiveSlot.severity(),
+            id: FindingId::InactiveSlot,
             message: format!(
                 "replication slot {} ({}) is inactive: the node that used it no longer streams; it holds back {} of WAL since {} (wal_status {})",
                 s.slot_name,
@@ -402,22 +402,20 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
         checks.push(place(&pfacts, params.target(), read));
     }
     for c in &checks {
-        let (severity, id, hint) = match c.status {
+        let (id, hint) = match c.status {
             NodeStatus::Diverged => (
-                Severity::Critical,
-                "diverged_node",
+                FindingId::DivergedNode,
                 Some(format!(
                     "do not pg_rewind, reinitialise or let the HA manager rejoin {}: it holds the only copy of that WAL; run `failover-verify compare --new-primary '{}' --former-primary '{}'` to list the lost transactions",
                     c.address, input.primary.redacted(), c.node.target
                 )),
             ),
-            NodeStatus::Unreadable => (Severity::Warning, "node_unreadable", None),
+            NodeStatus::Unreadable => (FindingId::NodeUnreadable, None),
             NodeStatus::Unrelated => (
-                Severity::Warning,
-                "node_unrelated",
+                FindingId::NodeUnrelated,
                 Some("check the --node connection string".into()),
             ),
-            NodeStatus::Undecided => (Severity::Warning, "node_undecided", None),
+            NodeStatus::Undecided => (FindingId::NodeUndecided, None),
             NodeStatus::OnHistory => continue,
         };
         if c.status != NodeStatus::Diverged {
@@ -428,12 +426,7 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
         } else {
             format!("{}: {}", c.address, c.explanation)
         };
-        findings.push(Finding {
-            severity,
-            id: id.into(),
-            message,
-            hint,
-        });
+        findings.push(Finding::new(id, message).with_hint_opt(hint));
     }
     findings.sort_by_key(|f| f.severity);
 
@@ -464,12 +457,12 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
             .iter()
             .filter(|f| {
                 matches!(
-                    f.id.as_str(),
-                    "primary_in_recovery"
-                        | "replication_unreadable"
-                        | "node_unreadable"
-                        | "node_unrelated"
-                        | "node_undecided"
+                    f.id,
+                    FindingId::PrimaryInRecovery
+                        | FindingId::ReplicationUnreadable
+                        | FindingId::NodeUnreadable
+                        | FindingId::NodeUnrelated
+                        | FindingId::NodeUndecided
                 )
             })
             .map(|f| f.message.clone())

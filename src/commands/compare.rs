@@ -8,11 +8,12 @@ use crate::checks::Catalog;
 use crate::cli::CompareArgs;
 use crate::divergence::{analyze, human_bytes, Analysis, Divergence, Verdict};
 use crate::evidence::{self, Evidence, Source};
+use crate::finding::{Finding, FindingId};
 use crate::lsn::{Lsn, TimelineId};
 use crate::node::NodeFacts;
 use crate::pg::conninfo::ConnParams;
 use crate::pg::session::SessionOptions;
-use crate::report::{Finding, NodeSection, Report, Severity, SCHEMA_VERSION};
+use crate::report::{NodeSection, Report, SCHEMA_VERSION};
 use crate::timeline::TimelineHistory;
 
 use super::{now_rfc3339, tool_id, CommandError, Outcome};
@@ -150,8 +151,8 @@ fn patroni_findings(
     if let (Some(_), Ok(c)) = (&d.section.former_primary, &d.former_primary) {
         if !c.tied_with.is_empty() {
             out.push(Finding {
-                severity: Severity::Warning,
-                id: "patroni_former_ambiguous".into(),
+                severity: FindingId::PatroniFormerAmbiguous.severity(),
+                id: FindingId::PatroniFormerAmbiguous,
                 message: format!(
                     "Patroni cannot tell the former primary apart: {} and {} stayed on the old timeline with the same WAL; {} was compared",
                     c.member.name,
@@ -164,8 +165,8 @@ fn patroni_findings(
     }
     if !d.section.unanswered.is_empty() {
         out.push(Finding {
-            severity: Severity::Info,
-            id: "patroni_unanswered".into(),
+            severity: FindingId::PatroniUnanswered.severity(),
+            id: FindingId::PatroniUnanswered,
             message: format!(
                 "Patroni URLs that did not answer: {}",
                 d.section.unanswered.join("; ")
@@ -179,8 +180,8 @@ fn patroni_findings(
         let covered = dv.timeline_path.iter().any(|t| t.0 == p.parent_timeline);
         if !same && covered {
             out.push(Finding {
-                severity: Severity::Warning,
-                id: "patroni_history_disagrees".into(),
+                severity: FindingId::PatroniHistoryDisagrees.severity(),
+                id: FindingId::PatroniHistoryDisagrees,
                 message: format!(
                     "Patroni's last promotion ({}) is not the fork the nodes show (timeline {} ended at {})",
                     crate::report::patroni::promotion_line(p),
@@ -245,8 +246,8 @@ pub async fn run_with_progress(
         (None, None) => {
             let why = former_section.error.clone().unwrap_or_default();
             findings.push(Finding {
-                severity: Severity::Warning,
-                id: "former_unreachable".into(),
+                severity: FindingId::FormerUnreachable.severity(),
+                id: FindingId::FormerUnreachable,
                 message: format!("former primary: {why}"),
                 hint: Some("start the former primary isolated (as a standby with no upstream) so it can be inspected, pass the right conninfo, or copy its pg_wal and pass --former-wal-dir".into()),
             });
@@ -380,8 +381,8 @@ pub async fn run_with_progress(
                 }
                 Err(e) => {
                     findings.push(Finding {
-                        severity: Severity::Warning,
-                        id: "tables_failed".into(),
+                        severity: FindingId::TablesFailed.severity(),
+                        id: FindingId::TablesFailed,
                         message: format!("the row diff could not run: {e}"),
                         hint: Some("grant SELECT on the compared tables (e.g. GRANT pg_read_all_data TO role), or skip it with --no-tables".into()),
                     });
@@ -402,8 +403,8 @@ pub async fn run_with_progress(
 
     if analysis.verdict == Verdict::Loss {
         findings.push(Finding {
-            severity: Severity::Critical,
-            id: "keep_evidence".into(),
+            severity: FindingId::KeepEvidence.severity(),
+            id: FindingId::KeepEvidence,
             message: "The former primary holds the only copy of the lost WAL.".into(),
             hint: Some("do not pg_rewind, reinitialise or let Patroni rejoin it until the lost transactions are accounted for".into()),
         });
@@ -414,7 +415,7 @@ pub async fn run_with_progress(
     findings.sort_by_key(|f| f.severity);
     // A part that could not run (the WAL, a check) leaves the report incomplete, whatever the verdict.
     let incomplete = analysis.verdict == Verdict::Inconclusive
-        || findings.iter().any(|f| f.id == "wal_unreadable")
+        || findings.iter().any(|f| f.id == FindingId::WalUnreadable)
         || checks.iter().any(|c| {
             matches!(
                 c.status,
@@ -606,8 +607,8 @@ fn table_findings(t: &crate::diff::TablesReport) -> Vec<Finding> {
     let lost = c.lost_insert + c.lost_update + c.lost_delete;
     if lost > 0 || c.conflict > 0 {
         out.push(Finding {
-            severity: Severity::Critical,
-            id: "lost_rows".into(),
+            severity: FindingId::LostRows.severity(),
+            id: FindingId::LostRows,
             message: format!(
                 "{lost} row(s) lost ({} inserted, {} updated, {} deleted on the former primary only) and {} conflict(s) changed on both sides",
                 c.lost_insert, c.lost_update, c.lost_delete, c.conflict
@@ -621,8 +622,8 @@ fn table_findings(t: &crate::diff::TablesReport) -> Vec<Finding> {
     }
     if c.unexplained > 0 {
         out.push(Finding {
-            severity: Severity::Warning,
-            id: "unexplained_rows".into(),
+            severity: FindingId::UnexplainedRows.severity(),
+            id: FindingId::UnexplainedRows,
             message: format!(
                 "{} differing row(s) fit no rule (neither a lost nor a post-failover write)",
                 c.unexplained
@@ -632,16 +633,16 @@ fn table_findings(t: &crate::diff::TablesReport) -> Vec<Finding> {
     }
     if c.unknown > 0 {
         out.push(Finding {
-            severity: Severity::Warning,
-            id: "unattributed_rows".into(),
+            severity: FindingId::UnattributedRows.severity(),
+            id: FindingId::UnattributedRows,
             message: format!("{} differing row(s) could not be attributed: the lost transactions were not decoded", c.unknown),
             hint: Some("give the role access to the former primary's WAL (see wal_unreadable) to tell lost writes from post-failover ones".into()),
         });
     }
     for w in &t.warnings {
         out.push(Finding {
-            severity: Severity::Info,
-            id: "tables_note".into(),
+            severity: FindingId::TablesNote.severity(),
+            id: FindingId::TablesNote,
             message: w.clone(),
             hint: None,
         });
@@ -655,8 +656,8 @@ pub(crate) fn transaction_findings(ev: &Evidence) -> Vec<Finding> {
     let mut out = Vec::new();
     if !t.in_doubt.is_empty() {
         out.push(Finding {
-            severity: Severity::Critical,
-            id: "prepared_in_doubt".into(),
+            severity: FindingId::PreparedInDoubt.severity(),
+            id: FindingId::PreparedInDoubt,
             message: format!(
                 "{} transaction(s) were PREPAREd on the former primary after the switchpoint and are unknown to the new primary: {}",
                 t.in_doubt.len(),
@@ -667,8 +668,8 @@ pub(crate) fn transaction_findings(ev: &Evidence) -> Vec<Finding> {
     }
     if t.lost_ddl > 0 {
         out.push(Finding {
-            severity: Severity::Warning,
-            id: "lost_ddl".into(),
+            severity: FindingId::LostDdl.severity(),
+            id: FindingId::LostDdl,
             message: format!(
                 "{} lost transaction(s) changed the schema (DDL)",
                 t.lost_ddl
@@ -680,8 +681,8 @@ pub(crate) fn transaction_findings(ev: &Evidence) -> Vec<Finding> {
     }
     if !t.sequences.is_empty() {
         out.push(Finding {
-            severity: Severity::Warning,
-            id: "sequences_advanced".into(),
+            severity: FindingId::SequencesAdvanced.severity(),
+            id: FindingId::SequencesAdvanced,
             message: format!("{} sequence(s) advanced on the former primary after the switchpoint", t.sequences.len()),
             hint: Some("advance them on the new primary (setval) past the former primary's values before re-applying lost rows".into()),
         });
@@ -689,8 +690,8 @@ pub(crate) fn transaction_findings(ev: &Evidence) -> Vec<Finding> {
     if let Some(w) = &t.walinspect {
         if !w.agrees {
             out.push(Finding {
-                severity: Severity::Warning,
-                id: "walinspect_disagrees".into(),
+                severity: FindingId::WalinspectDisagrees.severity(),
+                id: FindingId::WalinspectDisagrees,
                 message: format!(
                     "pg_walinspect counts {} commit(s) in the same range, the decoder {}",
                     w.commits, t.lost_commits
@@ -701,8 +702,8 @@ pub(crate) fn transaction_findings(ev: &Evidence) -> Vec<Finding> {
     }
     for c in &t.caveats {
         out.push(Finding {
-            severity: Severity::Info,
-            id: "wal_caveat".into(),
+            severity: FindingId::WalCaveat.severity(),
+            id: FindingId::WalCaveat,
             message: c.clone(),
             hint: None,
         });

@@ -7,7 +7,6 @@ pub mod compare;
 pub mod demo;
 pub mod wal;
 
-use crate::divergence::Verdict;
 use crate::report::Report;
 
 /// The documented exit codes (see the README); cron jobs act on them.
@@ -26,12 +25,12 @@ pub enum Exit {
 }
 
 impl Exit {
-    /// The exit code for a finished report.
-    pub fn for_verdict(v: Verdict) -> Exit {
-        match v {
-            Verdict::NoLoss => Exit::NoLoss,
-            Verdict::Loss => Exit::Loss,
-            Verdict::Rewound | Verdict::Unrelated | Verdict::Inconclusive => Exit::Undecided,
+    /// The exit code for a finished report: [`crate::report::exit_code`], the one rule.
+    pub fn for_report(r: &Report) -> Exit {
+        match crate::report::exit_code(r.verdict, &r.findings) {
+            0 => Exit::NoLoss,
+            1 => Exit::Loss,
+            _ => Exit::Undecided,
         }
     }
 }
@@ -115,7 +114,7 @@ pub(crate) struct ReadNode {
     pub(crate) section: crate::report::NodeSection,
     pub(crate) facts: Option<crate::node::NodeFacts>,
     pub(crate) session: Option<crate::pg::session::Session>,
-    pub(crate) findings: Vec<crate::report::Finding>,
+    pub(crate) findings: Vec<crate::finding::Finding>,
 }
 
 /// Connects read-only and reads the node's facts; errors become one line of text.

@@ -12,6 +12,7 @@ pub const TABLES_SCHEMA_VERSION: u32 = 1;
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TablesReport {
     /// Layout version ([`TABLES_SCHEMA_VERSION`]).
+    #[serde(default)]
     pub schema_version: u32,
     /// Databases compared.
     pub databases: Vec<String>,

@@ -14,10 +14,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::finding::{Finding, FindingId};
 use crate::lsn::{Lsn, TimelineId, Xid};
 use crate::pg::session::{Session, SessionOptions};
 use crate::pg::ConnParams;
-use crate::report::{Finding, Severity};
 use crate::wal::accounting::LostTransactions;
 use crate::wal::RelFileLocator;
 
@@ -251,8 +251,8 @@ pub async fn gather(
                         ))
                     }
                     Err(e) => findings.push(Finding {
-                        severity: Severity::Info,
-                        id: "wal_replication_failed".into(),
+                        severity: FindingId::WalReplicationFailed.severity(),
+                        id: FindingId::WalReplicationFailed,
                         message: format!("streaming the former timeline's WAL failed: {e}"),
                         hint: None,
                     }),
@@ -329,8 +329,8 @@ pub async fn gather(
 /// The finding for WAL that could not be read: what failed and which grant would help.
 pub fn unreadable_finding(e: &ScanError) -> Finding {
     Finding {
-        severity: Severity::Warning,
-        id: "wal_unreadable".into(),
+        severity: FindingId::WalUnreadable.severity(),
+        id: FindingId::WalUnreadable,
         message: format!("the former timeline's WAL could not be read, so lost transactions were not counted: {e}"),
         hint: Some("give the role the REPLICATION attribute (plus a pg_hba.conf replication line), or GRANT EXECUTE ON FUNCTION pg_read_binary_file(text, bigint, bigint) TO it; or copy the former primary's pg_wal and pass --former-wal-dir".into()),
     }

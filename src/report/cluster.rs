@@ -502,7 +502,7 @@ fn render_csv(r: &ClusterReport, out: &mut dyn Write) -> io::Result<()> {
         row("node", &n[0], &n[1..].join(";"))?;
     }
     for f in &r.findings {
-        row("finding", &f.id, &f.message)?;
+        row("finding", f.id.as_str(), &f.message)?;
     }
     w.flush()
 }

@@ -53,7 +53,7 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         }
     }
     for f in &report.findings {
-        row("finding", &f.id, &f.message)?;
+        row("finding", f.id.as_str(), &f.message)?;
     }
     // Checks: one `check` row each (status;severity;summary), then one `check_row` per row.
     for c in &report.checks {

@@ -10,6 +10,7 @@ pub mod markdown;
 pub mod patroni;
 pub mod prometheus;
 pub mod text;
+pub mod v2;
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -20,8 +21,10 @@ use crate::divergence::{Divergence, Verdict};
 use crate::evidence::Transactions;
 use crate::node::NodeFacts;
 
-/// The version of the JSON layout; bumped when a field changes meaning or disappears.
-pub const SCHEMA_VERSION: u32 = 1;
+pub use crate::finding::{Finding, FindingId, Severity};
+
+/// The version of the JSON layout ([`v2`]); bumped when a field changes meaning or disappears.
+pub use v2::SCHEMA_VERSION;
 
 /// Everything one run found, in the order a reader needs it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -74,30 +77,19 @@ pub struct NodeSection {
     pub error: Option<String>,
 }
 
-/// How much a finding matters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Data was lost or is about to be destroyed.
-    Critical,
-    /// Part of the analysis could not run, or something needs attention.
-    Warning,
-    /// Context for the reader.
-    Info,
-}
-
-/// A note for the reader: what was found and what to do about it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Finding {
-    /// How much it matters.
-    pub severity: Severity,
-    /// A stable identifier, e.g. `history_unreadable`.
-    pub id: String,
-    /// What was found.
-    pub message: String,
-    /// What to do about it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
+/// The exit code of a finished report, the one rule for every command and format: 1 when the
+/// verdict is a loss or any finding implies one ([`crate::finding::Implies::Loss`]), 0 for no
+/// loss, 2 when the question was not decided (rewound, unrelated, inconclusive).
+pub fn exit_code(verdict: Verdict, findings: &[Finding]) -> u8 {
+    let loss_finding = findings
+        .iter()
+        .any(|f| f.id.implies() == crate::finding::Implies::Loss);
+    match verdict {
+        Verdict::Loss => 1,
+        _ if loss_finding => 1,
+        Verdict::NoLoss => 0,
+        Verdict::Rewound | Verdict::Unrelated | Verdict::Inconclusive => 2,
+    }
 }
 
 /// The output formats of `--format`.

@@ -32,15 +32,44 @@ pub struct Run {
 }
 
 impl Run {
-    /// stdout parsed as JSON (panics with the output when it is not JSON).
+    /// stdout parsed as JSON (panics with the output when it is not JSON). A report (schema
+    /// version 2) must also validate against the committed JSON Schema.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+        let v = serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
                 "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
                 self.stdout, self.stderr
             )
-        })
+        });
+        validate_report(&v);
+        v
     }
+}
+
+/// Checks a JSON report against `docs/report-v2.schema.json`; other JSON (the cluster report,
+/// `checks list`) passes through unchecked.
+pub fn validate_report(v: &serde_json::Value) {
+    use std::sync::OnceLock;
+    if v.get("schema_version") != Some(&serde_json::json!(2)) || v.get("verdict").is_none() {
+        return;
+    }
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/report-v2.schema.json");
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("the committed schema"))
+                .expect("the schema is JSON");
+        jsonschema::validator_for(&schema).expect("the schema compiles")
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(v)
+        .map(|e| format!("{e} (at {})", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the report does not match docs/report-v2.schema.json:\n{}",
+        errors.join("\n")
+    );
 }
 
 /// Runs the real `failover-verify` binary with `args`, bounded to two minutes.

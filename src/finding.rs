@@ -1,0 +1,324 @@
+//! Findings: what a run found that the reader should know or do, with a closed set of identifiers.
+//!
+//! A leaf: every analysis produces [`Finding`]s and only the report renders them. Each
+//! [`FindingId`] carries its severity, its one-line meaning and what to do
+//! ([`FindingId::meaning`], [`FindingId::action`]); `docs/findings.md` is generated from them
+//! ([`findings_page`]) and a test keeps the two equal.
+
+use serde::{Deserialize, Serialize};
+
+/// How much a finding matters.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Data was lost or is about to be destroyed.
+    Critical,
+    /// Part of the analysis could not run, or something needs attention.
+    Warning,
+    /// Context for the reader.
+    Info,
+}
+
+impl Severity {
+    /// The severity as it appears in reports: `critical`, `warning` or `info`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// What a finding says about the outcome of the run: folded with the verdict into the exit
+/// code by one function (`commands::Exit::for_report`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Implies {
+    /// Committed data was lost (or is in doubt): exit 1 whatever the verdict said.
+    Loss,
+    /// Context only: the exit code follows the verdict.
+    Nothing,
+}
+
+macro_rules! finding_ids {
+    ($( $(#[$doc:meta])* $variant:ident = $name:literal, $sev:ident, $implies:ident,
+        $meaning:literal, $action:literal; )*) => {
+        /// Every finding the tool can report. The serde form is the snake_case name, which is
+        /// stable: scripts match on it.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(schemars::JsonSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum FindingId {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl FindingId {
+            /// Every identifier, in documentation order.
+            pub const ALL: &'static [FindingId] = &[ $( FindingId::$variant, )* ];
+
+            /// The stable name, e.g. `lost_rows`.
+            pub fn as_str(self) -> &'static str {
+                match self { $( FindingId::$variant => $name, )* }
+            }
+
+            /// How much it matters.
+            pub fn severity(self) -> Severity {
+                match self { $( FindingId::$variant => Severity::$sev, )* }
+            }
+
+            /// What it says about the outcome, for the exit code.
+            pub fn implies(self) -> Implies {
+                match self { $( FindingId::$variant => Implies::$implies, )* }
+            }
+
+            /// What it means, in one line.
+            pub fn meaning(self) -> &'static str {
+                match self { $( FindingId::$variant => $meaning, )* }
+            }
+
+            /// What the reader should do.
+            pub fn action(self) -> &'static str {
+                match self { $( FindingId::$variant => $action, )* }
+            }
+        }
+    };
+}
+
+finding_ids! {
+    // ---- compare: the loss itself
+    /// The former primary holds the only copy of the lost WAL.
+    KeepEvidence = "keep_evidence", Critical, Loss,
+        "The former primary wrote WAL after the switchpoint that the new primary does not have.",
+        "Keep the former primary away from pg_rewind, reinit and HA rejoin until the lost transactions are accounted for.";
+    /// Rows that exist only on the former primary, or changed on both sides.
+    LostRows = "lost_rows", Critical, Loss,
+        "Rows were inserted, updated or deleted on the former primary only, or changed on both sides (conflicts).",
+        "Review the CSV and the recovery script of --export-dir, then apply what should be kept to the new primary.";
+    /// Prepared transactions the new primary does not know.
+    PreparedInDoubt = "prepared_in_doubt", Critical, Loss,
+        "Transactions were PREPAREd on the former primary after the switchpoint and are unknown to the new primary.",
+        "Tell the transaction manager that these GIDs were not prepared on the new primary.";
+    /// Lost transactions changed the schema.
+    LostDdl = "lost_ddl", Warning, Nothing,
+        "Lost transactions changed the schema (created, altered or dropped relations).",
+        "Re-create those schema changes on the new primary before re-applying lost rows.";
+    /// Sequences moved on the former primary after the switchpoint.
+    SequencesAdvanced = "sequences_advanced", Warning, Nothing,
+        "Sequences advanced on the former primary after the switchpoint.",
+        "Advance them on the new primary (setval) past the former primary's values before re-applying lost rows.";
+    /// pg_walinspect counts differently from the decoder.
+    WalinspectDisagrees = "walinspect_disagrees", Warning, Nothing,
+        "pg_walinspect counts a different number of commits in the same WAL range than the decoder.",
+        "Report it as a bug with both counts; trust neither count until it is understood.";
+    /// A limit of the WAL accounting.
+    WalCaveat = "wal_caveat", Info, Nothing,
+        "A limit of the WAL accounting that the reader should know.",
+        "Read the message; it names what was not counted and why.";
+
+    // ---- compare: what could not be read
+    /// The former primary could not be reached.
+    FormerUnreachable = "former_unreachable", Warning, Nothing,
+        "The former primary could not be read, so whether it wrote WAL past the switchpoint is unknown.",
+        "Start the former primary isolated (a standby with no upstream), pass the right conninfo, or pass its WAL with --former-wal-dir.";
+    /// The divergent WAL could not be read.
+    WalUnreadable = "wal_unreadable", Warning, Nothing,
+        "The former timeline's WAL could not be read, so the lost transactions were not counted.",
+        "Give the role the REPLICATION attribute or EXECUTE on pg_read_binary_file, or copy the former primary's pg_wal and pass --former-wal-dir.";
+    /// Streaming the WAL failed and another way was used.
+    WalReplicationFailed = "wal_replication_failed", Info, Nothing,
+        "Streaming the former timeline's WAL over replication failed; another way of reading it was tried.",
+        "Nothing if the WAL was read another way; otherwise see wal_unreadable.";
+    /// A timeline history file could not be read.
+    HistoryUnreadable = "history_unreadable", Warning, Nothing,
+        "A node's timeline history could not be read.",
+        "Give the role the REPLICATION attribute (plus a pg_hba.conf replication line), or EXECUTE on pg_read_file.";
+    /// A replication connection could not be opened.
+    ReplicationUnavailable = "replication_unavailable", Info, Nothing,
+        "A replication connection was not used; SQL was used instead.",
+        "Nothing, unless a later finding says something could not be read.";
+
+    // ---- compare: the row diff
+    /// The row diff could not run.
+    TablesFailed = "tables_failed", Warning, Nothing,
+        "The row diff could not run.",
+        "Grant SELECT on the compared tables (e.g. pg_read_all_data), or skip the row diff with --no-tables.";
+    /// Differing rows that fit no rule.
+    UnexplainedRows = "unexplained_rows", Warning, Nothing,
+        "Differing rows fit no rule: neither a lost write nor a post-failover write.",
+        "Look at the rows in the report; they may be writes the WAL accounting did not see.";
+    /// Differing rows that could not be attributed.
+    UnattributedRows = "unattributed_rows", Warning, Nothing,
+        "Differing rows could not be attributed because the lost transactions were not decoded.",
+        "Give the role access to the former primary's WAL (see wal_unreadable) to tell lost writes from post-failover ones.";
+    /// A note of the row diff.
+    TablesNote = "tables_note", Info, Nothing,
+        "A note of the row diff: how a table was compared, or what was left out.",
+        "Read the message; it names the table and the command to compare it.";
+
+    // ---- Patroni
+    /// Patroni cannot tell the former primary apart.
+    PatroniFormerAmbiguous = "patroni_former_ambiguous", Warning, Nothing,
+        "Several Patroni members stayed on the old timeline with the same WAL; one was compared.",
+        "Name the former leader with --former-primary.";
+    /// Patroni URLs that did not answer.
+    PatroniUnanswered = "patroni_unanswered", Info, Nothing,
+        "Some Patroni REST URLs did not answer.",
+        "Nothing if discovery succeeded through another URL.";
+    /// Patroni's history disagrees with the nodes'.
+    PatroniHistoryDisagrees = "patroni_history_disagrees", Warning, Nothing,
+        "Patroni's last promotion is not the fork the compared nodes show.",
+        "Check that the compared nodes are the ones Patroni promoted and demoted.";
+
+    // ---- cluster
+    /// The primary is in recovery.
+    PrimaryInRecovery = "primary_in_recovery", Warning, Nothing,
+        "The node given as primary is in recovery (a standby): there may have been a failover.",
+        "Point --primary at the current primary, and compare the old one with failover-verify compare.";
+    /// pg_stat_replication could not be read.
+    ReplicationUnreadable = "replication_unreadable", Warning, Nothing,
+        "pg_stat_replication or pg_replication_slots could not be read on the primary.",
+        "GRANT pg_monitor TO the role.";
+    /// Standby positions are hidden from the role.
+    ReplicationColumnsHidden = "replication_columns_hidden", Warning, Nothing,
+        "The WAL positions of some standbys are hidden from this role, so their lag is unknown.",
+        "GRANT pg_monitor TO the role.";
+    /// No standby streams from the primary.
+    NoStandbys = "no_standbys", Info, Nothing,
+        "No standby is streaming from the primary.",
+        "Nothing if that is expected; otherwise find out where the standbys went.";
+    /// An inactive replication slot.
+    InactiveSlot = "inactive_slot", Warning, Nothing,
+        "A replication slot is inactive: the node that used it no longer streams.",
+        "Find out where that node went (a former primary? keep it isolated until checked); drop the slot if it is gone for good.";
+    /// A node diverged from the primary's history.
+    DivergedNode = "diverged_node", Critical, Loss,
+        "A node left the primary's timeline history with WAL of its own: it holds WAL the primary never received.",
+        "Do not rewind, reinitialise or rejoin it; run failover-verify compare against it to list the lost transactions.";
+    /// A node could not be read.
+    NodeUnreadable = "node_unreadable", Warning, Nothing,
+        "A node given with --node could not be connected to or read.",
+        "Check the connection string and the role's privileges.";
+    /// A node of another cluster.
+    NodeUnrelated = "node_unrelated", Warning, Nothing,
+        "A node belongs to another cluster (another system identifier).",
+        "Check the --node connection string.";
+    /// A node that could not be placed.
+    NodeUndecided = "node_undecided", Warning, Nothing,
+        "A node's position relative to the primary's history could not be decided.",
+        "Read the message; it says what was missing.";
+}
+
+impl std::fmt::Display for FindingId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A note for the reader: what was found and what to do about it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Finding {
+    /// How much it matters (the identifier's severity).
+    pub severity: Severity,
+    /// The stable identifier.
+    pub id: FindingId,
+    /// What was found, in this run.
+    pub message: String,
+    /// What to do about it, in this run (more specific than [`FindingId::action`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Finding {
+    /// A finding with the identifier's severity and no hint.
+    pub fn new(id: FindingId, message: impl Into<String>) -> Finding {
+        Finding {
+            severity: id.severity(),
+            id,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// The same finding with a hint.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Finding {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// The same finding with an optional hint.
+    pub fn with_hint_opt(mut self, hint: Option<String>) -> Finding {
+        self.hint = hint;
+        self
+    }
+}
+
+/// The Markdown page `docs/findings.md`: every identifier with its severity, meaning and action.
+pub fn findings_page() -> String {
+    let mut s = String::from(
+        "# Findings\n\n\
+         Every finding the reports can carry (`findings[].id` in the JSON). Generated from\n\
+         `src/finding.rs` (`UPDATE_DOCS=1 cargo test --lib finding` rewrites it); a test keeps this\n\
+         page equal to the code. A run's own finding adds a `message` and, often, a more specific `hint`.\n\n\
+         `exit` says what the finding does to the exit code: `loss` makes it 1 whatever the\n\
+         verdict; `-` leaves it to the verdict (0 no loss, 1 loss, 2 undecided).\n\n\
+         | id | severity | exit | meaning | what to do |\n|---|---|---|---|---|\n",
+    );
+    for id in FindingId::ALL {
+        let implies = match id.implies() {
+            Implies::Loss => "loss",
+            Implies::Nothing => "-",
+        };
+        s.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            id.as_str(),
+            id.severity().as_str(),
+            implies,
+            id.meaning(),
+            id.action()
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_match_serde() {
+        let mut seen = std::collections::BTreeSet::new();
+        for id in FindingId::ALL {
+            assert!(seen.insert(id.as_str()), "duplicate {}", id.as_str());
+            let json = serde_json::to_string(id).unwrap();
+            assert_eq!(json, format!("\"{}\"", id.as_str()));
+            let back: FindingId = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, *id);
+        }
+    }
+
+    #[test]
+    fn the_docs_page_is_the_code() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/findings.md");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(path, findings_page()).unwrap();
+            return;
+        }
+        assert!(
+            committed == findings_page(),
+            "docs/findings.md is stale: run `UPDATE_DOCS=1 cargo test --lib finding` and commit it"
+        );
+    }
+}
