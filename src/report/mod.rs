@@ -272,6 +272,10 @@ pub(crate) fn transaction_rows(t: &Transactions) -> Vec<[String; 2]> {
             ),
         ],
         ["lost commits".into(), t.lost_commits.to_string()],
+        [
+            "row changes (user tables)".into(),
+            format!("{} in {} table(s)", t.row_changes, t.tables_changed),
+        ],
         ["first lost commit".into(), opt(&t.first_lost_commit_time)],
         ["last lost commit".into(), opt(&t.last_lost_commit_time)],
         ["prepared, in doubt".into(), t.in_doubt.len().to_string()],
@@ -321,7 +325,7 @@ pub(crate) fn table_loss_rows(t: &Transactions) -> Vec<[String; 6]> {
                 })
                 .unwrap_or_else(|| format!("relfilenode {} ({})", x.relfilenode, x.kind)),
             x.inserts.to_string(),
-            format!("{} ({})", x.updates + x.hot_updates, x.hot_updates),
+            format!("{} ({})", x.updates, x.hot_updates),
             x.deletes.to_string(),
             x.truncates.to_string(),
         ]
@@ -348,7 +352,7 @@ pub(crate) fn lost_xid_rows(t: &Transactions, limit: usize) -> Vec<[String; 6]> 
             notes.push(format!("COMMIT PREPARED '{g}'"));
         }
         if x.ddl {
-            notes.push("DDL".into());
+            notes.push(format!("DDL ({} catalog row(s))", x.catalog_rows));
         }
         [
             x.xid.to_string(),
@@ -357,6 +361,42 @@ pub(crate) fn lost_xid_rows(t: &Transactions, limit: usize) -> Vec<[String; 6]> 
             x.database.clone().unwrap_or_else(|| "-".into()),
             format!("{}/{}/{}", x.inserts, x.updates, x.deletes),
             notes.join(", "),
+        ]
+    }));
+    rows
+}
+
+/// The lost DDL in words, one clause per relation (`table public.x created by lost xid 7 in
+/// database d; …`), or `None` when no relation was named.
+pub fn lost_ddl_line(t: &Transactions) -> Option<String> {
+    if t.lost_ddl_relations.is_empty() {
+        return None;
+    }
+    Some(
+        t.lost_ddl_relations
+            .iter()
+            .map(|r| r.describe())
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+}
+
+/// The header and rows of the lost-DDL table: (database, relation, kind, action, xid).
+pub(crate) fn lost_ddl_rows(t: &Transactions) -> Vec<[String; 5]> {
+    let mut rows = vec![[
+        "database".to_string(),
+        "relation".into(),
+        "kind".into(),
+        "action".into(),
+        "lost xid".into(),
+    ]];
+    rows.extend(t.lost_ddl_relations.iter().map(|r| {
+        [
+            r.database.clone().unwrap_or_else(|| "-".into()),
+            r.relation.clone(),
+            r.kind.clone(),
+            r.action.as_str().to_string(),
+            r.xid.map_or_else(|| "-".into(), |x| x.to_string()),
         ]
     }));
     rows

@@ -130,6 +130,8 @@ pub struct LostCommit {
     pub ddl: bool,
     /// Row changes it made.
     pub changes: ChangeCounts,
+    /// Relation files its commit drops (DROP, and the old files of TRUNCATE or a rewrite).
+    pub dropped_rels: Vec<RelFileLocator>,
     /// How many of its change records precede the switchpoint (replicated, but not their commit).
     pub changes_before_switchpoint: u64,
 }
@@ -486,6 +488,7 @@ impl Accountant {
             has_invalidations: x.has_invalidations,
             ddl,
             changes: counts,
+            dropped_rels: x.dropped_rels.clone(),
             changes_before_switchpoint: before,
         });
     }
