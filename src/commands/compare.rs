@@ -638,6 +638,28 @@ fn table_findings(t: &crate::diff::TablesReport) -> Vec<Finding> {
             }),
         });
     }
+    let former_only: Vec<&crate::diff::TableReport> = t
+        .tables
+        .iter()
+        .filter(|x| x.presence == crate::diff::Presence::FormerOnly)
+        .collect();
+    if !former_only.is_empty() {
+        let rows: u64 = former_only.iter().map(|x| x.rows_compared).sum();
+        out.push(Finding {
+            severity: Severity::Critical,
+            id: "tables_only_on_former".into(),
+            message: format!(
+                "{} table(s) exist only on the former primary (created by lost transactions?), with {rows} row(s) not in the row counts above: {}",
+                former_only.len(),
+                former_only
+                    .iter()
+                    .map(|x| format!("{}.{}.{} ({} row(s))", x.database, x.schema, x.table, x.rows_compared))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            hint: Some("recreate them on the new primary from the former primary (pg_dump --schema-only -t TABLE, then its rows) before re-applying lost rows".into()),
+        });
+    }
     if c.unexplained > 0 {
         out.push(Finding {
             severity: Severity::Warning,

@@ -540,6 +540,8 @@ pub(crate) fn differing_rows(t: &crate::diff::TablesReport, limit: usize) -> Vec
             },
         )
     };
+    // With several databases compared, the same table name can be in each: name the database.
+    let many = t.databases.len() > 1;
     rows.extend(
         t.tables
             .iter()
@@ -547,7 +549,11 @@ pub(crate) fn differing_rows(t: &crate::diff::TablesReport, limit: usize) -> Vec
             .take(limit)
             .map(|(x, r)| {
                 [
-                    format!("{}.{}", x.schema, x.table),
+                    if many {
+                        format!("{}.{}.{}", x.database, x.schema, x.table)
+                    } else {
+                        format!("{}.{}", x.schema, x.table)
+                    },
                     r.key.as_ref().map_or_else(
                         || "(no key)".into(),
                         |k| serde_json::Value::Object(k.clone()).to_string(),
