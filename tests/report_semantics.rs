@@ -38,7 +38,9 @@ async fn incident(install: &PgInstall) -> Incident {
          INSERT INTO dropme VALUES (1, 'a'), (2, 'b');
          CREATE SEQUENCE s_never;
          CREATE ROLE fv_reader LOGIN REPLICATION;
-         GRANT pg_read_all_data TO fv_reader;",
+         GRANT pg_read_all_data TO fv_reader;
+         CREATE ROLE fv_nowal LOGIN;
+         GRANT pg_read_all_data, pg_monitor TO fv_nowal;",
     )
     .await
     .unwrap();
@@ -309,13 +311,24 @@ fn sum(items: &[Value], field: &str) -> u64 {
 }
 
 async fn compare(inc: &Incident, user: &str, format: &str, extra: &[&str]) -> Run {
-    let conn = |c: &Cluster| {
+    compare_as(inc, "postgres", user, format, extra).await
+}
+
+/// `compare` as `new_user` on the new primary and `former_user` on the former one.
+async fn compare_as(
+    inc: &Incident,
+    new_user: &str,
+    former_user: &str,
+    format: &str,
+    extra: &[&str],
+) -> Run {
+    let conn = |c: &Cluster, user: &str| {
         format!(
             "host=127.0.0.1 port={} user={user} dbname=postgres",
             c.port()
         )
     };
-    let (new, former) = (conn(&inc.new), conn(&inc.former));
+    let (new, former) = (conn(&inc.new, new_user), conn(&inc.former, former_user));
     let mut args = vec![
         "compare",
         "--new-primary",
@@ -737,7 +750,27 @@ async fn report_compares_every_touched_database_and_names_lost_ddl() {
     );
     assert_counts_agree(&j);
 
-    // 7. The former primary's WAL from files only: what cannot be named is said, with why.
+    // 7. The lost WAL unreadable on the former primary (no REPLICATION, no pg_read_binary_file):
+    // which databases it touched is unknown, and the report says that only one was compared.
+    let run = compare_as(&inc, "postgres", "fv_nowal", "json", &[]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stderr, run.stdout);
+    let j = run.json();
+    assert_eq!(j["verdict"], "loss");
+    assert_eq!(j["incomplete"], true);
+    assert!(j["transactions"].is_null());
+    assert_eq!(j["tables"]["databases"], serde_json::json!(["postgres"]));
+    let f = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "databases_unknown")
+        .unwrap_or_else(|| panic!("no databases_unknown finding: {}", j["findings"]));
+    assert!(
+        f["hint"].as_str().unwrap().contains("--all-databases"),
+        "{f}"
+    );
+
+    // 8. The former primary's WAL from files only: what cannot be named is said, with why.
     let copy = tempfile::tempdir().unwrap();
     for e in std::fs::read_dir(inc.former.data_dir().join("pg_wal")).unwrap() {
         let e = e.unwrap();

@@ -395,6 +395,20 @@ pub async fn run_with_progress(
             match result {
                 Ok(t) => {
                     findings.extend(table_findings(&t));
+                    if transactions.is_none()
+                        && analysis.verdict == Verdict::Loss
+                        && !opts.all_databases
+                    {
+                        findings.push(Finding {
+                            severity: Severity::Warning,
+                            id: "databases_unknown".into(),
+                            message: format!(
+                                "the lost WAL was not decoded, so the databases it wrote in are unknown: only {} was row-compared",
+                                t.databases.join(", ")
+                            ),
+                            hint: Some("re-run with --all-databases to compare every database, or make the lost WAL readable (see wal_unreadable)".into()),
+                        });
+                    }
                     Some(t)
                 }
                 Err(e) => {
@@ -433,9 +447,11 @@ pub async fn run_with_progress(
     findings.sort_by_key(|f| f.severity);
     // A part that could not run (the WAL, a check) leaves the report incomplete, whatever the verdict.
     let incomplete = analysis.verdict == Verdict::Inconclusive
-        || findings
-            .iter()
-            .any(|f| f.id == "wal_unreadable" || f.id == "database_not_compared")
+        || findings.iter().any(|f| {
+            f.id == "wal_unreadable"
+                || f.id == "database_not_compared"
+                || f.id == "databases_unknown"
+        })
         || checks.iter().any(|c| {
             matches!(
                 c.status,
