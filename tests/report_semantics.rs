@@ -574,6 +574,10 @@ async fn report_compares_every_touched_database_and_names_lost_ddl() {
         );
     }
     assert_eq!(t["lost_ddl_unnamed"], Value::Array(vec![]));
+    // Every lost transaction names its database, the one that only called nextval too.
+    for x in t["lost_xids"].as_array().unwrap() {
+        assert!(x["database"].is_string(), "{x}");
+    }
     // The created table's rows are lost with it, and a finding says so with their number.
     let newt_rows = id_v(&inc.former, "postgres", "newt").await.len();
     let f = j["findings"]

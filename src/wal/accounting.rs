@@ -296,6 +296,11 @@ impl Accountant {
         }
         if after {
             if let Some(s) = SeqRecord::parse(rec)? {
+                // A transaction that only called nextval names its database through it.
+                if rec.xid.0 != 0 && s.rel.db != 0 {
+                    let p = self.pending.entry(rec.xid.0).or_default();
+                    p.db.get_or_insert(s.rel.db);
+                }
                 let e = self.seqs.entry(s.rel).or_insert(SequenceAdvance {
                     rel: s.rel,
                     records: 0,
