@@ -649,6 +649,43 @@ mod tests {
     }
 
     #[test]
+    fn every_format_says_the_lost_ddl_by_relation() {
+        use crate::evidence::ddl::{DdlAction, LostDdlRelation};
+        let rel = |name: &str, action| LostDdlRelation {
+            database: Some("db2".into()),
+            relation: name.into(),
+            kind: "table".into(),
+            action,
+            xid: Some(crate::lsn::Xid(742)),
+            oid: 16400,
+        };
+        let mut r = report();
+        r.transactions = Some(Transactions {
+            lost_ddl: 2,
+            lost_ddl_relations: vec![
+                rel("public.x", DdlAction::Created),
+                rel("public.y", DdlAction::Dropped),
+            ],
+            ..Transactions::default()
+        });
+        let line = "table public.x created by lost xid 742 in database db2; \
+                    table public.y dropped by lost xid 742 in database db2";
+        assert_eq!(
+            lost_ddl_line(r.transactions.as_ref().unwrap()).unwrap(),
+            line
+        );
+        for format in [Format::Text, Format::Markdown, Format::Html, Format::Csv] {
+            let mut out = Vec::new();
+            render(&r, format, &mut out).unwrap();
+            let out = String::from_utf8(out).unwrap();
+            assert!(out.contains(line), "{format:?}: no lost DDL line\n{out}");
+        }
+        // Nothing named: no line.
+        r.transactions.as_mut().unwrap().lost_ddl_relations.clear();
+        assert!(lost_ddl_line(r.transactions.as_ref().unwrap()).is_none());
+    }
+
+    #[test]
     fn every_format_shows_the_method_and_the_fallback_reason() {
         for format in [Format::Text, Format::Markdown, Format::Csv] {
             let out = rendered(format);

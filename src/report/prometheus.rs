@@ -489,6 +489,7 @@ mod tests {
             }),
             transactions: Some(Transactions {
                 lost_commits: 7,
+                row_changes: 12,
                 ..Transactions::default()
             }),
             findings: Vec::new(),
@@ -508,6 +509,10 @@ mod tests {
         assert_eq!(
             value(&s, "failover_verify_lost_transactions", None),
             Some(7.0)
+        );
+        assert_eq!(
+            value(&s, "failover_verify_lost_row_changes", None),
+            Some(12.0)
         );
         assert_eq!(value(&s, "failover_verify_lost_rows", None), None);
         assert_eq!(value(&s, "failover_verify_timeline", None), Some(2.0));
