@@ -37,6 +37,7 @@ async fn incident(install: &PgInstall) -> Incident {
          CREATE TABLE dropme(id int PRIMARY KEY, v text);
          INSERT INTO dropme VALUES (1, 'a'), (2, 'b');
          CREATE SEQUENCE s_never;
+         CREATE VIEW v_drop AS SELECT id FROM t1;
          CREATE ROLE fv_reader LOGIN REPLICATION;
          GRANT pg_read_all_data TO fv_reader;
          CREATE ROLE fv_nowal LOGIN;
@@ -69,6 +70,7 @@ async fn incident(install: &PgInstall) -> Incident {
          INSERT INTO newt SELECT g, 'new' FROM generate_series(1, 4) g; COMMIT",
         "ALTER TABLE t1 ADD COLUMN extra int",
         "DROP TABLE dropme",
+        "DROP VIEW v_drop",
         "SELECT nextval('s_never') FROM generate_series(1, 3)",
     ] {
         p.execute(sql)
@@ -567,12 +569,30 @@ async fn report_compares_every_touched_database_and_names_lost_ddl() {
         .filter(|x| x["ddl"] == true)
         .map(|x| u(&x["xid"]))
         .collect();
-    for r in listed {
+    for r in listed.iter().filter(|r| !r["xid"].is_null()) {
         assert!(
             ddl_xids.contains(&u(&r["xid"])),
             "{r} not from a lost DDL xid"
         );
     }
+    // A dropped view has no file: it is found by its pg_class row, which only the new primary
+    // still has.
+    let view_on = |rows: Vec<Vec<Option<String>>>| rows.len();
+    let q = "SELECT 1 FROM pg_class WHERE relname = 'v_drop' AND relkind = 'v'";
+    assert_eq!(
+        (
+            view_on(inc.new.query_rows(q).await.unwrap()),
+            view_on(inc.former.query_rows(q).await.unwrap())
+        ),
+        (1, 0)
+    );
+    assert!(
+        listed.iter().any(|r| r["relation"] == "public.v_drop"
+            && r["kind"] == "view"
+            && r["action"] == "dropped"),
+        "{listed:?}"
+    );
+    assert_eq!(listed.len(), 4, "{listed:?}");
     assert_eq!(t["lost_ddl_unnamed"], Value::Array(vec![]));
     // Every lost transaction names its database, the one that only called nextval too.
     for x in t["lost_xids"].as_array().unwrap() {

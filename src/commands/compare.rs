@@ -325,6 +325,7 @@ pub async fn run_with_progress(
                         &ev.lost,
                         &ev.created_after_switchpoint,
                         &ev.databases,
+                        ev.transactions.new_side_first_xid,
                     )
                     .await;
                     ev.transactions.lost_ddl_relations = rels;

@@ -47,6 +47,7 @@ pub async fn run(args: &WalArgs) -> Result<Outcome, CommandError> {
         &ev.lost,
         &ev.created_after_switchpoint,
         &ev.databases,
+        ev.transactions.new_side_first_xid,
     )
     .await;
     ev.transactions.lost_ddl_relations = rels;

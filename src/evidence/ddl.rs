@@ -131,6 +131,7 @@ pub async fn name_lost_ddl(
     lost: &LostTransactions,
     created_after_switchpoint: &BTreeSet<RelFileLocator>,
     former_databases: &BTreeMap<u32, String>,
+    new_side_first_xid: Option<Xid>,
 ) -> (Vec<LostDdlRelation>, Vec<String>) {
     let mut found: Vec<(String, ClassRow, DdlAction, Option<Xid>)> = Vec::new();
     let mut unnamed = Vec::new();
@@ -278,6 +279,34 @@ pub async fn name_lost_ddl(
             ),
         }
     }
+    // Dropped relations without storage (views, partitioned tables, composite and foreign
+    // types): no file names them, so they are the new primary's rows that existed before the
+    // promotion (xmin before its first xid) and whose OID the former primary no longer has.
+    if let (Some(np), Some(ndbs)) = (new, &new_dbs) {
+        for (db, oids) in &former_oids {
+            let Some(dbname) = ndbs.get(db) else {
+                continue;
+            };
+            let Some(first) = new_side_first_xid else {
+                unnamed.push(format!(
+                    "database {dbname}: views and other relations without storage dropped by \
+                     lost DDL cannot be told apart: the new primary's first xid is unknown"
+                ));
+                continue;
+            };
+            match dropped_without_storage(&np.with_dbname(dbname), opts, first, oids).await {
+                Ok(rows) => found.extend(
+                    rows.into_iter()
+                        .map(|r| (dbname.clone(), r, DdlAction::Dropped, None)),
+                ),
+                Err(e) => unnamed.push(format!(
+                    "database {dbname}: views and other relations without storage dropped by \
+                     lost DDL cannot be named: reading the new primary's pg_class failed: {e}"
+                )),
+            }
+        }
+    }
+
     // An index created or dropped with its table (`CREATE TABLE … PRIMARY KEY`, `DROP TABLE`)
     // is said by the table's line; a TOAST table never has a line of its own.
     let tables: BTreeSet<(String, u32, DdlAction)> = found
@@ -367,6 +396,29 @@ async fn created_or_altered(
         })
         .collect();
     Ok((out, all))
+}
+
+/// Relations without storage on the new primary (`new` names the database) that existed before
+/// the promotion (`xmin` before `first_xid`) and that the former primary (`former_oids`) lacks.
+async fn dropped_without_storage(
+    new: &ConnParams,
+    opts: &SessionOptions,
+    first_xid: Xid,
+    former_oids: &BTreeSet<u32>,
+) -> Result<Vec<ClassRow>, crate::pg::PgError> {
+    let s = connect(new, opts).await?;
+    let sql = format!(
+        "SELECT {CLASS_COLUMNS} {CLASS_FROM} \
+         WHERE c.relkind IN ('v', 'p', 'c', 'f', 'I') AND c.oid >= 16384 \
+           AND c.xmin::text::int8 < $1::int8"
+    );
+    let rows = s.query(sql.as_str(), &[&i64::from(first_xid.0)]).await?;
+    s.close().await;
+    Ok(rows
+        .iter()
+        .map(class_row)
+        .filter(|r| !r.internal && !former_oids.contains(&r.oid))
+        .collect())
 }
 
 /// Dropped relations of one database: `(row as the new primary has it, action, xid)`, and how
