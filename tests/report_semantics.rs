@@ -769,7 +769,7 @@ async fn report_compares_every_touched_database_and_names_lost_ddl() {
         f["hint"]
             .as_str()
             .unwrap()
-            .contains("GRANT CONNECT ON DATABASE"),
+            .contains("--new-primary 'CONNINFO dbname=db3'"),
         "{f}"
     );
     assert_counts_agree(&j);

@@ -183,17 +183,24 @@ pub async fn compare_tables_with(
                         "the {which} primary's databases could not be listed: {e}"
                     )),
                 };
-                let why: Vec<String> = [missing(&dn, "new"), missing(&df, "former")]
-                    .into_iter()
-                    .flatten()
-                    .collect();
+                let (on_new, on_former) = (missing(&dn, "new"), missing(&df, "former"));
+                let hint = match (&on_new, &on_former) {
+                    (Some(_), None) if dn.is_ok() => format!(
+                        "the database exists only on the former primary (created by a lost \
+                         transaction, or dropped on the new primary since): dump it from the \
+                         former primary (pg_dump -d {}) to recover its rows",
+                        conninfo_value(d)
+                    ),
+                    _ => skipped_hint(d),
+                };
+                let why: Vec<String> = [on_new, on_former].into_iter().flatten().collect();
                 if why.is_empty() {
                     v.push((d.clone(), new.with_dbname(d), former.with_dbname(d)));
                 } else {
                     report.skipped_databases.push(SkippedDatabase {
                         database: d.clone(),
                         reason: why.join("; "),
-                        hint: skipped_hint(d),
+                        hint,
                     });
                 }
             }
@@ -254,14 +261,33 @@ pub async fn compare_tables_with(
     Ok(report)
 }
 
-/// What to run for a database the lost WAL touched that could not be compared.
+/// What to run for a database the lost WAL touched that could not be compared. Granting
+/// CONNECT on the former primary now would add a commit to the WAL under inspection, so the
+/// hint names a role that may already connect.
 fn skipped_hint(db: &str) -> String {
+    let d = conninfo_value(db);
     format!(
-        "GRANT CONNECT ON DATABASE {} TO the role on both servers and re-run, or compare it \
-         alone: failover-verify compare --new-primary 'CONNINFO dbname={db}' --former-primary \
-         'CONNINFO dbname={db}'",
-        sql::ident(db)
+        "compare it as a role that may connect to it (a superuser, or one granted CONNECT \
+         before the failover; a GRANT on the former primary now adds a commit to its WAL): \
+         failover-verify compare --new-primary 'CONNINFO dbname={d}' --former-primary \
+         'CONNINFO dbname={d}'"
     )
+}
+
+/// A database name as a conninfo value: bare when plain, else quoted (`'a b'`, `\'`).
+fn conninfo_value(v: &str) -> String {
+    if !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return v.to_string();
+    }
+    let mut s = String::from("'");
+    for c in v.chars() {
+        if c == '\'' || c == '\\' {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s.push('\'');
+    s
 }
 
 /// Whether the error is about opening sessions (connecting, privileges to connect).
