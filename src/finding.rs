@@ -110,10 +110,18 @@ finding_ids! {
     PreparedInDoubt = "prepared_in_doubt", Critical, Loss,
         "Transactions were PREPAREd on the former primary after the switchpoint and are unknown to the new primary.",
         "Tell the transaction manager that these GIDs were not prepared on the new primary.";
+    /// Tables that exist only on the former primary.
+    TablesOnlyOnFormer = "tables_only_on_former", Critical, Loss,
+        "Tables exist only on the former primary (created by lost transactions?); their rows are not in the row counts.",
+        "Recreate them on the new primary from the former primary (pg_dump --schema-only -t TABLE, then their rows) before re-applying lost rows.";
     /// Lost transactions changed the schema.
     LostDdl = "lost_ddl", Warning, Nothing,
         "Lost transactions changed the schema (created, altered or dropped relations).",
         "Re-create those schema changes on the new primary before re-applying lost rows.";
+    /// Lost DDL that could not be named by relation.
+    LostDdlUnnamed = "lost_ddl_unnamed", Warning, Nothing,
+        "Some lost DDL could not be named by relation (the former primary's catalogs could not be read).",
+        "Run compare with the former primary reachable (isolated as a standby) to name them, or read the lost commits' dropped files with pg_waldump.";
     /// Sequences moved on the former primary after the switchpoint.
     SequencesAdvanced = "sequences_advanced", Warning, Nothing,
         "Sequences advanced on the former primary after the switchpoint.",
@@ -162,6 +170,14 @@ finding_ids! {
     UnattributedRows = "unattributed_rows", Warning, Nothing,
         "Differing rows could not be attributed because the lost transactions were not decoded.",
         "Give the role access to the former primary's WAL (see wal_unreadable) to tell lost writes from post-failover ones.";
+    /// A database with lost changes that was not row-compared.
+    DatabaseNotCompared = "database_not_compared", Warning, Nothing,
+        "A database holds lost changes but its rows were not compared (no CONNECT privilege, or it is gone on one side).",
+        "Run the command in the hint (compare with that database's conninfo), or grant CONNECT on it to the role.";
+    /// The databases the lost WAL wrote in are unknown.
+    DatabasesUnknown = "databases_unknown", Warning, Nothing,
+        "The lost WAL was not decoded, so the databases it wrote in are unknown: only the conninfo's database was row-compared.",
+        "Re-run with --all-databases, or make the lost WAL readable (see wal_unreadable).";
     /// A note of the row diff.
     TablesNote = "tables_note", Info, Nothing,
         "A note of the row diff: how a table was compared, or what was left out.",

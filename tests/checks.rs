@@ -204,7 +204,7 @@ async fn lossy_failover_checks_report_exactly_what_the_former_primary_has() {
         seq["rows"],
         json!([{
             "schema": "public", "sequence": "fv_seq",
-            "new_last_value": new_seq, "former_last_value": 101, "ahead_by": 101 - new_seq
+            "new_next_value": new_seq + 1, "former_last_value": 101, "advance_by": 101 - new_seq
         }]),
         "fv_seq_clean (no lost nextval) is not listed"
     );
@@ -213,9 +213,9 @@ async fn lossy_failover_checks_report_exactly_what_the_former_primary_has() {
         json!([
             "schema",
             "sequence",
-            "new_last_value",
+            "new_next_value",
             "former_last_value",
-            "ahead_by"
+            "advance_by"
         ])
     );
     assert!(seq["summary"].as_str().unwrap().contains("public.fv_seq"));

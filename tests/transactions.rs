@@ -256,10 +256,9 @@ async fn lost_commits_match_pg_waldump_and_the_workload() {
         1 + 5 + 2 + 1 + 10,
         "spanning + 5 + savepoints + 2PC + COPY"
     );
-    assert_eq!(
-        t1["updates"].as_u64().unwrap() + t1["hot_updates"].as_u64().unwrap(),
-        3
-    );
+    // `updates` counts every update; `hot_updates` is the HOT subset.
+    assert_eq!(t1["updates"], 3);
+    assert!(t1["hot_updates"].as_u64().unwrap() <= 3);
     assert_eq!(t1["deletes"], 1);
     assert_eq!(
         table(t, "public.t2")["inserts"],
@@ -551,10 +550,7 @@ async fn version_matrix_counts_lost_commits() {
         );
         let tt = table(t, "public.t");
         assert_eq!(tt["inserts"], 6);
-        assert_eq!(
-            tt["updates"].as_u64().unwrap() + tt["hot_updates"].as_u64().unwrap(),
-            2
-        );
+        assert_eq!(tt["updates"], 2, "HOT updates included");
         assert_eq!(tt["deletes"], 1);
         eprintln!(
             "PG{}: {} lost commits decoded",

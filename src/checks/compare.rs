@@ -106,6 +106,10 @@ pub struct Comparison {
     pub key: Vec<String>,
     /// The numeric column of `greater_on_former`.
     pub value: Option<String>,
+    /// `greater_on_former` only: the new primary's column holding the next value it will hand
+    /// out (a sequence's). Then a key is a finding when the former primary's `value` is at or
+    /// past it, and `advance_by` says how far to move the new side.
+    pub next: Option<String>,
     /// The compared columns of `values_differ` and `side_by_side` (default: every non-key
     /// column).
     pub values: Vec<String>,
@@ -144,6 +148,21 @@ impl Comparison {
                 ))
             }
             (_, None) => {}
+        }
+        match (&self.next, self.mode) {
+            (Some(_), m) if m != CompareMode::GreaterOnFormer => {
+                return Err((
+                    "next",
+                    format!(
+                        "not used by compare mode \"{}\" (only greater_on_former)",
+                        m.as_str()
+                    ),
+                ))
+            }
+            (Some(n), _) if self.key.contains(n) => {
+                return Err(("next", format!("\"{n}\" is also a key column")))
+            }
+            _ => {}
         }
         let uses_values = matches!(
             self.mode,
@@ -486,6 +505,7 @@ pub fn evaluate(
             }
             Ok(out)
         }
+        CompareMode::GreaterOnFormer if cmp.next.is_some() => greater_than_next(cmp, new, former),
         CompareMode::GreaterOnFormer => {
             let value = cmp.value.clone().unwrap_or_default();
             let vcol = std::slice::from_ref(&value);
@@ -553,6 +573,82 @@ pub fn evaluate(
             Ok(out)
         }
     }
+}
+
+/// `greater_on_former` with `next`: the keys whose former `value` is at or past the new side's
+/// `next` value (or that the new side lacks), with `advance_by = value - next + 1`.
+fn greater_than_next(
+    cmp: &Comparison,
+    new: &[Row],
+    former: &[Row],
+) -> Result<Evaluation, EvalError> {
+    let key = &cmp.key;
+    let value = cmp.value.clone().unwrap_or_default();
+    let next = cmp.next.clone().unwrap_or_default();
+    require(new, key, "key", "new")?;
+    require(former, key, "key", "former")?;
+    require(new, std::slice::from_ref(&next), "next", "new")?;
+    require(former, std::slice::from_ref(&value), "value", "former")?;
+    let n = index(new, key, "new")?;
+    index(former, key, "former")?;
+    let num = |r: &Row, col: &str, node: &'static str| -> Result<Option<Num>, EvalError> {
+        let v = get(r, col).unwrap_or(&Value::Null);
+        Num::parse(v).ok_or_else(|| EvalError::NotNumeric {
+            column: col.to_string(),
+            node,
+            value: v.to_string(),
+        })
+    };
+    let mut columns = key.clone();
+    columns.extend([
+        format!("new_{next}"),
+        format!("former_{value}"),
+        "advance_by".into(),
+    ]);
+    let mut out = Evaluation {
+        total: former.len(),
+        columns,
+        ..Evaluation::default()
+    };
+    for fr in former {
+        let Some(fv) = num(fr, &value, "former")? else {
+            continue;
+        };
+        let nr = n.get(&key_id(fr, key)).copied();
+        let nv = match nr {
+            Some(r) => num(r, &next, "new")?,
+            None => None,
+        };
+        let by = match nv {
+            // The former handed out `fv`; the new side hands out `nv` next: a collision when
+            // nv <= fv, fixed by moving it fv - nv + 1 further.
+            Some(nv) if nv.greater(fv) => continue,
+            Some(nv) => fv
+                .minus(nv)
+                .as_i64()
+                .map_or(Value::Null, |d| Value::from(d + 1)),
+            None => Value::Null,
+        };
+        let mut m: BTreeMap<String, Value> = key
+            .iter()
+            .map(|k| (k.clone(), get(fr, k).cloned().unwrap_or(Value::Null)))
+            .collect();
+        m.insert(
+            format!("new_{next}"),
+            nr.and_then(|r| get(r, &next))
+                .cloned()
+                .unwrap_or(Value::Null),
+        );
+        m.insert(
+            format!("former_{value}"),
+            get(fr, &value).cloned().unwrap_or(Value::Null),
+        );
+        m.insert("advance_by".into(), by);
+        out.keys.push(key_display(fr, key));
+        out.rows.push(m);
+    }
+    out.finding = !out.rows.is_empty();
+    Ok(out)
 }
 
 /// The default one-line summaries of a mode: (finding, ok). Placeholders: `{n}` offending

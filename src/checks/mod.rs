@@ -235,6 +235,8 @@ struct RawCompare {
     #[serde(default)]
     value: Option<String>,
     #[serde(default)]
+    next: Option<String>,
+    #[serde(default)]
     values: Vec<String>,
 }
 
@@ -382,6 +384,7 @@ impl Check {
             mode,
             key: raw.compare.key,
             value: raw.compare.value,
+            next: raw.compare.next,
             values: raw.compare.values,
         };
         compare

@@ -254,8 +254,65 @@ fn cmp(mode: CompareMode, key: &[&str], value: Option<&str>, values: &[&str]) ->
         mode,
         key: key.iter().map(|s| s.to_string()).collect(),
         value: value.map(str::to_string),
+        next: None,
         values: values.iter().map(|s| s.to_string()).collect(),
     }
+}
+
+#[test]
+fn greater_than_next_reports_what_to_advance() {
+    // The new side never called s1 (next: its start), called s2 up to 9 (next 10), and
+    // lacks s3; the former handed out 3, 9 and 5, and never called s4.
+    let c = Comparison {
+        next: Some("next_value".into()),
+        ..cmp(
+            CompareMode::GreaterOnFormer,
+            &["sequence"],
+            Some("last_value"),
+            &[],
+        )
+    };
+    c.validate().unwrap();
+    let row = |s: &str, col: &str, v: Value| -> Row {
+        vec![("sequence".into(), Value::from(s)), (col.into(), v)]
+    };
+    let new = vec![
+        row("s1", "next_value", Value::from(1)),
+        row("s2", "next_value", Value::from(10)),
+        row("s4", "next_value", Value::from(1)),
+    ];
+    let former = vec![
+        row("s1", "last_value", Value::from(3)),
+        row("s2", "last_value", Value::from(9)),
+        row("s3", "last_value", Value::from(5)),
+        row("s4", "last_value", Value::Null),
+    ];
+    let ev = evaluate(&c, Some(&new), Some(&former)).unwrap();
+    assert!(ev.finding);
+    assert_eq!(ev.keys, ["s1", "s3"]);
+    assert_eq!(
+        ev.columns,
+        [
+            "sequence",
+            "new_next_value",
+            "former_last_value",
+            "advance_by"
+        ]
+    );
+    assert_eq!(ev.rows[0]["new_next_value"], Value::from(1));
+    assert_eq!(ev.rows[0]["former_last_value"], Value::from(3));
+    assert_eq!(ev.rows[0]["advance_by"], Value::from(3));
+    assert_eq!(ev.rows[1]["new_next_value"], Value::Null);
+    // At the next value exactly: one value collides.
+    let former = vec![row("s2", "last_value", Value::from(10))];
+    let ev = evaluate(&c, Some(&new), Some(&former)).unwrap();
+    assert_eq!(ev.rows[0]["advance_by"], Value::from(1));
+    // `next` belongs to greater_on_former only.
+    let bad = Comparison {
+        next: Some("n".into()),
+        ..cmp(CompareMode::ValuesDiffer, &["k"], None, &[])
+    };
+    assert_eq!(bad.validate().unwrap_err().0, "next");
 }
 
 #[test]

@@ -263,6 +263,7 @@ pub async fn run_with_progress(
     let mut transactions = None;
     let mut attribution = None;
     let mut former_side: Option<crate::diff::walguided::SideWal> = None;
+    let mut touched_databases: Vec<String> = Vec::new();
     let wal_range = analysis
         .divergence
         .as_ref()
@@ -317,6 +318,21 @@ pub async fn run_with_progress(
                         .await;
                         crate::timing::record("compare: pg_walinspect check", t);
                     }
+                    let t = Instant::now();
+                    let (rels, unnamed) = evidence::ddl::name_lost_ddl(
+                        names_from,
+                        Some(&input.new_primary),
+                        &input.session,
+                        &ev.lost,
+                        &ev.created_after_switchpoint,
+                        &ev.databases,
+                        ev.transactions.new_side_first_xid,
+                    )
+                    .await;
+                    ev.transactions.lost_ddl_relations = rels;
+                    ev.transactions.lost_ddl_unnamed = unnamed;
+                    crate::timing::record("compare: name the lost DDL", t);
+                    touched_databases = ev.touched_databases();
                     settle_with_wal(&mut analysis, &ev, former_facts.is_none());
                     findings.extend(transaction_findings(&ev));
                     attribution = Some(ev.attribution());
@@ -339,6 +355,10 @@ pub async fn run_with_progress(
             if matches!(analysis.verdict, Verdict::Loss | Verdict::NoLoss) =>
         {
             let attribution = attribution.unwrap_or_default();
+            // Every database the lost WAL touched is compared, not only the conninfo's.
+            let mut opts = opts.clone();
+            opts.databases = touched_databases.clone();
+            let opts = &opts;
             let t = Instant::now();
             let result = match opts.mode {
                 crate::diff::TablesMode::Full => {
@@ -377,6 +397,20 @@ pub async fn run_with_progress(
             match result {
                 Ok(t) => {
                     findings.extend(table_findings(&t));
+                    if transactions.is_none()
+                        && analysis.verdict == Verdict::Loss
+                        && !opts.all_databases
+                    {
+                        findings.push(Finding {
+                            severity: FindingId::DatabasesUnknown.severity(),
+                            id: FindingId::DatabasesUnknown,
+                            message: format!(
+                                "the lost WAL was not decoded, so the databases it wrote in are unknown: only {} was row-compared",
+                                t.databases.join(", ")
+                            ),
+                            hint: Some("re-run with --all-databases to compare every database, or make the lost WAL readable (see wal_unreadable)".into()),
+                        });
+                    }
                     Some(t)
                 }
                 Err(e) => {
@@ -415,7 +449,14 @@ pub async fn run_with_progress(
     findings.sort_by_key(|f| f.severity);
     // A part that could not run (the WAL, a check) leaves the report incomplete, whatever the verdict.
     let incomplete = analysis.verdict == Verdict::Inconclusive
-        || findings.iter().any(|f| f.id == FindingId::WalUnreadable)
+        || findings.iter().any(|f| {
+            matches!(
+                f.id,
+                FindingId::WalUnreadable
+                    | FindingId::DatabaseNotCompared
+                    | FindingId::DatabasesUnknown
+            )
+        })
         || checks.iter().any(|c| {
             matches!(
                 c.status,
@@ -565,17 +606,15 @@ pub(crate) fn settle_with_wal(analysis: &mut Analysis, ev: &Evidence, end_from_w
     };
     if t.lost_commits > 0 || !t.in_doubt.is_empty() {
         analysis.verdict = Verdict::Loss;
-        let rows: u64 = t
-            .tables
-            .iter()
-            .map(|x| x.inserts + x.updates + x.hot_updates + x.deletes)
-            .sum();
+        // User tables only: the rows lost DDL wrote into system catalogs are not row changes
+        // (the lost DDL has its own line), and TOAST chunks count against their table.
         let mut s = format!(
-            "{} transaction(s){window} exist only on the former primary's timeline {}: {} of WAL after the switchpoint {switchpoint}, {rows} row change(s) in {} table(s)",
+            "{} transaction(s){window} exist only on the former primary's timeline {}: {} of WAL after the switchpoint {switchpoint}, {} row change(s) in {} table(s)",
             t.lost_commits,
             d.former_timeline,
             bytes,
-            t.tables.iter().filter(|x| x.kind != "catalog").count(),
+            t.row_changes,
+            t.tables_changed,
         );
         if !t.in_doubt.is_empty() {
             s.push_str(&format!(
@@ -620,6 +659,28 @@ fn table_findings(t: &crate::diff::TablesReport) -> Vec<Finding> {
             }),
         });
     }
+    let former_only: Vec<&crate::diff::TableReport> = t
+        .tables
+        .iter()
+        .filter(|x| x.presence == crate::diff::Presence::FormerOnly)
+        .collect();
+    if !former_only.is_empty() {
+        let rows: u64 = former_only.iter().map(|x| x.rows_compared).sum();
+        out.push(Finding {
+            severity: FindingId::TablesOnlyOnFormer.severity(),
+            id: FindingId::TablesOnlyOnFormer,
+            message: format!(
+                "{} table(s) exist only on the former primary (created by lost transactions?), with {rows} row(s) not in the row counts above: {}",
+                former_only.len(),
+                former_only
+                    .iter()
+                    .map(|x| format!("{}.{}.{} ({} row(s))", x.database, x.schema, x.table, x.rows_compared))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            hint: Some("recreate them on the new primary from the former primary (pg_dump --schema-only -t TABLE, then its rows) before re-applying lost rows".into()),
+        });
+    }
     if c.unexplained > 0 {
         out.push(Finding {
             severity: FindingId::UnexplainedRows.severity(),
@@ -637,6 +698,17 @@ fn table_findings(t: &crate::diff::TablesReport) -> Vec<Finding> {
             id: FindingId::UnattributedRows,
             message: format!("{} differing row(s) could not be attributed: the lost transactions were not decoded", c.unknown),
             hint: Some("give the role access to the former primary's WAL (see wal_unreadable) to tell lost writes from post-failover ones".into()),
+        });
+    }
+    for d in &t.skipped_databases {
+        out.push(Finding {
+            severity: FindingId::DatabaseNotCompared.severity(),
+            id: FindingId::DatabaseNotCompared,
+            message: format!(
+                "database {} holds lost changes but its rows were not compared: {}",
+                d.database, d.reason
+            ),
+            hint: Some(d.hint.clone()),
         });
     }
     for w in &t.warnings {
@@ -667,16 +739,30 @@ pub(crate) fn transaction_findings(ev: &Evidence) -> Vec<Finding> {
         });
     }
     if t.lost_ddl > 0 {
+        let named = crate::report::lost_ddl_line(t)
+            .map(|l| format!(": {l}"))
+            .unwrap_or_default();
         out.push(Finding {
             severity: FindingId::LostDdl.severity(),
             id: FindingId::LostDdl,
             message: format!(
-                "{} lost transaction(s) changed the schema (DDL)",
+                "{} lost transaction(s) changed the schema (DDL){named}",
                 t.lost_ddl
             ),
             hint: Some(
                 "re-create those schema changes on the new primary before re-applying rows".into(),
             ),
+        });
+    }
+    if !t.lost_ddl_unnamed.is_empty() {
+        out.push(Finding {
+            severity: FindingId::LostDdlUnnamed.severity(),
+            id: FindingId::LostDdlUnnamed,
+            message: format!(
+                "lost DDL not named by relation: {}",
+                t.lost_ddl_unnamed.join("; ")
+            ),
+            hint: Some("start the former primary isolated (as a standby with no upstream) and run failover-verify compare --new-primary CONNINFO --former-primary CONNINFO to name them; pg_waldump -p PG_WAL -s SWITCHPOINT -r Transaction lists the relation files each lost commit dropped".into()),
         });
     }
     if !t.sequences.is_empty() {

@@ -307,7 +307,8 @@ fn sequence_section(
     }
     script.push_str(
         "\n-- ===== sequences\n-- The new primary must hand out values beyond what the former primary \
-         already used (rows above may carry them). Each setval only moves a sequence forward.\n",
+         already used (rows above may carry them). Each setval only moves a sequence forward: \
+         afterwards its next value is the former primary's last value plus the increment.\n",
     );
     for s in behind {
         let Some(v) = s.former_last_value else {
@@ -316,7 +317,7 @@ fn sequence_section(
         let q = qualified(&s.schema, &s.name);
         let _ = writeln!(
             script,
-            "SELECT pg_catalog.setval({}, {v}) FROM {q} WHERE last_value < {v} OR NOT is_called;",
+            "SELECT pg_catalog.setval({}, {v}) FROM {q} WHERE last_value < {v} OR (last_value = {v} AND NOT is_called);",
             literal(&q)
         );
         summary.statements += 1;

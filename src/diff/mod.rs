@@ -34,8 +34,8 @@ pub use classify::Attribution;
 pub use error::{DiffError, Node};
 pub use options::{DiffOptions, MaxRate, TableArgs, TableFilter, TablesMode};
 pub use report::{
-    ClassCounts, DiffKind, Method, Presence, RowClass, RowDiff, RowVersion, TableReport,
-    TablesReport,
+    ClassCounts, DiffKind, Method, Presence, RowClass, RowDiff, RowVersion, SkippedDatabase,
+    TableReport, TablesReport,
 };
 
 use crate::pg::{self, ConnParams, Session, SessionOptions};
@@ -162,11 +162,53 @@ pub async fn compare_tables_with(
         }
         v
     } else {
-        vec![(new.dbname().to_string(), new.clone(), former.clone())]
+        let mut v = vec![(new.dbname().to_string(), new.clone(), former.clone())];
+        let extra: Vec<&String> = opts
+            .databases
+            .iter()
+            .filter(|d| d.as_str() != new.dbname())
+            .collect();
+        if !extra.is_empty() {
+            let (dn, df) = tokio::join!(
+                databases(Node::New, new, session),
+                databases(Node::Former, former, session)
+            );
+            for d in extra {
+                let missing = |side: &Result<Vec<String>, DiffError>, which: &str| match side {
+                    Ok(list) if !list.contains(d) => Some(format!(
+                        "it does not exist (or does not accept connections) on the {which} primary"
+                    )),
+                    Ok(_) => None,
+                    Err(e) => Some(format!(
+                        "the {which} primary's databases could not be listed: {e}"
+                    )),
+                };
+                let (on_new, on_former) = (missing(&dn, "new"), missing(&df, "former"));
+                let hint = match (&on_new, &on_former) {
+                    (Some(_), None) if dn.is_ok() => format!(
+                        "the database exists only on the former primary (created by a lost \
+                         transaction, or dropped on the new primary since): dump it from the \
+                         former primary (pg_dump -d {}) to recover its rows",
+                        conninfo_value(d)
+                    ),
+                    _ => skipped_hint(d),
+                };
+                let why: Vec<String> = [on_new, on_former].into_iter().flatten().collect();
+                if why.is_empty() {
+                    v.push((d.clone(), new.with_dbname(d), former.with_dbname(d)));
+                } else {
+                    report.skipped_databases.push(SkippedDatabase {
+                        database: d.clone(),
+                        reason: why.join("; "),
+                        hint,
+                    });
+                }
+            }
+        }
+        v
     };
-    for (db, np, fp) in &pairs {
-        report.databases.push(db.clone());
-        compare_database(
+    for (i, (db, np, fp)) in pairs.iter().enumerate() {
+        let result = compare_database(
             db,
             np,
             fp,
@@ -178,7 +220,20 @@ pub async fn compare_tables_with(
             progress,
             &mut report,
         )
-        .await?;
+        .await;
+        match result {
+            Ok(()) => report.databases.push(db.clone()),
+            // The conninfo's own database (and --all-databases) fail the comparison as before;
+            // another database the lost WAL touched is named as not compared.
+            Err(e) if i > 0 && !opts.all_databases && is_connection_error(&e) => {
+                report.skipped_databases.push(SkippedDatabase {
+                    database: db.clone(),
+                    reason: e.to_string(),
+                    hint: skipped_hint(db),
+                });
+            }
+            Err(e) => return Err(e),
+        }
     }
     for t in &report.tables {
         report.totals.merge(&t.counts);
@@ -204,6 +259,40 @@ pub async fn compare_tables_with(
     }
     report.elapsed_ms = ms_since(start);
     Ok(report)
+}
+
+/// What to run for a database the lost WAL touched that could not be compared. Granting
+/// CONNECT on the former primary now would add a commit to the WAL under inspection, so the
+/// hint names a role that may already connect.
+fn skipped_hint(db: &str) -> String {
+    let d = conninfo_value(db);
+    format!(
+        "compare it as a role that may connect to it (a superuser, or one granted CONNECT \
+         before the failover; a GRANT on the former primary now adds a commit to its WAL): \
+         failover-verify compare --new-primary 'CONNINFO dbname={d}' --former-primary \
+         'CONNINFO dbname={d}'"
+    )
+}
+
+/// A database name as a conninfo value: bare when plain, else quoted (`'a b'`, `\'`).
+fn conninfo_value(v: &str) -> String {
+    if !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return v.to_string();
+    }
+    let mut s = String::from("'");
+    for c in v.chars() {
+        if c == '\'' || c == '\\' {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s.push('\'');
+    s
+}
+
+/// Whether the error is about opening sessions (connecting, privileges to connect).
+fn is_connection_error(e: &DiffError) -> bool {
+    matches!(e, DiffError::Session { .. })
 }
 
 async fn databases(
@@ -524,16 +613,17 @@ async fn compare_one(
 
 /// Sequences whose `last_value` differs (best effort: an error yields nothing).
 async fn sequences(db: &str, sn: &Session, sf: &Session) -> Vec<report::SequenceDiff> {
-    const SQL: &str = "SELECT schemaname::text, sequencename::text, last_value \
-                       FROM pg_catalog.pg_sequences ORDER BY 1, 2";
-    async fn read(s: &Session) -> Option<Vec<(String, String, Option<i64>)>> {
+    const SQL: &str = "SELECT schemaname::text, sequencename::text, last_value, start_value, \
+                       increment_by FROM pg_catalog.pg_sequences ORDER BY 1, 2";
+    type Seq = (String, String, Option<i64>, i64, i64);
+    async fn read(s: &Session) -> Option<Vec<Seq>> {
         s.simple_query("SAVEPOINT fv_seq").await.ok()?;
         match s.query(SQL, &[]).await {
             Ok(rows) => {
                 let _ = s.simple_query("RELEASE SAVEPOINT fv_seq").await;
                 Some(
                     rows.iter()
-                        .map(|r| (r.get(0), r.get(1), r.get(2)))
+                        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
                         .collect(),
                 )
             }
@@ -553,7 +643,7 @@ async fn sequences(db: &str, sn: &Session, sf: &Session) -> Vec<report::Sequence
     let mut names: Vec<(String, String)> = n
         .iter()
         .chain(f.iter())
-        .map(|(s, q, _)| (s.clone(), q.clone()))
+        .map(|(s, q, ..)| (s.clone(), q.clone()))
         .collect();
     names.sort();
     names.dedup();
@@ -564,16 +654,28 @@ async fn sequences(db: &str, sn: &Session, sf: &Session) -> Vec<report::Sequence
         if a == b && nv.is_some() && fv.is_some() {
             continue;
         }
+        // What the new side hands out next: its start when never called, else last + increment.
+        let next = nv.map(|x| match x.2 {
+            None => x.3,
+            Some(last) => last.saturating_add(x.4),
+        });
+        let ascending = nv.is_none_or(|x| x.4 > 0);
+        let advance_by = match (next, b) {
+            (Some(n), Some(f)) if ascending && f >= n => Some(f - n + 1),
+            _ => None,
+        };
         out.push(report::SequenceDiff {
             database: db.to_string(),
             schema,
             name,
             new_last_value: a,
+            new_next_value: next,
             former_last_value: b,
-            new_is_behind: match (a, b) {
+            advance_by,
+            new_is_behind: match (next, b) {
                 (_, None) => false,
                 (None, Some(_)) => true,
-                (Some(x), Some(y)) => y > x,
+                (Some(_), Some(_)) => advance_by.is_some(),
             },
         });
     }

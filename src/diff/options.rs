@@ -184,6 +184,9 @@ pub struct DiffOptions {
     pub filter: TableFilter,
     /// Compare every database that accepts connections.
     pub all_databases: bool,
+    /// Databases to compare besides the conninfo's own (those the lost WAL touched); one that
+    /// cannot be compared is listed in [`super::TablesReport::skipped_databases`].
+    pub databases: Vec<String>,
     /// Connections per node (at least 1).
     pub jobs: usize,
     /// Read-rate limit per node.
@@ -203,6 +206,7 @@ impl Default for DiffOptions {
         DiffOptions {
             filter: TableFilter::default(),
             all_databases: false,
+            databases: Vec::new(),
             jobs: DEFAULT_JOBS,
             max_rate: None,
             chunk_rows: DEFAULT_CHUNK_ROWS,
@@ -232,6 +236,7 @@ impl DiffOptions {
         Ok(Some(DiffOptions {
             filter: TableFilter::new(&a.tables, &a.exclude_tables, &a.schemas)?,
             all_databases: a.all_databases,
+            databases: Vec::new(),
             jobs: a.jobs,
             max_rate: a.max_rate,
             chunk_rows: a.chunk_rows,

@@ -16,6 +16,9 @@ pub struct TablesReport {
     pub schema_version: u32,
     /// Databases compared.
     pub databases: Vec<String>,
+    /// Databases the lost WAL touched that could not be compared, with why and what to run.
+    #[serde(default)]
+    pub skipped_databases: Vec<SkippedDatabase>,
     /// The table filters as given.
     pub filters: Vec<String>,
     /// What attribution input was available.
@@ -34,6 +37,17 @@ pub struct TablesReport {
     pub warnings: Vec<String>,
     /// Wall time of the whole comparison, in milliseconds.
     pub elapsed_ms: u64,
+}
+
+/// A database that should have been compared and was not.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SkippedDatabase {
+    /// The database.
+    pub database: String,
+    /// Why it was not compared (missing on one side, no CONNECT privilege, ...).
+    pub reason: String,
+    /// What to do about it.
+    pub hint: String,
 }
 
 /// What attribution input the comparison had.
@@ -279,11 +293,21 @@ pub struct SequenceDiff {
     pub schema: String,
     /// Sequence name.
     pub name: String,
-    /// `last_value` on the new primary (`null` when unused or absent).
+    /// `last_value` on the new primary (`null` when never called or absent).
     pub new_last_value: Option<i64>,
-    /// `last_value` on the former primary.
+    /// The value the new primary hands out next: its start value when never called, else
+    /// `last_value` plus the increment (`null` when the new primary lacks the sequence).
+    #[serde(default)]
+    pub new_next_value: Option<i64>,
+    /// `last_value` on the former primary: the last value it handed out (`null` when never
+    /// called).
     pub former_last_value: Option<i64>,
-    /// True when the new primary must advance past the former primary's value.
+    /// How many values the new primary must skip so that its next value is past the former
+    /// primary's last one (`former_last_value - new_next_value + 1`); `null` when it need not.
+    #[serde(default)]
+    pub advance_by: Option<i64>,
+    /// True when the new primary must advance past the former primary's value (its next
+    /// value is at or below the former's last value, or it lacks the sequence).
     pub new_is_behind: bool,
 }
 

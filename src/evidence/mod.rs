@@ -5,6 +5,7 @@
 //! or a directory (`--former-wal-dir`). Whatever the source, the bytes go through the same
 //! sans-IO decoder and the same accountant ([`crate::wal::accounting`]).
 
+pub mod ddl;
 pub mod names;
 pub mod newside;
 pub mod scan;
@@ -55,10 +56,23 @@ pub struct Transactions {
     pub in_flight: usize,
     /// Transactions PREPAREd after the switchpoint and never resolved: in doubt.
     pub in_doubt: Vec<InDoubtTx>,
-    /// Row changes of the lost transactions per table.
+    /// Rows the lost transactions inserted, updated or deleted in user tables (the headline
+    /// number): the sum of `inserts + updates + deletes` over `tables[]` of every kind but
+    /// `catalog`.
+    /// Rows written into system catalogs by DDL and TOAST chunks are not counted.
+    pub row_changes: u64,
+    /// User tables with lost row changes or TRUNCATEs (the entries of `tables[]` of every kind
+    /// but `catalog`).
+    pub tables_changed: usize,
+    /// Row changes of the lost transactions per table (system catalogs included, as kind
+    /// `catalog`; a TOAST relation counts against its owner).
     pub tables: Vec<TableLoss>,
     /// Lost transactions that changed the schema (catalog changes).
     pub lost_ddl: usize,
+    /// The relations that lost transactions created, altered or dropped, by name.
+    pub lost_ddl_relations: Vec<ddl::LostDdlRelation>,
+    /// What about the lost DDL could not be named, and why (empty when everything was).
+    pub lost_ddl_unnamed: Vec<String>,
     /// Sequences advanced after the switchpoint.
     pub sequences: Vec<SequenceLoss>,
     /// WAL records after the switchpoint (all kinds, background ones included).
@@ -91,12 +105,16 @@ pub struct LostXid {
     pub prepared_gid: Option<String>,
     /// Whether it changed the schema.
     pub ddl: bool,
-    /// Tuples inserted.
+    /// Rows inserted into user tables (as `tables[].inserts`).
     pub inserts: u64,
-    /// Tuples updated (HOT included).
+    /// Rows updated in user tables, HOT updates included (as `tables[].updates`).
     pub updates: u64,
-    /// Tuples deleted.
+    /// The HOT subset of `updates`.
+    pub hot_updates: u64,
+    /// Rows deleted from user tables.
     pub deletes: u64,
+    /// Rows it inserted, updated or deleted in system catalogs (DDL), not in the counts above.
+    pub catalog_rows: u64,
 }
 
 /// A prepared transaction whose fate the new primary does not know.
@@ -123,9 +141,9 @@ pub struct TableLoss {
     pub relfilenode: String,
     /// Inserted tuples.
     pub inserts: u64,
-    /// Non-HOT updates.
+    /// Updated tuples, HOT updates included.
     pub updates: u64,
-    /// HOT updates.
+    /// The HOT subset of `updates`.
     pub hot_updates: u64,
     /// Deleted tuples.
     pub deletes: u64,
@@ -182,6 +200,8 @@ pub struct Evidence {
     pub created_after_switchpoint: BTreeSet<RelFileLocator>,
     /// Lost COMMIT PREPAREDs whose PREPARE precedes the WAL that was read (for the row diff).
     pub prepared_before_scan: Vec<Xid>,
+    /// The former primary's databases (`oid → name`), when it could be asked.
+    pub databases: BTreeMap<u32, String>,
 }
 
 /// Reads and accounts the WAL of timeline `tli` from `switchpoint` to `end` (or the end of
@@ -302,18 +322,15 @@ pub async fn gather(
     // Names from the former primary's catalogs.
     let mut rels: BTreeSet<RelFileLocator> = scan.lost.tables.iter().map(|t| t.rel).collect();
     rels.extend(scan.lost.sequences.iter().map(|s| s.rel));
-    let (names, problems) = match names_from {
+    let (names, problems, databases) = match names_from {
         Some(p) => names::resolve(p, opts, &rels).await,
         None => (
             BTreeMap::new(),
             vec!["no connection to the former primary: relfilenodes are shown unmapped".into()],
+            BTreeMap::new(),
         ),
     };
     caveats.extend(problems);
-    let databases: BTreeMap<u32, Option<String>> = names
-        .iter()
-        .map(|(loc, n)| (loc.db, n.database.clone()))
-        .collect();
     let transactions = summarize(&scan, &label, &names, &databases, caveats);
     (
         Ok(Evidence {
@@ -321,6 +338,7 @@ pub async fn gather(
             lost: scan.lost,
             created_after_switchpoint: scan.created_after_switchpoint,
             prepared_before_scan: scan.prepared_before_scan,
+            databases,
         }),
         findings,
     )
@@ -388,7 +406,7 @@ fn summarize(
     scan: &Scan,
     label: &str,
     names: &BTreeMap<RelFileLocator, RelName>,
-    databases: &BTreeMap<u32, Option<String>>,
+    databases: &BTreeMap<u32, String>,
     caveats: Vec<String>,
 ) -> Transactions {
     let lost = &scan.lost;
@@ -398,24 +416,27 @@ fn summarize(
                 .ok()
         })
     };
-    let db_name = |db: Option<u32>| db.and_then(|d| databases.get(&d).cloned().flatten());
+    let db_name = |db: Option<u32>| db.and_then(|d| databases.get(&d).cloned());
 
     // Per table: TOAST and the table itself merge under the owner's name.
     let mut tables: BTreeMap<(Option<String>, String), TableLoss> = BTreeMap::new();
     for t in &lost.tables {
-        let name = names.get(&t.rel).cloned().unwrap_or_else(|| RelName {
-            kind: if t.catalog {
-                "catalog".into()
-            } else {
-                "unknown".into()
-            },
+        let mut name = names.get(&t.rel).cloned().unwrap_or_else(|| RelName {
+            kind: "unknown".into(),
             ..RelName::default()
         });
+        if name.kind == "unknown" && is_catalog_file(&t.rel) {
+            name.kind = "catalog".into();
+        }
         let key_name = name.table.clone().unwrap_or_else(|| t.rel.to_string());
+        let database = name
+            .database
+            .clone()
+            .or_else(|| (t.rel.db != 0).then(|| db_name(Some(t.rel.db))).flatten());
         let e = tables
-            .entry((name.database.clone(), key_name))
+            .entry((database.clone(), key_name))
             .or_insert_with(|| TableLoss {
-                database: name.database.clone(),
+                database: database.clone(),
                 table: name.table.clone(),
                 kind: if name.kind == "toast" {
                     "table".into()
@@ -433,14 +454,51 @@ fn summarize(
         // are row counts. Keep TOAST out of the row numbers but keep the table listed.
         if name.kind != "toast" {
             e.inserts += t.counts.inserts;
-            e.updates += t.counts.updates;
+            e.updates += t.counts.updates + t.counts.hot_updates;
             e.hot_updates += t.counts.hot_updates;
             e.deletes += t.counts.deletes;
             e.truncates += t.counts.truncates;
         }
     }
 
+    // Per lost transaction, the same classes as per table: user-table rows, catalog rows, and
+    // TOAST chunks (in neither).
+    let class = |rel: &RelFileLocator| -> RowKind {
+        match names.get(rel).map_or("unknown", |n| n.kind.as_str()) {
+            "toast" => RowKind::Toast,
+            "catalog" => RowKind::Catalog,
+            "unknown" if is_catalog_file(rel) => RowKind::Catalog,
+            _ => RowKind::User,
+        }
+    };
+    let mut per_xid: std::collections::HashMap<u32, XidRows> = std::collections::HashMap::new();
+    for t in &lost.touched_tuples {
+        let e = per_xid.entry(t.top_xid.0).or_default();
+        match class(&t.rel) {
+            RowKind::Toast => {}
+            RowKind::Catalog => e.catalog += 1,
+            RowKind::User => match t.op {
+                crate::wal::accounting::TupleOp::Insert => e.inserts += 1,
+                crate::wal::accounting::TupleOp::Update => e.updates += 1,
+                crate::wal::accounting::TupleOp::HotUpdate => {
+                    e.updates += 1;
+                    e.hot_updates += 1;
+                }
+                crate::wal::accounting::TupleOp::Delete => e.deletes += 1,
+            },
+        }
+    }
+    let tables: Vec<TableLoss> = tables.into_values().collect();
+    let user = tables.iter().filter(|x| x.kind != "catalog");
+
     Transactions {
+        row_changes: user
+            .clone()
+            .map(|x| x.inserts + x.updates + x.deletes)
+            .sum(),
+        tables_changed: user.count(),
+        lost_ddl_relations: Vec::new(),
+        lost_ddl_unnamed: Vec::new(),
         source: label.to_string(),
         scan_start_lsn: scan.start,
         end_lsn: lost.end_lsn,
@@ -450,21 +508,26 @@ fn summarize(
         lost_xids: lost
             .lost_commits
             .iter()
-            .map(|c| LostXid {
-                xid: c.top_xid,
-                subxids: c.subxids.clone(),
-                commit_lsn: c.lsn,
-                commit_time: ts(c.commit_time),
-                database: db_name(c.db_id),
-                prepared_gid: if c.prepared {
-                    c.gid.clone().or(Some(String::new()))
-                } else {
-                    None
-                },
-                ddl: c.ddl,
-                inserts: c.changes.inserts,
-                updates: c.changes.updates + c.changes.hot_updates,
-                deletes: c.changes.deletes,
+            .map(|c| {
+                let rows = per_xid.get(&c.top_xid.0).cloned().unwrap_or_default();
+                LostXid {
+                    xid: c.top_xid,
+                    subxids: c.subxids.clone(),
+                    commit_lsn: c.lsn,
+                    commit_time: ts(c.commit_time),
+                    database: db_name(c.db_id),
+                    prepared_gid: if c.prepared {
+                        c.gid.clone().or(Some(String::new()))
+                    } else {
+                        None
+                    },
+                    ddl: c.ddl,
+                    inserts: rows.inserts,
+                    updates: rows.updates,
+                    hot_updates: rows.hot_updates,
+                    deletes: rows.deletes,
+                    catalog_rows: rows.catalog,
+                }
             })
             .collect(),
         first_lost_commit_time: ts(lost.first_lost_commit_time),
@@ -480,7 +543,7 @@ fn summarize(
                 lsn: d.lsn,
             })
             .collect(),
-        tables: tables.into_values().collect(),
+        tables,
         lost_ddl: lost.lost_ddl.len(),
         sequences: lost
             .sequences
@@ -500,6 +563,28 @@ fn summarize(
         new_side_first_xid: scan.new_side_first_xid,
         caveats,
     }
+}
+
+/// How a touched tuple counts: a user-table row, a system catalog row, or a TOAST chunk.
+enum RowKind {
+    User,
+    Catalog,
+    Toast,
+}
+
+/// One lost transaction's rows by class.
+#[derive(Clone, Default)]
+struct XidRows {
+    inserts: u64,
+    updates: u64,
+    hot_updates: u64,
+    deletes: u64,
+    catalog: u64,
+}
+
+/// A relation file numbered below `FirstNormalObjectId`: a system catalog's.
+fn is_catalog_file(rel: &RelFileLocator) -> bool {
+    rel.rel < crate::wal::accounting::FIRST_NORMAL_OBJECT_ID
 }
 
 /// Cross-checks the commit count with pg_walinspect, only where it is already installed and
@@ -532,6 +617,26 @@ pub async fn walinspect_check(
 }
 
 impl Evidence {
+    /// The names of the databases the lost transactions wrote in (on the former primary),
+    /// sorted; databases whose name is unknown are left out (the caveats say why).
+    pub fn touched_databases(&self) -> Vec<String> {
+        let mut oids: BTreeSet<u32> = self
+            .lost
+            .lost_commits
+            .iter()
+            .filter_map(|c| c.db_id)
+            .collect();
+        oids.extend(self.lost.tables.iter().map(|t| t.rel.db));
+        let mut out: Vec<String> = oids
+            .into_iter()
+            .filter(|d| *d != 0)
+            .filter_map(|d| self.databases.get(&d).cloned())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// What the row diff needs to tell lost writes from post-failover ones: every xid (top-level
     /// and subtransaction) of the lost commits, and the new primary's first xid.
     pub fn attribution(&self) -> crate::diff::Attribution {

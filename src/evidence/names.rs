@@ -24,25 +24,34 @@ pub struct RelName {
     pub oid: Option<u32>,
 }
 
-/// Resolves every locator in `rels`, connecting to each database of the former primary.
-/// Returns the names found and one line per database that could not be read.
+/// The names found, one line per database that could not be read, and the server's
+/// databases (`oid → name`).
+pub type Resolved = (
+    BTreeMap<RelFileLocator, RelName>,
+    Vec<String>,
+    BTreeMap<u32, String>,
+);
+
+/// Resolves every locator in `rels`, connecting to each database of the former primary (the
+/// databases are listed from `pg_database`, which needs no CONNECT privilege, so a database
+/// that cannot be connected to still has its name).
 pub async fn resolve(
     params: &ConnParams,
     opts: &SessionOptions,
     rels: &BTreeSet<RelFileLocator>,
-) -> (BTreeMap<RelFileLocator, RelName>, Vec<String>) {
+) -> Resolved {
     let mut names = BTreeMap::new();
     let mut problems = Vec::new();
-    if rels.is_empty() {
-        return (names, problems);
-    }
     let databases = match database_names(params, opts).await {
         Ok(d) => d,
         Err(e) => {
             problems.push(format!("cannot list databases: {e}"));
-            return (names, problems);
+            return (names, problems, BTreeMap::new());
         }
     };
+    if rels.is_empty() {
+        return (names, problems, databases);
+    }
     let mut by_db: BTreeMap<u32, Vec<RelFileLocator>> = BTreeMap::new();
     for r in rels {
         by_db.entry(r.db).or_default().push(*r);
@@ -67,14 +76,16 @@ pub async fn resolve(
                     names.insert(loc, name);
                 }
             }
-            Err(e) => problems.push(format!("database {dbname}: {e}")),
+            Err(e) => problems.push(format!(
+                "database {dbname}: its tables are shown as relfilenodes: {e}"
+            )),
         }
     }
-    (names, problems)
+    (names, problems, databases)
 }
 
-/// `oid → datname` of the former primary.
-async fn database_names(
+/// `oid → datname` of a server.
+pub async fn database_names(
     params: &ConnParams,
     opts: &SessionOptions,
 ) -> Result<BTreeMap<u32, String>, crate::pg::PgError> {

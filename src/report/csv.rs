@@ -15,6 +15,9 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     row("summary", "verdict", report.verdict.as_str())?;
     row("summary", "explanation", &report.explanation)?;
     row("summary", "incomplete", &report.incomplete.to_string())?;
+    if let Some(l) = report.transactions.as_ref().and_then(super::lost_ddl_line) {
+        row("summary", "lost_ddl", &l)?;
+    }
     for [field, new, former] in node_rows(report) {
         row("new_primary", &field, &new)?;
         row("former_primary", &field, &former)?;
@@ -34,6 +37,9 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                 &format!("{}.{}", r[0], r[1]),
                 &r[2..].join(";"),
             )?;
+        }
+        for r in super::lost_ddl_rows(t).iter().skip(1) {
+            row("lost_ddl", &format!("{}.{}", r[0], r[1]), &r[2..].join(";"))?;
         }
         for r in lost_xid_rows(t, usize::MAX).iter().skip(1) {
             row("lost_xid", &r[0], &r[1..].join(";"))?;

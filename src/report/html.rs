@@ -140,7 +140,7 @@ fn table_bars_svg(report: &Report) -> Option<String> {
                     .clone()
                     .unwrap_or_else(|| format!("relfilenode {}", x.relfilenode)),
                 x.inserts,
-                x.updates + x.hot_updates,
+                x.updates,
                 x.deletes,
             )
         })
@@ -214,7 +214,7 @@ svg .lbl{{font:13px -apple-system,"Segoe UI",Helvetica,Arial,sans-serif}}
 footer{{color:#57606a;font-size:12px;margin-top:28px}}
 </style></head><body>
 <div class="banner">{verdict_upper}{incomplete}</div>
-<p class="expl">{explanation}</p>
+<p class="expl">{explanation}</p>{ddl_line}
 "##,
         verdict = report.verdict.as_str(),
         verdict_upper = report.verdict.as_str().replace('_', " ").to_uppercase(),
@@ -225,6 +225,12 @@ footer{{color:#57606a;font-size:12px;margin-top:28px}}
             ""
         },
         explanation = esc(&report.explanation),
+        ddl_line = report
+            .transactions
+            .as_ref()
+            .and_then(super::lost_ddl_line)
+            .map(|l| format!("<p class=\"expl\"><b>Lost DDL:</b> {}.</p>", esc(&l)))
+            .unwrap_or_default(),
     );
     if let Some(svg) = timeline_svg(report) {
         let _ = write!(s, "<h2>What happened</h2>{svg}");
@@ -248,6 +254,10 @@ footer{{color:#57606a;font-size:12px;margin-top:28px}}
         let tables = table_loss_rows(t);
         if tables.len() > 1 {
             let _ = write!(s, "<h2>Per table</h2>{}", table(&tables, true));
+        }
+        let ddl = super::lost_ddl_rows(t);
+        if ddl.len() > 1 {
+            let _ = write!(s, "<h2>Lost DDL</h2>{}", table(&ddl, true));
         }
         let xids = lost_xid_rows(t, LISTED_XIDS);
         if xids.len() > 1 {

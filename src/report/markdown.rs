@@ -42,6 +42,10 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     )?;
     writeln!(out)?;
     writeln!(out, "{}", report.explanation)?;
+    if let Some(l) = report.transactions.as_ref().and_then(super::lost_ddl_line) {
+        writeln!(out)?;
+        writeln!(out, "**Lost DDL:** {}.", l.replace('|', "\\|"))?;
+    }
     writeln!(out)?;
     writeln!(out, "### Nodes")?;
     writeln!(out)?;
@@ -68,6 +72,14 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             writeln!(out)?;
             let header = tables[0].clone();
             table(out, header.each_ref().map(String::as_str), &tables[1..])?;
+        }
+        let ddl = super::lost_ddl_rows(t);
+        if ddl.len() > 1 {
+            writeln!(out)?;
+            writeln!(out, "#### Lost DDL")?;
+            writeln!(out)?;
+            let header = ddl[0].clone();
+            table(out, header.each_ref().map(String::as_str), &ddl[1..])?;
         }
         let xids = lost_xid_rows(t, LISTED_XIDS);
         if xids.len() > 1 {

@@ -264,6 +264,10 @@ pub(crate) fn transaction_rows(t: &Transactions) -> Vec<[String; 2]> {
             ),
         ],
         ["lost commits".into(), t.lost_commits.to_string()],
+        [
+            "row changes (user tables)".into(),
+            format!("{} in {} table(s)", t.row_changes, t.tables_changed),
+        ],
         ["first lost commit".into(), opt(&t.first_lost_commit_time)],
         ["last lost commit".into(), opt(&t.last_lost_commit_time)],
         ["prepared, in doubt".into(), t.in_doubt.len().to_string()],
@@ -313,7 +317,7 @@ pub(crate) fn table_loss_rows(t: &Transactions) -> Vec<[String; 6]> {
                 })
                 .unwrap_or_else(|| format!("relfilenode {} ({})", x.relfilenode, x.kind)),
             x.inserts.to_string(),
-            format!("{} ({})", x.updates + x.hot_updates, x.hot_updates),
+            format!("{} ({})", x.updates, x.hot_updates),
             x.deletes.to_string(),
             x.truncates.to_string(),
         ]
@@ -340,7 +344,7 @@ pub(crate) fn lost_xid_rows(t: &Transactions, limit: usize) -> Vec<[String; 6]> 
             notes.push(format!("COMMIT PREPARED '{g}'"));
         }
         if x.ddl {
-            notes.push("DDL".into());
+            notes.push(format!("DDL ({} catalog row(s))", x.catalog_rows));
         }
         [
             x.xid.to_string(),
@@ -349,6 +353,42 @@ pub(crate) fn lost_xid_rows(t: &Transactions, limit: usize) -> Vec<[String; 6]> 
             x.database.clone().unwrap_or_else(|| "-".into()),
             format!("{}/{}/{}", x.inserts, x.updates, x.deletes),
             notes.join(", "),
+        ]
+    }));
+    rows
+}
+
+/// The lost DDL in words, one clause per relation (`table public.x created by lost xid 7 in
+/// database d; …`), or `None` when no relation was named.
+pub fn lost_ddl_line(t: &Transactions) -> Option<String> {
+    if t.lost_ddl_relations.is_empty() {
+        return None;
+    }
+    Some(
+        t.lost_ddl_relations
+            .iter()
+            .map(|r| r.describe())
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+}
+
+/// The header and rows of the lost-DDL table: (database, relation, kind, action, xid).
+pub(crate) fn lost_ddl_rows(t: &Transactions) -> Vec<[String; 5]> {
+    let mut rows = vec![[
+        "database".to_string(),
+        "relation".into(),
+        "kind".into(),
+        "action".into(),
+        "lost xid".into(),
+    ]];
+    rows.extend(t.lost_ddl_relations.iter().map(|r| {
+        [
+            r.database.clone().unwrap_or_else(|| "-".into()),
+            r.relation.clone(),
+            r.kind.clone(),
+            r.action.as_str().to_string(),
+            r.xid.map_or_else(|| "-".into(), |x| x.to_string()),
         ]
     }));
     rows
@@ -492,6 +532,8 @@ pub(crate) fn differing_rows(t: &crate::diff::TablesReport, limit: usize) -> Vec
             },
         )
     };
+    // With several databases compared, the same table name can be in each: name the database.
+    let many = t.databases.len() > 1;
     rows.extend(
         t.tables
             .iter()
@@ -499,7 +541,11 @@ pub(crate) fn differing_rows(t: &crate::diff::TablesReport, limit: usize) -> Vec
             .take(limit)
             .map(|(x, r)| {
                 [
-                    format!("{}.{}", x.schema, x.table),
+                    if many {
+                        format!("{}.{}.{}", x.database, x.schema, x.table)
+                    } else {
+                        format!("{}.{}", x.schema, x.table)
+                    },
                     r.key.as_ref().map_or_else(
                         || "(no key)".into(),
                         |k| serde_json::Value::Object(k.clone()).to_string(),
@@ -592,6 +638,43 @@ mod tests {
         text.lines()
             .find(|l| l.contains(&format!("db.s.{table}")))
             .unwrap_or_else(|| panic!("no line for {table} in\n{text}"))
+    }
+
+    #[test]
+    fn every_format_says_the_lost_ddl_by_relation() {
+        use crate::evidence::ddl::{DdlAction, LostDdlRelation};
+        let rel = |name: &str, action| LostDdlRelation {
+            database: Some("db2".into()),
+            relation: name.into(),
+            kind: "table".into(),
+            action,
+            xid: Some(crate::lsn::Xid(742)),
+            oid: 16400,
+        };
+        let mut r = report();
+        r.transactions = Some(Transactions {
+            lost_ddl: 2,
+            lost_ddl_relations: vec![
+                rel("public.x", DdlAction::Created),
+                rel("public.y", DdlAction::Dropped),
+            ],
+            ..Transactions::default()
+        });
+        let line = "table public.x created by lost xid 742 in database db2; \
+                    table public.y dropped by lost xid 742 in database db2";
+        assert_eq!(
+            lost_ddl_line(r.transactions.as_ref().unwrap()).unwrap(),
+            line
+        );
+        for format in [Format::Text, Format::Markdown, Format::Html, Format::Csv] {
+            let mut out = Vec::new();
+            render(&r, format, &mut out).unwrap();
+            let out = String::from_utf8(out).unwrap();
+            assert!(out.contains(line), "{format:?}: no lost DDL line\n{out}");
+        }
+        // Nothing named: no line.
+        r.transactions.as_mut().unwrap().lost_ddl_relations.clear();
+        assert!(lost_ddl_line(r.transactions.as_ref().unwrap()).is_none());
     }
 
     #[test]

@@ -34,7 +34,11 @@ const LOST_TX: (&str, &str) = (
 );
 const LOST_ROWS: (&str, &str) = (
     "failover_verify_lost_rows",
-    "Rows that differ because of lost transactions, from the row comparison (present only when it ran).",
+    "Rows lost: inserted, updated or deleted by lost transactions and not changed since on the new primary (row comparison: lost_insert + lost_update + lost_delete, conflicts not included; present only when it ran).",
+);
+const LOST_ROW_CHANGES: (&str, &str) = (
+    "failover_verify_lost_row_changes",
+    "Rows the lost transactions inserted, updated or deleted in user tables, from the decoded WAL (the headline number: system catalog rows and TOAST chunks not included; present only when the WAL was decoded).",
 );
 const VERDICT: (&str, &str) = (
     "failover_verify_verdict",
@@ -165,6 +169,7 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     }
     if let Some(t) = &report.transactions {
         e.one(LOST_TX, t.lost_commits.to_string());
+        e.one(LOST_ROW_CHANGES, t.row_changes.to_string());
     }
     if let Some(n) = lost_rows(report) {
         e.one(LOST_ROWS, n.to_string());
@@ -484,6 +489,7 @@ mod tests {
             }),
             transactions: Some(Transactions {
                 lost_commits: 7,
+                row_changes: 12,
                 ..Transactions::default()
             }),
             findings: Vec::new(),
@@ -503,6 +509,10 @@ mod tests {
         assert_eq!(
             value(&s, "failover_verify_lost_transactions", None),
             Some(7.0)
+        );
+        assert_eq!(
+            value(&s, "failover_verify_lost_row_changes", None),
+            Some(12.0)
         );
         assert_eq!(value(&s, "failover_verify_lost_rows", None), None);
         assert_eq!(value(&s, "failover_verify_timeline", None), Some(2.0));

@@ -24,6 +24,9 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         }
     )?;
     writeln!(out, "{}", report.explanation)?;
+    if let Some(l) = report.transactions.as_ref().and_then(super::lost_ddl_line) {
+        writeln!(out, "Lost DDL: {l}.")?;
+    }
     writeln!(out)?;
 
     let nodes = node_rows(report);
@@ -62,6 +65,15 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                 out,
                 "{}",
                 grid(table_loss_rows(t).into_iter().map(Vec::from).collect())
+            )?;
+        }
+        if !t.lost_ddl_relations.is_empty() {
+            writeln!(out)?;
+            writeln!(out, "Relations created, altered or dropped by lost DDL")?;
+            writeln!(
+                out,
+                "{}",
+                grid(super::lost_ddl_rows(t).into_iter().map(Vec::from).collect())
             )?;
         }
         if !t.lost_xids.is_empty() {

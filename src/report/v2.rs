@@ -289,10 +289,23 @@ pub struct Transactions {
     pub in_flight: usize,
     /// Transactions PREPAREd after the switchpoint and never resolved: in doubt.
     pub in_doubt: Vec<InDoubtTx>,
-    /// Row changes of the lost transactions per table.
+    /// Rows the lost transactions inserted, updated or deleted in user tables (the headline
+    /// number): the sum of `inserts + updates + deletes` over `tables[]` of every kind but
+    /// `catalog`.
+    /// Rows written into system catalogs by DDL and TOAST chunks are not counted.
+    pub row_changes: u64,
+    /// User tables with lost row changes or TRUNCATEs (the entries of `tables[]` of every kind
+    /// but `catalog`).
+    pub tables_changed: usize,
+    /// Row changes of the lost transactions per table (system catalogs included, as kind
+    /// `catalog`; a TOAST relation counts against its owner).
     pub tables: Vec<TableLoss>,
     /// Lost transactions that changed the schema (catalog changes).
     pub lost_ddl: usize,
+    /// The relations that lost transactions created, altered or dropped, by name.
+    pub lost_ddl_relations: Vec<LostDdlRelation>,
+    /// What about the lost DDL could not be named, and why (empty when everything was).
+    pub lost_ddl_unnamed: Vec<String>,
     /// Sequences advanced after the switchpoint.
     pub sequences: Vec<SequenceLoss>,
     /// WAL records after the switchpoint (all kinds, background ones included).
@@ -325,12 +338,16 @@ pub struct LostXid {
     pub prepared_gid: Option<String>,
     /// Whether it changed the schema.
     pub ddl: bool,
-    /// Tuples inserted.
+    /// Rows inserted into user tables (as `tables[].inserts`).
     pub inserts: u64,
-    /// Tuples updated (HOT included).
+    /// Rows updated in user tables, HOT updates included (as `tables[].updates`).
     pub updates: u64,
-    /// Tuples deleted.
+    /// The HOT subset of `updates`.
+    pub hot_updates: u64,
+    /// Rows deleted from user tables.
     pub deletes: u64,
+    /// Rows it inserted, updated or deleted in system catalogs (DDL), not in the counts above.
+    pub catalog_rows: u64,
 }
 
 /// A prepared transaction whose fate the new primary does not know.
@@ -357,9 +374,9 @@ pub struct TableLoss {
     pub relfilenode: String,
     /// Inserted tuples.
     pub inserts: u64,
-    /// Non-HOT updates.
+    /// Updated tuples, HOT updates included.
     pub updates: u64,
-    /// HOT updates.
+    /// The HOT subset of `updates`.
     pub hot_updates: u64,
     /// Deleted tuples.
     pub deletes: u64,
@@ -387,11 +404,46 @@ pub struct WalinspectCheck {
     pub agrees: bool,
 }
 
+/// What a lost transaction did to a relation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DdlAction {
+    /// The relation exists only on the former primary: a lost transaction created it.
+    Created,
+    /// A lost transaction changed its definition (a column, an index, its storage, a grant).
+    Altered,
+    /// A lost transaction dropped it: the new primary still has it.
+    Dropped,
+    /// A lost commit removed its file, and the former primary could not be asked whether the
+    /// relation was dropped or only rewritten (TRUNCATE, VACUUM FULL, ALTER COLUMN TYPE).
+    DroppedOrRewritten,
+}
+
+/// One relation that lost DDL created, altered or dropped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LostDdlRelation {
+    /// The database.
+    pub database: Option<String>,
+    /// `schema.name`.
+    pub relation: String,
+    /// `table`, `index`, `sequence`, `view`, `materialized view`, ...
+    pub kind: String,
+    /// What the lost transaction did to it.
+    pub action: DdlAction,
+    /// The lost transaction (top-level xid on the former timeline), when known.
+    pub xid: Option<Xid>,
+    /// The relation's OID (on the former primary; on the new one for dropped relations).
+    pub oid: u32,
+}
+
 /// Everything the table comparison found.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TablesReport {
     /// Databases compared.
     pub databases: Vec<String>,
+    /// Databases the lost WAL touched that could not be compared, with why and what to run.
+    #[serde(default)]
+    pub skipped_databases: Vec<SkippedDatabase>,
     /// The table filters as given.
     pub filters: Vec<String>,
     /// What attribution input was available.
@@ -612,11 +664,21 @@ pub struct SequenceDiff {
     pub schema: String,
     /// Sequence name.
     pub name: String,
-    /// `last_value` on the new primary (`null` when unused or absent).
+    /// `last_value` on the new primary (`null` when never called or absent).
     pub new_last_value: Option<i64>,
-    /// `last_value` on the former primary.
+    /// The value the new primary hands out next: its start value when never called, else
+    /// `last_value` plus the increment (`null` when the new primary lacks the sequence).
+    #[serde(default)]
+    pub new_next_value: Option<i64>,
+    /// `last_value` on the former primary: the last value it handed out (`null` when never
+    /// called).
     pub former_last_value: Option<i64>,
-    /// True when the new primary must advance past the former primary's value.
+    /// How many values the new primary must skip so that its next value is past the former
+    /// primary's last one (`former_last_value - new_next_value + 1`); `null` when it need not.
+    #[serde(default)]
+    pub advance_by: Option<i64>,
+    /// True when the new primary must advance past the former primary's value (its next
+    /// value is at or below the former's last value, or it lacks the sequence).
     pub new_is_behind: bool,
 }
 
@@ -631,6 +693,17 @@ pub struct ExportSummary {
     pub statements: u64,
     /// Conflicts left commented out for review.
     pub commented_conflicts: u64,
+}
+
+/// A database that should have been compared and was not.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SkippedDatabase {
+    /// The database.
+    pub database: String,
+    /// Why it was not compared (missing on one side, no CONNECT privilege, ...).
+    pub reason: String,
+    /// What to do about it.
+    pub hint: String,
 }
 
 /// How the two catalogs differ for one table.
@@ -912,8 +985,12 @@ impl Wire for crate::evidence::Transactions {
             aborts_after_switchpoint: self.aborts_after_switchpoint.wire(),
             in_flight: self.in_flight.wire(),
             in_doubt: self.in_doubt.wire(),
+            row_changes: self.row_changes.wire(),
+            tables_changed: self.tables_changed.wire(),
             tables: self.tables.wire(),
             lost_ddl: self.lost_ddl.wire(),
+            lost_ddl_relations: self.lost_ddl_relations.wire(),
+            lost_ddl_unnamed: self.lost_ddl_unnamed.wire(),
             sequences: self.sequences.wire(),
             records_after_switchpoint: self.records_after_switchpoint.wire(),
             touched_tuples: self.touched_tuples.wire(),
@@ -937,7 +1014,9 @@ impl Wire for crate::evidence::LostXid {
             ddl: self.ddl.wire(),
             inserts: self.inserts.wire(),
             updates: self.updates.wire(),
+            hot_updates: self.hot_updates.wire(),
             deletes: self.deletes.wire(),
+            catalog_rows: self.catalog_rows.wire(),
         }
     }
 }
@@ -991,11 +1070,38 @@ impl Wire for crate::evidence::WalinspectCheck {
     }
 }
 
+impl Wire for crate::evidence::ddl::DdlAction {
+    type Out = DdlAction;
+    fn wire(&self) -> DdlAction {
+        match self {
+            crate::evidence::ddl::DdlAction::Created => DdlAction::Created,
+            crate::evidence::ddl::DdlAction::Altered => DdlAction::Altered,
+            crate::evidence::ddl::DdlAction::Dropped => DdlAction::Dropped,
+            crate::evidence::ddl::DdlAction::DroppedOrRewritten => DdlAction::DroppedOrRewritten,
+        }
+    }
+}
+
+impl Wire for crate::evidence::ddl::LostDdlRelation {
+    type Out = LostDdlRelation;
+    fn wire(&self) -> LostDdlRelation {
+        LostDdlRelation {
+            database: self.database.wire(),
+            relation: self.relation.wire(),
+            kind: self.kind.wire(),
+            action: self.action.wire(),
+            xid: self.xid.wire(),
+            oid: self.oid.wire(),
+        }
+    }
+}
+
 impl Wire for crate::diff::report::TablesReport {
     type Out = TablesReport;
     fn wire(&self) -> TablesReport {
         TablesReport {
             databases: self.databases.wire(),
+            skipped_databases: self.skipped_databases.wire(),
             filters: self.filters.wire(),
             attribution: self.attribution.wire(),
             snapshots: self.snapshots.wire(),
@@ -1163,7 +1269,9 @@ impl Wire for crate::diff::report::SequenceDiff {
             schema: self.schema.wire(),
             name: self.name.wire(),
             new_last_value: self.new_last_value.wire(),
+            new_next_value: self.new_next_value.wire(),
             former_last_value: self.former_last_value.wire(),
+            advance_by: self.advance_by.wire(),
             new_is_behind: self.new_is_behind.wire(),
         }
     }
@@ -1177,6 +1285,17 @@ impl Wire for crate::diff::report::ExportSummary {
             files: self.files.wire(),
             statements: self.statements.wire(),
             commented_conflicts: self.commented_conflicts.wire(),
+        }
+    }
+}
+
+impl Wire for crate::diff::report::SkippedDatabase {
+    type Out = SkippedDatabase;
+    fn wire(&self) -> SkippedDatabase {
+        SkippedDatabase {
+            database: self.database.wire(),
+            reason: self.reason.wire(),
+            hint: self.hint.wire(),
         }
     }
 }

@@ -130,6 +130,8 @@ pub struct LostCommit {
     pub ddl: bool,
     /// Row changes it made.
     pub changes: ChangeCounts,
+    /// Relation files its commit drops (DROP, and the old files of TRUNCATE or a rewrite).
+    pub dropped_rels: Vec<RelFileLocator>,
     /// How many of its change records precede the switchpoint (replicated, but not their commit).
     pub changes_before_switchpoint: u64,
 }
@@ -294,6 +296,11 @@ impl Accountant {
         }
         if after {
             if let Some(s) = SeqRecord::parse(rec)? {
+                // A transaction that only called nextval names its database through it.
+                if rec.xid.0 != 0 && s.rel.db != 0 {
+                    let p = self.pending.entry(rec.xid.0).or_default();
+                    p.db.get_or_insert(s.rel.db);
+                }
                 let e = self.seqs.entry(s.rel).or_insert(SequenceAdvance {
                     rel: s.rel,
                     records: 0,
@@ -486,6 +493,7 @@ impl Accountant {
             has_invalidations: x.has_invalidations,
             ddl,
             changes: counts,
+            dropped_rels: x.dropped_rels.clone(),
             changes_before_switchpoint: before,
         });
     }
