@@ -5,6 +5,7 @@
 //! ([`divergence`]) → WAL accounting ([`wal`]) → [`report`] model → renderer.
 //! The library computes and returns values; it never prints.
 
+pub mod bundle;
 pub mod checks;
 pub mod cli;
 pub mod commands;

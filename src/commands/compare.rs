@@ -36,6 +36,10 @@ pub struct CompareInput {
     pub tables: Option<crate::diff::DiffOptions>,
     /// What Patroni discovery (`--patroni`) found, for the report.
     pub patroni: Option<crate::patroni::Discovery>,
+    /// Where to write an evidence bundle (`--evidence-dir`).
+    pub evidence_dir: Option<PathBuf>,
+    /// The command line with conninfo strings redacted, for the bundle's index.
+    pub command_line: String,
 }
 
 impl CompareInput {
@@ -110,6 +114,12 @@ impl CompareInput {
                 }
             })?,
             patroni,
+            evidence_dir: args.evidence_dir.clone(),
+            command_line: crate::bundle::redacted_command_line(
+                &std::env::args_os()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>(),
+            ),
         })
     }
 }
@@ -206,6 +216,16 @@ pub async fn run_with_progress(
 ) -> Result<Outcome, CommandError> {
     let started = Instant::now();
     let generated_at = now_rfc3339();
+    // The bundle's private directory exists from the start (a bad target fails before any
+    // server is asked) and disappears if the run fails.
+    let staging = match &input.evidence_dir {
+        Some(dir) => Some(crate::bundle::Staging::create(dir)?),
+        None => None,
+    };
+    let capture = staging.as_ref().map(|s| s.capture());
+    let mut bundle_wal: Option<crate::bundle::WalRange> = None;
+    let mut bundle_names = std::collections::BTreeMap::new();
+    let mut wal_missing: Option<String> = None;
     let former_read = async {
         match &input.former_primary {
             Some(p) => Some(super::read_node(p, &input.session).await),
@@ -296,14 +316,38 @@ pub async fn run_with_progress(
                     d.former_timeline,
                     switchpoint,
                     end,
+                    capture,
                 )
                 .await;
                 crate::timing::record("compare: former timeline's WAL", t);
                 findings.extend(more);
                 if let Err(e) = &evidence {
                     findings.push(evidence::unreadable_finding(e));
+                    wal_missing = Some(format!("the former timeline's WAL could not be read: {e}"));
                 }
                 if let Ok(mut ev) = evidence {
+                    if staging.is_some() {
+                        let seg_size = match (&input.former_wal_dir, &former_facts) {
+                            (Some(dir), _) => {
+                                crate::wal::source::WalDir::open(dir, d.former_timeline)
+                                    .map(|w| w.segment_size())
+                                    .unwrap_or(16 * 1024 * 1024)
+                            }
+                            (None, Some(f)) => f.wal_segment_size,
+                            (None, None) => 16 * 1024 * 1024,
+                        };
+                        bundle_wal = Some(crate::bundle::WalRange {
+                            timeline: d.former_timeline,
+                            segment_size: seg_size,
+                            switchpoint,
+                            scan_start: ev.transactions.scan_start_lsn,
+                            requested_end: end,
+                            decoded_end: ev.transactions.end_lsn,
+                            source: ev.transactions.source.clone(),
+                            from_dir: input.former_wal_dir.clone(),
+                        });
+                        bundle_names = std::mem::take(&mut ev.names);
+                    }
                     if let (Some(session), Some(end_lsn)) = (&former_session, ev.lost.end_lsn) {
                         // pg_walinspect wants the MAXALIGNed end of the last record.
                         let t = Instant::now();
@@ -421,24 +465,79 @@ pub async fn run_with_progress(
                 crate::checks::CheckStatus::Error | crate::checks::CheckStatus::Skipped
             )
         });
+    let mut report = Report {
+        schema_version: SCHEMA_VERSION,
+        tool: tool_id(),
+        generated_at,
+        duration_ms: started.elapsed().as_millis() as u64,
+        verdict: analysis.verdict,
+        explanation: analysis.explanation,
+        incomplete,
+        new_primary: new.section,
+        former_primary: former_section,
+        divergence: analysis.divergence,
+        transactions,
+        findings,
+        checks,
+        tables,
+        patroni: input.patroni.as_ref().map(|d| d.section.clone()),
+    };
+    if let Some(staging) = staging {
+        let wal_missing = match &bundle_wal {
+            Some(_) => None,
+            None => Some(wal_missing.unwrap_or_else(|| {
+                format!(
+                    "the run decoded no WAL (verdict {}: {})",
+                    report.verdict.as_str(),
+                    report.explanation
+                )
+            })),
+        };
+        let history = [
+            ("new-primary", Some(&new_facts)),
+            ("former-primary", former_facts.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(side, f)| {
+            let f = f?;
+            Some(crate::bundle::HistoryFile {
+                side,
+                name: f.timeline.history_file_name(),
+                content: f.history_file.clone()?,
+            })
+        })
+        .collect();
+        report.findings.push(Finding {
+            severity: Severity::Info,
+            id: "evidence_bundle".into(),
+            message: format!(
+                "evidence bundle written to {}{}",
+                staging.target().display(),
+                if bundle_wal.is_some() {
+                    " with the lost range's WAL segments"
+                } else {
+                    " (no WAL: none was decoded)"
+                }
+            ),
+            hint: Some(format!(
+                "check it with `sha256sum -c SHA256SUMS` in that directory; re-analyse it without any server with `failover-verify compare --from-evidence {}`",
+                staging.target().display()
+            )),
+        });
+        let t = Instant::now();
+        staging.finish(crate::bundle::BundleContents {
+            report: &report,
+            command: input.command_line.clone(),
+            wal: bundle_wal,
+            wal_missing,
+            history,
+            names: &bundle_names,
+            end_from_wal: former_facts.is_none(),
+        })?;
+        crate::timing::record("compare: evidence bundle", t);
+    }
     Ok(Outcome {
-        report: Report {
-            schema_version: SCHEMA_VERSION,
-            tool: tool_id(),
-            generated_at,
-            duration_ms: started.elapsed().as_millis() as u64,
-            verdict: analysis.verdict,
-            explanation: analysis.explanation,
-            incomplete,
-            new_primary: new.section,
-            former_primary: former_section,
-            divergence: analysis.divergence,
-            transactions,
-            findings,
-            checks,
-            tables,
-            patroni: input.patroni.as_ref().map(|d| d.section.clone()),
-        },
+        report,
         epilogue: None,
     })
 }

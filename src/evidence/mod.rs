@@ -182,10 +182,15 @@ pub struct Evidence {
     pub created_after_switchpoint: BTreeSet<RelFileLocator>,
     /// Lost COMMIT PREPAREDs whose PREPARE precedes the WAL that was read (for the row diff).
     pub prepared_before_scan: Vec<Xid>,
+    /// The names the relfilenodes of the accounting resolved to (kept in an evidence bundle,
+    /// so that a re-analysis without a server names the same tables).
+    pub names: BTreeMap<RelFileLocator, RelName>,
 }
 
 /// Reads and accounts the WAL of timeline `tli` from `switchpoint` to `end` (or the end of
-/// valid WAL when `end` is `None`). Findings say what was tried and what to know.
+/// valid WAL when `end` is `None`). Findings say what was tried and what to know. With
+/// `capture`, the bytes read from a node are also kept as segment files (a directory source
+/// is copied by the caller, which knows its files).
 pub async fn gather(
     source: &Source<'_>,
     names_from: Option<&ConnParams>,
@@ -193,9 +198,9 @@ pub async fn gather(
     tli: TimelineId,
     switchpoint: Lsn,
     end: Option<Lsn>,
+    capture: Option<&crate::bundle::WalCapture>,
 ) -> (Result<Evidence, ScanError>, Vec<Finding>) {
     let mut findings = Vec::new();
-    let mut caveats = Vec::new();
     let (scan, label) = match source {
         Source::Directory(dir) => {
             let label = format!("directory {}", dir.display());
@@ -237,6 +242,7 @@ pub async fn gather(
                             end,
                             switchpoint,
                             Some(*seg_size),
+                            capture,
                         )
                     },
                     switchpoint,
@@ -263,7 +269,15 @@ pub async fn gather(
                 None => {
                     let r = step_back(
                         |start| {
-                            scan::scan_sql_files(session, tli, *seg_size, start, end, switchpoint)
+                            scan::scan_sql_files(
+                                session,
+                                tli,
+                                *seg_size,
+                                start,
+                                end,
+                                switchpoint,
+                                capture,
+                            )
                         },
                         switchpoint,
                         *seg_size,
@@ -278,6 +292,29 @@ pub async fn gather(
         Ok(s) => s,
         Err(e) => return (Err(e), findings),
     };
+
+    // Names from the former primary's catalogs.
+    let mut rels: BTreeSet<RelFileLocator> = scan.lost.tables.iter().map(|t| t.rel).collect();
+    rels.extend(scan.lost.sequences.iter().map(|s| s.rel));
+    let (names, problems) = match names_from {
+        Some(p) => names::resolve(p, opts, &rels).await,
+        None => (
+            BTreeMap::new(),
+            vec!["no connection to the former primary: relfilenodes are shown unmapped".into()],
+        ),
+    };
+    (Ok(account(scan, &label, names, problems)), findings)
+}
+
+/// Turns a scan into the evidence: the report section, with the relfilenodes named from
+/// `names`, and the caveats of the scan followed by `notes`.
+pub fn account(
+    scan: Scan,
+    label: &str,
+    names: BTreeMap<RelFileLocator, RelName>,
+    notes: Vec<String>,
+) -> Evidence {
+    let mut caveats = Vec::new();
     if !scan.lost.running_at_scan_start.is_empty() {
         caveats.push(format!(
             "{} lost transaction(s) were already running at {}, the oldest WAL read; changes they made before it are not counted",
@@ -298,32 +335,19 @@ pub async fn gather(
             caveats.push(format!("decoding stopped early: {e}"));
         }
     }
-
-    // Names from the former primary's catalogs.
-    let mut rels: BTreeSet<RelFileLocator> = scan.lost.tables.iter().map(|t| t.rel).collect();
-    rels.extend(scan.lost.sequences.iter().map(|s| s.rel));
-    let (names, problems) = match names_from {
-        Some(p) => names::resolve(p, opts, &rels).await,
-        None => (
-            BTreeMap::new(),
-            vec!["no connection to the former primary: relfilenodes are shown unmapped".into()],
-        ),
-    };
-    caveats.extend(problems);
+    caveats.extend(notes);
     let databases: BTreeMap<u32, Option<String>> = names
         .iter()
         .map(|(loc, n)| (loc.db, n.database.clone()))
         .collect();
-    let transactions = summarize(&scan, &label, &names, &databases, caveats);
-    (
-        Ok(Evidence {
-            transactions,
-            lost: scan.lost,
-            created_after_switchpoint: scan.created_after_switchpoint,
-            prepared_before_scan: scan.prepared_before_scan,
-        }),
-        findings,
-    )
+    let transactions = summarize(&scan, label, &names, &databases, caveats);
+    Evidence {
+        transactions,
+        lost: scan.lost,
+        created_after_switchpoint: scan.created_after_switchpoint,
+        prepared_before_scan: scan.prepared_before_scan,
+        names,
+    }
 }
 
 /// The finding for WAL that could not be read: what failed and which grant would help.
