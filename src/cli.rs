@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Compare the new primary with the former primary and report what was lost.
-    Compare(CompareArgs),
+    Compare(Box<CompareArgs>),
     /// Decode a directory of WAL (a copy of pg_wal or an archive) with no connection at all.
     Wal(WalArgs),
     /// Build a throwaway primary and standby, force a lossy failover, and report on it.

@@ -100,6 +100,9 @@ pub struct BundleContents<'a> {
     pub names: &'a BTreeMap<RelFileLocator, RelName>,
     /// Whether the former end of WAL came from decoding.
     pub end_from_wal: bool,
+    /// Lines for the index about what is not in the bundle and why (a history file that
+    /// could not be read, a side with no history file).
+    pub notes: Vec<String>,
 }
 
 impl Staging {
@@ -243,7 +246,10 @@ impl Staging {
             files,
         };
         write_json(&root.join(META_FILE), &meta)?;
-        write_private(&root.join(INDEX_FILE), index(&meta, made_by).as_bytes())?;
+        write_private(
+            &root.join(INDEX_FILE),
+            index(&meta, made_by, &c.notes).as_bytes(),
+        )?;
 
         // Owner-only everywhere, then the manifest over every file.
         restrict(&root)?;
@@ -328,7 +334,7 @@ impl Staging {
 
 /// The index a person reads first: what the bundle is, how to check and re-use it, and what
 /// each file is.
-fn index(meta: &Meta, command: &str) -> String {
+fn index(meta: &Meta, command: &str, notes: &[String]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# failover-verify evidence bundle\n");
     let _ = writeln!(s, "- Made by: `{command}`");
@@ -363,6 +369,9 @@ fn index(meta: &Meta, command: &str) -> String {
             let _ = writeln!(s, "- WAL: none in this bundle: {why}");
         }
         (None, None) => {}
+    }
+    for n in notes {
+        let _ = writeln!(s, "- {n}");
     }
     let _ = writeln!(
         s,

@@ -493,20 +493,34 @@ pub async fn run_with_progress(
                 )
             })),
         };
-        let history = [
+        let mut history = Vec::new();
+        let mut notes = Vec::new();
+        for (side, f) in [
             ("new-primary", Some(&new_facts)),
             ("former-primary", former_facts.as_ref()),
-        ]
-        .into_iter()
-        .filter_map(|(side, f)| {
-            let f = f?;
-            Some(crate::bundle::HistoryFile {
-                side,
-                name: f.timeline.history_file_name(),
-                content: f.history_file.clone()?,
-            })
-        })
-        .collect();
+        ] {
+            match f {
+                Some(f) => match &f.history_file {
+                    Some(content) => history.push(crate::bundle::HistoryFile {
+                        side,
+                        name: f.timeline.history_file_name(),
+                        content: content.clone(),
+                    }),
+                    None if f.timeline.0 <= 1 => notes.push(format!(
+                        "No history file for the {side}: it is on timeline 1, which has none."
+                    )),
+                    None => notes.push(format!(
+                        "No history file for the {side}: {}",
+                        f.history_problem
+                            .as_deref()
+                            .unwrap_or("it could not be read")
+                    )),
+                },
+                None => notes.push(format!(
+                    "No history file or node facts for the {side}: it was not connected."
+                )),
+            }
+        }
         report.findings.push(Finding {
             severity: Severity::Info,
             id: "evidence_bundle".into(),
@@ -533,6 +547,7 @@ pub async fn run_with_progress(
             history,
             names: &bundle_names,
             end_from_wal: former_facts.is_none(),
+            notes,
         })?;
         crate::timing::record("compare: evidence bundle", t);
     }
