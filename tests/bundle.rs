@@ -36,6 +36,15 @@ async fn lossy_failover(install: &PgInstall) -> (Cluster, Cluster, Lsn) {
         )
         .await
         .unwrap();
+    // A role without REPLICATION: its runs read the WAL over SQL (pg_read_binary_file).
+    primary
+        .execute(&format!(
+            "CREATE ROLE fv_sql LOGIN PASSWORD '{PASSWORD}'; GRANT pg_monitor TO fv_sql;
+             GRANT EXECUTE ON FUNCTION pg_read_file(text) TO fv_sql;
+             GRANT EXECUTE ON FUNCTION pg_read_binary_file(text, bigint, bigint) TO fv_sql;"
+        ))
+        .await
+        .unwrap();
     let standby = primary.create_standby(opts("standby")).await.unwrap();
     standby.wait_caught_up(&primary).await.unwrap();
     standby.cut_off().await.unwrap();
@@ -427,6 +436,57 @@ async fn with_the_new_primary_the_bundle_is_checked_against_it() {
     ])
     .await;
     assert_eq!(live.code, 1, "{}", live.stderr);
+
+    // The same through SQL (no REPLICATION attribute): the segments are written from the
+    // bytes pg_read_binary_file returned, and re-analyse to the same numbers.
+    let as_sql = |c: &Cluster| c.conninfo().replace("user=postgres", "user=fv_sql");
+    let sql_bundle = work.path().join("over-sql");
+    let sql_run = run_tool(&[
+        "compare",
+        "--new-primary",
+        &as_sql(&new),
+        "--former-primary",
+        &as_sql(&former),
+        "--evidence-dir",
+        sql_bundle.to_str().unwrap(),
+        "--format",
+        "json",
+        "--no-tables",
+    ])
+    .await;
+    assert_eq!(sql_run.code, 1, "{}", sql_run.stderr);
+    let sj = sql_run.json();
+    assert!(
+        sj["transactions"]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("pg_wal over SQL"),
+        "{}",
+        sj["transactions"]["source"]
+    );
+    assert_eq!(
+        commits(&sj["transactions"]),
+        commits(&live.json()["transactions"])
+    );
+    let re = run_tool(&[
+        "compare",
+        "--from-evidence",
+        sql_bundle.to_str().unwrap(),
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_eq!(re.code, 1, "{}\n{}", re.stderr, re.stdout);
+    let rj = re.json();
+    assert_eq!(commits(&rj["transactions"]), commits(&sj["transactions"]));
+    assert_eq!(
+        table_counts(&rj["transactions"]),
+        table_counts(&sj["transactions"])
+    );
+    let hist =
+        std::fs::read_to_string(sql_bundle.join("history/new-primary/00000002.history")).unwrap();
+    assert_eq!(hist, new.read_history_file(TimelineId(2)).unwrap());
+
     former.stop(StopMode::Immediate).await.unwrap();
 
     // From a copy of the former primary's pg_wal (no connection to it): the bundle copies
