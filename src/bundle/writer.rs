@@ -521,6 +521,51 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_midway_leaves_no_partial_bundle() {
+        use crate::divergence::Verdict;
+        use crate::report::NodeSection;
+        let t = tempfile::tempdir().unwrap();
+        let target = t.path().join("ev");
+        let s = Staging::create(&target).unwrap();
+        s.capture().record(TimelineId(1), 1 << 20, Lsn(0), b"wal");
+        // Something in the way of a file written after the reports: the write fails there.
+        let staging = s.capture().dir().parent().unwrap().to_path_buf();
+        std::fs::create_dir(staging.join(NODES_FILE)).unwrap();
+        let report = Report {
+            schema_version: crate::report::SCHEMA_VERSION,
+            tool: "test".into(),
+            generated_at: "2026-01-01T00:00:00Z".into(),
+            duration_ms: 1,
+            verdict: Verdict::Loss,
+            explanation: "test".into(),
+            incomplete: false,
+            new_primary: NodeSection::default(),
+            former_primary: NodeSection::default(),
+            divergence: None,
+            transactions: None,
+            tables: None,
+            findings: Vec::new(),
+            checks: Vec::new(),
+            patroni: None,
+        };
+        let e = s
+            .finish(BundleContents {
+                report: &report,
+                command: "failover-verify compare".into(),
+                wal: None,
+                wal_missing: Some("test".into()),
+                history: Vec::new(),
+                names: &BTreeMap::new(),
+                end_from_wal: false,
+                notes: Vec::new(),
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains(NODES_FILE), "{e}");
+        assert!(!target.exists());
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
+    }
+
+    #[test]
     fn rename_does_not_replace_an_empty_directory() {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir(t.path().join("a")).unwrap();
