@@ -103,6 +103,10 @@ pub struct BundleContents<'a> {
     /// Lines for the index about what is not in the bundle and why (a history file that
     /// could not be read, a side with no history file).
     pub notes: Vec<String>,
+    /// The passwords the run used: a last check refuses the bundle if any of its own files
+    /// (reports, index, descriptions; not the WAL or the exported rows, which are data)
+    /// contains one.
+    pub secrets: Vec<String>,
 }
 
 impl Staging {
@@ -250,6 +254,9 @@ impl Staging {
             &root.join(INDEX_FILE),
             index(&meta, made_by, &c.notes).as_bytes(),
         )?;
+
+        // A password in a file the tool wrote itself is a bug: refuse rather than leak.
+        check_no_secret(&root, &c.secrets)?;
 
         // Owner-only everywhere, then the manifest over every file.
         restrict(&root)?;
@@ -402,6 +409,37 @@ fn index(meta: &Meta, command: &str, notes: &[String]) -> String {
         "\nEvery file was made by the command above; the WAL segments hold the former primary's bytes unchanged."
     );
     s
+}
+
+/// Fails naming the first file outside `wal/` and `exports/` that contains one of `secrets`.
+fn check_no_secret(root: &Path, secrets: &[String]) -> Result<(), BundleError> {
+    let secrets: Vec<&[u8]> = secrets
+        .iter()
+        // A very short password would match by chance; the redaction upstream is what keeps
+        // passwords out, this is the backstop.
+        .filter(|s| s.len() >= 6)
+        .map(|s| s.as_bytes())
+        .collect();
+    if secrets.is_empty() {
+        return Ok(());
+    }
+    for rel in manifest::list_files(root)? {
+        if rel.starts_with(&format!("{WAL_DIR}/")) || rel.starts_with("exports/") {
+            continue;
+        }
+        let path = root.join(&rel);
+        let bytes = std::fs::read(&path).map_err(|e| BundleError::io(&path, e))?;
+        if secrets
+            .iter()
+            .any(|s| bytes.windows(s.len()).any(|w| w == *s))
+        {
+            return Err(BundleError::Unexpected {
+                path: rel,
+                what: "would contain a password the run used; the bundle was not written".into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn mkdir_private(dir: &Path) -> Result<(), BundleError> {
@@ -558,11 +596,21 @@ mod tests {
                 names: &BTreeMap::new(),
                 end_from_wal: false,
                 notes: Vec::new(),
+                secrets: Vec::new(),
             })
             .unwrap_err();
         assert!(e.to_string().contains(NODES_FILE), "{e}");
         assert!(!target.exists());
         assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_password_in_a_written_file_refuses_the_bundle() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("report.md"), b"target password=hunter22").unwrap();
+        let e = check_no_secret(t.path(), &["hunter22".into()]).unwrap_err();
+        assert!(e.to_string().contains("report.md"), "{e}");
+        check_no_secret(t.path(), &["other".into()]).unwrap();
     }
 
     #[test]

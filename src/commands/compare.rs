@@ -539,7 +539,7 @@ pub async fn run_with_progress(
             )),
         });
         let t = Instant::now();
-        staging.finish(crate::bundle::BundleContents {
+        let contents = crate::bundle::BundleContents {
             report: &report,
             command: input.command_line.clone(),
             wal: bundle_wal,
@@ -548,7 +548,18 @@ pub async fn run_with_progress(
             names: &bundle_names,
             end_from_wal: former_facts.is_none(),
             notes,
-        })?;
+            secrets: [Some(&input.new_primary), input.former_primary.as_ref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.password().map(str::to_string))
+                .collect(),
+        };
+        // Hashing and writing gigabytes of WAL blocks: keep the runtime's other tasks going.
+        let finish = || staging.finish(contents);
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(finish),
+            _ => finish(),
+        }?;
         crate::timing::record("compare: evidence bundle", t);
     }
     Ok(Outcome {
