@@ -109,6 +109,39 @@ pub struct BundleContents<'a> {
     pub secrets: Vec<String>,
 }
 
+/// Each side's history file as its server sent it, and a note for each side without one.
+pub fn histories(
+    sides: &[(&'static str, Option<&crate::node::NodeFacts>)],
+) -> (Vec<HistoryFile>, Vec<String>) {
+    let mut files = Vec::new();
+    let mut notes = Vec::new();
+    for (side, facts) in sides {
+        let Some(f) = facts else {
+            notes.push(format!(
+                "No history file or node facts for the {side}: it was not connected."
+            ));
+            continue;
+        };
+        match &f.history_file {
+            Some(content) => files.push(HistoryFile {
+                side,
+                name: f.timeline.history_file_name(),
+                content: content.clone(),
+            }),
+            None if f.timeline.0 <= 1 => notes.push(format!(
+                "No history file for the {side}: it is on timeline 1, which has none."
+            )),
+            None => notes.push(format!(
+                "No history file for the {side}: {}",
+                f.history_problem
+                    .as_deref()
+                    .unwrap_or("it could not be read")
+            )),
+        }
+    }
+    (files, notes)
+}
+
 impl Staging {
     /// Starts a bundle for `target`, which must not exist; the staging directory is created
     /// owner-only in `target`'s parent, so the final rename stays on one file system.

@@ -327,18 +327,15 @@ pub async fn run_with_progress(
                 }
                 if let Ok(mut ev) = evidence {
                     if staging.is_some() {
-                        let seg_size = match (&input.former_wal_dir, &former_facts) {
-                            (Some(dir), _) => {
-                                crate::wal::source::WalDir::open(dir, d.former_timeline)
-                                    .map(|w| w.segment_size())
-                                    .unwrap_or(16 * 1024 * 1024)
-                            }
-                            (None, Some(f)) => f.wal_segment_size,
-                            (None, None) => 16 * 1024 * 1024,
-                        };
                         bundle_wal = Some(crate::bundle::WalRange {
                             timeline: d.former_timeline,
-                            segment_size: seg_size,
+                            segment_size: match (&input.former_wal_dir, &former_facts) {
+                                (None, Some(f)) => f.wal_segment_size,
+                                _ => evidence::dir_seg_size(
+                                    input.former_wal_dir.as_deref().unwrap_or(".".as_ref()),
+                                    d.former_timeline,
+                                ),
+                            },
                             switchpoint,
                             scan_start: ev.transactions.scan_start_lsn,
                             requested_end: end,
@@ -483,89 +480,100 @@ pub async fn run_with_progress(
         patroni: input.patroni.as_ref().map(|d| d.section.clone()),
     };
     if let Some(staging) = staging {
-        let wal_missing = match &bundle_wal {
-            Some(_) => None,
-            None => Some(wal_missing.unwrap_or_else(|| {
-                format!(
-                    "the run decoded no WAL (verdict {}: {})",
-                    report.verdict.as_str(),
-                    report.explanation
-                )
-            })),
-        };
-        let mut history = Vec::new();
-        let mut notes = Vec::new();
-        for (side, f) in [
-            ("new-primary", Some(&new_facts)),
-            ("former-primary", former_facts.as_ref()),
-        ] {
-            match f {
-                Some(f) => match &f.history_file {
-                    Some(content) => history.push(crate::bundle::HistoryFile {
-                        side,
-                        name: f.timeline.history_file_name(),
-                        content: content.clone(),
-                    }),
-                    None if f.timeline.0 <= 1 => notes.push(format!(
-                        "No history file for the {side}: it is on timeline 1, which has none."
-                    )),
-                    None => notes.push(format!(
-                        "No history file for the {side}: {}",
-                        f.history_problem
-                            .as_deref()
-                            .unwrap_or("it could not be read")
-                    )),
-                },
-                None => notes.push(format!(
-                    "No history file or node facts for the {side}: it was not connected."
-                )),
-            }
-        }
-        report.findings.push(Finding {
-            severity: Severity::Info,
-            id: "evidence_bundle".into(),
-            message: format!(
-                "evidence bundle written to {}{}",
-                staging.target().display(),
-                if bundle_wal.is_some() {
-                    " with the lost range's WAL segments"
-                } else {
-                    " (no WAL: none was decoded)"
-                }
-            ),
-            hint: Some(format!(
-                "check it with `sha256sum -c SHA256SUMS` in that directory; re-analyse it without any server with `failover-verify compare --from-evidence {}`",
-                staging.target().display()
-            )),
-        });
-        let t = Instant::now();
-        let contents = crate::bundle::BundleContents {
-            report: &report,
-            command: input.command_line.clone(),
+        let sealed = Sealed {
             wal: bundle_wal,
             wal_missing,
-            history,
-            names: &bundle_names,
-            end_from_wal: former_facts.is_none(),
-            notes,
-            secrets: [Some(&input.new_primary), input.former_primary.as_ref()]
-                .into_iter()
-                .flatten()
-                .filter_map(|p| p.password().map(str::to_string))
-                .collect(),
+            names: bundle_names,
         };
-        // Hashing and writing gigabytes of WAL blocks: keep the runtime's other tasks going.
-        let finish = || staging.finish(contents);
-        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(finish),
-            _ => finish(),
-        }?;
-        crate::timing::record("compare: evidence bundle", t);
+        seal_bundle(
+            staging,
+            &mut report,
+            input,
+            &new_facts,
+            former_facts.as_ref(),
+            sealed,
+        )?;
     }
     Ok(Outcome {
         report,
         epilogue: None,
     })
+}
+
+/// What the run kept for its evidence bundle besides the report.
+struct Sealed {
+    /// The WAL range decoded, if any.
+    wal: Option<crate::bundle::WalRange>,
+    /// Why no WAL was decoded, when the reading failed.
+    wal_missing: Option<String>,
+    /// The relfilenode names the accounting used.
+    names: std::collections::BTreeMap<crate::wal::RelFileLocator, crate::evidence::names::RelName>,
+}
+
+/// Adds the `evidence_bundle` finding to `report`, then writes the bundle and renames it into
+/// place; on error nothing is left at or beside the target.
+fn seal_bundle(
+    staging: crate::bundle::Staging,
+    report: &mut Report,
+    input: &CompareInput,
+    new_facts: &NodeFacts,
+    former_facts: Option<&NodeFacts>,
+    sealed: Sealed,
+) -> Result<(), CommandError> {
+    let wal_missing = match &sealed.wal {
+        Some(_) => None,
+        None => Some(sealed.wal_missing.unwrap_or_else(|| {
+            format!(
+                "the run decoded no WAL (verdict {}: {})",
+                report.verdict.as_str(),
+                report.explanation
+            )
+        })),
+    };
+    let (history, notes) = crate::bundle::writer::histories(&[
+        ("new-primary", Some(new_facts)),
+        ("former-primary", former_facts),
+    ]);
+    let target = staging.target().display().to_string();
+    report.findings.push(Finding {
+        severity: Severity::Info,
+        id: "evidence_bundle".into(),
+        message: format!(
+            "evidence bundle written to {target}{}",
+            if sealed.wal.is_some() {
+                " with the lost range's WAL segments"
+            } else {
+                " (no WAL: none was decoded)"
+            }
+        ),
+        hint: Some(format!(
+            "check it with `sha256sum -c SHA256SUMS` in that directory; re-analyse it without any server with `failover-verify compare --from-evidence {target}`"
+        )),
+    });
+    let t = Instant::now();
+    let contents = crate::bundle::BundleContents {
+        report,
+        command: input.command_line.clone(),
+        wal: sealed.wal,
+        wal_missing,
+        history,
+        names: &sealed.names,
+        end_from_wal: former_facts.is_none(),
+        notes,
+        secrets: [Some(&input.new_primary), input.former_primary.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.password().map(str::to_string))
+            .collect(),
+    };
+    // Hashing and writing gigabytes of WAL blocks: keep the runtime's other tasks going.
+    let finish = || staging.finish(contents);
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(finish),
+        _ => finish(),
+    }?;
+    crate::timing::record("compare: evidence bundle", t);
+    Ok(())
 }
 
 /// The WAL-guided planner: the former side's changes from the decoded lost WAL, the new side's

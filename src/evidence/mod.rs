@@ -361,7 +361,7 @@ pub fn unreadable_finding(e: &ScanError) -> Finding {
 }
 
 /// The segment size of the first segment of `tli` in `dir`, or 16 MB.
-fn dir_seg_size(dir: &std::path::Path, tli: TimelineId) -> u64 {
+pub fn dir_seg_size(dir: &std::path::Path, tli: TimelineId) -> u64 {
     crate::wal::source::WalDir::open(dir, tli)
         .map(|w| w.segment_size())
         .unwrap_or(16 * 1024 * 1024)
