@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Compare the new primary with the former primary and report what was lost.
-    Compare(CompareArgs),
+    Compare(Box<CompareArgs>),
     /// Decode a directory of WAL (a copy of pg_wal or an archive) with no connection at all.
     Wal(WalArgs),
     /// Build a throwaway primary and standby, force a lossy failover, and report on it.
@@ -78,8 +78,12 @@ impl TimeoutArgs {
 #[derive(Debug, Args, Clone)]
 pub struct CompareArgs {
     /// The promoted node: a libpq conninfo (`host=... port=...`) or a postgres:// URL.
-    /// Optional with --patroni (the current leader).
-    #[arg(long, value_name = "CONNINFO", required_unless_present = "patroni")]
+    /// Optional with --patroni (the current leader) and with --from-evidence.
+    #[arg(
+        long,
+        value_name = "CONNINFO",
+        required_unless_present_any = ["patroni", "from_evidence"]
+    )]
     pub new_primary: Option<String>,
     /// The node that was primary before the failover (conninfo or URL). Any node that stayed
     /// on the former timeline works, e.g. the former synchronous standby.
@@ -106,6 +110,19 @@ pub struct CompareArgs {
     /// stay quiet (no output, exit 0) while they do not change. See the README, "Cron".
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// Also write an evidence bundle to DIR (must not exist): the reports in every format,
+    /// the lost-row export, the lost range's WAL segments, both timeline histories, the node
+    /// facts, an index and SHA256SUMS; owner-only, renamed into place when complete.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["state", "from_evidence"])]
+    pub evidence_dir: Option<PathBuf>,
+    /// Re-analyse an evidence bundle with no server: check its SHA256SUMS, then decode its WAL
+    /// again. With --new-primary, also check the new primary against it.
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with_all = ["former_primary", "former_wal_dir", "patroni", "state", "export_dir"]
+    )]
+    pub from_evidence: Option<PathBuf>,
     /// Patroni discovery: the new primary is the leader, the former primary is chosen from
     /// the failover history, unless --new-primary / --former-primary name them.
     #[command(flatten)]

@@ -183,6 +183,32 @@ finding_ids! {
         "A note of the row diff: how a table was compared, or what was left out.",
         "Read the message; it names the table and the command to compare it.";
 
+    // ---- evidence bundles
+    /// An evidence bundle was written.
+    EvidenceBundle = "evidence_bundle", Info, Nothing,
+        "The evidence bundle was written (reports, the lost range's WAL, histories, node facts, SHA256SUMS).",
+        "Check it with `sha256sum -c SHA256SUMS` in its directory; re-analyse it later with compare --from-evidence.";
+    /// The report was re-analysed from a bundle.
+    FromEvidence = "from_evidence", Info, Nothing,
+        "The report was re-analysed from an evidence bundle whose files all matched SHA256SUMS; no former primary was read.",
+        "Nothing; the row diff was not re-run: the bundle's report.json holds the live run's.";
+    /// The live new primary still forks where the bundle says.
+    EvidenceDivergenceConfirmed = "evidence_divergence_confirmed", Info, Nothing,
+        "The live new primary's timeline history still forks where the evidence bundle says.",
+        "Nothing.";
+    /// The live new primary does not show the bundle's fork.
+    EvidenceDivergenceMismatch = "evidence_divergence_mismatch", Warning, Nothing,
+        "The live new primary's history does not show the bundle's fork, or could not be read.",
+        "Check that the bundle belongs to this failover and this new primary.";
+    /// A sequence on the new primary is behind the lost WAL's value.
+    SequenceBehindLost = "sequence_behind_lost", Warning, Nothing,
+        "A sequence on the new primary is below the value the lost WAL logged for it.",
+        "Run the setval in the hint before re-applying lost rows.";
+    /// A lost sequence could not be read on the new primary.
+    SequenceUnchecked = "sequence_unchecked", Info, Nothing,
+        "A sequence advanced by lost transactions could not be read on the new primary.",
+        "Grant the role SELECT on it, or check it by hand.";
+
     // ---- Patroni
     /// Patroni cannot tell the former primary apart.
     PatroniFormerAmbiguous = "patroni_former_ambiguous", Warning, Nothing,

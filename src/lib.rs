@@ -3,8 +3,11 @@
 //!
 //! Data flows one way: flags → connections ([`pg`]) → facts ([`node`]) → divergence
 //! ([`divergence`]) → WAL accounting ([`wal`]) → [`report`] model → renderer.
-//! The library computes and returns values; it never prints.
+//! The library computes and returns values; it never prints. [`bundle`] seals what a run read
+//! (reports, the lost range's WAL, histories, node facts) into a checksummed evidence bundle,
+//! and reads one back for a re-analysis with no server.
 
+pub mod bundle;
 pub mod checks;
 pub mod cli;
 pub mod commands;

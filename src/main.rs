@@ -61,9 +61,18 @@ async fn run(cli: Cli) -> ExitCode {
     let (result, output) = match &cli.command {
         // Cron mode: `cluster`, `compare` without a former primary, and `--state`.
         Command::Cluster(args) => return run_cluster(args, &cli).await,
+        // Re-analysis of an evidence bundle.
+        Command::Compare(args) if args.from_evidence.is_some() => {
+            let result = match commands::from_evidence::FromEvidenceInput::from_args(args) {
+                Ok(input) => commands::from_evidence::run(&input).await,
+                Err(e) => Err(e),
+            };
+            (result, args.output.clone())
+        }
         Command::Compare(args)
             if args.former_primary.is_none()
                 && args.former_wal_dir.is_none()
+                && args.evidence_dir.is_none()
                 && args.patroni.urls.is_empty() =>
         {
             return run_cluster(&commands::cluster::args_from_compare(args), &cli).await;

@@ -64,6 +64,10 @@ pub struct NodeFacts {
     pub history_source: HistorySource,
     /// Why the history could not be read, naming the missing privilege.
     pub history_problem: Option<String>,
+    /// The history file's text as the server sent it (kept for an evidence bundle; not
+    /// part of the report).
+    #[serde(skip)]
+    pub history_file: Option<String>,
     /// Whether the session role has the REPLICATION attribute (or is superuser).
     pub can_replicate: bool,
     /// When these facts were read (RFC 3339, UTC).
@@ -330,6 +334,7 @@ fn set_history(
         Ok(h) => {
             facts.history = Some(h);
             facts.history_source = source;
+            facts.history_file = Some(text.into_owned());
         }
         Err(e) => {
             facts.history_source = HistorySource::Unavailable;

@@ -37,6 +37,10 @@ pub struct CompareInput {
     pub tables: Option<crate::diff::DiffOptions>,
     /// What Patroni discovery (`--patroni`) found, for the report.
     pub patroni: Option<crate::patroni::Discovery>,
+    /// Where to write an evidence bundle (`--evidence-dir`).
+    pub evidence_dir: Option<PathBuf>,
+    /// The command line with conninfo strings redacted, for the bundle's index.
+    pub command_line: String,
 }
 
 impl CompareInput {
@@ -111,6 +115,12 @@ impl CompareInput {
                 }
             })?,
             patroni,
+            evidence_dir: args.evidence_dir.clone(),
+            command_line: crate::bundle::redacted_command_line(
+                &std::env::args_os()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>(),
+            ),
         })
     }
 }
@@ -207,6 +217,17 @@ pub async fn run_with_progress(
 ) -> Result<Outcome, CommandError> {
     let started = Instant::now();
     let generated_at = now_rfc3339();
+    // The bundle's private directory exists from the start (a bad target fails before any
+    // server is asked) and disappears if the run fails.
+    let staging = match &input.evidence_dir {
+        Some(dir) => Some(crate::bundle::Staging::create(dir)?),
+        None => None,
+    };
+    let capture = staging.as_ref().map(|s| s.capture());
+    let mut bundle_wal: Option<crate::bundle::WalRange> = None;
+    let mut bundle_names = std::collections::BTreeMap::new();
+    let mut bundle_databases = std::collections::BTreeMap::new();
+    let mut wal_missing: Option<String> = None;
     let former_read = async {
         match &input.former_primary {
             Some(p) => Some(super::read_node(p, &input.session).await),
@@ -298,14 +319,36 @@ pub async fn run_with_progress(
                     d.former_timeline,
                     switchpoint,
                     end,
+                    capture,
                 )
                 .await;
                 crate::timing::record("compare: former timeline's WAL", t);
                 findings.extend(more);
                 if let Err(e) = &evidence {
                     findings.push(evidence::unreadable_finding(e));
+                    wal_missing = Some(format!("the former timeline's WAL could not be read: {e}"));
                 }
                 if let Ok(mut ev) = evidence {
+                    if staging.is_some() {
+                        bundle_wal = Some(crate::bundle::WalRange {
+                            timeline: d.former_timeline,
+                            segment_size: match (&input.former_wal_dir, &former_facts) {
+                                (None, Some(f)) => f.wal_segment_size,
+                                _ => evidence::dir_seg_size(
+                                    input.former_wal_dir.as_deref().unwrap_or(".".as_ref()),
+                                    d.former_timeline,
+                                ),
+                            },
+                            switchpoint,
+                            scan_start: ev.transactions.scan_start_lsn,
+                            requested_end: end,
+                            decoded_end: ev.transactions.end_lsn,
+                            source: ev.transactions.source.clone(),
+                            from_dir: input.former_wal_dir.clone(),
+                        });
+                        bundle_names = std::mem::take(&mut ev.names);
+                        bundle_databases = ev.databases.clone();
+                    }
                     if let (Some(session), Some(end_lsn)) = (&former_session, ev.lost.end_lsn) {
                         // pg_walinspect wants the MAXALIGNed end of the last record.
                         let t = Instant::now();
@@ -463,26 +506,122 @@ pub async fn run_with_progress(
                 crate::checks::CheckStatus::Error | crate::checks::CheckStatus::Skipped
             )
         });
+    let mut report = Report {
+        schema_version: SCHEMA_VERSION,
+        tool: tool_id(),
+        generated_at,
+        duration_ms: started.elapsed().as_millis() as u64,
+        verdict: analysis.verdict,
+        explanation: analysis.explanation,
+        incomplete,
+        new_primary: new.section,
+        former_primary: former_section,
+        divergence: analysis.divergence,
+        transactions,
+        findings,
+        checks,
+        tables,
+        patroni: input.patroni.as_ref().map(|d| d.section.clone()),
+    };
+    if let Some(staging) = staging {
+        let sealed = Sealed {
+            wal: bundle_wal,
+            wal_missing,
+            names: bundle_names,
+            databases: bundle_databases,
+        };
+        seal_bundle(
+            staging,
+            &mut report,
+            input,
+            &new_facts,
+            former_facts.as_ref(),
+            sealed,
+        )?;
+    }
     Ok(Outcome {
-        report: Report {
-            schema_version: SCHEMA_VERSION,
-            tool: tool_id(),
-            generated_at,
-            duration_ms: started.elapsed().as_millis() as u64,
-            verdict: analysis.verdict,
-            explanation: analysis.explanation,
-            incomplete,
-            new_primary: new.section,
-            former_primary: former_section,
-            divergence: analysis.divergence,
-            transactions,
-            findings,
-            checks,
-            tables,
-            patroni: input.patroni.as_ref().map(|d| d.section.clone()),
-        },
+        report,
         epilogue: None,
     })
+}
+
+/// What the run kept for its evidence bundle besides the report.
+struct Sealed {
+    /// The WAL range decoded, if any.
+    wal: Option<crate::bundle::WalRange>,
+    /// Why no WAL was decoded, when the reading failed.
+    wal_missing: Option<String>,
+    /// The relfilenode names the accounting used.
+    names: std::collections::BTreeMap<crate::wal::RelFileLocator, crate::evidence::names::RelName>,
+    /// The former primary's databases (`oid → name`).
+    databases: std::collections::BTreeMap<u32, String>,
+}
+
+/// Adds the `evidence_bundle` finding to `report`, then writes the bundle and renames it into
+/// place; on error nothing is left at or beside the target.
+fn seal_bundle(
+    staging: crate::bundle::Staging,
+    report: &mut Report,
+    input: &CompareInput,
+    new_facts: &NodeFacts,
+    former_facts: Option<&NodeFacts>,
+    sealed: Sealed,
+) -> Result<(), CommandError> {
+    let wal_missing = match &sealed.wal {
+        Some(_) => None,
+        None => Some(sealed.wal_missing.unwrap_or_else(|| {
+            format!(
+                "the run decoded no WAL (verdict {}: {})",
+                report.verdict.as_str(),
+                report.explanation
+            )
+        })),
+    };
+    let (history, notes) = crate::bundle::writer::histories(&[
+        ("new-primary", Some(new_facts)),
+        ("former-primary", former_facts),
+    ]);
+    let target = staging.target().display().to_string();
+    report.findings.push(Finding {
+        severity: FindingId::EvidenceBundle.severity(),
+        id: FindingId::EvidenceBundle,
+        message: format!(
+            "evidence bundle written to {target}{}",
+            if sealed.wal.is_some() {
+                " with the lost range's WAL segments"
+            } else {
+                " (no WAL: none was decoded)"
+            }
+        ),
+        hint: Some(format!(
+            "check it with `sha256sum -c SHA256SUMS` in that directory; re-analyse it without any server with `failover-verify compare --from-evidence {target}`"
+        )),
+    });
+    let t = Instant::now();
+    let contents = crate::bundle::BundleContents {
+        report,
+        command: input.command_line.clone(),
+        wal: sealed.wal,
+        wal_missing,
+        history,
+        names: &sealed.names,
+        databases: &sealed.databases,
+        end_from_wal: former_facts.is_none(),
+        notes,
+        secrets: [Some(&input.new_primary), input.former_primary.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.password().map(str::to_string))
+            .collect(),
+    };
+    // Hashing and writing gigabytes of WAL blocks: keep the runtime's other tasks going.
+    let finish = || staging.finish(contents);
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(finish),
+        _ => finish(),
+    }?;
+    crate::timing::record("compare: evidence bundle", t);
+    Ok(())
 }
 
 /// The WAL-guided planner: the former side's changes from the decoded lost WAL, the new side's

@@ -61,6 +61,8 @@ pub async fn run(args: &DemoArgs) -> Result<Outcome, CommandError> {
         tables: Some(crate::diff::DiffOptions::default()),
         patroni: None,
         checks: Some(crate::checks::Catalog::builtin().map_err(CommandError::Checks)?),
+        evidence_dir: None,
+        command_line: String::new(),
     };
     let mut outcome = compare::run(&input).await?;
     if args.keep {

@@ -5,6 +5,7 @@ pub mod checks;
 pub mod cluster;
 pub mod compare;
 pub mod demo;
+pub mod from_evidence;
 pub mod wal;
 
 use crate::report::Report;
@@ -67,6 +68,9 @@ pub enum CommandError {
     /// Patroni discovery (`--patroni`) could not determine a node to compare.
     #[error("patroni: {0}")]
     Patroni(#[from] crate::patroni::PatroniError),
+    /// An evidence bundle could not be written (`--evidence-dir`) or read (`--from-evidence`).
+    #[error("evidence bundle: {0}")]
+    Bundle(#[from] crate::bundle::BundleError),
 }
 
 impl CommandError {
@@ -79,6 +83,16 @@ impl CommandError {
             ),
             CommandError::Patroni(_) => Some(
                 "pass the URL of Patroni's REST API (port 8008 by default), or name the nodes with --new-primary and --former-primary",
+            ),
+            CommandError::Bundle(crate::bundle::BundleError::Exists(_)) => Some(
+                "name a new directory for --evidence-dir; an existing bundle is evidence and is never replaced",
+            ),
+            CommandError::Bundle(
+                crate::bundle::BundleError::Checksum { .. }
+                | crate::bundle::BundleError::Missing(_)
+                | crate::bundle::BundleError::NotListed(_),
+            ) => Some(
+                "the bundle is not as it was made: get an intact copy (check it with `sha256sum -c SHA256SUMS` in its directory)",
             ),
             CommandError::NoServerBinaries(_) => Some(
                 "install the PostgreSQL server (`apt install postgresql`), or set PG_BINDIR to a directory holding initdb, pg_ctl and postgres",

@@ -37,6 +37,7 @@ pub async fn run(args: &WalArgs) -> Result<Outcome, CommandError> {
         tli,
         switchpoint,
         to,
+        None,
     )
     .await;
     let mut ev = evidence.map_err(|e| CommandError::Wal(e.to_string()))?;

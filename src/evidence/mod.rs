@@ -202,10 +202,15 @@ pub struct Evidence {
     pub prepared_before_scan: Vec<Xid>,
     /// The former primary's databases (`oid → name`), when it could be asked.
     pub databases: BTreeMap<u32, String>,
+    /// The names the relfilenodes of the accounting resolved to (kept in an evidence bundle,
+    /// so that a re-analysis without a server names the same tables).
+    pub names: BTreeMap<RelFileLocator, RelName>,
 }
 
 /// Reads and accounts the WAL of timeline `tli` from `switchpoint` to `end` (or the end of
-/// valid WAL when `end` is `None`). Findings say what was tried and what to know.
+/// valid WAL when `end` is `None`). Findings say what was tried and what to know. With
+/// `capture`, the bytes read from a node are also kept as segment files (a directory source
+/// is copied by the caller, which knows its files).
 pub async fn gather(
     source: &Source<'_>,
     names_from: Option<&ConnParams>,
@@ -213,9 +218,9 @@ pub async fn gather(
     tli: TimelineId,
     switchpoint: Lsn,
     end: Option<Lsn>,
+    capture: Option<&crate::bundle::WalCapture>,
 ) -> (Result<Evidence, ScanError>, Vec<Finding>) {
     let mut findings = Vec::new();
-    let mut caveats = Vec::new();
     let (scan, label) = match source {
         Source::Directory(dir) => {
             let label = format!("directory {}", dir.display());
@@ -257,6 +262,7 @@ pub async fn gather(
                             end,
                             switchpoint,
                             Some(*seg_size),
+                            capture,
                         )
                     },
                     switchpoint,
@@ -283,7 +289,15 @@ pub async fn gather(
                 None => {
                     let r = step_back(
                         |start| {
-                            scan::scan_sql_files(session, tli, *seg_size, start, end, switchpoint)
+                            scan::scan_sql_files(
+                                session,
+                                tli,
+                                *seg_size,
+                                start,
+                                end,
+                                switchpoint,
+                                capture,
+                            )
                         },
                         switchpoint,
                         *seg_size,
@@ -298,6 +312,32 @@ pub async fn gather(
         Ok(s) => s,
         Err(e) => return (Err(e), findings),
     };
+
+    // Names from the former primary's catalogs.
+    let mut rels: BTreeSet<RelFileLocator> = scan.lost.tables.iter().map(|t| t.rel).collect();
+    rels.extend(scan.lost.sequences.iter().map(|s| s.rel));
+    let (names, problems, databases) = match names_from {
+        Some(p) => names::resolve(p, opts, &rels).await,
+        None => (
+            BTreeMap::new(),
+            vec!["no connection to the former primary: relfilenodes are shown unmapped".into()],
+            BTreeMap::new(),
+        ),
+    };
+    (Ok(account(scan, &label, names, databases, problems)), findings)
+}
+
+/// Turns a scan into the evidence: the report section, with the relfilenodes named from
+/// `names`, the databases from `databases` (`oid → name`), and the caveats of the scan followed
+/// by `notes`.
+pub fn account(
+    scan: Scan,
+    label: &str,
+    names: BTreeMap<RelFileLocator, RelName>,
+    databases: BTreeMap<u32, String>,
+    notes: Vec<String>,
+) -> Evidence {
+    let mut caveats = Vec::new();
     if !scan.lost.running_at_scan_start.is_empty() {
         caveats.push(format!(
             "{} lost transaction(s) were already running at {}, the oldest WAL read; changes they made before it are not counted",
@@ -318,30 +358,16 @@ pub async fn gather(
             caveats.push(format!("decoding stopped early: {e}"));
         }
     }
-
-    // Names from the former primary's catalogs.
-    let mut rels: BTreeSet<RelFileLocator> = scan.lost.tables.iter().map(|t| t.rel).collect();
-    rels.extend(scan.lost.sequences.iter().map(|s| s.rel));
-    let (names, problems, databases) = match names_from {
-        Some(p) => names::resolve(p, opts, &rels).await,
-        None => (
-            BTreeMap::new(),
-            vec!["no connection to the former primary: relfilenodes are shown unmapped".into()],
-            BTreeMap::new(),
-        ),
-    };
-    caveats.extend(problems);
-    let transactions = summarize(&scan, &label, &names, &databases, caveats);
-    (
-        Ok(Evidence {
-            transactions,
-            lost: scan.lost,
-            created_after_switchpoint: scan.created_after_switchpoint,
-            prepared_before_scan: scan.prepared_before_scan,
-            databases,
-        }),
-        findings,
-    )
+    caveats.extend(notes);
+    let transactions = summarize(&scan, label, &names, &databases, caveats);
+    Evidence {
+        transactions,
+        lost: scan.lost,
+        created_after_switchpoint: scan.created_after_switchpoint,
+        prepared_before_scan: scan.prepared_before_scan,
+        databases,
+        names,
+    }
 }
 
 /// The finding for WAL that could not be read: what failed and which grant would help.
@@ -355,7 +381,7 @@ pub fn unreadable_finding(e: &ScanError) -> Finding {
 }
 
 /// The segment size of the first segment of `tli` in `dir`, or 16 MB.
-fn dir_seg_size(dir: &std::path::Path, tli: TimelineId) -> u64 {
+pub fn dir_seg_size(dir: &std::path::Path, tli: TimelineId) -> u64 {
     crate::wal::source::WalDir::open(dir, tli)
         .map(|w| w.segment_size())
         .unwrap_or(16 * 1024 * 1024)

@@ -85,6 +85,7 @@ impl NewSideSource {
                 end,
                 self.switchpoint,
                 Some(seg),
+                None,
             )
             .await;
             if r.is_ok() {
@@ -92,7 +93,8 @@ impl NewSideSource {
             }
         }
         let s = connect(&self.params, &self.session).await?;
-        let r = scan::scan_sql_files(&s, self.timeline, seg, start, end, self.switchpoint).await;
+        let r =
+            scan::scan_sql_files(&s, self.timeline, seg, start, end, self.switchpoint, None).await;
         s.close().await;
         r
     }

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::bundle::WalCapture;
 use crate::lsn::{Lsn, TimelineId, Xid};
 use crate::pg::error::PgError;
 use crate::pg::replication::{connect_replication, ReplicationOptions};
@@ -162,8 +163,10 @@ impl XidHorizon {
 }
 
 /// The decoder and the accountant, fed together.
-struct Scanner {
+struct Scanner<'c> {
     decoder: WalDecoder,
+    /// Where the raw bytes are kept for an evidence bundle: timeline, segment size, capture.
+    capture: Option<(TimelineId, u64, &'c WalCapture)>,
     accountant: Accountant,
     horizon: XidHorizon,
     switchpoint: Lsn,
@@ -172,14 +175,15 @@ struct Scanner {
     prepared: PreparedSeen,
 }
 
-impl Scanner {
-    fn new(start: Lsn, end: Lsn, switchpoint: Lsn, seg_size: Option<u64>) -> Scanner {
+impl<'c> Scanner<'c> {
+    fn new(start: Lsn, end: Lsn, switchpoint: Lsn, seg_size: Option<u64>) -> Scanner<'c> {
         let mut decoder = WalDecoder::new(start).with_end(end);
         if let Some(s) = seg_size {
             decoder = decoder.with_segment_size(s);
         }
         Scanner {
             decoder,
+            capture: None,
             accountant: Accountant::new(switchpoint),
             horizon: XidHorizon::default(),
             switchpoint,
@@ -189,8 +193,22 @@ impl Scanner {
         }
     }
 
+    /// Keeps every byte fed in `capture` too, as segment files of timeline `tli`.
+    fn capturing(
+        mut self,
+        tli: TimelineId,
+        seg_size: Option<u64>,
+        c: Option<&'c WalCapture>,
+    ) -> Self {
+        self.capture = c.zip(seg_size).map(|(c, s)| (tli, s, c));
+        self
+    }
+
     /// Feeds bytes at `at` and accounts every complete record; `true` once decoding ended.
     fn feed(&mut self, at: Lsn, bytes: &[u8]) -> Result<bool, ScanError> {
+        if let Some((tli, seg_size, c)) = self.capture {
+            c.record(tli, seg_size, at, bytes);
+        }
         self.decoder.feed_bytes(at, bytes)?;
         self.drain()
     }
@@ -232,7 +250,9 @@ impl Scanner {
 
 /// Streams `[start, end)` of timeline `tli` with `START_REPLICATION PHYSICAL` (no slot).
 /// `start` is a record boundary (or a page or segment start); streaming begins at its page.
-/// `seg_size` is needed when `start` is not on a segment's first page.
+/// `seg_size` is needed when `start` is not on a segment's first page, and for `capture`
+/// (which keeps the bytes received as segment files).
+#[allow(clippy::too_many_arguments)]
 pub async fn scan_replication(
     params: &ConnParams,
     opts: &ReplicationOptions,
@@ -241,9 +261,11 @@ pub async fn scan_replication(
     end: Lsn,
     switchpoint: Lsn,
     seg_size: Option<u64>,
+    capture: Option<&WalCapture>,
 ) -> Result<Scan, ScanError> {
     let mut client = connect_replication(params, opts).await?;
-    let mut scanner = Scanner::new(start, end, switchpoint, seg_size);
+    let mut scanner =
+        Scanner::new(start, end, switchpoint, seg_size).capturing(tli, seg_size, capture);
     let page = Lsn(start.0 - start.0 % crate::wal::XLOG_BLCKSZ as u64);
     let mut stream = client.start_physical(page, tli).await?;
     let mut done = false;
@@ -280,7 +302,8 @@ pub async fn scan_replication(
 }
 
 /// Reads the segments covering `[start, end)` of timeline `tli` from the server's `pg_wal`
-/// with `pg_read_binary_file` (superuser, or EXECUTE granted on that function).
+/// with `pg_read_binary_file` (superuser, or EXECUTE granted on that function); `capture`
+/// keeps the bytes read as segment files.
 pub async fn scan_sql_files(
     session: &Session,
     tli: TimelineId,
@@ -288,9 +311,14 @@ pub async fn scan_sql_files(
     start: Lsn,
     end: Lsn,
     switchpoint: Lsn,
+    capture: Option<&WalCapture>,
 ) -> Result<Scan, ScanError> {
     const CHUNK: i64 = 4 * 1024 * 1024;
-    let mut scanner = Scanner::new(start, end, switchpoint, Some(seg_size));
+    let mut scanner = Scanner::new(start, end, switchpoint, Some(seg_size)).capturing(
+        tli,
+        Some(seg_size),
+        capture,
+    );
     let mut segno = start.segment_number(seg_size);
     let last = end.segment_number(seg_size);
     let mut offset = (start.0 % seg_size) as i64;
