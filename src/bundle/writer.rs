@@ -630,6 +630,7 @@ mod tests {
                 wal_missing: Some("test".into()),
                 history: Vec::new(),
                 names: &BTreeMap::new(),
+                databases: &BTreeMap::new(),
                 end_from_wal: false,
                 notes: Vec::new(),
                 secrets: Vec::new(),
