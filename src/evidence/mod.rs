@@ -5,6 +5,7 @@
 //! or a directory (`--former-wal-dir`). Whatever the source, the bytes go through the same
 //! sans-IO decoder and the same accountant ([`crate::wal::accounting`]).
 
+pub mod lostlist;
 pub mod names;
 pub mod newside;
 pub mod scan;
@@ -22,7 +23,7 @@ use crate::wal::accounting::LostTransactions;
 use crate::wal::RelFileLocator;
 
 use names::RelName;
-use scan::{Scan, ScanError};
+use scan::{Scan, ScanError, ScanOptions};
 
 /// How far back from the switchpoint's segment a scan may start, in segments, to find the
 /// earlier changes of transactions that were running at the switchpoint.
@@ -43,8 +44,22 @@ pub struct Transactions {
     pub wal_format: Option<u32>,
     /// Number of lost commits (COMMIT and COMMIT PREPARED after the switchpoint).
     pub lost_commits: usize,
-    /// The lost transactions, in WAL order.
+    /// The lost transactions, in WAL order: all of them, or at scale the first and the last
+    /// ones only (`lost_xids_omitted` says how many are left out between them).
     pub lost_xids: Vec<LostXid>,
+    /// How many lost transactions `lost_xids` leaves out (between its first and last entries);
+    /// `lost_xids_file` has them all.
+    #[serde(default)]
+    pub lost_xids_omitted: u64,
+    /// The file holding every lost transaction (CSV or JSON Lines), when one was written.
+    #[serde(default)]
+    pub lost_xids_file: Option<String>,
+    /// Lost commits and row changes per database.
+    #[serde(default)]
+    pub databases: Vec<DatabaseLoss>,
+    /// The loss timeline: lost commits per minute of commit time.
+    #[serde(default)]
+    pub commits_per_minute: Vec<MinuteLoss>,
     /// The first lost commit time (RFC 3339): the start of the loss window.
     pub first_lost_commit_time: Option<String>,
     /// The last lost commit time: the end of the loss window.
@@ -97,6 +112,36 @@ pub struct LostXid {
     pub updates: u64,
     /// Tuples deleted.
     pub deletes: u64,
+}
+
+/// Lost commits in one database.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DatabaseLoss {
+    /// Its name, when known.
+    pub database: Option<String>,
+    /// Its OID, when the WAL named it.
+    pub database_oid: Option<u32>,
+    /// Lost commits that ran in it.
+    pub commits: u64,
+    /// Row changes in its tables, summed over `tables` (TOAST and catalogs left out).
+    pub inserts: u64,
+    /// Updates, HOT included.
+    pub updates: u64,
+    /// The HOT subset of `updates`.
+    pub hot_updates: u64,
+    /// Deleted tuples.
+    pub deletes: u64,
+    /// TRUNCATEs.
+    pub truncates: u64,
+}
+
+/// Lost commits in one minute.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MinuteLoss {
+    /// The start of the minute (RFC 3339, UTC).
+    pub minute: String,
+    /// Lost commits whose commit time falls in it.
+    pub commits: u64,
 }
 
 /// A prepared transaction whose fate the new primary does not know.
@@ -193,6 +238,7 @@ pub async fn gather(
     tli: TimelineId,
     switchpoint: Lsn,
     end: Option<Lsn>,
+    scan_opts: &ScanOptions,
 ) -> (Result<Evidence, ScanError>, Vec<Finding>) {
     let mut findings = Vec::new();
     let mut caveats = Vec::new();
@@ -203,9 +249,10 @@ pub async fn gather(
             let result = step_back(
                 |start| {
                     let d = dir.clone();
+                    let o = scan_opts.clone();
                     async move {
                         tokio::task::spawn_blocking(move || {
-                            scan::scan_dir(&d, tli, start, end, switchpoint)
+                            scan::scan_dir(&d, tli, start, end, switchpoint, &o)
                         })
                         .await
                         .map_err(|e| ScanError::Task(e.to_string()))?
@@ -237,6 +284,7 @@ pub async fn gather(
                             end,
                             switchpoint,
                             Some(*seg_size),
+                            scan_opts,
                         )
                     },
                     switchpoint,
@@ -263,7 +311,15 @@ pub async fn gather(
                 None => {
                     let r = step_back(
                         |start| {
-                            scan::scan_sql_files(session, tli, *seg_size, start, end, switchpoint)
+                            scan::scan_sql_files(
+                                session,
+                                tli,
+                                *seg_size,
+                                start,
+                                end,
+                                switchpoint,
+                                scan_opts,
+                            )
                         },
                         switchpoint,
                         *seg_size,
@@ -274,10 +330,23 @@ pub async fn gather(
             }
         }
     };
-    let scan = match scan {
+    let mut scan = match scan {
         Ok(s) => s,
         Err(e) => return (Err(e), findings),
     };
+    // The complete list of lost transactions, renamed into place now that decoding ended.
+    let mut list_file = None;
+    if let Some(list) = scan.list.take() {
+        match list.finish() {
+            Ok(w) => list_file = Some(w.path.display().to_string()),
+            Err(e) => findings.push(Finding {
+                severity: Severity::Warning,
+                id: "lost_xids_file_failed".into(),
+                message: format!("the complete list of lost transactions could not be written: {e}"),
+                hint: Some("free space or fix the permissions of that directory, or name another file, and run again".into()),
+            }),
+        }
+    }
     if !scan.lost.running_at_scan_start.is_empty() {
         caveats.push(format!(
             "{} lost transaction(s) were already running at {}, the oldest WAL read; changes they made before it are not counted",
@@ -314,7 +383,8 @@ pub async fn gather(
         .iter()
         .map(|(loc, n)| (loc.db, n.database.clone()))
         .collect();
-    let transactions = summarize(&scan, &label, &names, &databases, caveats);
+    let mut transactions = summarize(&scan, &label, &names, &databases, caveats);
+    transactions.lost_xids_file = list_file;
     (
         Ok(Evidence {
             transactions,
@@ -400,6 +470,27 @@ fn summarize(
     };
     let db_name = |db: Option<u32>| db.and_then(|d| databases.get(&d).cloned().flatten());
 
+    // Per database: the commits from the accounting, the rows from the tables below.
+    let mut dbs: BTreeMap<Option<u32>, DatabaseLoss> = lost
+        .databases
+        .iter()
+        .map(|d| {
+            (
+                d.db_id,
+                DatabaseLoss {
+                    database: db_name(d.db_id),
+                    database_oid: d.db_id,
+                    commits: d.commits,
+                    inserts: 0,
+                    updates: 0,
+                    hot_updates: 0,
+                    deletes: 0,
+                    truncates: 0,
+                },
+            )
+        })
+        .collect();
+
     // Per table: TOAST and the table itself merge under the owner's name.
     let mut tables: BTreeMap<(Option<String>, String), TableLoss> = BTreeMap::new();
     for t in &lost.tables {
@@ -438,7 +529,41 @@ fn summarize(
             e.deletes += t.counts.deletes;
             e.truncates += t.counts.truncates;
         }
+        if name.kind != "toast" && name.kind != "catalog" && !t.catalog {
+            let d = dbs.entry(Some(t.rel.db)).or_insert_with(|| DatabaseLoss {
+                database: db_name(Some(t.rel.db)),
+                database_oid: Some(t.rel.db),
+                commits: 0,
+                inserts: 0,
+                updates: 0,
+                hot_updates: 0,
+                deletes: 0,
+                truncates: 0,
+            });
+            d.inserts += t.counts.inserts;
+            d.updates += t.counts.updates + t.counts.hot_updates;
+            d.hot_updates += t.counts.hot_updates;
+            d.deletes += t.counts.deletes;
+            d.truncates += t.counts.truncates;
+        }
     }
+
+    // The first and the last lost commits, whatever the accountant kept.
+    let kept = &lost.lost_commits;
+    let shown: Vec<&crate::wal::accounting::LostCommit> = if kept.len() > 2 * scan::INLINE_LOST_XIDS
+    {
+        kept.iter()
+            .take(scan::INLINE_LOST_XIDS)
+            .chain(kept.iter().skip(kept.len() - scan::INLINE_LOST_XIDS))
+            .collect()
+    } else {
+        kept.iter().collect()
+    };
+    let minute = |t: crate::wal::xact::PgTimestamp| {
+        let mut out = Vec::with_capacity(32);
+        lostlist::push_rfc3339_micros(&mut out, t.unix_micros());
+        String::from_utf8(out).unwrap_or_default()
+    };
 
     Transactions {
         source: label.to_string(),
@@ -446,10 +571,10 @@ fn summarize(
         end_lsn: lost.end_lsn,
         end_reason: scan.end.as_ref().map(|e| e.reason.to_string()),
         wal_format: scan.pg_version,
-        lost_commits: lost.lost_commits.len(),
-        lost_xids: lost
-            .lost_commits
-            .iter()
+        lost_commits: lost.lost_commit_count as usize,
+        lost_xids_omitted: lost.lost_commit_count - shown.len() as u64,
+        lost_xids: shown
+            .into_iter()
             .map(|c| LostXid {
                 xid: c.top_xid,
                 subxids: c.subxids.clone(),
@@ -467,9 +592,19 @@ fn summarize(
                 deletes: c.changes.deletes,
             })
             .collect(),
+        lost_xids_file: None,
+        databases: dbs.into_values().collect(),
+        commits_per_minute: lost
+            .commits_per_minute
+            .iter()
+            .map(|m| MinuteLoss {
+                minute: minute(m.minute),
+                commits: m.commits,
+            })
+            .collect(),
         first_lost_commit_time: ts(lost.first_lost_commit_time),
         last_lost_commit_time: ts(lost.last_lost_commit_time),
-        aborts_after_switchpoint: lost.aborts_after_switchpoint.len(),
+        aborts_after_switchpoint: lost.abort_count as usize,
         in_flight: lost.in_flight.len(),
         in_doubt: lost
             .in_doubt
@@ -481,7 +616,7 @@ fn summarize(
             })
             .collect(),
         tables: tables.into_values().collect(),
-        lost_ddl: lost.lost_ddl.len(),
+        lost_ddl: lost.lost_ddl_count as usize,
         sequences: lost
             .sequences
             .iter()
@@ -495,7 +630,7 @@ fn summarize(
             })
             .collect(),
         records_after_switchpoint: lost.wal_stats_after_switchpoint.total.count,
-        touched_tuples: lost.touched_tuples.len(),
+        touched_tuples: lost.touched_tuple_count as usize,
         walinspect: None,
         new_side_first_xid: scan.new_side_first_xid,
         caveats,
@@ -536,12 +671,7 @@ impl Evidence {
     /// and subtransaction) of the lost commits, and the new primary's first xid.
     pub fn attribution(&self) -> crate::diff::Attribution {
         crate::diff::Attribution {
-            lost_xids: self
-                .lost
-                .lost_commits
-                .iter()
-                .flat_map(|c| std::iter::once(c.top_xid.0).chain(c.subxids.iter().map(|x| x.0)))
-                .collect(),
+            lost_xids: self.lost.lost_xids.clone(),
             new_side_first_xid: self.transactions.new_side_first_xid.map(|x| x.0),
         }
     }

@@ -85,6 +85,7 @@ impl NewSideSource {
                 end,
                 self.switchpoint,
                 Some(seg),
+                &scan::ScanOptions::full(),
             )
             .await;
             if r.is_ok() {
@@ -92,7 +93,16 @@ impl NewSideSource {
             }
         }
         let s = connect(&self.params, &self.session).await?;
-        let r = scan::scan_sql_files(&s, self.timeline, seg, start, end, self.switchpoint).await;
+        let r = scan::scan_sql_files(
+            &s,
+            self.timeline,
+            seg,
+            start,
+            end,
+            self.switchpoint,
+            &scan::ScanOptions::full(),
+        )
+        .await;
         s.close().await;
         r
     }

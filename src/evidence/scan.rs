@@ -13,13 +13,54 @@ use crate::pg::error::PgError;
 use crate::pg::replication::{connect_replication, ReplicationOptions};
 use crate::pg::session::Session;
 use crate::pg::ConnParams;
-use crate::wal::accounting::{Accountant, LostTransactions};
+use crate::wal::accounting::{Accountant, Detail, LostTransactions};
 use crate::wal::decoder::{EndOfWal, Poll, WalDecoder};
 use crate::wal::segment::segment_file_name;
 use crate::wal::source::WalDir;
 use crate::wal::standby::{Checkpoint, RunningXacts};
 use crate::wal::xact::XactRecord;
 use crate::wal::{DecodedRecord, RelFileLocator, WalError};
+
+use super::lostlist::{ListError, ListTarget, ListWriter};
+
+/// How many lost transactions a bounded scan keeps whole at each end of the list.
+pub const INLINE_LOST_XIDS: usize = 100;
+
+/// What a scan keeps besides the totals.
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    /// The accountant's detail: [`Detail::Full`] when the row diff will use the touched
+    /// tuples and every lost commit, else bounded (memory flat in the size of the loss).
+    pub detail: Detail,
+    /// Stream every lost commit to this file while decoding.
+    pub list: Option<ListTarget>,
+}
+
+impl ScanOptions {
+    /// Every detail, no list file (the row diff; the new primary's side).
+    pub fn full() -> ScanOptions {
+        ScanOptions {
+            detail: Detail::Full,
+            list: None,
+        }
+    }
+
+    /// Bounded detail ([`INLINE_LOST_XIDS`] at each end), and the list file when given.
+    pub fn bounded(list: Option<ListTarget>) -> ScanOptions {
+        ScanOptions {
+            detail: Detail::Bounded {
+                keep: INLINE_LOST_XIDS,
+            },
+            list,
+        }
+    }
+}
+
+impl Default for ScanOptions {
+    fn default() -> ScanOptions {
+        ScanOptions::full()
+    }
+}
 
 /// Why the WAL could not be scanned.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +84,9 @@ pub enum ScanError {
     /// The decoding task failed or could not start.
     #[error("WAL scan: {0}")]
     Task(String),
+    /// The file for the complete list of lost transactions could not be written.
+    #[error(transparent)]
+    List(#[from] ListError),
     /// A segment needed for the scan is not in `pg_wal` on the server.
     #[error("{target}: WAL segment {file} is no longer in pg_wal")]
     SegmentGone {
@@ -74,6 +118,9 @@ pub struct Scan {
     /// Transactions COMMIT PREPARED at or after the switchpoint whose PREPARE lies before
     /// the decoded range: the changes they made were not read.
     pub prepared_before_scan: Vec<Xid>,
+    /// The complete list of lost commits, written and not yet renamed into place (dropped,
+    /// it leaves no file).
+    pub list: Option<ListWriter>,
 }
 
 /// The relfilenode an SMGR CREATE record creates (rmgr 2, info 0x10), if `rec` is one.
@@ -170,23 +217,36 @@ struct Scanner {
     start: Lsn,
     created: BTreeSet<RelFileLocator>,
     prepared: PreparedSeen,
+    list: Option<ListWriter>,
+}
+
+/// The list writer for `opts`, when it asks for one.
+fn list_writer(opts: &ScanOptions) -> Result<Option<ListWriter>, ScanError> {
+    Ok(opts.list.as_ref().map(ListWriter::create).transpose()?)
 }
 
 impl Scanner {
-    fn new(start: Lsn, end: Lsn, switchpoint: Lsn, seg_size: Option<u64>) -> Scanner {
+    fn new(
+        start: Lsn,
+        end: Lsn,
+        switchpoint: Lsn,
+        seg_size: Option<u64>,
+        opts: &ScanOptions,
+    ) -> Result<Scanner, ScanError> {
         let mut decoder = WalDecoder::new(start).with_end(end);
         if let Some(s) = seg_size {
             decoder = decoder.with_segment_size(s);
         }
-        Scanner {
+        Ok(Scanner {
             decoder,
-            accountant: Accountant::new(switchpoint),
+            accountant: Accountant::with_detail(switchpoint, opts.detail),
             horizon: XidHorizon::default(),
             switchpoint,
             start,
             created: BTreeSet::new(),
             prepared: PreparedSeen::default(),
-        }
+            list: list_writer(opts)?,
+        })
     }
 
     /// Feeds bytes at `at` and accounts every complete record; `true` once decoding ended.
@@ -205,7 +265,10 @@ impl Scanner {
                         self.created.insert(loc);
                     }
                     self.prepared.add(&rec, self.switchpoint);
-                    self.accountant.add(&rec)?
+                    match &mut self.list {
+                        Some(l) => self.accountant.add_observed(&rec, &mut |c| l.write(c))?,
+                        None => self.accountant.add(&rec)?,
+                    }
                 }
                 Poll::NeedMore => return Ok(false),
                 Poll::End(_) => return Ok(true),
@@ -226,6 +289,7 @@ impl Scanner {
             new_side_first_xid: self.horizon.next.map(Xid),
             created_after_switchpoint: self.created,
             prepared_before_scan: self.prepared.unmatched,
+            list: self.list,
         })
     }
 }
@@ -233,6 +297,7 @@ impl Scanner {
 /// Streams `[start, end)` of timeline `tli` with `START_REPLICATION PHYSICAL` (no slot).
 /// `start` is a record boundary (or a page or segment start); streaming begins at its page.
 /// `seg_size` is needed when `start` is not on a segment's first page.
+#[allow(clippy::too_many_arguments)] // the range, the source and what to keep
 pub async fn scan_replication(
     params: &ConnParams,
     opts: &ReplicationOptions,
@@ -241,9 +306,10 @@ pub async fn scan_replication(
     end: Lsn,
     switchpoint: Lsn,
     seg_size: Option<u64>,
+    scan_opts: &ScanOptions,
 ) -> Result<Scan, ScanError> {
+    let mut scanner = Scanner::new(start, end, switchpoint, seg_size, scan_opts)?;
     let mut client = connect_replication(params, opts).await?;
-    let mut scanner = Scanner::new(start, end, switchpoint, seg_size);
     let page = Lsn(start.0 - start.0 % crate::wal::XLOG_BLCKSZ as u64);
     let mut stream = client.start_physical(page, tli).await?;
     let mut done = false;
@@ -288,9 +354,10 @@ pub async fn scan_sql_files(
     start: Lsn,
     end: Lsn,
     switchpoint: Lsn,
+    scan_opts: &ScanOptions,
 ) -> Result<Scan, ScanError> {
     const CHUNK: i64 = 4 * 1024 * 1024;
-    let mut scanner = Scanner::new(start, end, switchpoint, Some(seg_size));
+    let mut scanner = Scanner::new(start, end, switchpoint, Some(seg_size), scan_opts)?;
     let mut segno = start.segment_number(seg_size);
     let last = end.segment_number(seg_size);
     let mut offset = (start.0 % seg_size) as i64;
@@ -347,10 +414,12 @@ pub fn scan_dir(
     start: Lsn,
     end: Option<Lsn>,
     switchpoint: Lsn,
+    opts: &ScanOptions,
 ) -> Result<Scan, ScanError> {
     let wal = WalDir::open(dir, tli)?;
+    let mut list = list_writer(opts)?;
     let mut reader = wal.read(start, end);
-    let mut accountant = Accountant::new(switchpoint);
+    let mut accountant = Accountant::with_detail(switchpoint, opts.detail);
     let mut horizon = XidHorizon::default();
     let mut created = BTreeSet::new();
     let mut prepared = PreparedSeen::default();
@@ -362,7 +431,10 @@ pub fn scan_dir(
             created.insert(loc);
         }
         prepared.add(&rec, switchpoint);
-        accountant.add(&rec)?;
+        match &mut list {
+            Some(l) => accountant.add_observed(&rec, &mut |c| l.write(c))?,
+            None => accountant.add(&rec)?,
+        }
     }
     let end = reader.end_of_wal().cloned();
     Ok(Scan {
@@ -373,6 +445,7 @@ pub fn scan_dir(
         new_side_first_xid: horizon.next.map(Xid),
         created_after_switchpoint: created,
         prepared_before_scan: prepared.unmatched,
+        list,
     })
 }
 
