@@ -306,6 +306,7 @@ pub async fn run_with_progress(
                         ScanOptions::bounded(None).detail
                     },
                     list,
+                    horizon: row_diff,
                 };
                 let t = Instant::now();
                 let (evidence, more) = evidence::gather(

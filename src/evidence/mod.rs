@@ -260,6 +260,7 @@ pub async fn gather(
                 },
                 switchpoint,
                 seg_size,
+                scan_opts.horizon,
             )
             .await;
             (result, label)
@@ -289,6 +290,7 @@ pub async fn gather(
                     },
                     switchpoint,
                     *seg_size,
+                    scan_opts.horizon,
                 )
                 .await;
                 match r {
@@ -323,6 +325,7 @@ pub async fn gather(
                         },
                         switchpoint,
                         *seg_size,
+                        scan_opts.horizon,
                     )
                     .await;
                     (r, format!("pg_wal over SQL on {}", params.target()))
@@ -420,9 +423,15 @@ fn scan_start(switchpoint: Lsn, seg_size: u64, back: u64) -> Option<Lsn> {
 }
 
 /// Scans from the switchpoint's segment, stepping back a segment at a time while lost
-/// transactions were already running at the first RUNNING_XACTS record read; keeps the
-/// earliest scan that could be read.
-async fn step_back<F, Fut>(mut scan: F, switchpoint: Lsn, seg_size: u64) -> Result<Scan, ScanError>
+/// transactions were already running at the first RUNNING_XACTS record read (or, when
+/// `need_horizon`, while no xid before the switchpoint was read); keeps the earliest scan that
+/// could be read.
+async fn step_back<F, Fut>(
+    mut scan: F,
+    switchpoint: Lsn,
+    seg_size: u64,
+    need_horizon: bool,
+) -> Result<Scan, ScanError>
 where
     F: FnMut(Lsn) -> Fut,
     Fut: std::future::Future<Output = Result<Scan, ScanError>>,
@@ -438,7 +447,7 @@ where
                 // row diff needs the new primary's first xid (the switchpoint horizon).
                 let done = s.lost.running_at_scan_start.is_empty()
                     && s.prepared_before_scan.is_empty()
-                    && s.new_side_first_xid.is_some();
+                    && (s.new_side_first_xid.is_some() || !need_horizon);
                 best = Some(s);
                 if done {
                     break;

@@ -34,6 +34,9 @@ pub struct ScanOptions {
     pub detail: Detail,
     /// Stream every lost commit to this file while decoding.
     pub list: Option<ListTarget>,
+    /// Whether the new primary's first xid ([`Scan::new_side_first_xid`]) is needed (by the
+    /// row diff): a scan that starts at the switchpoint then steps back to find it.
+    pub horizon: bool,
 }
 
 impl ScanOptions {
@@ -42,6 +45,7 @@ impl ScanOptions {
         ScanOptions {
             detail: Detail::Full,
             list: None,
+            horizon: true,
         }
     }
 
@@ -52,6 +56,7 @@ impl ScanOptions {
                 keep: INLINE_LOST_XIDS,
             },
             list,
+            horizon: false,
         }
     }
 }
@@ -140,33 +145,6 @@ pub fn smgr_created(rec: &DecodedRecord) -> Option<RelFileLocator> {
     })
 }
 
-/// Finds COMMIT PREPAREDs after the switchpoint whose PREPARE was not decoded.
-#[derive(Debug, Default)]
-struct PreparedSeen {
-    prepared: std::collections::HashSet<u32>,
-    unmatched: Vec<Xid>,
-}
-
-impl PreparedSeen {
-    fn add(&mut self, rec: &DecodedRecord, switchpoint: Lsn) {
-        use crate::wal::xact::XactKind;
-        let Ok(Some(x)) = XactRecord::parse(rec) else {
-            return;
-        };
-        match x.kind {
-            XactKind::Prepare => {
-                self.prepared.insert(x.top_xid.0);
-            }
-            XactKind::CommitPrepared
-                if rec.lsn >= switchpoint && !self.prepared.contains(&x.top_xid.0) =>
-            {
-                self.unmatched.push(x.top_xid);
-            }
-            _ => {}
-        }
-    }
-}
-
 /// Tracks the next xid the standby knew of when it replayed up to the switchpoint.
 #[derive(Debug, Default)]
 struct XidHorizon {
@@ -216,7 +194,6 @@ struct Scanner {
     switchpoint: Lsn,
     start: Lsn,
     created: BTreeSet<RelFileLocator>,
-    prepared: PreparedSeen,
     list: Option<ListWriter>,
 }
 
@@ -244,7 +221,6 @@ impl Scanner {
             switchpoint,
             start,
             created: BTreeSet::new(),
-            prepared: PreparedSeen::default(),
             list: list_writer(opts)?,
         })
     }
@@ -264,7 +240,6 @@ impl Scanner {
                     } else if let Some(loc) = smgr_created(&rec) {
                         self.created.insert(loc);
                     }
-                    self.prepared.add(&rec, self.switchpoint);
                     match &mut self.list {
                         Some(l) => self.accountant.add_observed(&rec, &mut |c| l.write(c))?,
                         None => self.accountant.add(&rec)?,
@@ -281,14 +256,15 @@ impl Scanner {
         self.drain()?;
         let end = self.decoder.end_of_wal().cloned();
         let pg_version = self.decoder.version().map(|v| v.0);
+        let lost = self.accountant.finish(end.clone());
         Ok(Scan {
             start: self.start,
-            lost: self.accountant.finish(end.clone()),
+            prepared_before_scan: lost.prepared_before_scan.clone(),
+            lost,
             end,
             pg_version,
             new_side_first_xid: self.horizon.next.map(Xid),
             created_after_switchpoint: self.created,
-            prepared_before_scan: self.prepared.unmatched,
             list: self.list,
         })
     }
@@ -422,7 +398,6 @@ pub fn scan_dir(
     let mut accountant = Accountant::with_detail(switchpoint, opts.detail);
     let mut horizon = XidHorizon::default();
     let mut created = BTreeSet::new();
-    let mut prepared = PreparedSeen::default();
     for rec in reader.by_ref() {
         let rec = rec?;
         if rec.lsn < switchpoint {
@@ -430,21 +405,21 @@ pub fn scan_dir(
         } else if let Some(loc) = smgr_created(&rec) {
             created.insert(loc);
         }
-        prepared.add(&rec, switchpoint);
         match &mut list {
             Some(l) => accountant.add_observed(&rec, &mut |c| l.write(c))?,
             None => accountant.add(&rec)?,
         }
     }
     let end = reader.end_of_wal().cloned();
+    let lost = accountant.finish(end.clone());
     Ok(Scan {
         start,
         pg_version: reader.version().map(|v| v.0),
-        lost: accountant.finish(end.clone()),
+        prepared_before_scan: lost.prepared_before_scan.clone(),
+        lost,
         end,
         new_side_first_xid: horizon.next.map(Xid),
         created_after_switchpoint: created,
-        prepared_before_scan: prepared.unmatched,
         list,
     })
 }

@@ -267,6 +267,9 @@ pub struct LostTransactions {
     /// Xids running at the first RUNNING_XACTS record read that turned out lost: their changes
     /// before the scan start (if any) are not counted.
     pub running_at_scan_start: Vec<Xid>,
+    /// Transactions COMMIT PREPARED at or after the switchpoint whose PREPARE was not read
+    /// (it precedes the scan start): the changes they made are not counted.
+    pub prepared_before_scan: Vec<Xid>,
     /// Record counts and bytes after the switchpoint per rmgr and record type.
     pub wal_stats_after_switchpoint: WalStats,
 }
@@ -319,6 +322,7 @@ pub struct Accountant {
     prepared: HashMap<u32, InDoubt>,
     prepared_pending: HashMap<u32, Vec<Pending>>,
     first_running: Option<Vec<Xid>>,
+    prepared_before_scan: Vec<Xid>,
     detail: Detail,
     /// All lost commits ([`Detail::Full`]) or the first `keep`.
     lost: Vec<LostCommit>,
@@ -364,6 +368,7 @@ impl Accountant {
             prepared: HashMap::new(),
             prepared_pending: HashMap::new(),
             first_running: None,
+            prepared_before_scan: Vec::new(),
             detail,
             lost: Vec::new(),
             tail: VecDeque::new(),
@@ -525,17 +530,19 @@ impl Accountant {
 
     fn add_xact(&mut self, x: XactRecord, on_lost: &mut dyn FnMut(&LostCommit)) {
         let after = x.lsn >= self.switchpoint;
-        let all: Vec<Xid> = std::iter::once(x.top_xid)
-            .chain(x.subxids.iter().copied())
-            .collect();
+        let subxids = x.subxids.clone();
+        let top = x.top_xid;
+        let all = || std::iter::once(top).chain(subxids.iter().copied());
         match x.kind {
             XactKind::Commit | XactKind::CommitPrepared => {
-                let mut parts = self.take_pending(all.iter().copied());
+                let mut parts = self.take_pending(all());
                 let mut gid = x.gid.clone();
                 if x.kind == XactKind::CommitPrepared {
                     // The GID is in COMMIT PREPARED only at wal_level=logical; PREPARE has it.
-                    if let Some(p) = self.prepared.remove(&x.top_xid.0) {
-                        gid = gid.or(p.gid);
+                    match self.prepared.remove(&x.top_xid.0) {
+                        Some(p) => gid = gid.or(p.gid),
+                        None if after => self.prepared_before_scan.push(x.top_xid),
+                        None => {}
                     }
                     parts.extend(
                         self.prepared_pending
@@ -548,7 +555,7 @@ impl Accountant {
                 }
             }
             XactKind::Abort | XactKind::AbortPrepared => {
-                self.take_pending(all.iter().copied());
+                self.take_pending(all());
                 if x.kind == XactKind::AbortPrepared {
                     self.prepared.remove(&x.top_xid.0);
                     self.prepared_pending.remove(&x.top_xid.0);
@@ -566,7 +573,7 @@ impl Accountant {
                 }
             }
             XactKind::Prepare => {
-                let parts = self.take_pending(all.iter().copied());
+                let parts = self.take_pending(all());
                 self.prepared_pending.insert(x.top_xid.0, parts);
                 self.prepared.insert(
                     x.top_xid.0,
@@ -736,6 +743,7 @@ impl Accountant {
             touched_tuples: self.touched,
             touched_tuple_count: self.touched_count,
             running_at_scan_start,
+            prepared_before_scan: self.prepared_before_scan,
             wal_stats_after_switchpoint: self.stats,
         }
     }
