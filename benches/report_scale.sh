@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # "Report at scale" benchmark (BENCHMARKS.md): times the release binary end to end on the
 # lost WAL made by benches/gen_loss.sh, against `pg_waldump --stats=record` on the same files
-# and range, alternating, $RUNS rounds; prints one line per run with wall seconds, peak RSS
-# (from /usr/bin/time -v) and the report's size.
+# and range, alternating, $RUNS rounds; prints one line per run with wall seconds, CPU seconds
+# (user + system), peak RSS (from /usr/bin/time -v) and the report's size.
 #   cargo build --release && bash benches/gen_loss.sh && bash benches/report_scale.sh
 set -euo pipefail
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -23,11 +23,12 @@ NEW="host=$SOCK port=$NEW_PORT user=postgres dbname=postgres"
 measure() {
   local label=$1; shift
   /usr/bin/time -v -o "$RES/time" "$@" > "$RES/out" 2> "$RES/err" || true
-  local wall rss size
+  local wall cpu rss size
+  cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$RES/time")
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$RES/time" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
   rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$RES/time")
   size=$(stat -c %s "$RES/out")
-  printf '%-34s %7.2f s %9.1f MB %12d bytes\n' "$label" "$wall" "$(echo "$rss / 1024" | bc -l)" "$size"
+  printf '%-36s %7.2f s %6.2f CPU-s %7.1f MB %10d bytes\n' "$label" "$wall" "$cpu" "$(echo "$rss / 1024" | bc -l)" "$size"
 }
 
 echo "WAL: $(du -sh "$WAL" | cut -f1), switchpoint $SWITCHPOINT, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
