@@ -269,6 +269,13 @@ async fn thousands_of_lost_commits_stay_bounded_and_the_list_is_complete() {
         .iter()
         .any(|x| x["id"] == "lost_xids_abridged"
             && x["hint"].as_str().unwrap().contains("--lost-xids-file")));
+    let run = run_tool(&["wal", "--dir", wal, "--timeline", "1", "--from", &sp]).await;
+    assert!(
+        run.stdout
+            .contains("not written: 1900 left out of the report"),
+        "{}",
+        run.stdout
+    );
 
     // `compare --former-wal-dir --export-dir`: the list goes to the export directory.
     let export = out.path().join("export");

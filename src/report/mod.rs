@@ -336,9 +336,13 @@ pub(crate) fn transaction_rows(t: &Transactions) -> Vec<[String; 2]> {
         ["lost commits".into(), t.lost_commits.to_string()],
         [
             "complete list".into(),
-            t.lost_xids_file
-                .clone()
-                .unwrap_or_else(|| "in the report".into()),
+            match (&t.lost_xids_file, t.lost_xids_omitted) {
+                (Some(f), _) => f.clone(),
+                (None, 0) => "in the report".into(),
+                (None, n) => format!(
+                    "not written: {n} left out of the report (--lost-xids-file PATH or --export-dir DIR writes them)"
+                ),
+            },
         ],
         ["first lost commit".into(), opt(&t.first_lost_commit_time)],
         ["last lost commit".into(), opt(&t.last_lost_commit_time)],
