@@ -1,7 +1,8 @@
-//! A report that scales with the loss: on a real forced promotion with a few thousand lost
-//! commits, `wal --dir` and `compare --former-wal-dir` list only the first and the last 100
-//! inline, keep every total exact, and stream the complete list to a file that holds every
-//! lost xid exactly once (checked against pg_waldump's COMMIT records on the same WAL).
+//! A report that scales with the loss, on a real forced promotion with thousands of lost commits.
+//!
+//! `wal --dir` and `compare --former-wal-dir` list only the first and the last 100 inline,
+//! keep every total exact, and stream the complete list to a file that holds every lost xid
+//! exactly once (checked against pg_waldump's COMMIT records on the same WAL).
 
 mod util;
 mod wal_util;

@@ -1,5 +1,6 @@
-//! The complete list of lost transactions, streamed to a CSV or JSON Lines file while the WAL
-//! is decoded (the report itself lists only the first and the last ones).
+//! The complete list of lost transactions, streamed to a CSV or JSON Lines file while decoding.
+//!
+//! The report itself lists only the first and the last lost transactions.
 //!
 //! The file is written to a temporary file next to its destination and renamed into place
 //! once decoding ended, so a reader never sees a partial list.

@@ -1,5 +1,7 @@
-//! A compact set of transaction ids: a bitmap in 64 Ki-xid blocks, so the xids of millions of
-//! lost commits (a dense range) take a bit each, not a hash-table entry.
+//! A compact set of transaction ids (a bitmap), for the xids of millions of lost commits.
+//!
+//! The bitmap is kept in 64 Ki-xid blocks, so a dense range of xids takes a bit each, not a
+//! hash-table entry.
 
 use std::collections::BTreeMap;
 
