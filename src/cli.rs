@@ -150,6 +150,10 @@ pub struct WalArgs {
     /// Stop at this LSN instead of the end of valid WAL.
     #[arg(long, value_name = "LSN")]
     pub to: Option<String>,
+    /// Write every lost transaction to this file while decoding (CSV with a header row, or
+    /// JSON Lines when the name ends in `.jsonl`); the report lists the first and last 100.
+    #[arg(long, value_name = "PATH")]
+    pub lost_xids_file: Option<std::path::PathBuf>,
     /// Report output.
     #[command(flatten)]
     pub output: OutputArgs,

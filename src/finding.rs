@@ -130,6 +130,14 @@ finding_ids! {
     WalinspectDisagrees = "walinspect_disagrees", Warning, Nothing,
         "pg_walinspect counts a different number of commits in the same WAL range than the decoder.",
         "Report it as a bug with both counts; trust neither count until it is understood.";
+    /// The report lists only the first and last lost transactions.
+    LostXidsAbridged = "lost_xids_abridged", Info, Nothing,
+        "The report lists only the first and the last 100 lost transactions; the counts are complete.",
+        "Open the file the message names, or re-run with --lost-xids-file PATH (wal) or --export-dir DIR (compare) to get every lost transaction.";
+    /// The complete list of lost transactions could not be written.
+    LostXidsFileFailed = "lost_xids_file_failed", Warning, Nothing,
+        "The complete list of lost transactions could not be written.",
+        "Free space or fix the directory's permissions, or name another file, and run again.";
     /// A limit of the WAL accounting.
     WalCaveat = "wal_caveat", Info, Nothing,
         "A limit of the WAL accounting that the reader should know.",

@@ -181,11 +181,7 @@ async fn lost_and_post_failover_writes_are_classified_and_recoverable() {
             )
         })
         .collect();
-    let test_lost: HashSet<u64> = attribution
-        .lost_xids
-        .iter()
-        .map(|x| u64::from(*x))
-        .collect();
+    let test_lost: HashSet<u64> = attribution.lost_xids.iter().map(u64::from).collect();
     assert!(
         test_lost.is_subset(&wal_lost),
         "{test_lost:?} ⊄ {wal_lost:?}"

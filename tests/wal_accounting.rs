@@ -115,3 +115,79 @@ fn lost_transactions_of_the_fixture() {
     let json = serde_json::to_string(&lost).unwrap();
     assert!(json.contains("\"lost_commits\""));
 }
+
+/// The bounded accountant on the same fixture: the same totals and aggregates as the full one,
+/// only the first and last `keep` commits kept whole, no touched tuples kept, and every lost
+/// commit handed to the observer once, in WAL order.
+#[test]
+fn bounded_detail_keeps_the_totals_and_the_ends() {
+    use failover_verify::wal::accounting::{Accountant, Detail};
+    let m = meta();
+    let dir = WalDir::open(fixture_dir(), TimelineId(1)).unwrap();
+    let mut it = dir.read(m.start, None);
+    let recs: Vec<_> = it.by_ref().map(|r| r.unwrap()).collect();
+    let end = it.end_of_wal().cloned();
+    let full = account(recs.clone(), m.switchpoint, end.clone()).unwrap();
+    let n = full.lost_commits.len();
+    assert!(n >= 7, "{n}");
+    assert_eq!(full.lost_commit_count, n as u64);
+    assert_eq!(full.lost_commits_omitted, 0);
+    assert_eq!(full.touched_tuple_count, full.touched_tuples.len() as u64);
+
+    let keep = 2;
+    let mut acc = Accountant::with_detail(m.switchpoint, Detail::Bounded { keep });
+    let mut seen = Vec::new();
+    for r in &recs {
+        acc.add_observed(r, &mut |c| seen.push(c.clone())).unwrap();
+    }
+    let b = acc.finish(end);
+    // Every lost commit observed once, in WAL order, as the full accountant keeps them.
+    assert_eq!(seen, full.lost_commits);
+    // Kept: the first two and the last two, and the count of the rest.
+    let ends: Vec<_> = full.lost_commits[..keep]
+        .iter()
+        .chain(&full.lost_commits[n - keep..])
+        .cloned()
+        .collect();
+    assert_eq!(b.lost_commits, ends);
+    assert_eq!(b.lost_commit_count, n as u64);
+    assert_eq!(b.lost_commits_omitted, (n - 2 * keep) as u64);
+    assert!(b.touched_tuples.is_empty());
+    assert_eq!(b.touched_tuple_count, full.touched_tuple_count);
+    assert!(b.aborts_after_switchpoint.len() <= keep);
+    assert_eq!(b.abort_count, full.aborts_after_switchpoint.len() as u64);
+    assert!(b.lost_ddl.len() <= keep);
+    assert_eq!(b.lost_ddl_count, full.lost_ddl.len() as u64);
+    // The aggregates agree, and with the commits themselves.
+    assert_eq!(b.tables, full.tables);
+    assert_eq!(b.databases, full.databases);
+    assert_eq!(b.commits_per_minute, full.commits_per_minute);
+    assert_eq!(b.lost_xids, full.lost_xids);
+    assert_eq!(b.databases.iter().map(|d| d.commits).sum::<u64>(), n as u64);
+    let timed = full
+        .lost_commits
+        .iter()
+        .filter(|c| c.commit_time.is_some())
+        .count() as u64;
+    assert_eq!(
+        b.commits_per_minute.iter().map(|m| m.commits).sum::<u64>(),
+        timed
+    );
+    for c in &full.lost_commits {
+        assert!(b.lost_xids.contains(&c.top_xid.0));
+        assert!(c.subxids.iter().all(|s| b.lost_xids.contains(&s.0)));
+    }
+    assert_eq!(
+        b.lost_xids.len(),
+        full.lost_commits
+            .iter()
+            .map(|c| 1 + c.subxids.len())
+            .sum::<usize>()
+    );
+    assert_eq!(
+        (b.first_lost_commit_time, b.last_lost_commit_time),
+        (full.first_lost_commit_time, full.last_lost_commit_time)
+    );
+    assert_eq!(b.in_flight, full.in_flight);
+    assert_eq!(b.running_at_scan_start, full.running_at_scan_start);
+}

@@ -7,6 +7,8 @@ use std::time::Instant;
 use crate::checks::Catalog;
 use crate::cli::CompareArgs;
 use crate::divergence::{analyze, human_bytes, Analysis, Divergence, Verdict};
+use crate::evidence::lostlist::{self, ListTarget};
+use crate::evidence::scan::ScanOptions;
 use crate::evidence::{self, Evidence, Source};
 use crate::finding::{Finding, FindingId};
 use crate::lsn::{Lsn, TimelineId};
@@ -15,6 +17,7 @@ use crate::pg::conninfo::ConnParams;
 use crate::pg::session::SessionOptions;
 use crate::report::{NodeSection, Report, SCHEMA_VERSION};
 use crate::timeline::TimelineHistory;
+use crate::wal::accounting::Detail;
 
 use super::{now_rfc3339, tool_id, CommandError, Outcome};
 
@@ -311,6 +314,23 @@ pub async fn run_with_progress(
             if let Some(source) = source {
                 let end = former_facts.as_ref().map(|_| d.former_end_lsn);
                 let names_from = former_facts.as_ref().and(input.former_primary.as_ref());
+                // The row diff needs every lost commit and touched tuple; without it the
+                // accounting stays bounded, and the complete list goes to the export directory.
+                let row_diff = input.tables.is_some() && former_facts.is_some();
+                let list = input
+                    .tables
+                    .as_ref()
+                    .and_then(|o| o.export_dir.as_ref())
+                    .map(|dir| ListTarget::at(dir.join(lostlist::EXPORT_FILE_NAME)));
+                let scan_opts = ScanOptions {
+                    detail: if row_diff {
+                        Detail::Full
+                    } else {
+                        ScanOptions::bounded(None).detail
+                    },
+                    list,
+                    horizon: row_diff,
+                };
                 let t = Instant::now();
                 let (evidence, more) = evidence::gather(
                     &source,
@@ -320,6 +340,7 @@ pub async fn run_with_progress(
                     switchpoint,
                     end,
                     capture,
+                    &scan_opts,
                 )
                 .await;
                 crate::timing::record("compare: former timeline's WAL", t);
@@ -377,7 +398,7 @@ pub async fn run_with_progress(
                     crate::timing::record("compare: name the lost DDL", t);
                     touched_databases = ev.touched_databases();
                     settle_with_wal(&mut analysis, &ev, former_facts.is_none());
-                    findings.extend(transaction_findings(&ev));
+                    findings.extend(transaction_findings(&ev, "--export-dir DIR"));
                     attribution = Some(ev.attribution());
                     former_side = Some(
                         crate::diff::walguided::SideWal::from_accounting(
@@ -861,10 +882,32 @@ fn table_findings(t: &crate::diff::TablesReport) -> Vec<Finding> {
     out
 }
 
-/// Findings that follow from the decoded WAL.
-pub(crate) fn transaction_findings(ev: &Evidence) -> Vec<Finding> {
+/// Findings that follow from the decoded WAL; `list_flag` is how to ask for the complete list
+/// of lost transactions (`--export-dir DIR`, `--lost-xids-file PATH`).
+pub(crate) fn transaction_findings(ev: &Evidence, list_flag: &str) -> Vec<Finding> {
     let t = &ev.transactions;
     let mut out = Vec::new();
+    if t.lost_xids_omitted > 0 {
+        let shown = t.lost_xids.len();
+        out.push(Finding {
+            severity: FindingId::LostXidsAbridged.severity(),
+            id: FindingId::LostXidsAbridged,
+            message: match &t.lost_xids_file {
+                Some(f) => format!(
+                    "the report lists {shown} of the {} lost transactions (the first and the last); all of them are in {f}",
+                    t.lost_commits
+                ),
+                None => format!(
+                    "the report lists {shown} of the {} lost transactions (the first and the last); {} are left out of the list, not of the counts",
+                    t.lost_commits, t.lost_xids_omitted
+                ),
+            },
+            hint: t
+                .lost_xids_file
+                .is_none()
+                .then(|| format!("re-run with {list_flag} to get every lost transaction in a CSV file")),
+        });
+    }
     if !t.in_doubt.is_empty() {
         out.push(Finding {
             severity: FindingId::PreparedInDoubt.severity(),

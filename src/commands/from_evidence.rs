@@ -92,7 +92,16 @@ pub async fn run(input: &FromEvidenceInput) -> Result<Outcome, CommandError> {
         wal.switchpoint,
     );
     let scanned =
-        tokio::task::spawn_blocking(move || scan::scan_dir(&wal_dir, tli, start, end, sp))
+        tokio::task::spawn_blocking(move || {
+            scan::scan_dir(
+                &wal_dir,
+                tli,
+                start,
+                end,
+                sp,
+                &scan::ScanOptions::bounded(None),
+            )
+        })
             .await
             .map_err(|e| CommandError::Wal(e.to_string()))?
             .map_err(|e| CommandError::Wal(e.to_string()))?;
@@ -111,7 +120,7 @@ pub async fn run(input: &FromEvidenceInput) -> Result<Outcome, CommandError> {
         divergence: Some(divergence.clone()),
     };
     settle_with_wal(&mut analysis, &ev, bundle.meta.end_from_wal);
-    let mut findings = transaction_findings(&ev);
+    let mut findings = transaction_findings(&ev, "--export-dir DIR on a live run");
     findings.push(Finding {
         severity: FindingId::FromEvidence.severity(),
         id: FindingId::FromEvidence,

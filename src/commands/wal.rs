@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use crate::cli::WalArgs;
 use crate::divergence::{Analysis, Divergence, Verdict};
+use crate::evidence::lostlist::ListTarget;
+use crate::evidence::scan::ScanOptions;
 use crate::evidence::{self, Source};
 use crate::lsn::TimelineId;
 use crate::pg::session::SessionOptions;
@@ -30,6 +32,9 @@ pub async fn run(args: &WalArgs) -> Result<Outcome, CommandError> {
         });
     }
     let tli = TimelineId(args.timeline);
+    // No row diff here: the accounting stays bounded whatever the size of the loss, and the
+    // complete list of lost transactions is streamed to --lost-xids-file.
+    let scan_opts = ScanOptions::bounded(args.lost_xids_file.clone().map(ListTarget::at));
     let (evidence, mut findings) = evidence::gather(
         &Source::Directory(args.dir.clone()),
         None,
@@ -38,9 +43,16 @@ pub async fn run(args: &WalArgs) -> Result<Outcome, CommandError> {
         switchpoint,
         to,
         None,
+        &scan_opts,
     )
     .await;
-    let mut ev = evidence.map_err(|e| CommandError::Wal(e.to_string()))?;
+    let mut ev = evidence.map_err(|e| match e {
+        evidence::scan::ScanError::List(l) => CommandError::Usage {
+            flag: "--lost-xids-file",
+            message: l.to_string(),
+        },
+        e => CommandError::Wal(e.to_string()),
+    })?;
     let (rels, unnamed) = evidence::ddl::name_lost_ddl(
         None,
         None,
@@ -67,7 +79,10 @@ pub async fn run(args: &WalArgs) -> Result<Outcome, CommandError> {
         }),
     };
     super::compare::settle_with_wal(&mut analysis, &ev, false);
-    findings.extend(super::compare::transaction_findings(&ev));
+    findings.extend(super::compare::transaction_findings(
+        &ev,
+        "--lost-xids-file PATH",
+    ));
     findings.sort_by_key(|f: &Finding| f.severity);
     Ok(Outcome {
         report: Report {

@@ -1,15 +1,13 @@
 //! Classification that explains: each differing row version is attributed with the xids of the
 //! lost commits (from WAL accounting) and the first xid the new primary could assign.
 
-use std::collections::HashSet;
-
 use super::report::{DiffKind, RowClass};
 
 /// Attribution input, filled by the integrator from the WAL decoder.
 #[derive(Clone, Debug, Default)]
 pub struct Attribution {
     /// Top-level and subtransaction xids of lost commits on the former primary.
-    pub lost_xids: HashSet<u32>,
+    pub lost_xids: crate::wal::xidset::XidSet,
     /// First xid the new primary could assign after promotion: xids at or after it (modulo-2^32
     /// comparison like `TransactionIdFollowsOrEquals`, ignoring frozen/bootstrap xids < 3) are
     /// post-failover writes.

@@ -6,6 +6,7 @@
 //! sans-IO decoder and the same accountant ([`crate::wal::accounting`]).
 
 pub mod ddl;
+pub mod lostlist;
 pub mod names;
 pub mod newside;
 pub mod scan;
@@ -23,7 +24,7 @@ use crate::wal::accounting::LostTransactions;
 use crate::wal::RelFileLocator;
 
 use names::RelName;
-use scan::{Scan, ScanError};
+use scan::{Scan, ScanError, ScanOptions};
 
 /// How far back from the switchpoint's segment a scan may start, in segments, to find the
 /// earlier changes of transactions that were running at the switchpoint.
@@ -44,8 +45,22 @@ pub struct Transactions {
     pub wal_format: Option<u32>,
     /// Number of lost commits (COMMIT and COMMIT PREPARED after the switchpoint).
     pub lost_commits: usize,
-    /// The lost transactions, in WAL order.
+    /// The lost transactions, in WAL order: all of them, or at scale the first and the last
+    /// ones only (`lost_xids_omitted` says how many are left out between them).
     pub lost_xids: Vec<LostXid>,
+    /// How many lost transactions `lost_xids` leaves out (between its first and last entries);
+    /// `lost_xids_file` has them all.
+    #[serde(default)]
+    pub lost_xids_omitted: u64,
+    /// The file holding every lost transaction (CSV or JSON Lines), when one was written.
+    #[serde(default)]
+    pub lost_xids_file: Option<String>,
+    /// Lost commits and row changes per database.
+    #[serde(default)]
+    pub databases: Vec<DatabaseLoss>,
+    /// The loss timeline: lost commits per minute of commit time.
+    #[serde(default)]
+    pub commits_per_minute: Vec<MinuteLoss>,
     /// The first lost commit time (RFC 3339): the start of the loss window.
     pub first_lost_commit_time: Option<String>,
     /// The last lost commit time: the end of the loss window.
@@ -115,6 +130,36 @@ pub struct LostXid {
     pub deletes: u64,
     /// Rows it inserted, updated or deleted in system catalogs (DDL), not in the counts above.
     pub catalog_rows: u64,
+}
+
+/// Lost commits in one database.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DatabaseLoss {
+    /// Its name, when known.
+    pub database: Option<String>,
+    /// Its OID, when the WAL named it.
+    pub database_oid: Option<u32>,
+    /// Lost commits that ran in it.
+    pub commits: u64,
+    /// Row changes in its tables, summed over `tables` (TOAST and catalogs left out).
+    pub inserts: u64,
+    /// Updates, HOT included.
+    pub updates: u64,
+    /// The HOT subset of `updates`.
+    pub hot_updates: u64,
+    /// Deleted tuples.
+    pub deletes: u64,
+    /// TRUNCATEs.
+    pub truncates: u64,
+}
+
+/// Lost commits in one minute.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MinuteLoss {
+    /// The start of the minute (RFC 3339, UTC).
+    pub minute: String,
+    /// Lost commits whose commit time falls in it.
+    pub commits: u64,
 }
 
 /// A prepared transaction whose fate the new primary does not know.
@@ -211,6 +256,7 @@ pub struct Evidence {
 /// valid WAL when `end` is `None`). Findings say what was tried and what to know. With
 /// `capture`, the bytes read from a node are also kept as segment files (a directory source
 /// is copied by the caller, which knows its files).
+#[allow(clippy::too_many_arguments)] // the source, the range, what to keep and what to capture
 pub async fn gather(
     source: &Source<'_>,
     names_from: Option<&ConnParams>,
@@ -219,6 +265,7 @@ pub async fn gather(
     switchpoint: Lsn,
     end: Option<Lsn>,
     capture: Option<&crate::bundle::WalCapture>,
+    scan_opts: &ScanOptions,
 ) -> (Result<Evidence, ScanError>, Vec<Finding>) {
     let mut findings = Vec::new();
     let (scan, label) = match source {
@@ -228,9 +275,10 @@ pub async fn gather(
             let result = step_back(
                 |start| {
                     let d = dir.clone();
+                    let o = scan_opts.clone();
                     async move {
                         tokio::task::spawn_blocking(move || {
-                            scan::scan_dir(&d, tli, start, end, switchpoint)
+                            scan::scan_dir(&d, tli, start, end, switchpoint, &o)
                         })
                         .await
                         .map_err(|e| ScanError::Task(e.to_string()))?
@@ -238,6 +286,7 @@ pub async fn gather(
                 },
                 switchpoint,
                 seg_size,
+                scan_opts.horizon,
             )
             .await;
             (result, label)
@@ -263,10 +312,12 @@ pub async fn gather(
                             switchpoint,
                             Some(*seg_size),
                             capture,
+                            scan_opts,
                         )
                     },
                     switchpoint,
                     *seg_size,
+                    scan_opts.horizon,
                 )
                 .await;
                 match r {
@@ -297,10 +348,12 @@ pub async fn gather(
                                 end,
                                 switchpoint,
                                 capture,
+                                scan_opts,
                             )
                         },
                         switchpoint,
                         *seg_size,
+                        scan_opts.horizon,
                     )
                     .await;
                     (r, format!("pg_wal over SQL on {}", params.target()))
@@ -324,7 +377,26 @@ pub async fn gather(
             BTreeMap::new(),
         ),
     };
-    (Ok(account(scan, &label, names, databases, problems)), findings)
+    // The complete list of lost transactions, renamed into place now that decoding ended.
+    let mut list_file = None;
+    let mut scan = scan;
+    if let Some(list) = scan.list.take() {
+        match list.finish() {
+            Ok(w) => list_file = Some(w.path.display().to_string()),
+            Err(e) => findings.push(
+                Finding::new(
+                    FindingId::LostXidsFileFailed,
+                    format!("the complete list of lost transactions could not be written: {e}"),
+                )
+                .with_hint(
+                    "free space or fix the permissions of that directory, or name another file, and run again",
+                ),
+            ),
+        }
+    }
+    let mut ev = account(scan, &label, names, databases, problems);
+    ev.transactions.lost_xids_file = list_file;
+    (Ok(ev), findings)
 }
 
 /// Turns a scan into the evidence: the report section, with the relfilenodes named from
@@ -394,9 +466,15 @@ fn scan_start(switchpoint: Lsn, seg_size: u64, back: u64) -> Option<Lsn> {
 }
 
 /// Scans from the switchpoint's segment, stepping back a segment at a time while lost
-/// transactions were already running at the first RUNNING_XACTS record read; keeps the
-/// earliest scan that could be read.
-async fn step_back<F, Fut>(mut scan: F, switchpoint: Lsn, seg_size: u64) -> Result<Scan, ScanError>
+/// transactions were already running at the first RUNNING_XACTS record read (or, when
+/// `need_horizon`, while no xid before the switchpoint was read); keeps the earliest scan that
+/// could be read.
+async fn step_back<F, Fut>(
+    mut scan: F,
+    switchpoint: Lsn,
+    seg_size: u64,
+    need_horizon: bool,
+) -> Result<Scan, ScanError>
 where
     F: FnMut(Lsn) -> Fut,
     Fut: std::future::Future<Output = Result<Scan, ScanError>>,
@@ -412,7 +490,7 @@ where
                 // row diff needs the new primary's first xid (the switchpoint horizon).
                 let done = s.lost.running_at_scan_start.is_empty()
                     && s.prepared_before_scan.is_empty()
-                    && s.new_side_first_xid.is_some();
+                    && (s.new_side_first_xid.is_some() || !need_horizon);
                 best = Some(s);
                 if done {
                     break;
@@ -443,6 +521,27 @@ fn summarize(
         })
     };
     let db_name = |db: Option<u32>| db.and_then(|d| databases.get(&d).cloned());
+
+    // Per database: the commits from the accounting, the rows from the tables below.
+    let mut dbs: BTreeMap<Option<u32>, DatabaseLoss> = lost
+        .databases
+        .iter()
+        .map(|d| {
+            (
+                d.db_id,
+                DatabaseLoss {
+                    database: db_name(d.db_id),
+                    database_oid: d.db_id,
+                    commits: d.commits,
+                    inserts: 0,
+                    updates: 0,
+                    hot_updates: 0,
+                    deletes: 0,
+                    truncates: 0,
+                },
+            )
+        })
+        .collect();
 
     // Per table: TOAST and the table itself merge under the owner's name.
     let mut tables: BTreeMap<(Option<String>, String), TableLoss> = BTreeMap::new();
@@ -485,10 +584,27 @@ fn summarize(
             e.deletes += t.counts.deletes;
             e.truncates += t.counts.truncates;
         }
+        if name.kind != "toast" && name.kind != "catalog" && !t.catalog {
+            let d = dbs.entry(Some(t.rel.db)).or_insert_with(|| DatabaseLoss {
+                database: db_name(Some(t.rel.db)),
+                database_oid: Some(t.rel.db),
+                commits: 0,
+                inserts: 0,
+                updates: 0,
+                hot_updates: 0,
+                deletes: 0,
+                truncates: 0,
+            });
+            d.inserts += t.counts.inserts;
+            d.updates += t.counts.updates + t.counts.hot_updates;
+            d.hot_updates += t.counts.hot_updates;
+            d.deletes += t.counts.deletes;
+            d.truncates += t.counts.truncates;
+        }
     }
 
     // Per lost transaction, the same classes as per table: user-table rows, catalog rows, and
-    // TOAST chunks (in neither).
+    // TOAST chunks (in neither), from the per-relation counts the accountant keeps per commit.
     let class = |rel: &RelFileLocator| -> RowKind {
         match names.get(rel).map_or("unknown", |n| n.kind.as_str()) {
             "toast" => RowKind::Toast,
@@ -497,25 +613,40 @@ fn summarize(
             _ => RowKind::User,
         }
     };
-    let mut per_xid: std::collections::HashMap<u32, XidRows> = std::collections::HashMap::new();
-    for t in &lost.touched_tuples {
-        let e = per_xid.entry(t.top_xid.0).or_default();
-        match class(&t.rel) {
-            RowKind::Toast => {}
-            RowKind::Catalog => e.catalog += 1,
-            RowKind::User => match t.op {
-                crate::wal::accounting::TupleOp::Insert => e.inserts += 1,
-                crate::wal::accounting::TupleOp::Update => e.updates += 1,
-                crate::wal::accounting::TupleOp::HotUpdate => {
-                    e.updates += 1;
-                    e.hot_updates += 1;
+    let rows_of = |c: &crate::wal::accounting::LostCommit| {
+        let mut e = XidRows::default();
+        for (rel, n) in &c.per_rel {
+            match class(rel) {
+                RowKind::Toast => {}
+                RowKind::Catalog => e.catalog += n.inserts + n.updates + n.hot_updates + n.deletes,
+                RowKind::User => {
+                    e.inserts += n.inserts;
+                    e.updates += n.updates + n.hot_updates;
+                    e.hot_updates += n.hot_updates;
+                    e.deletes += n.deletes;
                 }
-                crate::wal::accounting::TupleOp::Delete => e.deletes += 1,
-            },
+            }
         }
-    }
+        e
+    };
     let tables: Vec<TableLoss> = tables.into_values().collect();
     let user = tables.iter().filter(|x| x.kind != "catalog");
+    // The first and the last lost commits, whatever the accountant kept.
+    let kept = &lost.lost_commits;
+    let shown: Vec<&crate::wal::accounting::LostCommit> = if kept.len() > 2 * scan::INLINE_LOST_XIDS
+    {
+        kept.iter()
+            .take(scan::INLINE_LOST_XIDS)
+            .chain(kept.iter().skip(kept.len() - scan::INLINE_LOST_XIDS))
+            .collect()
+    } else {
+        kept.iter().collect()
+    };
+    let minute = |t: crate::wal::xact::PgTimestamp| {
+        let mut out = Vec::with_capacity(32);
+        lostlist::push_rfc3339_micros(&mut out, t.unix_micros());
+        String::from_utf8(out).unwrap_or_default()
+    };
 
     Transactions {
         row_changes: user
@@ -530,12 +661,12 @@ fn summarize(
         end_lsn: lost.end_lsn,
         end_reason: scan.end.as_ref().map(|e| e.reason.to_string()),
         wal_format: scan.pg_version,
-        lost_commits: lost.lost_commits.len(),
-        lost_xids: lost
-            .lost_commits
-            .iter()
+        lost_commits: lost.lost_commit_count as usize,
+        lost_xids_omitted: lost.lost_commit_count - shown.len() as u64,
+        lost_xids: shown
+            .into_iter()
             .map(|c| {
-                let rows = per_xid.get(&c.top_xid.0).cloned().unwrap_or_default();
+                let rows = rows_of(c);
                 LostXid {
                     xid: c.top_xid,
                     subxids: c.subxids.clone(),
@@ -556,9 +687,19 @@ fn summarize(
                 }
             })
             .collect(),
+        lost_xids_file: None,
+        databases: dbs.into_values().collect(),
+        commits_per_minute: lost
+            .commits_per_minute
+            .iter()
+            .map(|m| MinuteLoss {
+                minute: minute(m.minute),
+                commits: m.commits,
+            })
+            .collect(),
         first_lost_commit_time: ts(lost.first_lost_commit_time),
         last_lost_commit_time: ts(lost.last_lost_commit_time),
-        aborts_after_switchpoint: lost.aborts_after_switchpoint.len(),
+        aborts_after_switchpoint: lost.abort_count as usize,
         in_flight: lost.in_flight.len(),
         in_doubt: lost
             .in_doubt
@@ -570,7 +711,7 @@ fn summarize(
             })
             .collect(),
         tables,
-        lost_ddl: lost.lost_ddl.len(),
+        lost_ddl: lost.lost_ddl_count as usize,
         sequences: lost
             .sequences
             .iter()
@@ -584,7 +725,7 @@ fn summarize(
             })
             .collect(),
         records_after_switchpoint: lost.wal_stats_after_switchpoint.total.count,
-        touched_tuples: lost.touched_tuples.len(),
+        touched_tuples: lost.touched_tuple_count as usize,
         walinspect: None,
         new_side_first_xid: scan.new_side_first_xid,
         caveats,
@@ -667,12 +808,7 @@ impl Evidence {
     /// and subtransaction) of the lost commits, and the new primary's first xid.
     pub fn attribution(&self) -> crate::diff::Attribution {
         crate::diff::Attribution {
-            lost_xids: self
-                .lost
-                .lost_commits
-                .iter()
-                .flat_map(|c| std::iter::once(c.top_xid.0).chain(c.subxids.iter().map(|x| x.0)))
-                .collect(),
+            lost_xids: self.lost.lost_xids.clone(),
             new_side_first_xid: self.transactions.new_side_first_xid.map(|x| x.0),
         }
     }

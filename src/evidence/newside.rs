@@ -86,6 +86,7 @@ impl NewSideSource {
                 self.switchpoint,
                 Some(seg),
                 None,
+                &scan::ScanOptions::full(),
             )
             .await;
             if r.is_ok() {
@@ -93,8 +94,17 @@ impl NewSideSource {
             }
         }
         let s = connect(&self.params, &self.session).await?;
-        let r =
-            scan::scan_sql_files(&s, self.timeline, seg, start, end, self.switchpoint, None).await;
+        let r = scan::scan_sql_files(
+            &s,
+            self.timeline,
+            seg,
+            start,
+            end,
+            self.switchpoint,
+            None,
+            &scan::ScanOptions::full(),
+        )
+        .await;
         s.close().await;
         r
     }

@@ -14,13 +14,59 @@ use crate::pg::error::PgError;
 use crate::pg::replication::{connect_replication, ReplicationOptions};
 use crate::pg::session::Session;
 use crate::pg::ConnParams;
-use crate::wal::accounting::{Accountant, LostTransactions};
+use crate::wal::accounting::{Accountant, Detail, LostTransactions};
 use crate::wal::decoder::{EndOfWal, Poll, WalDecoder};
 use crate::wal::segment::segment_file_name;
 use crate::wal::source::WalDir;
 use crate::wal::standby::{Checkpoint, RunningXacts};
 use crate::wal::xact::XactRecord;
 use crate::wal::{DecodedRecord, RelFileLocator, WalError};
+
+use super::lostlist::{ListError, ListTarget, ListWriter};
+
+/// How many lost transactions a bounded scan keeps whole at each end of the list.
+pub const INLINE_LOST_XIDS: usize = 100;
+
+/// What a scan keeps besides the totals.
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    /// The accountant's detail: [`Detail::Full`] when the row diff will use the touched
+    /// tuples and every lost commit, else bounded (memory flat in the size of the loss).
+    pub detail: Detail,
+    /// Stream every lost commit to this file while decoding.
+    pub list: Option<ListTarget>,
+    /// Whether the new primary's first xid ([`Scan::new_side_first_xid`]) is needed (by the
+    /// row diff): a scan that starts at the switchpoint then steps back to find it.
+    pub horizon: bool,
+}
+
+impl ScanOptions {
+    /// Every detail, no list file (the row diff; the new primary's side).
+    pub fn full() -> ScanOptions {
+        ScanOptions {
+            detail: Detail::Full,
+            list: None,
+            horizon: true,
+        }
+    }
+
+    /// Bounded detail ([`INLINE_LOST_XIDS`] at each end), and the list file when given.
+    pub fn bounded(list: Option<ListTarget>) -> ScanOptions {
+        ScanOptions {
+            detail: Detail::Bounded {
+                keep: INLINE_LOST_XIDS,
+            },
+            list,
+            horizon: false,
+        }
+    }
+}
+
+impl Default for ScanOptions {
+    fn default() -> ScanOptions {
+        ScanOptions::full()
+    }
+}
 
 /// Why the WAL could not be scanned.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +90,9 @@ pub enum ScanError {
     /// The decoding task failed or could not start.
     #[error("WAL scan: {0}")]
     Task(String),
+    /// The file for the complete list of lost transactions could not be written.
+    #[error(transparent)]
+    List(#[from] ListError),
     /// A segment needed for the scan is not in `pg_wal` on the server.
     #[error("{target}: WAL segment {file} is no longer in pg_wal")]
     SegmentGone {
@@ -75,6 +124,9 @@ pub struct Scan {
     /// Transactions COMMIT PREPARED at or after the switchpoint whose PREPARE lies before
     /// the decoded range: the changes they made were not read.
     pub prepared_before_scan: Vec<Xid>,
+    /// The complete list of lost commits, written and not yet renamed into place (dropped,
+    /// it leaves no file).
+    pub list: Option<ListWriter>,
 }
 
 /// The relfilenode an SMGR CREATE record creates (rmgr 2, info 0x10), if `rec` is one.
@@ -92,33 +144,6 @@ pub fn smgr_created(rec: &DecodedRecord) -> Option<RelFileLocator> {
         db: u(4)?,
         rel: u(8)?,
     })
-}
-
-/// Finds COMMIT PREPAREDs after the switchpoint whose PREPARE was not decoded.
-#[derive(Debug, Default)]
-struct PreparedSeen {
-    prepared: std::collections::HashSet<u32>,
-    unmatched: Vec<Xid>,
-}
-
-impl PreparedSeen {
-    fn add(&mut self, rec: &DecodedRecord, switchpoint: Lsn) {
-        use crate::wal::xact::XactKind;
-        let Ok(Some(x)) = XactRecord::parse(rec) else {
-            return;
-        };
-        match x.kind {
-            XactKind::Prepare => {
-                self.prepared.insert(x.top_xid.0);
-            }
-            XactKind::CommitPrepared
-                if rec.lsn >= switchpoint && !self.prepared.contains(&x.top_xid.0) =>
-            {
-                self.unmatched.push(x.top_xid);
-            }
-            _ => {}
-        }
-    }
 }
 
 /// Tracks the next xid the standby knew of when it replayed up to the switchpoint.
@@ -172,25 +197,36 @@ struct Scanner<'c> {
     switchpoint: Lsn,
     start: Lsn,
     created: BTreeSet<RelFileLocator>,
-    prepared: PreparedSeen,
+    list: Option<ListWriter>,
+}
+
+/// The list writer for `opts`, when it asks for one.
+fn list_writer(opts: &ScanOptions) -> Result<Option<ListWriter>, ScanError> {
+    Ok(opts.list.as_ref().map(ListWriter::create).transpose()?)
 }
 
 impl<'c> Scanner<'c> {
-    fn new(start: Lsn, end: Lsn, switchpoint: Lsn, seg_size: Option<u64>) -> Scanner<'c> {
+    fn new(
+        start: Lsn,
+        end: Lsn,
+        switchpoint: Lsn,
+        seg_size: Option<u64>,
+        opts: &ScanOptions,
+    ) -> Result<Scanner<'c>, ScanError> {
         let mut decoder = WalDecoder::new(start).with_end(end);
         if let Some(s) = seg_size {
             decoder = decoder.with_segment_size(s);
         }
-        Scanner {
+        Ok(Scanner {
             decoder,
             capture: None,
-            accountant: Accountant::new(switchpoint),
+            accountant: Accountant::with_detail(switchpoint, opts.detail),
             horizon: XidHorizon::default(),
             switchpoint,
             start,
             created: BTreeSet::new(),
-            prepared: PreparedSeen::default(),
-        }
+            list: list_writer(opts)?,
+        })
     }
 
     /// Keeps every byte fed in `capture` too, as segment files of timeline `tli`.
@@ -222,8 +258,10 @@ impl<'c> Scanner<'c> {
                     } else if let Some(loc) = smgr_created(&rec) {
                         self.created.insert(loc);
                     }
-                    self.prepared.add(&rec, self.switchpoint);
-                    self.accountant.add(&rec)?
+                    match &mut self.list {
+                        Some(l) => self.accountant.add_observed(&rec, &mut |c| l.write(c))?,
+                        None => self.accountant.add(&rec)?,
+                    }
                 }
                 Poll::NeedMore => return Ok(false),
                 Poll::End(_) => return Ok(true),
@@ -236,14 +274,16 @@ impl<'c> Scanner<'c> {
         self.drain()?;
         let end = self.decoder.end_of_wal().cloned();
         let pg_version = self.decoder.version().map(|v| v.0);
+        let lost = self.accountant.finish(end.clone());
         Ok(Scan {
             start: self.start,
-            lost: self.accountant.finish(end.clone()),
+            prepared_before_scan: lost.prepared_before_scan.clone(),
+            lost,
             end,
             pg_version,
             new_side_first_xid: self.horizon.next.map(Xid),
             created_after_switchpoint: self.created,
-            prepared_before_scan: self.prepared.unmatched,
+            list: self.list,
         })
     }
 }
@@ -252,7 +292,7 @@ impl<'c> Scanner<'c> {
 /// `start` is a record boundary (or a page or segment start); streaming begins at its page.
 /// `seg_size` is needed when `start` is not on a segment's first page, and for `capture`
 /// (which keeps the bytes received as segment files).
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // the range, the source and what to keep
 pub async fn scan_replication(
     params: &ConnParams,
     opts: &ReplicationOptions,
@@ -262,10 +302,11 @@ pub async fn scan_replication(
     switchpoint: Lsn,
     seg_size: Option<u64>,
     capture: Option<&WalCapture>,
+    scan_opts: &ScanOptions,
 ) -> Result<Scan, ScanError> {
+    let mut scanner = Scanner::new(start, end, switchpoint, seg_size, scan_opts)?
+        .capturing(tli, seg_size, capture);
     let mut client = connect_replication(params, opts).await?;
-    let mut scanner =
-        Scanner::new(start, end, switchpoint, seg_size).capturing(tli, seg_size, capture);
     let page = Lsn(start.0 - start.0 % crate::wal::XLOG_BLCKSZ as u64);
     let mut stream = client.start_physical(page, tli).await?;
     let mut done = false;
@@ -304,6 +345,7 @@ pub async fn scan_replication(
 /// Reads the segments covering `[start, end)` of timeline `tli` from the server's `pg_wal`
 /// with `pg_read_binary_file` (superuser, or EXECUTE granted on that function); `capture`
 /// keeps the bytes read as segment files.
+#[allow(clippy::too_many_arguments)] // the range, the source, what to keep and what to capture
 pub async fn scan_sql_files(
     session: &Session,
     tli: TimelineId,
@@ -312,13 +354,11 @@ pub async fn scan_sql_files(
     end: Lsn,
     switchpoint: Lsn,
     capture: Option<&WalCapture>,
+    scan_opts: &ScanOptions,
 ) -> Result<Scan, ScanError> {
     const CHUNK: i64 = 4 * 1024 * 1024;
-    let mut scanner = Scanner::new(start, end, switchpoint, Some(seg_size)).capturing(
-        tli,
-        Some(seg_size),
-        capture,
-    );
+    let mut scanner = Scanner::new(start, end, switchpoint, Some(seg_size), scan_opts)?
+        .capturing(tli, Some(seg_size), capture);
     let mut segno = start.segment_number(seg_size);
     let last = end.segment_number(seg_size);
     let mut offset = (start.0 % seg_size) as i64;
@@ -375,13 +415,14 @@ pub fn scan_dir(
     start: Lsn,
     end: Option<Lsn>,
     switchpoint: Lsn,
+    opts: &ScanOptions,
 ) -> Result<Scan, ScanError> {
     let wal = WalDir::open(dir, tli)?;
+    let mut list = list_writer(opts)?;
     let mut reader = wal.read(start, end);
-    let mut accountant = Accountant::new(switchpoint);
+    let mut accountant = Accountant::with_detail(switchpoint, opts.detail);
     let mut horizon = XidHorizon::default();
     let mut created = BTreeSet::new();
-    let mut prepared = PreparedSeen::default();
     for rec in reader.by_ref() {
         let rec = rec?;
         if rec.lsn < switchpoint {
@@ -389,18 +430,22 @@ pub fn scan_dir(
         } else if let Some(loc) = smgr_created(&rec) {
             created.insert(loc);
         }
-        prepared.add(&rec, switchpoint);
-        accountant.add(&rec)?;
+        match &mut list {
+            Some(l) => accountant.add_observed(&rec, &mut |c| l.write(c))?,
+            None => accountant.add(&rec)?,
+        }
     }
     let end = reader.end_of_wal().cloned();
+    let lost = accountant.finish(end.clone());
     Ok(Scan {
         start,
         pg_version: reader.version().map(|v| v.0),
-        lost: accountant.finish(end.clone()),
+        prepared_before_scan: lost.prepared_before_scan.clone(),
+        lost,
         end,
         new_side_first_xid: horizon.next.map(Xid),
         created_after_switchpoint: created,
-        prepared_before_scan: prepared.unmatched,
+        list,
     })
 }
 

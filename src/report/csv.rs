@@ -41,6 +41,12 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         for r in super::lost_ddl_rows(t).iter().skip(1) {
             row("lost_ddl", &format!("{}.{}", r[0], r[1]), &r[2..].join(";"))?;
         }
+        for r in super::database_loss_rows(t).iter().skip(1) {
+            row("database_loss", &r[0], &r[1..].join(";"))?;
+        }
+        for r in super::minute_rows(t, usize::MAX).0.iter().skip(1) {
+            row("commits_per_minute", &r[0], &r[1])?;
+        }
         for r in lost_xid_rows(t, usize::MAX).iter().skip(1) {
             row("lost_xid", &r[0], &r[1..].join(";"))?;
         }

@@ -259,15 +259,22 @@ footer{{color:#57606a;font-size:12px;margin-top:28px}}
         if ddl.len() > 1 {
             let _ = write!(s, "<h2>Lost DDL</h2>{}", table(&ddl, true));
         }
+        let dbs = super::database_loss_rows(t);
+        if dbs.len() > 2 {
+            let _ = write!(s, "<h2>Per database</h2>{}", table(&dbs, true));
+        }
+        if t.commits_per_minute.len() > 1 {
+            let (rows, more) = super::minute_rows(t, super::LISTED_MINUTES);
+            let _ = write!(s, "<h2>Loss timeline</h2>{}", table(&rows, true));
+            if more > 0 {
+                let _ = write!(s, "<p>{more} more minute(s) in the JSON report.</p>");
+            }
+        }
         let xids = lost_xid_rows(t, LISTED_XIDS);
         if xids.len() > 1 {
             let _ = write!(s, "<h2>Lost transactions</h2>{}", table(&xids, true));
-            if t.lost_xids.len() > LISTED_XIDS {
-                let _ = write!(
-                    s,
-                    "<p>First {LISTED_XIDS} of {}; the JSON and CSV reports list all.</p>",
-                    t.lost_xids.len()
-                );
+            if let Some(note) = super::lost_xids_note(t, LISTED_XIDS) {
+                let _ = write!(s, "<p>{}</p>", esc(&note));
             }
         }
     }

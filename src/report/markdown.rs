@@ -4,8 +4,9 @@ use std::io::{self, Write};
 
 use super::{check_detail_rows, check_rows, checks_with_rows, LISTED_CHECK_ROWS};
 use super::{
-    differing_row_count, differing_rows, divergence_rows, lost_xid_rows, node_rows, row_diff_rows,
-    table_loss_rows, transaction_rows, Report, LISTED_ROWS, LISTED_XIDS,
+    database_loss_rows, differing_row_count, differing_rows, divergence_rows, lost_xid_rows,
+    lost_xids_note, minute_rows, node_rows, row_diff_rows, table_loss_rows, transaction_rows,
+    Report, LISTED_MINUTES, LISTED_ROWS, LISTED_XIDS,
 };
 
 /// Escapes a table cell: pipes and newlines would break the row.
@@ -81,6 +82,26 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             let header = ddl[0].clone();
             table(out, header.each_ref().map(String::as_str), &ddl[1..])?;
         }
+        let dbs = database_loss_rows(t);
+        if dbs.len() > 2 {
+            writeln!(out)?;
+            writeln!(out, "#### Per database")?;
+            writeln!(out)?;
+            let header = dbs[0].clone();
+            table(out, header.each_ref().map(String::as_str), &dbs[1..])?;
+        }
+        if t.commits_per_minute.len() > 1 {
+            let (rows, more) = minute_rows(t, LISTED_MINUTES);
+            writeln!(out)?;
+            writeln!(out, "#### Loss timeline")?;
+            writeln!(out)?;
+            let header = rows[0].clone();
+            table(out, header.each_ref().map(String::as_str), &rows[1..])?;
+            if more > 0 {
+                writeln!(out)?;
+                writeln!(out, "_{more} more minute(s) in the JSON report._")?;
+            }
+        }
         let xids = lost_xid_rows(t, LISTED_XIDS);
         if xids.len() > 1 {
             writeln!(out)?;
@@ -88,13 +109,9 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             writeln!(out)?;
             let header = xids[0].clone();
             table(out, header.each_ref().map(String::as_str), &xids[1..])?;
-            if t.lost_xids.len() > LISTED_XIDS {
+            if let Some(note) = lost_xids_note(t, LISTED_XIDS) {
                 writeln!(out)?;
-                writeln!(
-                    out,
-                    "_First {LISTED_XIDS} of {}; the JSON and CSV reports list all._",
-                    t.lost_xids.len()
-                )?;
+                writeln!(out, "_{note}_")?;
             }
         }
     }

@@ -246,8 +246,70 @@ pub(crate) fn lsn_or_dash(v: Option<crate::lsn::Lsn>) -> String {
     v.map_or_else(|| "-".into(), |l| l.to_string())
 }
 
-/// How many lost transactions the text and Markdown reports list (JSON and CSV list all).
+/// How many lost transactions the text and Markdown reports list (JSON and CSV list the first
+/// and the last 100; the complete list goes to a file, see `lost_xids_file`).
 pub const LISTED_XIDS: usize = 20;
+
+/// How many minutes of the loss timeline the text, Markdown and HTML reports list.
+pub const LISTED_MINUTES: usize = 30;
+
+/// What the text, Markdown and HTML reports say under a lost-transaction list cut to `listed`
+/// rows: how many there are and where the rest is; `None` when every one is shown.
+pub(crate) fn lost_xids_note(t: &Transactions, listed: usize) -> Option<String> {
+    let shown = listed.min(t.lost_xids.len());
+    if t.lost_commits <= shown {
+        return None;
+    }
+    let rest = match (&t.lost_xids_file, t.lost_xids_omitted) {
+        (Some(f), _) => format!("all of them are in {f}"),
+        (None, 0) => "the JSON and CSV reports list all".into(),
+        (None, _) => format!(
+            "the JSON and CSV reports list the first and last {}; the complete list goes to a file with --lost-xids-file (wal) or --export-dir (compare)",
+            t.lost_xids.len() / 2
+        ),
+    };
+    Some(format!("First {shown} of {}; {rest}.", t.lost_commits))
+}
+
+/// The header and rows of the per-database loss table.
+pub(crate) fn database_loss_rows(t: &Transactions) -> Vec<[String; 6]> {
+    let mut rows = vec![[
+        "database".to_string(),
+        "lost commits".into(),
+        "inserts".into(),
+        "updates (HOT)".into(),
+        "deletes".into(),
+        "truncates".into(),
+    ]];
+    rows.extend(t.databases.iter().map(|d| {
+        [
+            match (&d.database, d.database_oid) {
+                (Some(n), _) => n.clone(),
+                (None, Some(oid)) => format!("OID {oid}"),
+                (None, None) => "-".into(),
+            },
+            d.commits.to_string(),
+            d.inserts.to_string(),
+            format!("{} ({})", d.updates, d.hot_updates),
+            d.deletes.to_string(),
+            d.truncates.to_string(),
+        ]
+    }));
+    rows
+}
+
+/// The header and the first `limit` rows of the loss timeline (lost commits per minute), and
+/// how many minutes were left out.
+pub(crate) fn minute_rows(t: &Transactions, limit: usize) -> (Vec<[String; 2]>, usize) {
+    let mut rows = vec![["minute (UTC)".to_string(), "lost commits".into()]];
+    rows.extend(
+        t.commits_per_minute
+            .iter()
+            .take(limit)
+            .map(|m| [m.minute.clone(), m.commits.to_string()]),
+    );
+    (rows, t.commits_per_minute.len().saturating_sub(limit))
+}
 
 /// Summary rows of the `transactions` section: (field, value).
 pub(crate) fn transaction_rows(t: &Transactions) -> Vec<[String; 2]> {
@@ -267,6 +329,16 @@ pub(crate) fn transaction_rows(t: &Transactions) -> Vec<[String; 2]> {
         [
             "row changes (user tables)".into(),
             format!("{} in {} table(s)", t.row_changes, t.tables_changed),
+        ],
+        [
+            "complete list".into(),
+            match (&t.lost_xids_file, t.lost_xids_omitted) {
+                (Some(f), _) => f.clone(),
+                (None, 0) => "in the report".into(),
+                (None, n) => format!(
+                    "not written: {n} left out of the report (--lost-xids-file PATH or --export-dir DIR writes them)"
+                ),
+            },
         ],
         ["first lost commit".into(), opt(&t.first_lost_commit_time)],
         ["last lost commit".into(), opt(&t.last_lost_commit_time)],

@@ -7,8 +7,9 @@ use tabled::settings::Style;
 
 use super::{check_detail_rows, check_rows, checks_with_rows, LISTED_CHECK_ROWS};
 use super::{
-    differing_row_count, differing_rows, divergence_rows, lost_xid_rows, node_rows, row_diff_rows,
-    table_loss_rows, transaction_rows, Report, LISTED_ROWS, LISTED_XIDS,
+    database_loss_rows, differing_row_count, differing_rows, divergence_rows, lost_xid_rows,
+    lost_xids_note, minute_rows, node_rows, row_diff_rows, table_loss_rows, transaction_rows,
+    Report, LISTED_MINUTES, LISTED_ROWS, LISTED_XIDS,
 };
 
 /// Writes `report` as text with tables.
@@ -76,20 +77,27 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                 grid(super::lost_ddl_rows(t).into_iter().map(Vec::from).collect())
             )?;
         }
-        if !t.lost_xids.is_empty() {
+        if t.databases.len() > 1 {
             writeln!(out)?;
+            writeln!(out, "Lost commits per database")?;
             writeln!(
                 out,
-                "Lost transactions{}",
-                if t.lost_xids.len() > LISTED_XIDS {
-                    format!(
-                        " (first {LISTED_XIDS} of {}; all in --format json or csv)",
-                        t.lost_xids.len()
-                    )
-                } else {
-                    String::new()
-                }
+                "{}",
+                grid(database_loss_rows(t).into_iter().map(Vec::from).collect())
             )?;
+        }
+        if t.commits_per_minute.len() > 1 {
+            let (rows, more) = minute_rows(t, LISTED_MINUTES);
+            writeln!(out)?;
+            writeln!(out, "Loss timeline (lost commits per minute)")?;
+            writeln!(out, "{}", grid(rows.into_iter().map(Vec::from).collect()))?;
+            if more > 0 {
+                writeln!(out, "({more} more minute(s) in --format json)")?;
+            }
+        }
+        if !t.lost_xids.is_empty() {
+            writeln!(out)?;
+            writeln!(out, "Lost transactions")?;
             writeln!(
                 out,
                 "{}",
@@ -100,6 +108,9 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                         .collect()
                 )
             )?;
+            if let Some(note) = lost_xids_note(t, LISTED_XIDS) {
+                writeln!(out, "{note}")?;
+            }
         }
     }
 

@@ -277,8 +277,22 @@ pub struct Transactions {
     pub wal_format: Option<u32>,
     /// Number of lost commits (COMMIT and COMMIT PREPARED after the switchpoint).
     pub lost_commits: usize,
-    /// The lost transactions, in WAL order.
+    /// The lost transactions, in WAL order: all of them, or at scale the first and the last
+    /// ones only (`lost_xids_omitted` says how many are left out between them).
     pub lost_xids: Vec<LostXid>,
+    /// How many lost transactions `lost_xids` leaves out (between its first and last entries);
+    /// `lost_xids_file` has them all.
+    #[serde(default)]
+    pub lost_xids_omitted: u64,
+    /// The file holding every lost transaction (CSV or JSON Lines), when one was written.
+    #[serde(default)]
+    pub lost_xids_file: Option<String>,
+    /// Lost commits and row changes per database.
+    #[serde(default)]
+    pub databases: Vec<DatabaseLoss>,
+    /// The loss timeline: lost commits per minute of commit time.
+    #[serde(default)]
+    pub commits_per_minute: Vec<MinuteLoss>,
     /// The first lost commit time (RFC 3339): the start of the loss window.
     pub first_lost_commit_time: Option<String>,
     /// The last lost commit time: the end of the loss window.
@@ -402,6 +416,36 @@ pub struct WalinspectCheck {
     pub commits: i64,
     /// Whether that equals `lost_commits`.
     pub agrees: bool,
+}
+
+/// Lost commits in one database.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DatabaseLoss {
+    /// Its name, when known.
+    pub database: Option<String>,
+    /// Its OID, when the WAL named it.
+    pub database_oid: Option<u32>,
+    /// Lost commits that ran in it.
+    pub commits: u64,
+    /// Row changes in its tables, summed over `tables` (TOAST and catalogs left out).
+    pub inserts: u64,
+    /// Updates, HOT included.
+    pub updates: u64,
+    /// The HOT subset of `updates`.
+    pub hot_updates: u64,
+    /// Deleted tuples.
+    pub deletes: u64,
+    /// TRUNCATEs.
+    pub truncates: u64,
+}
+
+/// Lost commits in one minute.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MinuteLoss {
+    /// The start of the minute (RFC 3339, UTC).
+    pub minute: String,
+    /// Lost commits whose commit time falls in it.
+    pub commits: u64,
 }
 
 /// What a lost transaction did to a relation.
@@ -980,6 +1024,10 @@ impl Wire for crate::evidence::Transactions {
             wal_format: self.wal_format.wire(),
             lost_commits: self.lost_commits.wire(),
             lost_xids: self.lost_xids.wire(),
+            lost_xids_omitted: self.lost_xids_omitted.wire(),
+            lost_xids_file: self.lost_xids_file.wire(),
+            databases: self.databases.wire(),
+            commits_per_minute: self.commits_per_minute.wire(),
             first_lost_commit_time: self.first_lost_commit_time.wire(),
             last_lost_commit_time: self.last_lost_commit_time.wire(),
             aborts_after_switchpoint: self.aborts_after_switchpoint.wire(),
@@ -1066,6 +1114,32 @@ impl Wire for crate::evidence::WalinspectCheck {
         WalinspectCheck {
             commits: self.commits.wire(),
             agrees: self.agrees.wire(),
+        }
+    }
+}
+
+impl Wire for crate::evidence::DatabaseLoss {
+    type Out = DatabaseLoss;
+    fn wire(&self) -> DatabaseLoss {
+        DatabaseLoss {
+            database: self.database.wire(),
+            database_oid: self.database_oid.wire(),
+            commits: self.commits.wire(),
+            inserts: self.inserts.wire(),
+            updates: self.updates.wire(),
+            hot_updates: self.hot_updates.wire(),
+            deletes: self.deletes.wire(),
+            truncates: self.truncates.wire(),
+        }
+    }
+}
+
+impl Wire for crate::evidence::MinuteLoss {
+    type Out = MinuteLoss;
+    fn wire(&self) -> MinuteLoss {
+        MinuteLoss {
+            minute: self.minute.wire(),
+            commits: self.commits.wire(),
         }
     }
 }

@@ -2,7 +2,10 @@
 //! primary's WAL, plus the switchpoint, give the exact list of lost commits and their changes.
 //!
 //! Pure: no I/O, no SQL. Feed records in WAL order with [`Accountant::add`], then call
-//! [`Accountant::finish`]. Start the scan at the redo point of the last checkpoint (or the last
+//! [`Accountant::finish`]. With [`Detail::Bounded`] memory stays flat in the number of lost
+//! transactions: totals, per-table, per-database and per-minute figures stay exact, only the
+//! first and last lost commits are kept whole, and [`Accountant::add_observed`] hands every
+//! lost commit to the caller as it is found (to stream the complete list to a file). Start the scan at the redo point of the last checkpoint (or the last
 //! RUNNING_XACTS record) before the switchpoint, so that changes made before the switchpoint by
 //! transactions that commit after it are found; xids already running at the scan start are
 //! reported in [`LostTransactions::running_at_scan_start`] because their earliest changes may
@@ -17,7 +20,7 @@
 //! - sequence advances (Sequence LOG) after the switchpoint are lost whatever the transaction
 //!   (nextval is not transactional).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::Serialize;
 
@@ -29,9 +32,44 @@ use crate::wal::record::{DecodedRecord, RelFileLocator};
 use crate::wal::rmgr::WalStats;
 use crate::wal::standby::{RunningXacts, SeqRecord};
 use crate::wal::xact::{PgTimestamp, XactKind, XactRecord};
+use crate::wal::xidset::XidSet;
 
 /// OIDs below this are assigned at initdb: system catalogs (FirstNormalObjectId).
 pub const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
+
+/// How much per-transaction detail the accountant keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Detail {
+    /// Every lost commit, abort, DDL xid and touched tuple (what the row diff needs).
+    Full,
+    /// Exact totals and aggregates, the first and the last `keep` lost commits (and at most
+    /// `keep` aborts and DDL xids), no touched tuples: memory flat in the size of the loss.
+    Bounded {
+        /// How many lost commits to keep at each end.
+        keep: usize,
+    },
+}
+
+/// Lost commits of one database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DatabaseChanges {
+    /// Database OID (`None`: neither the commit record nor its changes named one).
+    pub db_id: Option<u32>,
+    /// Lost commits.
+    pub commits: u64,
+    /// Their row changes (all relations, catalogs included).
+    pub counts: ChangeCounts,
+}
+
+/// Lost commits in one minute of commit time: the loss timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MinuteCommits {
+    /// The start of the minute.
+    pub minute: PgTimestamp,
+    /// Lost commits whose commit time falls in it.
+    pub commits: u64,
+}
 
 /// The kind of change to one tuple.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -130,6 +168,8 @@ pub struct LostCommit {
     pub ddl: bool,
     /// Row changes it made.
     pub changes: ChangeCounts,
+    /// The same changes per relation (a transaction touches few relations).
+    pub per_rel: Vec<(RelFileLocator, ChangeCounts)>,
     /// Relation files its commit drops (DROP, and the old files of TRUNCATE or a rewrite).
     pub dropped_rels: Vec<RelFileLocator>,
     /// How many of its change records precede the switchpoint (replicated, but not their commit).
@@ -188,40 +228,92 @@ pub struct LostTransactions {
     pub end_of_wal: Option<EndOfWal>,
     /// WAL bytes after the switchpoint (end_lsn − switchpoint).
     pub wal_bytes_after_switchpoint: u64,
-    /// Lost commits in WAL order.
+    /// Lost commits in WAL order: all of them with [`Detail::Full`], else the first and the
+    /// last `keep` (see `lost_commits_omitted`).
     pub lost_commits: Vec<LostCommit>,
+    /// How many lost commits there are (exact, whatever the detail).
+    pub lost_commit_count: u64,
+    /// How many lost commits `lost_commits` leaves out (between its first and last `keep`).
+    pub lost_commits_omitted: u64,
+    /// Every xid (top-level and subtransaction) of the lost commits.
+    #[serde(skip)]
+    pub lost_xids: XidSet,
+    /// Lost commits and their row changes per database, by OID.
+    pub databases: Vec<DatabaseChanges>,
+    /// Lost commits per minute of commit time, in time order (commits without a time left out).
+    pub commits_per_minute: Vec<MinuteCommits>,
+    /// The detail kept.
+    pub detail: Detail,
     /// First lost commit time.
     pub first_lost_commit_time: Option<PgTimestamp>,
     /// Last lost commit time.
     pub last_lost_commit_time: Option<PgTimestamp>,
-    /// Aborts after the switchpoint (not losses).
+    /// Aborts after the switchpoint (not losses): all with [`Detail::Full`], else the first `keep`.
     pub aborts_after_switchpoint: Vec<AbortAfter>,
+    /// How many aborts there are after the switchpoint (exact).
+    pub abort_count: u64,
     /// Prepared after the switchpoint, never resolved: still pending (in doubt).
     pub in_doubt: Vec<InDoubt>,
     /// Transactions with changes after the switchpoint and no commit or abort (in flight).
     pub in_flight: Vec<Xid>,
     /// Per-relation changes of lost transactions.
     pub tables: Vec<TableChanges>,
-    /// Lost commits that look like DDL (top xids).
+    /// Lost commits that look like DDL (top xids): all with [`Detail::Full`], else the first `keep`.
     pub lost_ddl: Vec<Xid>,
+    /// How many lost commits look like DDL (exact).
+    pub lost_ddl_count: u64,
     /// Sequence advances after the switchpoint.
     pub sequences: Vec<SequenceAdvance>,
-    /// Every tuple touched by a lost transaction.
+    /// Every tuple touched by a lost transaction ([`Detail::Full`] only, else empty).
     pub touched_tuples: Vec<TouchedTuple>,
+    /// How many tuples the lost transactions touched (exact).
+    pub touched_tuple_count: u64,
     /// Xids running at the first RUNNING_XACTS record read that turned out lost: their changes
     /// before the scan start (if any) are not counted.
     pub running_at_scan_start: Vec<Xid>,
+    /// Transactions COMMIT PREPARED at or after the switchpoint whose PREPARE was not read
+    /// (it precedes the scan start): the changes they made are not counted.
+    pub prepared_before_scan: Vec<Xid>,
     /// Record counts and bytes after the switchpoint per rmgr and record type.
     pub wal_stats_after_switchpoint: WalStats,
 }
 
+/// The changes of one transaction whose commit or abort has not been read yet.
 #[derive(Debug, Default)]
 struct Pending {
+    /// The tuples ([`Detail::Full`] only).
     tuples: Vec<TouchedTuple>,
-    truncates: Vec<(RelFileLocator, Lsn)>,
+    /// Change counts per relation (a transaction touches few: a linear search is fastest).
+    rels: Vec<(RelFileLocator, ChangeCounts)>,
+    /// Changes (tuples and truncates) recorded before the switchpoint.
+    before: u64,
     catalog_change: bool,
     db: Option<u32>,
     last_lsn: Lsn,
+}
+
+impl Pending {
+    fn counts(&mut self, rel: RelFileLocator) -> &mut ChangeCounts {
+        let i = match self.rels.iter().position(|(r, _)| *r == rel) {
+            Some(i) => i,
+            None => {
+                self.rels.push((rel, ChangeCounts::default()));
+                self.rels.len() - 1
+            }
+        };
+        &mut self.rels[i].1
+    }
+
+    fn merge(&mut self, p: Pending) {
+        self.tuples.extend(p.tuples);
+        for (rel, c) in p.rels {
+            self.counts(rel).add(&c);
+        }
+        self.before += p.before;
+        self.catalog_change |= p.catalog_change;
+        self.db = self.db.or(p.db);
+        self.last_lsn = self.last_lsn.max(p.last_lsn);
+    }
 }
 
 /// Streaming accountant: feed records in order, then [`Accountant::finish`].
@@ -234,21 +326,44 @@ pub struct Accountant {
     prepared: HashMap<u32, InDoubt>,
     prepared_pending: HashMap<u32, Vec<Pending>>,
     first_running: Option<Vec<Xid>>,
+    prepared_before_scan: Vec<Xid>,
+    detail: Detail,
+    /// All lost commits ([`Detail::Full`]) or the first `keep`.
     lost: Vec<LostCommit>,
+    /// The last `keep` lost commits after those in `lost` ([`Detail::Bounded`]).
+    tail: VecDeque<LostCommit>,
+    lost_count: u64,
+    lost_xids: XidSet,
+    databases: BTreeMap<Option<u32>, DatabaseChanges>,
+    minutes: BTreeMap<i64, u64>,
+    first_time: Option<PgTimestamp>,
+    last_time: Option<PgTimestamp>,
+    lost_ddl: Vec<Xid>,
+    lost_ddl_count: u64,
     tables: BTreeMap<RelFileLocator, ChangeCounts>,
     touched: Vec<TouchedTuple>,
+    touched_count: u64,
     aborts: Vec<AbortAfter>,
+    abort_count: u64,
     seqs: BTreeMap<RelFileLocator, SequenceAdvance>,
     stats: WalStats,
 }
+
+/// Microseconds in a minute.
+const MINUTE_US: i64 = 60_000_000;
 
 fn is_catalog(rel: &RelFileLocator) -> bool {
     rel.rel < FIRST_NORMAL_OBJECT_ID
 }
 
 impl Accountant {
-    /// An accountant for a failover at `switchpoint`.
+    /// An accountant for a failover at `switchpoint` that keeps every detail ([`Detail::Full`]).
     pub fn new(switchpoint: Lsn) -> Accountant {
+        Accountant::with_detail(switchpoint, Detail::Full)
+    }
+
+    /// An accountant for a failover at `switchpoint` that keeps `detail`.
+    pub fn with_detail(switchpoint: Lsn, detail: Detail) -> Accountant {
         Accountant {
             switchpoint,
             scan_start: None,
@@ -257,12 +372,33 @@ impl Accountant {
             prepared: HashMap::new(),
             prepared_pending: HashMap::new(),
             first_running: None,
+            prepared_before_scan: Vec::new(),
+            detail,
             lost: Vec::new(),
+            tail: VecDeque::new(),
+            lost_count: 0,
+            lost_xids: XidSet::new(),
+            databases: BTreeMap::new(),
+            minutes: BTreeMap::new(),
+            first_time: None,
+            last_time: None,
+            lost_ddl: Vec::new(),
+            lost_ddl_count: 0,
             tables: BTreeMap::new(),
             touched: Vec::new(),
+            touched_count: 0,
             aborts: Vec::new(),
+            abort_count: 0,
             seqs: BTreeMap::new(),
             stats: WalStats::default(),
+        }
+    }
+
+    /// Whether a list bounded by the detail has room for one more (the first `keep`).
+    fn room(&self, len: usize) -> bool {
+        match self.detail {
+            Detail::Full => true,
+            Detail::Bounded { keep } => len < keep,
         }
     }
 
@@ -274,6 +410,15 @@ impl Accountant {
 
     /// Accounts one record (records must come in WAL order).
     pub fn add(&mut self, rec: &DecodedRecord) -> Result<(), WalError> {
+        self.add_observed(rec, &mut |_| {})
+    }
+
+    /// [`Self::add`], handing each lost commit to `on_lost` as it is found (in WAL order).
+    pub fn add_observed(
+        &mut self,
+        rec: &DecodedRecord,
+        on_lost: &mut dyn FnMut(&LostCommit),
+    ) -> Result<(), WalError> {
         self.scan_start.get_or_insert(rec.lsn);
         self.end_lsn = Some(rec.end_lsn);
         let after = rec.lsn >= self.switchpoint;
@@ -285,7 +430,7 @@ impl Accountant {
             return Ok(());
         }
         if let Some(x) = XactRecord::parse(rec)? {
-            self.add_xact(x);
+            self.add_xact(x, on_lost);
             return Ok(());
         }
         if self.first_running.is_none() {
@@ -317,6 +462,8 @@ impl Accountant {
         if rec.xid.0 == 0 {
             return;
         }
+        let full = self.detail == Detail::Full;
+        let before = rec.lsn < self.switchpoint;
         let p = self.pending.entry(rec.xid.0).or_default();
         p.last_lsn = rec.lsn;
         let Some(rel) = h.rel else {
@@ -325,7 +472,8 @@ impl Accountant {
                 for r in rel_ids {
                     let loc = RelFileLocator::relation_oid(*db, *r);
                     p.catalog_change |= is_catalog(&loc);
-                    p.truncates.push((loc, rec.lsn));
+                    p.counts(loc).truncates += 1;
+                    p.before += u64::from(before);
                 }
             }
             return;
@@ -333,30 +481,41 @@ impl Accountant {
         if rel.db != 0 {
             p.db.get_or_insert(rel.db);
         }
-        let mut push = |tid: Tid, old: Option<Tid>, op: TupleOp| {
-            p.tuples.push(TouchedTuple {
-                rel,
-                tid,
-                old,
-                op,
-                xid: rec.xid,
-                top_xid: rec.xid,
-                lsn: rec.lsn,
-            });
+        let push = |p: &mut Pending, tid: Tid, old: Option<Tid>, op: TupleOp| {
+            let c = p.counts(rel);
+            match op {
+                TupleOp::Insert => c.inserts += 1,
+                TupleOp::Update => c.updates += 1,
+                TupleOp::HotUpdate => c.hot_updates += 1,
+                TupleOp::Delete => c.deletes += 1,
+            }
+            p.before += u64::from(before);
+            if full {
+                p.tuples.push(TouchedTuple {
+                    rel,
+                    tid,
+                    old,
+                    op,
+                    xid: rec.xid,
+                    top_xid: rec.xid,
+                    lsn: rec.lsn,
+                });
+            }
         };
         match &h.change {
-            HeapChange::Insert { new, .. } => push(*new, None, TupleOp::Insert),
+            HeapChange::Insert { new, .. } => push(p, *new, None, TupleOp::Insert),
             HeapChange::MultiInsert { new, .. } => {
                 for t in new {
-                    push(*t, None, TupleOp::Insert);
+                    push(p, *t, None, TupleOp::Insert);
                 }
             }
             HeapChange::Delete { old, is_super, .. } => {
                 if !is_super {
-                    push(*old, None, TupleOp::Delete);
+                    push(p, *old, None, TupleOp::Delete);
                 }
             }
             HeapChange::Update { hot, old, new, .. } => push(
+                p,
                 *new,
                 Some(*old),
                 if *hot {
@@ -378,19 +537,21 @@ impl Accountant {
         }
     }
 
-    fn add_xact(&mut self, x: XactRecord) {
+    fn add_xact(&mut self, x: XactRecord, on_lost: &mut dyn FnMut(&LostCommit)) {
         let after = x.lsn >= self.switchpoint;
-        let all: Vec<Xid> = std::iter::once(x.top_xid)
-            .chain(x.subxids.iter().copied())
-            .collect();
+        let subxids = x.subxids.clone();
+        let top = x.top_xid;
+        let all = || std::iter::once(top).chain(subxids.iter().copied());
         match x.kind {
             XactKind::Commit | XactKind::CommitPrepared => {
-                let mut parts = self.take_pending(all.iter().copied());
+                let mut parts = self.take_pending(all());
                 let mut gid = x.gid.clone();
                 if x.kind == XactKind::CommitPrepared {
                     // The GID is in COMMIT PREPARED only at wal_level=logical; PREPARE has it.
-                    if let Some(p) = self.prepared.remove(&x.top_xid.0) {
-                        gid = gid.or(p.gid);
+                    match self.prepared.remove(&x.top_xid.0) {
+                        Some(p) => gid = gid.or(p.gid),
+                        None if after => self.prepared_before_scan.push(x.top_xid),
+                        None => {}
                     }
                     parts.extend(
                         self.prepared_pending
@@ -399,26 +560,29 @@ impl Accountant {
                     );
                 }
                 if after {
-                    self.record_lost(&x, gid, parts);
+                    self.record_lost(&x, gid, parts, on_lost);
                 }
             }
             XactKind::Abort | XactKind::AbortPrepared => {
-                self.take_pending(all.iter().copied());
+                self.take_pending(all());
                 if x.kind == XactKind::AbortPrepared {
                     self.prepared.remove(&x.top_xid.0);
                     self.prepared_pending.remove(&x.top_xid.0);
                 }
                 if after {
-                    self.aborts.push(AbortAfter {
-                        xid: x.top_xid,
-                        lsn: x.lsn,
-                        prepared: x.kind == XactKind::AbortPrepared,
-                        time: x.commit_time,
-                    });
+                    self.abort_count += 1;
+                    if self.room(self.aborts.len()) {
+                        self.aborts.push(AbortAfter {
+                            xid: x.top_xid,
+                            lsn: x.lsn,
+                            prepared: x.kind == XactKind::AbortPrepared,
+                            time: x.commit_time,
+                        });
+                    }
                 }
             }
             XactKind::Prepare => {
-                let parts = self.take_pending(all.iter().copied());
+                let parts = self.take_pending(all());
                 self.prepared_pending.insert(x.top_xid.0, parts);
                 self.prepared.insert(
                     x.top_xid.0,
@@ -435,12 +599,7 @@ impl Accountant {
                 // Move subxact changes under the top-level xid so commit finds them either way.
                 for s in &x.subxids {
                     if let Some(p) = self.pending.remove(&s.0) {
-                        let t = self.pending.entry(x.top_xid.0).or_default();
-                        t.tuples.extend(p.tuples);
-                        t.truncates.extend(p.truncates);
-                        t.catalog_change |= p.catalog_change;
-                        t.db = t.db.or(p.db);
-                        t.last_lsn = t.last_lsn.max(p.last_lsn);
+                        self.pending.entry(x.top_xid.0).or_default().merge(p);
                     }
                 }
             }
@@ -448,41 +607,39 @@ impl Accountant {
         }
     }
 
-    fn record_lost(&mut self, x: &XactRecord, gid: Option<String>, parts: Vec<Pending>) {
+    fn record_lost(
+        &mut self,
+        x: &XactRecord,
+        gid: Option<String>,
+        parts: Vec<Pending>,
+        on_lost: &mut dyn FnMut(&LostCommit),
+    ) {
         let mut counts = ChangeCounts::default();
         let mut before = 0u64;
         let mut catalog = false;
         let mut db = x.db_id;
+        let mut per_rel: Vec<(RelFileLocator, ChangeCounts)> = Vec::new();
         for p in parts {
             catalog |= p.catalog_change;
             db = db.or(p.db);
-            for (rel, lsn) in p.truncates {
-                counts.truncates += 1;
-                self.tables.entry(rel).or_default().truncates += 1;
-                if lsn < self.switchpoint {
-                    before += 1;
+            before += p.before;
+            for (rel, c) in &p.rels {
+                self.tables.entry(*rel).or_default().add(c);
+                counts.add(c);
+                match per_rel.iter_mut().find(|(r, _)| r == rel) {
+                    Some((_, n)) => n.add(c),
+                    None => per_rel.push((*rel, *c)),
                 }
             }
             for mut t in p.tuples {
                 t.top_xid = x.top_xid;
-                let c = self.tables.entry(t.rel).or_default();
-                let mut one = ChangeCounts::default();
-                match t.op {
-                    TupleOp::Insert => one.inserts = 1,
-                    TupleOp::Update => one.updates = 1,
-                    TupleOp::HotUpdate => one.hot_updates = 1,
-                    TupleOp::Delete => one.deletes = 1,
-                }
-                c.add(&one);
-                counts.add(&one);
-                if t.lsn < self.switchpoint {
-                    before += 1;
-                }
                 self.touched.push(t);
             }
         }
+        // Touched tuples are counted even when they are not kept.
+        self.touched_count += counts.total();
         let ddl = x.has_invalidations || !x.dropped_rels.is_empty() || catalog;
-        self.lost.push(LostCommit {
+        let commit = LostCommit {
             top_xid: x.top_xid,
             subxids: x.subxids.clone(),
             lsn: x.lsn,
@@ -493,19 +650,53 @@ impl Accountant {
             has_invalidations: x.has_invalidations,
             ddl,
             changes: counts,
+            per_rel,
             dropped_rels: x.dropped_rels.clone(),
             changes_before_switchpoint: before,
+        };
+        self.lost_count += 1;
+        self.lost_xids.insert(x.top_xid.0);
+        for s in &x.subxids {
+            self.lost_xids.insert(s.0);
+        }
+        let d = self.databases.entry(db).or_insert(DatabaseChanges {
+            db_id: db,
+            commits: 0,
+            counts: ChangeCounts::default(),
         });
+        d.commits += 1;
+        d.counts.add(&counts);
+        if let Some(t) = x.commit_time {
+            *self.minutes.entry(t.0.div_euclid(MINUTE_US)).or_default() += 1;
+            self.first_time = Some(self.first_time.map_or(t, |f| f.min(t)));
+            self.last_time = Some(self.last_time.map_or(t, |l| l.max(t)));
+        }
+        if ddl {
+            self.lost_ddl_count += 1;
+            if self.room(self.lost_ddl.len()) {
+                self.lost_ddl.push(x.top_xid);
+            }
+        }
+        on_lost(&commit);
+        match self.detail {
+            Detail::Full => self.lost.push(commit),
+            Detail::Bounded { keep } => {
+                if self.lost.len() < keep {
+                    self.lost.push(commit);
+                } else if keep > 0 {
+                    if self.tail.len() == keep {
+                        self.tail.pop_front();
+                    }
+                    self.tail.push_back(commit);
+                }
+            }
+        }
     }
 
     /// Finishes the accounting; `end` is how decoding ended, if known.
     pub fn finish(self, end: Option<EndOfWal>) -> LostTransactions {
         let sp = self.switchpoint;
-        let lost_xids: std::collections::HashSet<u32> = self
-            .lost
-            .iter()
-            .flat_map(|c| std::iter::once(c.top_xid.0).chain(c.subxids.iter().map(|s| s.0)))
-            .collect();
+        let lost_xids = self.lost_xids;
         let running_at_scan_start = self
             .first_running
             .unwrap_or_default()
@@ -525,23 +716,34 @@ impl Accountant {
             .filter(|p| p.lsn >= sp)
             .collect();
         in_doubt.sort_by_key(|p| p.lsn);
-        let times: Vec<PgTimestamp> = self.lost.iter().filter_map(|c| c.commit_time).collect();
+        let mut lost_commits = self.lost;
+        lost_commits.extend(self.tail);
         LostTransactions {
             switchpoint: sp,
             scan_start: self.scan_start,
             end_lsn: self.end_lsn,
             end_of_wal: end,
             wal_bytes_after_switchpoint: self.end_lsn.map_or(0, |e| e.saturating_bytes_since(sp)),
-            first_lost_commit_time: times.iter().min().copied(),
-            last_lost_commit_time: times.iter().max().copied(),
-            lost_ddl: self
-                .lost
-                .iter()
-                .filter(|c| c.ddl)
-                .map(|c| c.top_xid)
+            first_lost_commit_time: self.first_time,
+            last_lost_commit_time: self.last_time,
+            lost_ddl: self.lost_ddl,
+            lost_ddl_count: self.lost_ddl_count,
+            lost_commits_omitted: self.lost_count - lost_commits.len() as u64,
+            lost_commit_count: self.lost_count,
+            lost_commits,
+            lost_xids,
+            databases: self.databases.into_values().collect(),
+            commits_per_minute: self
+                .minutes
+                .into_iter()
+                .map(|(m, commits)| MinuteCommits {
+                    minute: PgTimestamp(m * MINUTE_US),
+                    commits,
+                })
                 .collect(),
-            lost_commits: self.lost,
+            detail: self.detail,
             aborts_after_switchpoint: self.aborts,
+            abort_count: self.abort_count,
             in_doubt,
             in_flight,
             tables: self
@@ -555,7 +757,9 @@ impl Accountant {
                 .collect(),
             sequences: self.seqs.into_values().collect(),
             touched_tuples: self.touched,
+            touched_tuple_count: self.touched_count,
             running_at_scan_start,
+            prepared_before_scan: self.prepared_before_scan,
             wal_stats_after_switchpoint: self.stats,
         }
     }

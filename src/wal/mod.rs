@@ -9,7 +9,8 @@
 //! - [`source`]: reads a directory of segments (plain, `.partial`, `.gz`) and feeds a decoder;
 //! - `pipeline`: the same on two threads (reading and checking on one, parsing on the other);
 //! - [`rmgr`], [`xact`], [`heap`], [`standby`]: interpretation of records by resource manager;
-//! - [`accounting`]: decoded records + switchpoint → lost transactions.
+//! - [`accounting`]: decoded records + switchpoint → lost transactions;
+//! - [`xidset`]: a compact set of xids (a bitmap) for the xids of the lost commits.
 
 pub mod accounting;
 mod buffer;
@@ -24,6 +25,7 @@ pub mod segment;
 pub mod source;
 pub mod standby;
 pub mod xact;
+pub mod xidset;
 
 pub use decoder::{EndOfWal, EndReason, Poll, WalDecoder};
 pub use error::WalError;

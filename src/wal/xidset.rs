@@ -1,0 +1,142 @@
+//! A compact set of transaction ids (a bitmap), for the xids of millions of lost commits.
+//!
+//! The bitmap is kept in 64 Ki-xid blocks, so a dense range of xids takes a bit each, not a
+//! hash-table entry.
+
+use std::collections::BTreeMap;
+
+/// Xids per block (one bit each).
+const BLOCK_XIDS: u32 = 1 << 16;
+/// 64-bit words per block.
+const BLOCK_WORDS: usize = (BLOCK_XIDS / 64) as usize;
+
+/// A set of 32-bit xids. Dense ranges cost 8 KB per 65,536 xids; a lone xid costs one block.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct XidSet {
+    blocks: BTreeMap<u32, Box<[u64; BLOCK_WORDS]>>,
+    len: usize,
+}
+
+impl std::fmt::Debug for XidSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XidSet")
+            .field("len", &self.len)
+            .field("blocks", &self.blocks.len())
+            .finish()
+    }
+}
+
+impl XidSet {
+    /// An empty set.
+    pub fn new() -> XidSet {
+        XidSet::default()
+    }
+
+    /// Adds `xid`; `true` when it was not there yet.
+    pub fn insert(&mut self, xid: u32) -> bool {
+        let block = self
+            .blocks
+            .entry(xid / BLOCK_XIDS)
+            .or_insert_with(|| Box::new([0u64; BLOCK_WORDS]));
+        let bit = xid % BLOCK_XIDS;
+        let word = &mut block[(bit / 64) as usize];
+        let mask = 1u64 << (bit % 64);
+        let new = *word & mask == 0;
+        *word |= mask;
+        self.len += usize::from(new);
+        new
+    }
+
+    /// Whether `xid` is in the set.
+    pub fn contains(&self, xid: &u32) -> bool {
+        let Some(block) = self.blocks.get(&(xid / BLOCK_XIDS)) else {
+            return false;
+        };
+        let bit = xid % BLOCK_XIDS;
+        block[(bit / 64) as usize] & (1u64 << (bit % 64)) != 0
+    }
+
+    /// How many xids it holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The xids in ascending numeric order (not xid age order across a wraparound).
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.blocks.iter().flat_map(|(b, words)| {
+            words.iter().enumerate().flat_map(move |(w, &word)| {
+                let base = b * BLOCK_XIDS + w as u32 * 64;
+                (0..64u32)
+                    .filter(move |i| word & (1u64 << i) != 0)
+                    .map(move |i| base + i)
+            })
+        })
+    }
+
+    /// Heap bytes used (for the benchmark and tests).
+    pub fn heap_bytes(&self) -> usize {
+        self.blocks.len() * (BLOCK_WORDS * 8 + 32)
+    }
+}
+
+impl FromIterator<u32> for XidSet {
+    fn from_iter<I: IntoIterator<Item = u32>>(iter: I) -> XidSet {
+        let mut s = XidSet::new();
+        s.extend(iter);
+        s
+    }
+}
+
+impl Extend<u32> for XidSet {
+    fn extend<I: IntoIterator<Item = u32>>(&mut self, iter: I) {
+        for x in iter {
+            self.insert(x);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::XidSet;
+
+    #[test]
+    fn holds_what_a_hash_set_holds() {
+        let xs = [
+            0u32,
+            3,
+            63,
+            64,
+            65_535,
+            65_536,
+            1_000_000,
+            u32::MAX - 1,
+            u32::MAX,
+        ];
+        let mut s = XidSet::new();
+        for x in xs {
+            assert!(s.insert(x));
+        }
+        assert!(!s.insert(64), "a second insert is not new");
+        assert_eq!(s.len(), xs.len());
+        for x in xs {
+            assert!(s.contains(&x), "{x}");
+        }
+        for x in [1u32, 2, 62, 66, 65_534, 999_999, u32::MAX - 2] {
+            assert!(!s.contains(&x), "{x}");
+        }
+        assert_eq!(s.iter().collect::<Vec<_>>(), xs.to_vec());
+    }
+
+    #[test]
+    fn two_million_dense_xids_take_a_quarter_megabyte() {
+        let s: XidSet = (5_000_000..7_000_000).collect();
+        assert_eq!(s.len(), 2_000_000);
+        assert!(s.heap_bytes() < 300 * 1024, "{}", s.heap_bytes());
+        assert!(s.contains(&6_123_456) && !s.contains(&7_000_000));
+    }
+}
