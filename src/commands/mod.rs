@@ -65,6 +65,9 @@ pub enum CommandError {
     /// The primary of `cluster` could not be read; without it nothing can be said.
     #[error("primary: {0}")]
     Primary(String),
+    /// A WAL archive could not deliver a file, or delivered one that cannot be used.
+    #[error("archive: {0}")]
+    Archive(String),
     /// Patroni discovery (`--patroni`) could not determine a node to compare.
     #[error("patroni: {0}")]
     Patroni(#[from] crate::patroni::PatroniError),
@@ -80,6 +83,9 @@ impl CommandError {
             ),
             CommandError::Patroni(_) => Some(
                 "pass the URL of Patroni's REST API (port 8008 by default), or name the nodes with --new-primary and --former-primary",
+            ),
+            CommandError::Archive(_) => Some(
+                "check the restore command by hand (as the user running failover-verify), the archive's path or stanza, and --restore-timeout",
             ),
             CommandError::NoServerBinaries(_) => Some(
                 "install the PostgreSQL server (`apt install postgresql`), or set PG_BINDIR to a directory holding initdb, pg_ctl and postgres",

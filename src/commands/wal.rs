@@ -34,7 +34,7 @@ pub async fn run(args: &WalArgs) -> Result<Outcome, CommandError> {
         &Source::Directory(args.dir.clone()),
         None,
         &SessionOptions::default(),
-        tli,
+        &crate::timeline::TimelineHistory::root(tli),
         switchpoint,
         to,
     )
