@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::lsn::{Lsn, TimelineId, Xid};
+use crate::lsn::{Lsn, Xid};
 use crate::pg::session::{Session, SessionOptions};
 use crate::pg::ConnParams;
 use crate::report::{Finding, Severity};
@@ -263,11 +263,26 @@ pub async fn gather(
     let (scan, label) = match source {
         Source::Directory(dir) => {
             let label = format!("directory {}", dir.display());
-            let seg_size = dir_seg_size(dir, tli);
-            let wal = match WalDir::with_segment_size(dir, tli, seg_size) {
-                Ok(w) => w.along(history),
-                Err(e) => return (Err(e.into()), findings),
+            // The segment size from the newest of the former's timelines with a file here.
+            let opened = std::iter::once(tli)
+                .chain(history.entries.iter().rev().map(|e| e.parent))
+                .map(|t| WalDir::open(dir, t))
+                .try_fold(None, |first_err, r| match r {
+                    Ok(w) => Err(w),
+                    Err(e) => Ok(first_err.or(Some(e))),
+                });
+            let wal = match opened {
+                Err(w) => w.along(history),
+                Ok(e) => {
+                    let e = e.unwrap_or_else(|| crate::wal::WalError::MissingSegment {
+                        file: format!("{:08X}????????????????", tli.0),
+                        lsn: switchpoint,
+                        dir: dir.display().to_string(),
+                    });
+                    return (Err(e.into()), findings);
+                }
             };
+            let seg_size = wal.segment_size();
             let result = step_back(
                 |start| {
                     let w = wal.clone();
@@ -694,13 +709,6 @@ pub fn unreadable_files_finding(e: &ScanError) -> Finding {
         message: format!("the former timeline's WAL is not in the sources, so lost transactions were not counted: {e}"),
         hint: Some("a crashed former primary leaves its last segment unarchived: look in its pg_wal (or a copy) and pass it with --former-wal-dir; check the archive's path or stanza".into()),
     }
-}
-
-/// The segment size of the first segment of `tli` in `dir`, or 16 MB.
-fn dir_seg_size(dir: &std::path::Path, tli: TimelineId) -> u64 {
-    crate::wal::source::WalDir::open(dir, tli)
-        .map(|w| w.segment_size())
-        .unwrap_or(16 * 1024 * 1024)
 }
 
 /// The start of the segment `back` segments before the one holding `switchpoint`.

@@ -479,3 +479,34 @@ impl Iterator for WalDirReader {
         item
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeline::TimelineHistory;
+
+    /// Each segment from the newest timeline that had begun by it: the switchpoint's segment
+    /// from the child (it holds the parent's WAL up to the switchpoint), two switches in one
+    /// segment resolve to the newest.
+    #[test]
+    fn along_a_history_picks_the_newest_timeline_begun_by_each_segment() {
+        let seg = 16 << 20;
+        let h = TimelineHistory::parse(
+            "00000004.history",
+            TimelineId(4),
+            "1\t0/3000060\tx\n2\t0/5800000\tx\n3\t0/5900000\tx\n",
+        )
+        .unwrap();
+        let d = WalDir::with_segment_size("/nonexistent", TimelineId(4), seg)
+            .unwrap()
+            .along(&h);
+        let tli = |segno| d.timeline_of_segment(segno).0;
+        assert_eq!(
+            [tli(0), tli(2), tli(3), tli(4), tli(5), tli(6)],
+            [1, 1, 2, 2, 4, 4]
+        );
+        assert_eq!(d.timeline(), TimelineId(4));
+        let root = WalDir::with_segment_size("/nonexistent", TimelineId(2), seg).unwrap();
+        assert_eq!(root.timeline_of_segment(0), TimelineId(2));
+    }
+}
