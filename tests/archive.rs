@@ -453,7 +453,7 @@ async fn crash_leaves_the_tail_uncovered_and_a_wal_copy_completes_it() {
     let Some(install) = install_or_skip("archive_crash") else {
         return;
     };
-    let arch = Archive::new(None);
+    let arch = Archive::new(pgbackrest("archive_crash"));
     let inc = incident(&install, &arch).await;
     inc.former.stop(StopMode::Immediate).await.unwrap();
     let wal = inc.former.data_dir().join("pg_wal");
@@ -508,6 +508,23 @@ async fn crash_leaves_the_tail_uncovered_and_a_wal_copy_completes_it() {
         "{f}"
     );
     assert!(j["explanation"].as_str().unwrap().contains("lower bound"));
+
+    // pgBackRest's archive-get gives the same coverage.
+    if let Some(cmd) = arch.restore_command(inc.new.data_dir()) {
+        let run = compare(&inc.new, &["--former-restore-command", &cmd]).await;
+        assert_eq!(run.code, 1, "{}\n{}", run.stderr, run.stdout);
+        let p = run.json();
+        assert_eq!(commits_of(&p["transactions"]), covered);
+        for k in [
+            "complete",
+            "covered_to",
+            "uncovered_from",
+            "uncovered_to",
+            "missing_segments",
+        ] {
+            assert_eq!(p["transactions"]["coverage"][k], c[k], "pgBackRest: {k}");
+        }
+    }
 
     // The former's pg_wal copy and the archive together: everything, exactly.
     let both = [

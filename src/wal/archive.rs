@@ -375,12 +375,13 @@ impl WalStage {
                 Ok(false)
             }
             WalSource::RestoreCommand(template) => {
-                let command = substitute(
-                    template,
-                    name,
-                    &target.display().to_string(),
-                    &self.oldest_needed,
-                );
+                // Before the reading starts, the file asked for is the oldest one needed.
+                let oldest = if self.oldest_needed.is_empty() {
+                    name
+                } else {
+                    &self.oldest_needed
+                };
+                let command = substitute(template, name, &target.display().to_string(), oldest);
                 let stderr_file = self.dir.path().join(".incoming").join("stderr");
                 let status = run_with_timeout(&command, &stderr_file, self.timeout).map_err(io)?;
                 let Some(status) = status else {
