@@ -755,6 +755,20 @@ async fn bad_archives_are_named() {
     let e = error_of(&run, "other cluster");
     assert!(e.contains("another cluster"), "{e}");
 
+    // An archive without the lost WAL at all: inconclusive, naming the segment to look for.
+    let empty = tempfile::tempdir().unwrap();
+    let run = compare(
+        &inc.new,
+        &["--former-wal-archive", empty.path().to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}\n{}", run.stderr, run.stdout);
+    let j = run.json();
+    assert_eq!(j["verdict"], "inconclusive");
+    assert_eq!(j["incomplete"], true);
+    let f = finding(&j, "wal_unreadable").expect("unreadable finding");
+    assert!(f["message"].as_str().unwrap().contains(&first), "{f}");
+
     // A history file that contradicts the new primary's.
     let hist = tempfile::tempdir().unwrap();
     for e in std::fs::read_dir(&plain).unwrap().flatten() {

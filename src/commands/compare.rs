@@ -716,7 +716,8 @@ async fn analyze_from_stage(
                     return Ok(Some(e.parent));
                 }
             }
-            Ok(None)
+            // None archived: the last promotion's loser, whose missing segment the scan names.
+            Ok(history.entries.last().map(|e| e.parent))
         };
         let history_of = |t: TimelineId| stage.borrow_mut().fetch_history(t);
         analyze_from_files(&new, &label, tli, probe, history_of)

@@ -36,11 +36,30 @@ pub enum WalSource {
     Directory(PathBuf),
 }
 
+/// `command` with the values of `KEY=value` words whose key names a secret (password,
+/// secret, token, key) replaced by `***`, for reports and errors.
+pub fn redact_command(command: &str) -> String {
+    let secret = |k: &str| {
+        let k = k.trim_start_matches('-').to_ascii_lowercase();
+        ["password", "secret", "token", "key"]
+            .iter()
+            .any(|w| k.contains(w))
+    };
+    command
+        .split(' ')
+        .map(|word| match word.split_once('=') {
+            Some((k, _)) if secret(k) => format!("{k}=***"),
+            _ => word.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl WalSource {
-    /// How the source is named in reports and errors.
+    /// How the source is named in reports and errors (secrets in a command redacted).
     pub fn label(&self) -> String {
         match self {
-            WalSource::RestoreCommand(c) => format!("restore command `{c}`"),
+            WalSource::RestoreCommand(c) => format!("restore command `{}`", redact_command(c)),
             WalSource::Directory(d) => format!("directory {}", d.display()),
         }
     }
@@ -604,6 +623,14 @@ mod tests {
             "cp /a/F \"/t/P\" # R % %x %"
         );
         assert_eq!(substitute("%%f", "F", "P", "R"), "%f");
+    }
+
+    #[test]
+    fn secrets_in_a_command_are_redacted() {
+        assert_eq!(
+            redact_command("AWS_SECRET_ACCESS_KEY=abc PGPASSWORD=pw wal-g wal-fetch %f %p --repo1-s3-key=k1 --stanza=main"),
+            "AWS_SECRET_ACCESS_KEY=*** PGPASSWORD=*** wal-g wal-fetch %f %p --repo1-s3-key=*** --stanza=main"
+        );
     }
 
     fn stage(sources: Vec<WalSource>, timeout: Duration) -> WalStage {
