@@ -40,7 +40,10 @@ fn timed(cmd: &[&str]) -> (f64, u64, i32) {
     let err = String::from_utf8_lossy(&out.stderr);
     let rss = err
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
     (secs, rss, out.status.code().unwrap_or(-1))
@@ -114,7 +117,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let started = Instant::now();
     while !root.path().join("plain").join(&last).is_file() {
-        assert!(started.elapsed() < Duration::from_secs(120), "{last} not archived");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{last} not archived"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for e in std::fs::read_dir(primary.data_dir().join("pg_wal"))?.flatten() {
@@ -140,10 +146,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let cp = format!("cp {r}/plain/%f %p");
     let variants: Vec<(&str, Vec<String>)> = vec![
-        ("--former-wal-dir (pg_wal copy)", vec!["--former-wal-dir".into(), format!("{r}/pgwal")]),
-        ("--former-wal-archive", vec!["--former-wal-archive".into(), format!("{r}/plain")]),
-        ("--former-restore-command cp", vec!["--former-restore-command".into(), cp.clone()]),
-        ("--former-restore-command pgbackrest", vec!["--former-restore-command".into(), get.clone()]),
+        (
+            "--former-wal-dir (pg_wal copy)",
+            vec!["--former-wal-dir".into(), format!("{r}/pgwal")],
+        ),
+        (
+            "--former-wal-archive",
+            vec!["--former-wal-archive".into(), format!("{r}/plain")],
+        ),
+        (
+            "--former-restore-command cp",
+            vec!["--former-restore-command".into(), cp.clone()],
+        ),
+        (
+            "--former-restore-command pgbackrest",
+            vec!["--former-restore-command".into(), get.clone()],
+        ),
     ];
     // The floor of fetching: the same commands on the same segments in a shell loop.
     let floor = |template: &str| {
@@ -179,7 +197,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (secs, rss, code) = timed(&cmd);
             println!("run {run} {name:40} {secs:6.2} s  {rss:7} KB  exit {code}");
         }
-        for (name, t) in [("floor: cp loop", &cp), ("floor: pgbackrest archive-get loop", &get)] {
+        for (name, t) in [
+            ("floor: cp loop", &cp),
+            ("floor: pgbackrest archive-get loop", &get),
+        ] {
             let (secs, rss, code) = floor(t);
             println!("run {run} {name:40} {secs:6.2} s  {rss:7} KB  exit {code}");
         }
