@@ -415,10 +415,10 @@ pub async fn run_with_progress(
                 .map(|_| d.former_end_lsn);
             // Names from the former primary's catalogs; with only files, from the new
             // primary's (the same relfilenodes, unless rewritten after the switchpoint).
-            let names_from = if files_only {
-                Some(&input.new_primary)
-            } else {
-                input.former_primary.as_ref()
+            let names_from = match (files_only, &input.former_primary) {
+                (true, _) => evidence::Names::NewPrimary(&input.new_primary),
+                (false, Some(p)) => evidence::Names::Former(p),
+                (false, None) => evidence::Names::Unmapped,
             };
             let mut evidence = None;
             let count = sources.len();
@@ -451,12 +451,7 @@ pub async fn run_with_progress(
                     }
                 }
             }
-            if let Some(mut evidence) = evidence {
-                if files_only {
-                    if let Ok(ev) = &mut evidence {
-                        ev.transactions.caveats.push("table names come from the new primary's catalogs (the former primary was not read): tables created or rewritten after the switchpoint show as relfilenodes".into());
-                    }
-                }
+            if let Some(evidence) = evidence {
                 if let Err(e) = &evidence {
                     findings.push(match e {
                         evidence::scan::ScanError::Archive(_) => {

@@ -32,7 +32,7 @@ pub async fn run(args: &WalArgs) -> Result<Outcome, CommandError> {
     let tli = TimelineId(args.timeline);
     let (evidence, mut findings) = evidence::gather(
         &Source::Directory(args.dir.clone()),
-        None,
+        evidence::Names::Unmapped,
         &SessionOptions::default(),
         &crate::timeline::TimelineHistory::root(tli),
         switchpoint,

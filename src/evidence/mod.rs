@@ -222,6 +222,19 @@ pub enum Source<'a> {
     Files(Arc<Mutex<WalStage>>),
 }
 
+/// Whose catalogs map relfilenodes to table names.
+#[derive(Clone, Copy, Debug)]
+pub enum Names<'a> {
+    /// None: relfilenodes are shown unmapped.
+    Unmapped,
+    /// The former primary's (or any node on the former timeline).
+    Former(&'a ConnParams),
+    /// The new primary's, when the former primary is gone: the same relfilenodes for relations
+    /// that existed at the switchpoint. Those the lost WAL created (new tables, TRUNCATE,
+    /// rewrites) stay unmapped: the new primary may have given the same numbers to others.
+    NewPrimary(&'a ConnParams),
+}
+
 /// What the scan of the former timeline's WAL found.
 #[derive(Debug)]
 pub struct Evidence {
@@ -248,7 +261,7 @@ pub struct Evidence {
 /// to know.
 pub async fn gather(
     source: &Source<'_>,
-    names_from: Option<&ConnParams>,
+    names_from: Names<'_>,
     opts: &SessionOptions,
     history: &TimelineHistory,
     switchpoint: Lsn,
@@ -464,8 +477,17 @@ pub async fn gather(
     let mut rels: BTreeSet<RelFileLocator> = scan.lost.tables.iter().map(|t| t.rel).collect();
     rels.extend(scan.lost.sequences.iter().map(|s| s.rel));
     let (names, problems) = match names_from {
-        Some(p) => names::resolve(p, opts, &rels).await,
-        None => (
+        Names::Former(p) => names::resolve(p, opts, &rels).await,
+        Names::NewPrimary(p) => {
+            let known: BTreeSet<RelFileLocator> = rels
+                .difference(&scan.created_after_switchpoint)
+                .copied()
+                .collect();
+            let (names, mut problems) = names::resolve(p, opts, &known).await;
+            problems.push("the former primary was not read: table names come from the new primary's catalogs; relations the lost WAL created or rewrote show as relfilenodes".into());
+            (names, problems)
+        }
+        Names::Unmapped => (
             BTreeMap::new(),
             vec!["no connection to the former primary: relfilenodes are shown unmapped".into()],
         ),
