@@ -24,6 +24,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run, never moved in a loop
 pub enum Command {
     /// Compare the new primary with the former primary and report what was lost.
     Compare(Box<CompareArgs>),
@@ -93,9 +94,24 @@ pub struct CompareArgs {
     /// archive) instead of from the server; needed when the former primary cannot start.
     #[arg(long, value_name = "DIR")]
     pub former_wal_dir: Option<PathBuf>,
-    /// The former primary's timeline, when it cannot be asked (with --former-wal-dir); by
-    /// default the newest ancestor timeline whose segments are in the directory.
-    #[arg(long, value_name = "TLI", requires = "former_wal_dir")]
+    /// Fetch the former timeline's WAL segments and history files from a WAL archive with
+    /// this restore_command, as recovery does (`%f` file name, `%p` path to write, `%r`, `%%`;
+    /// run by `sh -c`), e.g. 'pgbackrest --stanza=main archive-get %f "%p"' or
+    /// 'cp /archive/%f %p'. Exit status 1 with no file written means "not in the archive";
+    /// any other failure is an error. Works after the former primary was rewound or removed.
+    #[arg(long, value_name = "COMMAND")]
+    pub former_restore_command: Option<String>,
+    /// Like --former-restore-command for a plain archive directory (files by their plain
+    /// names, or NAME.gz); `.partial` files are never read as the former primary's WAL.
+    #[arg(long, value_name = "DIR")]
+    pub former_wal_archive: Option<PathBuf>,
+    /// Time limit of one restore_command call, in seconds; a call still running is killed.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub restore_timeout: f64,
+    /// The former primary's timeline, when it cannot be asked (with --former-wal-dir or an
+    /// archive); by default the newest ancestor of the new primary's timeline whose WAL the
+    /// sources hold. Another branch's timeline needs its `.history` file in the sources.
+    #[arg(long, value_name = "TLI")]
     pub former_timeline: Option<u32>,
     /// Also run the checks in DIR (`*.toml`); a check with a built-in's id replaces it.
     #[arg(long, value_name = "DIR", conflicts_with = "no_checks")]

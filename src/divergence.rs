@@ -183,7 +183,7 @@ pub fn analyze(new: &NodeFacts, former: &NodeFacts) -> Analysis {
 }
 
 /// The former node's history as implied by the new primary's, when it is an ancestor there.
-fn implied_history(new: &TimelineHistory, former: TimelineId) -> Option<TimelineHistory> {
+pub fn implied_history(new: &TimelineHistory, former: TimelineId) -> Option<TimelineHistory> {
     if former == new.timeline {
         return Some(new.clone());
     }

@@ -138,6 +138,26 @@ finding_ids! {
     LostXidsFileFailed = "lost_xids_file_failed", Warning, Nothing,
         "The complete list of lost transactions could not be written.",
         "Free space or fix the directory's permissions, or name another file, and run again.";
+    /// The WAL read does not cover the whole lost range.
+    WalCoverageIncomplete = "wal_coverage_incomplete", Critical, Nothing,
+        "The WAL sources cover the lost range only in part: the counts are a lower bound (a loss stays a loss; nothing found is inconclusive, not no loss), and the uncovered range and its segments are named.",
+        "Find the missing segments (the former primary's pg_wal, files still .ready, another archive copy) and pass them with --former-wal-dir alongside the archive.";
+    /// Two sources disagree about the same WAL bytes.
+    WalSourcesDisagree = "wal_sources_disagree", Warning, Nothing,
+        "Two WAL sources hold different bytes for the same segment where both are valid; the message says which copy was used.",
+        "Keep only the copy that belongs to the former primary, and run again.";
+    /// An archived history file contradicts a server's.
+    HistoryDisagrees = "history_disagrees", Warning, Nothing,
+        "A timeline history file from the archive contradicts the server's; the server's was used.",
+        "Check the archive's path or stanza (another cluster?), or a reused timeline id.";
+    /// The former primary was rewound: its lost WAL came from the archive.
+    FormerRewoundArchiveRead = "former_rewound_archive_read", Info, Nothing,
+        "The former primary already follows the new timeline, so its lost WAL was read from the archive.",
+        "Nothing.";
+    /// Reading the live former's WAL failed; the archive was tried next.
+    WalSourceFailed = "wal_source_failed", Info, Nothing,
+        "Reading the live former primary's WAL failed, so the next source (the archive) was tried.",
+        "Nothing if a later source read it; otherwise see wal_unreadable.";
     /// A limit of the WAL accounting.
     WalCaveat = "wal_caveat", Info, Nothing,
         "A limit of the WAL accounting that the reader should know.",

@@ -73,6 +73,8 @@ async fn run(cli: Cli) -> ExitCode {
             if args.former_primary.is_none()
                 && args.former_wal_dir.is_none()
                 && args.evidence_dir.is_none()
+                && args.former_restore_command.is_none()
+                && args.former_wal_archive.is_none()
                 && args.patroni.urls.is_empty() =>
         {
             return run_cluster(&commands::cluster::args_from_compare(args), &cli).await;

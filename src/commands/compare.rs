@@ -2,7 +2,8 @@
 //! and report.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::checks::Catalog;
 use crate::cli::CompareArgs;
@@ -18,6 +19,7 @@ use crate::pg::session::SessionOptions;
 use crate::report::{NodeSection, Report, SCHEMA_VERSION};
 use crate::timeline::TimelineHistory;
 use crate::wal::accounting::Detail;
+use crate::wal::archive::{WalSource, WalStage};
 
 use super::{now_rfc3339, tool_id, CommandError, Outcome};
 
@@ -30,6 +32,10 @@ pub struct CompareInput {
     pub former_primary: Option<ConnParams>,
     /// A directory holding the former timeline's WAL segments.
     pub former_wal_dir: Option<PathBuf>,
+    /// WAL archives of the former timeline (`--former-restore-command`, `--former-wal-archive`).
+    pub former_archive: Vec<WalSource>,
+    /// The time limit of one restore_command call.
+    pub restore_timeout: Duration,
     /// The former timeline, when it cannot be asked.
     pub former_timeline: Option<TimelineId>,
     /// Timeouts for every session.
@@ -55,16 +61,51 @@ impl CompareInput {
                 message: e.to_string(),
             })
         };
-        if args.former_primary.is_none()
-            && args.former_wal_dir.is_none()
-            && args.patroni.urls.is_empty()
-        {
+        let mut former_archive = Vec::new();
+        if let Some(c) = &args.former_restore_command {
+            if !c.contains("%f") || !c.contains("%p") {
+                return Err(CommandError::Usage {
+                    flag: "--former-restore-command",
+                    message: format!("{c:?} has no %f (file name) or no %p (path to write); e.g. 'cp /archive/%f %p'"),
+                });
+            }
+            former_archive.push(WalSource::RestoreCommand(c.clone()));
+        }
+        if let Some(d) = &args.former_wal_archive {
+            if !d.is_dir() {
+                return Err(CommandError::Usage {
+                    flag: "--former-wal-archive",
+                    message: format!("{} is not a directory", d.display()),
+                });
+            }
+            former_archive.push(WalSource::Directory(d.clone()));
+        }
+        let wal_files = args.former_wal_dir.is_some() || !former_archive.is_empty();
+        if args.former_primary.is_none() && !wal_files && args.patroni.urls.is_empty() {
             return Err(CommandError::Usage {
                 flag: "--former-primary",
-                message: "name the former primary (a conninfo), or its WAL with --former-wal-dir"
+                message: "name the former primary (a conninfo), or its WAL with --former-wal-dir, --former-restore-command or --former-wal-archive"
                     .into(),
             });
         }
+        if args.former_timeline.is_some() && !wal_files {
+            return Err(CommandError::Usage {
+                flag: "--former-timeline",
+                message:
+                    "only with --former-wal-dir, --former-restore-command or --former-wal-archive"
+                        .into(),
+            });
+        }
+        let restore_timeout = Duration::try_from_secs_f64(args.restore_timeout)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| CommandError::Usage {
+                flag: "--restore-timeout",
+                message: format!(
+                    "{} is not a positive number of seconds",
+                    args.restore_timeout
+                ),
+            })?;
         let (connect_timeout, statement_timeout, lock_timeout) = args.timeouts.durations();
         let mut patroni = patroni_discovery(&args.patroni, connect_timeout)?;
         if let Some(d) = &mut patroni {
@@ -72,7 +113,7 @@ impl CompareInput {
             if args.new_primary.is_some() {
                 d.section.new_primary = None;
             }
-            if args.former_primary.is_some() || args.former_wal_dir.is_some() {
+            if args.former_primary.is_some() || wal_files {
                 d.section.former_primary = None;
                 d.section.former_primary_rule = None;
             }
@@ -90,15 +131,15 @@ impl CompareInput {
         };
         let former_primary = match (&args.former_primary, &patroni) {
             (Some(s), _) => Some(parse("--former-primary", s)?),
-            (None, Some(d)) if args.former_wal_dir.is_none() => {
-                Some(member(&d.former_primary()?.member)?)
-            }
+            (None, Some(d)) if !wal_files => Some(member(&d.former_primary()?.member)?),
             _ => None,
         };
         Ok(CompareInput {
             new_primary,
             former_primary,
             former_wal_dir: args.former_wal_dir.clone(),
+            former_archive,
+            restore_timeout,
             former_timeline: args.former_timeline.map(TimelineId),
             session: SessionOptions {
                 connect_timeout,
@@ -255,7 +296,11 @@ pub async fn run_with_progress(
         }
         None => (
             NodeSection {
-                target: "(not connected: WAL from --former-wal-dir)".into(),
+                target: if input.former_archive.is_empty() {
+                    "(not connected: WAL from --former-wal-dir)".into()
+                } else {
+                    "(not connected: WAL from the archive)".into()
+                },
                 ..NodeSection::default()
             },
             None,
@@ -263,11 +308,56 @@ pub async fn run_with_progress(
         ),
     };
 
+    // WAL files: the archives, with --former-wal-dir tried first, fetched into a private
+    // directory as they are needed.
+    let stage = if input.former_archive.is_empty() {
+        None
+    } else {
+        let mut sources = Vec::new();
+        if let Some(d) = &input.former_wal_dir {
+            sources.push(WalSource::Directory(d.clone()));
+        }
+        sources.extend(input.former_archive.iter().cloned());
+        let seg_size = Some(new_facts.wal_segment_size)
+            .filter(|s| crate::wal::page::valid_seg_size(*s))
+            .unwrap_or(16 * 1024 * 1024);
+        let st = WalStage::new(
+            sources,
+            input.restore_timeout,
+            seg_size,
+            Some(new_facts.system_identifier),
+        )
+        .map_err(|e| {
+            CommandError::Archive(format!(
+                "cannot create a private directory for the fetched WAL: {e}"
+            ))
+        })?;
+        Some(Arc::new(Mutex::new(st)))
+    };
+
     // Timelines and WAL positions.
-    let mut analysis = match (&former_facts, &input.former_wal_dir) {
-        (Some(former), _) => analyze(&new_facts, former),
-        (None, Some(dir)) => analyze_from_dir(&new_facts, dir, input.former_timeline),
-        (None, None) => {
+    let mut files_only = former_facts.is_none();
+    let mut former_history: Option<TimelineHistory> = former_facts.as_ref().and_then(|f| {
+        f.history.clone().or_else(|| {
+            new_facts
+                .history
+                .as_ref()
+                .and_then(|h| crate::divergence::implied_history(h, f.timeline))
+        })
+    });
+    let mut analysis = match (&former_facts, &stage, &input.former_wal_dir) {
+        (Some(former), _, _) => analyze(&new_facts, former),
+        (None, Some(st), _) => {
+            let (a, h) = analyze_from_stage(&new_facts, st, input.former_timeline).await?;
+            former_history = h;
+            a
+        }
+        (None, None, Some(dir)) => {
+            let (a, h) = analyze_from_dir(&new_facts, dir, input.former_timeline);
+            former_history = h;
+            a
+        }
+        (None, None, None) => {
             let why = former_section.error.clone().unwrap_or_default();
             findings.push(Finding {
                 severity: FindingId::FormerUnreachable.severity(),
@@ -283,6 +373,27 @@ pub async fn run_with_progress(
         }
     };
 
+    // A rewound former primary no longer holds the lost WAL; the archive may.
+    if let (Verdict::Rewound, Some(st)) = (analysis.verdict, &stage) {
+        findings.push(Finding {
+            severity: FindingId::FormerRewoundArchiveRead.severity(),
+            id: FindingId::FormerRewoundArchiveRead,
+            message: "the former primary already follows the new timeline: its lost WAL was read from the archive instead".into(),
+            hint: None,
+        });
+        let (a, h) = analyze_from_stage(&new_facts, st, input.former_timeline).await?;
+        analysis = a;
+        former_history = h;
+        files_only = true;
+    }
+    if let (Some(st), Some(h)) = (&stage, &new_facts.history) {
+        let live_former = former_facts
+            .as_ref()
+            .filter(|_| !files_only)
+            .and_then(|f| f.history.clone());
+        findings.extend(history_findings(st, h, live_former).await?);
+    }
+
     // The lost WAL, decoded: which transactions, when, which tables.
     let mut transactions = None;
     let mut attribution = None;
@@ -294,49 +405,73 @@ pub async fn run_with_progress(
         .and_then(|d| d.switchpoint_lsn.map(|sp| (d.clone(), sp)));
     if let Some((d, switchpoint)) = wal_range {
         let worth_reading = matches!(analysis.verdict, Verdict::Loss)
-            || (analysis.verdict == Verdict::Inconclusive && input.former_wal_dir.is_some());
+            || (analysis.verdict == Verdict::Inconclusive
+                && (input.former_wal_dir.is_some() || stage.is_some()));
         if worth_reading {
-            let source = match (
-                &input.former_wal_dir,
-                &input.former_primary,
-                &former_session,
-                &former_facts,
-            ) {
-                (Some(dir), _, _, _) => Some(Source::Directory(dir.clone())),
-                (None, Some(params), Some(session), Some(facts)) => Some(Source::Node {
-                    params,
-                    session,
-                    can_replicate: facts.can_replicate,
-                    seg_size: facts.wal_segment_size,
-                }),
-                _ => None,
+            // In order: the running node (unless rewound), else a directory alone; then the
+            // archive (with the directory as its first source). The first that reads wins.
+            let mut sources = Vec::new();
+            let live = (!files_only)
+                .then_some(())
+                .and(input.former_primary.as_ref())
+                .zip(former_session.as_ref())
+                .zip(former_facts.as_ref());
+            match (&input.former_wal_dir, &stage) {
+                (Some(dir), None) => sources.push(Source::Directory(dir.clone())),
+                _ => {
+                    if let Some(((params, session), facts)) = live {
+                        sources.push(Source::Node {
+                            params,
+                            session,
+                            can_replicate: facts.can_replicate,
+                            seg_size: facts.wal_segment_size,
+                        });
+                    }
+                }
+            }
+            if let Some(st) = &stage {
+                sources.push(Source::Files(st.clone()));
+            }
+            let history = former_history
+                .clone()
+                .unwrap_or_else(|| TimelineHistory::root(d.former_timeline));
+            let end = former_facts
+                .as_ref()
+                .filter(|_| !files_only)
+                .map(|_| d.former_end_lsn);
+            // Names from the former primary's catalogs; with only files, from the new
+            // primary's (the same relfilenodes, unless rewritten after the switchpoint).
+            let names_from = match (files_only, &input.former_primary) {
+                (true, _) => evidence::Names::NewPrimary(&input.new_primary),
+                (false, Some(p)) => evidence::Names::Former(p),
+                (false, None) => evidence::Names::Unmapped,
             };
-            if let Some(source) = source {
-                let end = former_facts.as_ref().map(|_| d.former_end_lsn);
-                let names_from = former_facts.as_ref().and(input.former_primary.as_ref());
-                // The row diff needs every lost commit and touched tuple; without it the
-                // accounting stays bounded, and the complete list goes to the export directory.
-                let row_diff = input.tables.is_some() && former_facts.is_some();
-                let list = input
-                    .tables
-                    .as_ref()
-                    .and_then(|o| o.export_dir.as_ref())
-                    .map(|dir| ListTarget::at(dir.join(lostlist::EXPORT_FILE_NAME)));
-                let scan_opts = ScanOptions {
-                    detail: if row_diff {
-                        Detail::Full
-                    } else {
-                        ScanOptions::bounded(None).detail
-                    },
-                    list,
-                    horizon: row_diff,
-                };
+            // The row diff needs every lost commit and touched tuple; without it the
+            // accounting stays bounded, and the complete list goes to the export directory.
+            let row_diff = input.tables.is_some() && former_facts.is_some() && !files_only;
+            let list = input
+                .tables
+                .as_ref()
+                .and_then(|o| o.export_dir.as_ref())
+                .map(|dir| ListTarget::at(dir.join(lostlist::EXPORT_FILE_NAME)));
+            let scan_opts = ScanOptions {
+                detail: if row_diff {
+                    Detail::Full
+                } else {
+                    ScanOptions::bounded(None).detail
+                },
+                list,
+                horizon: row_diff,
+            };
+            let mut evidence = None;
+            let count = sources.len();
+            for (i, source) in sources.iter().enumerate() {
                 let t = Instant::now();
-                let (evidence, more) = evidence::gather(
-                    &source,
+                let (ev, more) = evidence::gather(
+                    source,
                     names_from,
                     &input.session,
-                    d.former_timeline,
+                    &history,
                     switchpoint,
                     end,
                     capture,
@@ -345,11 +480,44 @@ pub async fn run_with_progress(
                 .await;
                 crate::timing::record("compare: former timeline's WAL", t);
                 findings.extend(more);
+                match ev {
+                    Err(evidence::scan::ScanError::Archive(e)) if !e.is_not_found() => {
+                        return Err(CommandError::Archive(e.to_string()));
+                    }
+                    Err(e) if i + 1 < count => findings.push(Finding {
+                        severity: FindingId::WalSourceFailed.severity(),
+                        id: FindingId::WalSourceFailed,
+                        message: format!("reading the former timeline's WAL failed, trying the archive next: {e}"),
+                        hint: None,
+                    }),
+                    other => {
+                        evidence = Some(other);
+                        break;
+                    }
+                }
+            }
+            if let Some(evidence) = evidence {
                 if let Err(e) = &evidence {
-                    findings.push(evidence::unreadable_finding(e));
+                    findings.push(match e {
+                        evidence::scan::ScanError::Archive(_) => {
+                            evidence::unreadable_files_finding(e)
+                        }
+                        _ => evidence::unreadable_finding(e),
+                    });
                     wal_missing = Some(format!("the former timeline's WAL could not be read: {e}"));
                 }
                 if let Ok(mut ev) = evidence {
+                    if let (Some(c), Some(_)) = (capture, &stage) {
+                        // Segments fetched from an archive go into the bundle as read.
+                        for (name, path) in &ev.segment_files {
+                            if let Err(e) = c.copy_file(path, name) {
+                                findings.push(Finding::new(
+                                    FindingId::WalCaveat,
+                                    format!("{name} could not be copied into the evidence bundle: {e}"),
+                                ));
+                            }
+                        }
+                    }
                     if staging.is_some() {
                         bundle_wal = Some(crate::bundle::WalRange {
                             timeline: d.former_timeline,
@@ -383,8 +551,12 @@ pub async fn run_with_progress(
                         crate::timing::record("compare: pg_walinspect check", t);
                     }
                     let t = Instant::now();
+                    let former_names = match names_from {
+                        evidence::Names::Former(p) => Some(p),
+                        _ => None,
+                    };
                     let (rels, unnamed) = evidence::ddl::name_lost_ddl(
-                        names_from,
+                        former_names,
                         Some(&input.new_primary),
                         &input.session,
                         &ev.lost,
@@ -397,7 +569,7 @@ pub async fn run_with_progress(
                     ev.transactions.lost_ddl_unnamed = unnamed;
                     crate::timing::record("compare: name the lost DDL", t);
                     touched_databases = ev.touched_databases();
-                    settle_with_wal(&mut analysis, &ev, former_facts.is_none());
+                    settle_with_wal(&mut analysis, &ev, files_only);
                     findings.extend(transaction_findings(&ev, "--export-dir DIR"));
                     attribution = Some(ev.attribution());
                     former_side = Some(
@@ -416,7 +588,7 @@ pub async fn run_with_progress(
     // Which rows: table checksums down to single rows, attributed with the lost xids.
     let tables = match (&input.tables, &input.former_primary, &former_facts) {
         (Some(opts), Some(former), Some(_))
-            if matches!(analysis.verdict, Verdict::Loss | Verdict::NoLoss) =>
+            if !files_only && matches!(analysis.verdict, Verdict::Loss | Verdict::NoLoss) =>
         {
             let attribution = attribution.unwrap_or_default();
             // Every database the lost WAL touched is compared, not only the conninfo's.
@@ -499,7 +671,17 @@ pub async fn run_with_progress(
         None => Vec::new(),
     };
 
-    if analysis.verdict == Verdict::Loss {
+    let from_files = transactions
+        .as_ref()
+        .is_some_and(|t: &evidence::Transactions| t.coverage.is_some());
+    if analysis.verdict == Verdict::Loss && files_only && from_files {
+        findings.push(Finding {
+            severity: FindingId::KeepEvidence.severity(),
+            id: FindingId::KeepEvidence,
+            message: "The WAL files read hold the only copy of the lost transactions.".into(),
+            hint: Some("keep those archive files (do not let retention expire them) until the lost transactions are accounted for".into()),
+        });
+    } else if analysis.verdict == Verdict::Loss {
         findings.push(Finding {
             severity: FindingId::KeepEvidence.severity(),
             id: FindingId::KeepEvidence,
@@ -521,6 +703,10 @@ pub async fn run_with_progress(
                     | FindingId::DatabasesUnknown
             )
         })
+        || transactions
+            .as_ref()
+            .and_then(|t| t.coverage.as_ref())
+            .is_some_and(|c| !c.complete)
         || checks.iter().any(|c| {
             matches!(
                 c.status,
@@ -680,53 +866,27 @@ fn walguided_planner<'a>(
 }
 
 /// Places the former timeline when only its WAL directory is available: the switchpoint is
-/// where that timeline ends in the new primary's history; the end of WAL comes from decoding.
-fn analyze_from_dir(new: &NodeFacts, dir: &std::path::Path, tli: Option<TimelineId>) -> Analysis {
-    let inconclusive = |explanation: String| Analysis {
-        verdict: Verdict::Inconclusive,
-        explanation,
-        divergence: None,
-    };
-    let Some(history) = &new.history else {
-        return inconclusive(
-            "The new primary's timeline history could not be read, so the switchpoint is unknown."
-                .into(),
-        );
-    };
-    let tli = tli.or_else(|| newest_ancestor_in_dir(history, dir));
-    let Some(tli) = tli else {
-        return inconclusive(format!(
-            "{} holds no WAL segments of any ancestor of timeline {}; pass --former-timeline.",
-            dir.display(),
-            history.timeline
-        ));
-    };
-    let Some(switchpoint) = history.end_of(tli) else {
-        return inconclusive(format!(
-            "Timeline {tli} is not an ancestor of the new primary's timeline {}.",
-            history.timeline
-        ));
-    };
-    Analysis {
-        verdict: Verdict::Inconclusive,
-        explanation: format!(
-            "The former primary's WAL in {} has not been decoded yet.",
-            dir.display()
+/// where that timeline ends in the new primary's history (or, for another branch, where the
+/// two histories part); the end of WAL comes from decoding.
+fn analyze_from_dir(
+    new: &NodeFacts,
+    dir: &std::path::Path,
+    tli: Option<TimelineId>,
+) -> (Analysis, Option<TimelineHistory>) {
+    let label = dir.display().to_string();
+    let probe = |history: &TimelineHistory| Ok(newest_ancestor_in_dir(history, dir));
+    let history_of =
+        |t: TimelineId| Ok(std::fs::read_to_string(dir.join(t.history_file_name())).ok());
+    match analyze_from_files(new, &label, tli, probe, history_of) {
+        Ok(r) => r,
+        Err(e) => (
+            Analysis {
+                verdict: Verdict::Inconclusive,
+                explanation: e.to_string(),
+                divergence: None,
+            },
+            None,
         ),
-        divergence: Some(Divergence {
-            former_timeline: tli,
-            new_timeline: new.timeline,
-            switchpoint_lsn: Some(switchpoint),
-            former_end_lsn: switchpoint,
-            lost_wal_bytes: 0,
-            timeline_path: history
-                .entries
-                .iter()
-                .map(|e| e.parent)
-                .skip_while(|t| *t != tli)
-                .chain(std::iter::once(history.timeline))
-                .collect(),
-        }),
     }
 }
 
@@ -743,6 +903,197 @@ fn newest_ancestor_in_dir(history: &TimelineHistory, dir: &std::path::Path) -> O
         .rev()
         .map(|e| e.parent)
         .find(|t| prefixes.iter().any(|p| *p == format!("{:08X}", t.0)))
+}
+
+/// Like [`analyze_from_dir`] for WAL archives: the former timeline is the newest ancestor whose
+/// segment holding its switchpoint a source has (or `--former-timeline`).
+async fn analyze_from_stage(
+    new: &NodeFacts,
+    stage: &Arc<Mutex<WalStage>>,
+    tli: Option<TimelineId>,
+) -> Result<(Analysis, Option<TimelineHistory>), CommandError> {
+    let new = new.clone();
+    let st = stage.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut stage = st.lock().unwrap_or_else(|e| e.into_inner());
+        let seg = stage.segment_size();
+        let label = stage.sources_label();
+        let stage = std::cell::RefCell::new(&mut *stage);
+        let probe = |history: &TimelineHistory| {
+            for e in history.entries.iter().rev() {
+                if stage
+                    .borrow_mut()
+                    .fetch_segment(e.parent, e.switchpoint.segment_number(seg))?
+                {
+                    return Ok(Some(e.parent));
+                }
+            }
+            // None archived: the last promotion's loser, whose missing segment the scan names.
+            Ok(history.entries.last().map(|e| e.parent))
+        };
+        let history_of = |t: TimelineId| stage.borrow_mut().fetch_history(t);
+        analyze_from_files(&new, &label, tli, probe, history_of)
+    })
+    .await
+    .map_err(|e| CommandError::Archive(e.to_string()))?
+    .map_err(|e| CommandError::Archive(e.to_string()))
+}
+
+/// The former timeline and its history from WAL files alone: `tli` if given, else the newest
+/// ancestor that `probe` finds in the sources; the former's history is implied by the new
+/// primary's for an ancestor, else read with `history_of` (its `.history` file).
+fn analyze_from_files(
+    new: &NodeFacts,
+    label: &str,
+    tli: Option<TimelineId>,
+    probe: impl FnOnce(
+        &TimelineHistory,
+    ) -> Result<Option<TimelineId>, crate::wal::archive::ArchiveError>,
+    history_of: impl FnOnce(TimelineId) -> Result<Option<String>, crate::wal::archive::ArchiveError>,
+) -> Result<(Analysis, Option<TimelineHistory>), crate::wal::archive::ArchiveError> {
+    let inconclusive = |explanation: String| {
+        Ok((
+            Analysis {
+                verdict: Verdict::Inconclusive,
+                explanation,
+                divergence: None,
+            },
+            None,
+        ))
+    };
+    let Some(history) = &new.history else {
+        return inconclusive(
+            "The new primary's timeline history could not be read, so the switchpoint is unknown."
+                .into(),
+        );
+    };
+    let tli = match tli {
+        Some(t) => Some(t),
+        None => probe(history)?,
+    };
+    let Some(tli) = tli else {
+        return inconclusive(format!(
+            "{label} holds no WAL segments of any ancestor of timeline {} at its switchpoint; pass --former-timeline.",
+            history.timeline
+        ));
+    };
+    if tli == history.timeline {
+        return inconclusive(format!(
+            "Timeline {tli} is the new primary's own timeline; pass the former primary's with --former-timeline."
+        ));
+    }
+    let former_history = match crate::divergence::implied_history(history, tli) {
+        Some(h) if history.end_of(tli).is_some() => h,
+        _ => match history_of(tli)? {
+            Some(text) => match TimelineHistory::parse(&tli.history_file_name(), tli, &text) {
+                Ok(h) => h,
+                Err(e) => return inconclusive(format!("The former timeline's history is unusable: {e}.")),
+            },
+            None => {
+                return inconclusive(format!(
+                    "Timeline {tli} is not an ancestor of the new primary's timeline {}, and {label} holds no {}.",
+                    history.timeline,
+                    tli.history_file_name()
+                ))
+            }
+        },
+    };
+    let Some(switchpoint) = history.fork_point(&former_history) else {
+        return inconclusive(format!(
+            "Timeline {tli} does not fork from the new primary's timeline {}.",
+            history.timeline
+        ));
+    };
+    // The timeline both shared last, then the new primary's branch.
+    let common = former_history.timeline_at(Lsn(switchpoint.0.saturating_sub(1)));
+    Ok((
+        Analysis {
+            verdict: Verdict::Inconclusive,
+            explanation: format!("The former primary's WAL in {label} has not been decoded yet."),
+            divergence: Some(Divergence {
+                former_timeline: tli,
+                new_timeline: new.timeline,
+                switchpoint_lsn: Some(switchpoint),
+                former_end_lsn: switchpoint,
+                lost_wal_bytes: 0,
+                timeline_path: history
+                    .entries
+                    .iter()
+                    .map(|e| e.parent)
+                    .skip_while(|t| *t != common)
+                    .chain(std::iter::once(history.timeline))
+                    .collect(),
+            }),
+        },
+        Some(former_history),
+    ))
+}
+
+/// Findings for history files in the archive that contradict a server's: the new primary's
+/// timeline and each ancestor (a prefix of its history), and a running former primary's.
+async fn history_findings(
+    stage: &Arc<Mutex<WalStage>>,
+    new: &TimelineHistory,
+    former: Option<TimelineHistory>,
+) -> Result<Vec<Finding>, CommandError> {
+    let mut expected: Vec<(TimelineHistory, &'static str)> = Vec::new();
+    for t in new.entries.iter().map(|e| e.parent).chain([new.timeline]) {
+        if t.0 > 1 {
+            if let Some(h) = crate::divergence::implied_history(new, t) {
+                expected.push((h, "the new primary"));
+            }
+        }
+    }
+    if let Some(f) = former.filter(|f| f.timeline.0 > 1 && !new.contains(f.timeline)) {
+        expected.push((f, "the former primary"));
+    }
+    let st = stage.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut stage = st.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (want, who) in expected {
+            let name = want.timeline.history_file_name();
+            let Some(text) = stage.fetch_history(want.timeline)? else {
+                continue;
+            };
+            let from = stage
+                .histories()
+                .find(|f| f.name == name)
+                .map(|f| f.source.clone())
+                .unwrap_or_default();
+            let line = |h: &TimelineHistory| {
+                h.entries
+                    .iter()
+                    .map(|e| format!("{}→{}", e.parent, e.switchpoint))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let problem = match TimelineHistory::parse(&name, want.timeline, &text) {
+                Err(e) => Some(e.to_string()),
+                Ok(got) => {
+                    let same = got.entries.len() == want.entries.len()
+                        && got
+                            .entries
+                            .iter()
+                            .zip(&want.entries)
+                            .all(|(a, b)| a.parent == b.parent && a.switchpoint == b.switchpoint);
+                    (!same).then(|| format!("it says {}, {who} says {}", line(&got), line(&want)))
+                }
+            };
+            if let Some(problem) = problem {
+                out.push(Finding {
+                    severity: FindingId::HistoryDisagrees.severity(),
+                    id: FindingId::HistoryDisagrees,
+                    message: format!("{name} from {from} contradicts {who}'s timeline history: {problem}"),
+                    hint: Some("the archive may hold another cluster's files or a reused timeline id (check its path or stanza); the servers' histories were used".into()),
+                });
+            }
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| CommandError::Archive(e.to_string()))?
+    .map_err(|e: crate::wal::archive::ArchiveError| CommandError::Archive(e.to_string()))
 }
 
 /// With the lost WAL decoded, the verdict rests on commits, not bytes: background records
@@ -797,6 +1148,27 @@ pub(crate) fn settle_with_wal(analysis: &mut Analysis, ev: &Evidence, end_from_w
             )
         };
     }
+    if let Some(note) = lower_bound_note(ev) {
+        if analysis.verdict == Verdict::NoLoss {
+            // Nothing lost in what was read is not "nothing lost": the rest is unknown.
+            analysis.verdict = Verdict::Inconclusive;
+            analysis.explanation = format!(
+                "No transaction committed on the former timeline after the switchpoint {switchpoint} in the WAL that was read (up to {}), but the rest of its WAL was in no source.",
+                ev.lost.end_lsn.unwrap_or(switchpoint)
+            );
+        }
+        analysis.explanation.push_str(&note);
+    }
+}
+
+/// The sentence added to the explanation when the WAL files did not reach the former's end.
+fn lower_bound_note(ev: &Evidence) -> Option<String> {
+    let c = ev.transactions.coverage.as_ref().filter(|c| !c.complete)?;
+    Some(format!(
+        " The evidence is incomplete: the WAL from {} on was in no source ({}), so these counts are a lower bound.",
+        c.uncovered_from.unwrap_or(c.covered_to),
+        c.missing_segments.first().map_or("-", String::as_str)
+    ))
 }
 
 /// Findings that follow from the row diff.
@@ -986,4 +1358,64 @@ pub fn parse_lsn_flag(flag: &'static str, s: &str) -> Result<Lsn, CommandError> 
             flag,
             message: e.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_primary(tli: u32, history: &str) -> NodeFacts {
+        NodeFacts {
+            timeline: TimelineId(tli),
+            history: Some(TimelineHistory::parse("h", TimelineId(tli), history).unwrap()),
+            ..NodeFacts::default()
+        }
+    }
+
+    type Fetched = Result<Option<String>, crate::wal::archive::ArchiveError>;
+
+    #[test]
+    fn files_place_an_ancestor_another_branch_and_refuse_the_unknown() {
+        // New primary on 3 after 1 -> 2 -> 3; the probe finds timeline 2's WAL.
+        let new = new_primary(3, "1\t0/3000060\tx\n2\t0/5000000\tx\n");
+        let none = |_: TimelineId| -> Fetched { Ok(None) };
+        let (a, h) =
+            analyze_from_files(&new, "arch", None, |_| Ok(Some(TimelineId(2))), none).unwrap();
+        let d = a.divergence.unwrap();
+        assert_eq!(
+            (d.former_timeline, d.switchpoint_lsn),
+            (TimelineId(2), Some(Lsn(0x5000000)))
+        );
+        assert_eq!(d.timeline_path, vec![TimelineId(2), TimelineId(3)]);
+        assert_eq!(h.unwrap().entries.len(), 1);
+
+        // Timeline 4 branched from 1 after the new primary's fork at 0/3000060: the lost range
+        // starts there, on timeline 1, and crosses into 4.
+        let branch = |_: TimelineId| -> Fetched { Ok(Some("1\t0/4000000\ty\n".into())) };
+        let (a, h) =
+            analyze_from_files(&new, "arch", Some(TimelineId(4)), |_| Ok(None), branch).unwrap();
+        let d = a.divergence.unwrap();
+        assert_eq!(d.switchpoint_lsn, Some(Lsn(0x3000060)));
+        assert_eq!(
+            d.timeline_path,
+            vec![TimelineId(1), TimelineId(2), TimelineId(3)]
+        );
+        assert_eq!(h.unwrap().timeline, TimelineId(4));
+
+        // Another branch without its history file, or nothing found: inconclusive, saying why.
+        let (a, _) =
+            analyze_from_files(&new, "arch", Some(TimelineId(4)), |_| Ok(None), none).unwrap();
+        assert_eq!(a.verdict, Verdict::Inconclusive);
+        assert!(
+            a.explanation.contains("00000004.history"),
+            "{}",
+            a.explanation
+        );
+        let (a, _) = analyze_from_files(&new, "arch", None, |_| Ok(None), none).unwrap();
+        assert!(
+            a.explanation.contains("--former-timeline"),
+            "{}",
+            a.explanation
+        );
+    }
 }

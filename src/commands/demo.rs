@@ -56,6 +56,8 @@ pub async fn run(args: &DemoArgs) -> Result<Outcome, CommandError> {
         new_primary: parse(incident.new_primary.conninfo())?,
         former_primary: Some(parse(incident.former_primary.conninfo())?),
         former_wal_dir: None,
+        former_archive: Vec::new(),
+        restore_timeout: crate::wal::archive::DEFAULT_FETCH_TIMEOUT,
         former_timeline: None,
         session: SessionOptions::default(),
         tables: Some(crate::diff::DiffOptions::default()),

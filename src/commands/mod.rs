@@ -65,6 +65,9 @@ pub enum CommandError {
     /// The primary of `cluster` could not be read; without it nothing can be said.
     #[error("primary: {0}")]
     Primary(String),
+    /// A WAL archive could not deliver a file, or delivered one that cannot be used.
+    #[error("archive: {0}")]
+    Archive(String),
     /// Patroni discovery (`--patroni`) could not determine a node to compare.
     #[error("patroni: {0}")]
     Patroni(#[from] crate::patroni::PatroniError),
@@ -93,6 +96,9 @@ impl CommandError {
                 | crate::bundle::BundleError::NotListed(_),
             ) => Some(
                 "the bundle is not as it was made: get an intact copy (check it with `sha256sum -c SHA256SUMS` in its directory)",
+            ),
+            CommandError::Archive(_) => Some(
+                "check the restore command by hand (as the user running failover-verify), the archive's path or stanza, and --restore-timeout",
             ),
             CommandError::NoServerBinaries(_) => Some(
                 "install the PostgreSQL server (`apt install postgresql`), or set PG_BINDIR to a directory holding initdb, pg_ctl and postgres",

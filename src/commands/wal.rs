@@ -37,9 +37,9 @@ pub async fn run(args: &WalArgs) -> Result<Outcome, CommandError> {
     let scan_opts = ScanOptions::bounded(args.lost_xids_file.clone().map(ListTarget::at));
     let (evidence, mut findings) = evidence::gather(
         &Source::Directory(args.dir.clone()),
-        None,
+        evidence::Names::Unmapped,
         &SessionOptions::default(),
-        tli,
+        &crate::timeline::TimelineHistory::root(tli),
         switchpoint,
         to,
         None,

@@ -2,8 +2,11 @@
 //!
 //! The WAL comes from the best source available, in this order: the physical replication
 //! protocol (REPLICATION attribute), the server's `pg_wal` over SQL (`pg_read_binary_file`),
-//! or a directory (`--former-wal-dir`). Whatever the source, the bytes go through the same
-//! sans-IO decoder and the same accountant ([`crate::wal::accounting`]).
+//! a directory (`--former-wal-dir`), or files fetched from WAL archives and directories
+//! ([`crate::wal::archive`]) along the former primary's timeline history. Whatever the source,
+//! the bytes go through the same sans-IO decoder and the same accountant
+//! ([`crate::wal::accounting`]). File sources say which LSN range they covered
+//! ([`Coverage`]): what no source held makes the counts a lower bound.
 
 pub mod ddl;
 pub mod lostlist;
@@ -13,6 +16,7 @@ pub mod scan;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -20,8 +24,12 @@ use crate::finding::{Finding, FindingId};
 use crate::lsn::{Lsn, TimelineId, Xid};
 use crate::pg::session::{Session, SessionOptions};
 use crate::pg::ConnParams;
+use crate::timeline::TimelineHistory;
 use crate::wal::accounting::LostTransactions;
-use crate::wal::RelFileLocator;
+use crate::wal::archive::{ArchiveError, WalStage};
+use crate::wal::segment::segment_file_name;
+use crate::wal::source::WalDir;
+use crate::wal::{EndReason, RelFileLocator};
 
 use names::RelName;
 use scan::{Scan, ScanError, ScanOptions};
@@ -101,6 +109,46 @@ pub struct Transactions {
     pub new_side_first_xid: Option<Xid>,
     /// Limits of this accounting the reader should know.
     pub caveats: Vec<String>,
+    /// For WAL read from files (a directory, an archive): the LSN range the files covered and
+    /// what no source held. `None` for a running node (its WAL is complete).
+    pub coverage: Option<Coverage>,
+}
+
+/// Which part of the former primary's WAL the files covered.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Coverage {
+    /// The sources, in the order they were tried (`directory …`, `restore command `…``).
+    pub sources: Vec<String>,
+    /// The first position read (the scan start).
+    pub covered_from: Lsn,
+    /// Where the evidence stops: decoding ended here.
+    pub covered_to: Lsn,
+    /// Whether the evidence reaches the former primary's end of WAL. When `false`, every count
+    /// in the report is a lower bound.
+    pub complete: bool,
+    /// The first position no source held (when incomplete).
+    pub uncovered_from: Option<Lsn>,
+    /// The end of the uncovered range, when the former primary's end of WAL is known; `None`
+    /// with `complete = false` means the end is unknown.
+    pub uncovered_to: Option<Lsn>,
+    /// The segments no source held, from the first missing one (up to the former's end when
+    /// known; else only the first, since the archive cannot tell how far the WAL went).
+    pub missing_segments: Vec<String>,
+    /// Why the evidence stops where it does.
+    pub reason: String,
+    /// The segment files read, in order, with their source.
+    pub segments: Vec<SegmentRead>,
+    /// Segments that two sources hold with different bytes where both are valid WAL.
+    pub disagreements: Vec<String>,
+}
+
+/// One segment file that was read.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SegmentRead {
+    /// Its file name.
+    pub file: String,
+    /// Its source.
+    pub source: String,
 }
 
 /// One lost transaction.
@@ -230,8 +278,24 @@ pub enum Source<'a> {
         /// The server's WAL segment size.
         seg_size: u64,
     },
-    /// A directory of segments.
+    /// A directory of segments (read along the history passed to [`gather`]).
     Directory(PathBuf),
+    /// Files fetched from archives and directories into a private directory, read along the
+    /// history passed to [`gather`].
+    Files(Arc<Mutex<WalStage>>),
+}
+
+/// Whose catalogs map relfilenodes to table names.
+#[derive(Clone, Copy, Debug)]
+pub enum Names<'a> {
+    /// None: relfilenodes are shown unmapped.
+    Unmapped,
+    /// The former primary's (or any node on the former timeline).
+    Former(&'a ConnParams),
+    /// The new primary's, when the former primary is gone: the same relfilenodes for relations
+    /// that existed at the switchpoint. Those the lost WAL created (new tables, TRUNCATE,
+    /// rewrites) stay unmapped: the new primary may have given the same numbers to others.
+    NewPrimary(&'a ConnParams),
 }
 
 /// What the scan of the former timeline's WAL found.
@@ -250,35 +314,66 @@ pub struct Evidence {
     /// The names the relfilenodes of the accounting resolved to (kept in an evidence bundle,
     /// so that a re-analysis without a server names the same tables).
     pub names: BTreeMap<RelFileLocator, RelName>,
+    /// The segment files that were read, with their paths (for an evidence bundle); empty for
+    /// a running node.
+    pub segment_files: Vec<(String, PathBuf)>,
+    /// The timeline history files fetched from the sources, with their paths.
+    pub history_files: Vec<(String, PathBuf)>,
+    /// Keeps fetched files (the paths above) alive as long as the evidence.
+    pub stage: Option<Arc<Mutex<WalStage>>>,
 }
 
-/// Reads and accounts the WAL of timeline `tli` from `switchpoint` to `end` (or the end of
-/// valid WAL when `end` is `None`). Findings say what was tried and what to know. With
-/// `capture`, the bytes read from a node are also kept as segment files (a directory source
-/// is copied by the caller, which knows its files).
+/// Reads and accounts the former timeline's WAL from `switchpoint` to `end` (or the end of
+/// valid WAL when `end` is `None`): a node's timeline `history.timeline`, or files read along
+/// `history` (the former's timeline and its ancestors). Findings say what was tried and what
+/// to know. With `capture`, the bytes read from a node are also kept as segment files (a
+/// directory source is copied by the caller, which knows its files).
 #[allow(clippy::too_many_arguments)] // the source, the range, what to keep and what to capture
 pub async fn gather(
     source: &Source<'_>,
-    names_from: Option<&ConnParams>,
+    names_from: Names<'_>,
     opts: &SessionOptions,
-    tli: TimelineId,
+    history: &TimelineHistory,
     switchpoint: Lsn,
     end: Option<Lsn>,
     capture: Option<&crate::bundle::WalCapture>,
     scan_opts: &ScanOptions,
 ) -> (Result<Evidence, ScanError>, Vec<Finding>) {
+    let tli = history.timeline;
     let mut findings = Vec::new();
+    let mut coverage = None;
+    let mut segment_files = Vec::new();
+    let mut stage_kept = None;
     let (scan, label) = match source {
         Source::Directory(dir) => {
             let label = format!("directory {}", dir.display());
-            let seg_size = dir_seg_size(dir, tli);
+            // The segment size from the newest of the former's timelines with a file here.
+            let opened = std::iter::once(tli)
+                .chain(history.entries.iter().rev().map(|e| e.parent))
+                .map(|t| WalDir::open(dir, t))
+                .try_fold(None, |first_err, r| match r {
+                    Ok(w) => Err(w),
+                    Err(e) => Ok(first_err.or(Some(e))),
+                });
+            let wal = match opened {
+                Err(w) => w.along(history),
+                Ok(e) => {
+                    let e = e.unwrap_or_else(|| crate::wal::WalError::MissingSegment {
+                        file: format!("{:08X}????????????????", tli.0),
+                        lsn: switchpoint,
+                        dir: dir.display().to_string(),
+                    });
+                    return (Err(e.into()), findings);
+                }
+            };
+            let seg_size = wal.segment_size();
             let result = step_back(
                 |start| {
-                    let d = dir.clone();
+                    let w = wal.clone();
                     let o = scan_opts.clone();
                     async move {
                         tokio::task::spawn_blocking(move || {
-                            scan::scan_dir(&d, tli, start, end, switchpoint, &o)
+                            scan::scan_wal(&w, start, end, switchpoint, &o)
                         })
                         .await
                         .map_err(|e| ScanError::Task(e.to_string()))?
@@ -289,6 +384,86 @@ pub async fn gather(
                 scan_opts.horizon,
             )
             .await;
+            if let Ok(s) = &result {
+                let read = segments_read(&wal, s, &|_| label.clone());
+                segment_files = read
+                    .iter()
+                    .map(|(n, p, _)| (n.clone(), p.clone()))
+                    .collect();
+                coverage = Some(coverage_of(
+                    &wal,
+                    s,
+                    end,
+                    vec![label.clone()],
+                    read,
+                    Vec::new(),
+                ));
+            }
+            (result, label)
+        }
+        Source::Files(stage) => {
+            let (label, seg_size) = {
+                let st = lock(stage);
+                (
+                    format!("WAL files from {}", st.sources_label()),
+                    st.segment_size(),
+                )
+            };
+            let result = step_back(
+                |start| {
+                    let st = stage.clone();
+                    let h = history.clone();
+                    let o = scan_opts.clone();
+                    async move {
+                        tokio::task::spawn_blocking(move || {
+                            scan_files(&st, &h, start, end, switchpoint, &o)
+                        })
+                        .await
+                        .map_err(|e| ScanError::Task(e.to_string()))?
+                    }
+                },
+                switchpoint,
+                seg_size,
+                scan_opts.horizon,
+            )
+            .await;
+            if let Ok(s) = &result {
+                let st = lock(stage);
+                let wal =
+                    WalDir::with_segment_size(st.path(), tli, seg_size).map(|w| w.along(history));
+                if let Ok(wal) = wal {
+                    let sources_of: BTreeMap<String, String> = st
+                        .segments()
+                        .map(|f| (f.name.clone(), f.source.clone()))
+                        .collect();
+                    let read = segments_read(&wal, s, &|name: &str| {
+                        sources_of.get(name).cloned().unwrap_or_default()
+                    });
+                    segment_files = read
+                        .iter()
+                        .map(|(n, p, _)| (n.clone(), p.clone()))
+                        .collect();
+                    let disagreements = st
+                        .disagreements()
+                        .iter()
+                        .map(|d| {
+                            format!(
+                                "{} differs at byte {} between {} (used) and {}",
+                                d.file, d.offset, d.used, d.other
+                            )
+                        })
+                        .collect();
+                    coverage = Some(coverage_of(
+                        &wal,
+                        s,
+                        end,
+                        st.sources().iter().map(|x| x.label()).collect(),
+                        read,
+                        disagreements,
+                    ));
+                }
+                stage_kept = Some(stage.clone());
+            }
             (result, label)
         }
         Source::Node {
@@ -370,8 +545,17 @@ pub async fn gather(
     let mut rels: BTreeSet<RelFileLocator> = scan.lost.tables.iter().map(|t| t.rel).collect();
     rels.extend(scan.lost.sequences.iter().map(|s| s.rel));
     let (names, problems, databases) = match names_from {
-        Some(p) => names::resolve(p, opts, &rels).await,
-        None => (
+        Names::Former(p) => names::resolve(p, opts, &rels).await,
+        Names::NewPrimary(p) => {
+            let known: BTreeSet<RelFileLocator> = rels
+                .difference(&scan.created_after_switchpoint)
+                .copied()
+                .collect();
+            let (names, mut problems, databases) = names::resolve(p, opts, &known).await;
+            problems.push(NAMES_FROM_NEW_PRIMARY.into());
+            (names, problems, databases)
+        }
+        Names::Unmapped => (
             BTreeMap::new(),
             vec!["no connection to the former primary: relfilenodes are shown unmapped".into()],
             BTreeMap::new(),
@@ -396,8 +580,26 @@ pub async fn gather(
     }
     let mut ev = account(scan, &label, names, databases, problems);
     ev.transactions.lost_xids_file = list_file;
+    if let Some(c) = &coverage {
+        findings.extend(coverage_findings(c, &ev.transactions));
+    }
+    ev.transactions.coverage = coverage;
+    ev.history_files = stage_kept
+        .as_ref()
+        .map(|st| {
+            lock(st)
+                .histories()
+                .map(|f| (f.name.clone(), f.path.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    ev.segment_files = segment_files;
+    ev.stage = stage_kept;
     (Ok(ev), findings)
 }
+
+/// The caveat of a report whose table names come from the new primary.
+const NAMES_FROM_NEW_PRIMARY: &str = "the former primary was not read: table names come from the new primary's catalogs; relations the lost WAL created or rewrote show as relfilenodes";
 
 /// Turns a scan into the evidence: the report section, with the relfilenodes named from
 /// `names`, the databases from `databases` (`oid → name`), and the caveats of the scan followed
@@ -439,7 +641,199 @@ pub fn account(
         prepared_before_scan: scan.prepared_before_scan,
         databases,
         names,
+        segment_files: Vec::new(),
+        history_files: Vec::new(),
+        stage: None,
     }
+}
+
+/// Locks the stage (a panic elsewhere cannot leave it inconsistent: it only caches files).
+fn lock(stage: &Mutex<WalStage>) -> std::sync::MutexGuard<'_, WalStage> {
+    stage.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Fetches the segments from `start` on along `history` (until one is missing, or up to the
+/// known `end`), then decodes them. The first segment must exist.
+fn scan_files(
+    stage: &Mutex<WalStage>,
+    history: &TimelineHistory,
+    start: Lsn,
+    end: Option<Lsn>,
+    switchpoint: Lsn,
+    opts: &ScanOptions,
+) -> Result<Scan, ScanError> {
+    let wal = {
+        let mut st = lock(stage);
+        let seg = st.segment_size();
+        let wal = WalDir::with_segment_size(st.path(), history.timeline, seg)?.along(history);
+        let first = start.segment_number(seg);
+        st.set_oldest_needed(&segment_file_name(
+            wal.timeline_of_segment(first),
+            first,
+            seg,
+        ));
+        let last = end.map(|e| e.segment_number(seg));
+        let mut segno = first;
+        while last.is_none_or(|l| segno <= l) {
+            if !st.fetch_segment(wal.timeline_of_segment(segno), segno)? {
+                if segno == first {
+                    return Err(ArchiveError::NotFound {
+                        file: segment_file_name(wal.timeline_of_segment(segno), segno, seg),
+                        lsn: start,
+                        sources: st.sources_label(),
+                    }
+                    .into());
+                }
+                break;
+            }
+            segno += 1;
+        }
+        wal
+    };
+    scan::scan_wal(&wal, start, end, switchpoint, opts)
+}
+
+/// The segment files a scan read: `(name, path, source)` from the scan start to where it stopped.
+fn segments_read(
+    wal: &WalDir,
+    scan: &Scan,
+    source_of: &dyn Fn(&str) -> String,
+) -> Vec<(String, PathBuf, String)> {
+    let seg = wal.segment_size();
+    let stop = scan
+        .end
+        .as_ref()
+        .map(|e| e.lsn)
+        .or(scan.lost.end_lsn)
+        .unwrap_or(scan.start);
+    (scan.start.segment_number(seg)..=stop.segment_number(seg))
+        .filter_map(|segno| wal.find_segment(segno))
+        .map(|(path, name)| {
+            let source = source_of(&name);
+            (name, path, source)
+        })
+        .collect()
+}
+
+/// How far the files went, and what no source held.
+fn coverage_of(
+    wal: &WalDir,
+    scan: &Scan,
+    end: Option<Lsn>,
+    sources: Vec<String>,
+    read: Vec<(String, PathBuf, String)>,
+    disagreements: Vec<String>,
+) -> Coverage {
+    let seg = wal.segment_size();
+    let stop = scan.end.as_ref();
+    let covered_to = stop
+        .map(|e| e.lsn)
+        .or(scan.lost.end_lsn)
+        .unwrap_or(scan.start);
+    let in_partial = stop
+        .and_then(|e| e.file.as_deref())
+        .is_some_and(|f| f.contains(".partial"));
+    let (mut complete, reason) = match stop.map(|e| &e.reason) {
+        Some(EndReason::RequestedEnd) => (true, "the former primary's end of WAL was reached".to_string()),
+        Some(EndReason::EndOfInput { .. }) | None => (
+            false,
+            format!(
+                "no source holds {}, the next segment",
+                segment_file_name(
+                    wal.timeline_of_segment(covered_to.segment_number(seg)),
+                    covered_to.segment_number(seg),
+                    seg
+                )
+            ),
+        ),
+        Some(_) if in_partial => (
+            false,
+            format!(
+                "the WAL read ends in {}, a copy cut short (a promoted node's copy up to its switchpoint, or a segment still being received): what the former primary wrote after it is unknown",
+                stop.and_then(|e| e.file.clone()).unwrap_or_default()
+            ),
+        ),
+        Some(r) => (
+            true,
+            format!(
+                "the WAL ends inside {} ({r})",
+                stop.and_then(|e| e.file.clone()).unwrap_or_else(|| "a segment".into())
+            ),
+        ),
+    };
+    // A known end that was not reached: something is missing whatever the decoder saw.
+    if end.is_some_and(|e| {
+        covered_to < e && !matches!(stop.map(|s| &s.reason), Some(EndReason::RequestedEnd))
+    }) {
+        complete = false;
+    }
+    let mut missing = Vec::new();
+    if !complete {
+        let mut segno = covered_to.segment_number(seg);
+        while wal.find_segment(segno).is_some() && !in_partial {
+            segno += 1;
+        }
+        let last = end.map_or(segno, |e| e.segment_number(seg).max(segno));
+        for s in segno..=last.min(segno + 63) {
+            missing.push(segment_file_name(wal.timeline_of_segment(s), s, seg));
+        }
+        if last > segno + 63 {
+            missing.push(format!("… {} more", last - segno - 63));
+        }
+    }
+    Coverage {
+        sources,
+        covered_from: scan.start,
+        covered_to,
+        complete,
+        uncovered_from: (!complete).then_some(covered_to),
+        uncovered_to: if complete {
+            None
+        } else {
+            end.filter(|e| *e > covered_to)
+        },
+        missing_segments: missing,
+        reason,
+        segments: read
+            .into_iter()
+            .map(|(file, _, source)| SegmentRead { file, source })
+            .collect(),
+        disagreements,
+    }
+}
+
+/// Findings about the files' coverage: a lower bound, and sources that disagree.
+fn coverage_findings(c: &Coverage, t: &Transactions) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if !c.complete {
+        let to = c
+            .uncovered_to
+            .map_or_else(|| "an unknown end".to_string(), |l| l.to_string());
+        out.push(Finding {
+            severity: FindingId::WalCoverageIncomplete.severity(),
+            id: FindingId::WalCoverageIncomplete,
+            message: format!(
+                "the WAL evidence covers {} to {} only; {} to {} was in no source ({}): at least {} transaction(s) were lost, possibly more ({})",
+                c.covered_from,
+                c.covered_to,
+                c.uncovered_from.unwrap_or(c.covered_to),
+                to,
+                if c.missing_segments.is_empty() { "-".into() } else { c.missing_segments.join(", ") },
+                t.lost_commits,
+                c.reason
+            ),
+            hint: Some("find the missing segments (the former primary's pg_wal, files still marked .ready in pg_wal/archive_status, another archive copy) and pass them with --former-wal-dir DIR alongside the archive".into()),
+        });
+    }
+    for d in &c.disagreements {
+        out.push(Finding {
+            severity: FindingId::WalSourcesDisagree.severity(),
+            id: FindingId::WalSourcesDisagree,
+            message: format!("two sources hold different bytes for the same WAL: {d}"),
+            hint: Some("check which copy belongs to the former primary (an archive shared by several clusters, or a stale copy); pass only the right one".into()),
+        });
+    }
+    out
 }
 
 /// The finding for WAL that could not be read: what failed and which grant would help.
@@ -457,6 +851,16 @@ pub fn dir_seg_size(dir: &std::path::Path, tli: TimelineId) -> u64 {
     crate::wal::source::WalDir::open(dir, tli)
         .map(|w| w.segment_size())
         .unwrap_or(16 * 1024 * 1024)
+}
+
+/// The finding for a WAL archive that does not hold the lost WAL's first segment.
+pub fn unreadable_files_finding(e: &ScanError) -> Finding {
+    Finding {
+        severity: FindingId::WalUnreadable.severity(),
+        id: FindingId::WalUnreadable,
+        message: format!("the former timeline's WAL is not in the sources, so lost transactions were not counted: {e}"),
+        hint: Some("a crashed former primary leaves its last segment unarchived: look in its pg_wal (or a copy) and pass it with --former-wal-dir; check the archive's path or stanza".into()),
+    }
 }
 
 /// The start of the segment `back` segments before the one holding `switchpoint`.
@@ -497,6 +901,8 @@ where
                 }
             }
             Err(e) if best.is_none() => return Err(e),
+            // A failing archive is an error wherever it fails; a missing older file is not.
+            Err(ScanError::Archive(e)) if !e.is_not_found() => return Err(ScanError::Archive(e)),
             Err(_) => break, // older WAL is gone: keep what we have
         }
     }
@@ -729,6 +1135,7 @@ fn summarize(
         walinspect: None,
         new_side_first_xid: scan.new_side_first_xid,
         caveats,
+        coverage: None,
     }
 }
 

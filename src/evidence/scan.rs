@@ -93,6 +93,9 @@ pub enum ScanError {
     /// The file for the complete list of lost transactions could not be written.
     #[error(transparent)]
     List(#[from] ListError),
+    /// A WAL archive or directory could not deliver a file (or delivered a bad one).
+    #[error(transparent)]
+    Archive(#[from] crate::wal::archive::ArchiveError),
     /// A segment needed for the scan is not in `pg_wal` on the server.
     #[error("{target}: WAL segment {file} is no longer in pg_wal")]
     SegmentGone {
@@ -417,7 +420,28 @@ pub fn scan_dir(
     switchpoint: Lsn,
     opts: &ScanOptions,
 ) -> Result<Scan, ScanError> {
-    let wal = WalDir::open(dir, tli)?;
+    scan_wal(&WalDir::open(dir, tli)?, start, end, switchpoint, opts)
+}
+
+/// Decodes `[start, end)` (or to the end of valid WAL) from `wal`: one timeline, or a node's
+/// path across its timeline switches ([`WalDir::along`]).
+pub fn scan_wal(
+    wal: &WalDir,
+    start: Lsn,
+    end: Option<Lsn>,
+    switchpoint: Lsn,
+    opts: &ScanOptions,
+) -> Result<Scan, ScanError> {
+    // Without the first segment there is nothing to start from (not an empty range).
+    let first = start.segment_number(wal.segment_size());
+    if wal.find_segment(first).is_none() {
+        return Err(WalError::MissingSegment {
+            file: segment_file_name(wal.timeline_of_segment(first), first, wal.segment_size()),
+            lsn: start,
+            dir: wal.path().display().to_string(),
+        }
+        .into());
+    }
     let mut list = list_writer(opts)?;
     let mut reader = wal.read(start, end);
     let mut accountant = Accountant::with_detail(switchpoint, opts.detail);

@@ -325,7 +325,17 @@ pub(crate) fn transaction_rows(t: &Transactions) -> Vec<[String; 2]> {
                 opt(&t.end_reason)
             ),
         ],
-        ["lost commits".into(), t.lost_commits.to_string()],
+    ]
+    .into_iter()
+    .chain(coverage_rows(t))
+    .chain([
+        [
+            "lost commits".into(),
+            match &t.coverage {
+                Some(c) if !c.complete => format!("at least {}", t.lost_commits),
+                _ => t.lost_commits.to_string(),
+            },
+        ],
         [
             "row changes (user tables)".into(),
             format!("{} in {} table(s)", t.row_changes, t.tables_changed),
@@ -362,7 +372,42 @@ pub(crate) fn transaction_rows(t: &Transactions) -> Vec<[String; 2]> {
                 )
             }),
         ],
-    ]
+    ])
+    .collect()
+}
+
+/// Rows saying which LSN range the WAL files covered, for WAL read from files.
+fn coverage_rows(t: &Transactions) -> Vec<[String; 2]> {
+    let Some(c) = &t.coverage else {
+        return Vec::new();
+    };
+    let mut rows = vec![[
+        "evidence covered".into(),
+        format!(
+            "{} → {} ({} segment(s); {})",
+            c.covered_from,
+            c.covered_to,
+            c.segments.len(),
+            if c.complete { "complete" } else { "INCOMPLETE" }
+        ),
+    ]];
+    if !c.complete {
+        rows.push([
+            "not covered".into(),
+            format!(
+                "{} → {}: {}",
+                lsn_or_dash(c.uncovered_from),
+                c.uncovered_to
+                    .map_or_else(|| "unknown end".to_string(), |l| l.to_string()),
+                if c.missing_segments.is_empty() {
+                    c.reason.clone()
+                } else {
+                    format!("no source held {}", c.missing_segments.join(", "))
+                }
+            ),
+        ]);
+    }
+    rows
 }
 
 /// The header and rows of the per-table loss table.

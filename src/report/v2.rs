@@ -333,6 +333,9 @@ pub struct Transactions {
     pub new_side_first_xid: Option<Xid>,
     /// Limits of this accounting the reader should know.
     pub caveats: Vec<String>,
+    /// For WAL read from files (a directory, an archive): the LSN range the files covered and
+    /// what no source held. `None` for a running node (its WAL is complete).
+    pub coverage: Option<Coverage>,
 }
 
 /// One lost transaction.
@@ -416,6 +419,43 @@ pub struct WalinspectCheck {
     pub commits: i64,
     /// Whether that equals `lost_commits`.
     pub agrees: bool,
+}
+
+/// Which part of the former primary's WAL the files covered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Coverage {
+    /// The sources, in the order they were tried (`directory …`, `restore command `…``).
+    pub sources: Vec<String>,
+    /// The first position read (the scan start).
+    pub covered_from: Lsn,
+    /// Where the evidence stops: decoding ended here.
+    pub covered_to: Lsn,
+    /// Whether the evidence reaches the former primary's end of WAL. When `false`, every count
+    /// in the report is a lower bound.
+    pub complete: bool,
+    /// The first position no source held (when incomplete).
+    pub uncovered_from: Option<Lsn>,
+    /// The end of the uncovered range, when the former primary's end of WAL is known; `None`
+    /// with `complete = false` means the end is unknown.
+    pub uncovered_to: Option<Lsn>,
+    /// The segments no source held, from the first missing one (up to the former's end when
+    /// known; else only the first, since the archive cannot tell how far the WAL went).
+    pub missing_segments: Vec<String>,
+    /// Why the evidence stops where it does.
+    pub reason: String,
+    /// The segment files read, in order, with their source.
+    pub segments: Vec<SegmentRead>,
+    /// Segments that two sources hold with different bytes where both are valid WAL.
+    pub disagreements: Vec<String>,
+}
+
+/// One segment file that was read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SegmentRead {
+    /// Its file name.
+    pub file: String,
+    /// Its source.
+    pub source: String,
 }
 
 /// Lost commits in one database.
@@ -1045,6 +1085,7 @@ impl Wire for crate::evidence::Transactions {
             walinspect: self.walinspect.wire(),
             new_side_first_xid: self.new_side_first_xid.wire(),
             caveats: self.caveats.wire(),
+            coverage: self.coverage.wire(),
         }
     }
 }
@@ -1114,6 +1155,34 @@ impl Wire for crate::evidence::WalinspectCheck {
         WalinspectCheck {
             commits: self.commits.wire(),
             agrees: self.agrees.wire(),
+        }
+    }
+}
+
+impl Wire for crate::evidence::Coverage {
+    type Out = Coverage;
+    fn wire(&self) -> Coverage {
+        Coverage {
+            sources: self.sources.wire(),
+            covered_from: self.covered_from.wire(),
+            covered_to: self.covered_to.wire(),
+            complete: self.complete.wire(),
+            uncovered_from: self.uncovered_from.wire(),
+            uncovered_to: self.uncovered_to.wire(),
+            missing_segments: self.missing_segments.wire(),
+            reason: self.reason.wire(),
+            segments: self.segments.wire(),
+            disagreements: self.disagreements.wire(),
+        }
+    }
+}
+
+impl Wire for crate::evidence::SegmentRead {
+    type Out = SegmentRead;
+    fn wire(&self) -> SegmentRead {
+        SegmentRead {
+            file: self.file.wire(),
+            source: self.source.wire(),
         }
     }
 }

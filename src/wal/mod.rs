@@ -6,13 +6,17 @@
 //!   across pages and segments, CRC-32C, XLOG_SWITCH, end-of-WAL detection);
 //! - [`record`]: the decoded record and its block references;
 //! - [`segment`]: segment file names;
-//! - [`source`]: reads a directory of segments (plain, `.partial`, `.gz`) and feeds a decoder;
+//! - [`source`]: reads a directory of segments (plain, `.partial`, `.gz`) and feeds a decoder,
+//!   one timeline or along a node's timeline history;
+//! - [`archive`]: fetches segments and history files from archives (`restore_command`) and
+//!   directories into a private directory that [`source`] reads;
 //! - `pipeline`: the same on two threads (reading and checking on one, parsing on the other);
 //! - [`rmgr`], [`xact`], [`heap`], [`standby`]: interpretation of records by resource manager;
 //! - [`accounting`]: decoded records + switchpoint → lost transactions;
 //! - [`xidset`]: a compact set of xids (a bitmap) for the xids of the lost commits.
 
 pub mod accounting;
+pub mod archive;
 mod buffer;
 pub mod decoder;
 pub mod error;

@@ -1,4 +1,5 @@
-//! Reads WAL segments of one timeline from a directory (plain, `.partial`, `.gz`) and decodes them.
+//! Reads WAL segments from a directory (plain, `.partial`, `.gz`) and decodes them: one
+//! timeline, or a node's path across its timeline switches ([`WalDir::along`]).
 //!
 //! [`WalDirReader`] is an iterator of records; it opens one segment at a time and reads it in
 //! fixed-size chunks, so memory stays flat whatever the amount of WAL.
@@ -23,6 +24,10 @@ pub struct WalDir {
     dir: PathBuf,
     tli: TimelineId,
     seg_size: u64,
+    /// `(first segment, timeline)`, ascending: which timeline's file holds each segment. A
+    /// timeline's file for the segment holding its switchpoint also holds its parent's WAL
+    /// up to the switchpoint (PostgreSQL copies it at the promotion).
+    plan: Vec<(u64, TimelineId)>,
 }
 
 /// Candidate file names for one segment, in order of preference.
@@ -81,7 +86,12 @@ impl WalDir {
                 lsn: Lsn(0),
                 file: crate::wal::error::FileCtx(Some(first.clone())),
             })?;
-        Ok(WalDir { dir, tli, seg_size })
+        Ok(WalDir {
+            dir,
+            tli,
+            seg_size,
+            plan: vec![(0, tli)],
+        })
     }
 
     /// Opens `dir` for timeline `tli` with a known segment size (a power of two, 1 MB to 1 GB).
@@ -98,7 +108,43 @@ impl WalDir {
                 file: crate::wal::error::FileCtx(Some(dir.display().to_string())),
             });
         }
-        Ok(WalDir { dir, tli, seg_size })
+        Ok(WalDir {
+            dir,
+            tli,
+            seg_size,
+            plan: vec![(0, tli)],
+        })
+    }
+
+    /// Reads along `history` (the node's own timeline and its ancestors): each segment from
+    /// the newest timeline that had begun by that segment, as PostgreSQL's recovery does, so
+    /// WAL that crosses the node's timeline switches reads as one stream. The directory may
+    /// hold segments of other timelines too (an archive); they are not read.
+    pub fn along(mut self, history: &crate::timeline::TimelineHistory) -> WalDir {
+        let mut plan = Vec::with_capacity(history.entries.len() + 1);
+        let mut begin = 0;
+        for e in &history.entries {
+            plan.push((begin, e.parent));
+            begin = e.switchpoint.segment_number(self.seg_size);
+        }
+        plan.push((begin, history.timeline));
+        self.tli = history.timeline;
+        self.plan = plan;
+        self
+    }
+
+    /// The timeline whose file holds segment `segno` on this directory's path.
+    pub fn timeline_of_segment(&self, segno: u64) -> TimelineId {
+        self.plan
+            .iter()
+            .rev()
+            .find(|(first, _)| *first <= segno)
+            .map_or(self.tli, |(_, t)| *t)
+    }
+
+    /// The directory read.
+    pub fn path(&self) -> &Path {
+        &self.dir
     }
 
     /// The segment size in bytes.
@@ -106,14 +152,14 @@ impl WalDir {
         self.seg_size
     }
 
-    /// The timeline read.
+    /// The timeline read (the newest, when reading along a history).
     pub fn timeline(&self) -> TimelineId {
         self.tli
     }
 
     /// The existing file for segment `segno`, if any (plain, `.partial`, `.gz`, `.partial.gz`).
     pub fn find_segment(&self, segno: u64) -> Option<(PathBuf, String)> {
-        let base = segment_file_name(self.tli, segno, self.seg_size);
+        let base = segment_file_name(self.timeline_of_segment(segno), segno, self.seg_size);
         candidates(&base)
             .into_iter()
             .map(|n| (self.dir.join(&n), n))
@@ -128,9 +174,8 @@ impl WalDir {
         rd.flatten().any(|e| {
             SegmentName::parse(&e.file_name().to_string_lossy())
                 .ok()
-                .filter(|n| n.tli == self.tli)
-                .and_then(|n| n.segno(self.seg_size))
-                .is_some_and(|s| s > segno)
+                .and_then(|n| Some((n.tli, n.segno(self.seg_size)?)))
+                .is_some_and(|(t, s)| s > segno && t == self.timeline_of_segment(s))
         })
     }
 
@@ -232,7 +277,7 @@ impl SegmentFeeder {
         let at = self.at;
         let segno = at / seg_size;
         let Some((path, name)) = self.dir.find_segment(segno) else {
-            let base = segment_file_name(self.dir.tli, segno, seg_size);
+            let base = segment_file_name(self.dir.timeline_of_segment(segno), segno, seg_size);
             let inside = self.end.is_some_and(|e| e.0 > at) || self.dir.later_segment_exists(segno);
             if inside {
                 return Err(WalError::MissingSegment {
@@ -432,5 +477,36 @@ impl Iterator for WalDirReader {
             self.done = true;
         }
         item
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeline::TimelineHistory;
+
+    /// Each segment from the newest timeline that had begun by it: the switchpoint's segment
+    /// from the child (it holds the parent's WAL up to the switchpoint), two switches in one
+    /// segment resolve to the newest.
+    #[test]
+    fn along_a_history_picks_the_newest_timeline_begun_by_each_segment() {
+        let seg = 16 << 20;
+        let h = TimelineHistory::parse(
+            "00000004.history",
+            TimelineId(4),
+            "1\t0/3000060\tx\n2\t0/5800000\tx\n3\t0/5900000\tx\n",
+        )
+        .unwrap();
+        let d = WalDir::with_segment_size("/nonexistent", TimelineId(4), seg)
+            .unwrap()
+            .along(&h);
+        let tli = |segno| d.timeline_of_segment(segno).0;
+        assert_eq!(
+            [tli(0), tli(2), tli(3), tli(4), tli(5), tli(6)],
+            [1, 1, 2, 2, 4, 4]
+        );
+        assert_eq!(d.timeline(), TimelineId(4));
+        let root = WalDir::with_segment_size("/nonexistent", TimelineId(2), seg).unwrap();
+        assert_eq!(root.timeline_of_segment(0), TimelineId(2));
     }
 }
