@@ -34,6 +34,9 @@ pub struct CompareInput {
     pub checks: Option<Catalog>,
     /// The row diff's options (`None`: `--no-tables`).
     pub tables: Option<crate::diff::DiffOptions>,
+    /// The share of its time the run may keep the new primary busy (`--max-rate 25%`): every
+    /// session and WAL stream to it pauses accordingly. `None`: unpaced.
+    pub busy_share: Option<f64>,
     /// What Patroni discovery (`--patroni`) found, for the report.
     pub patroni: Option<crate::patroni::Discovery>,
 }
@@ -109,6 +112,12 @@ impl CompareInput {
                     message: e.to_string(),
                 }
             })?,
+            busy_share: crate::diff::Throttle::from_specs(&args.tables.max_rate)
+                .map_err(|message| CommandError::Usage {
+                    flag: "--max-rate",
+                    message,
+                })?
+                .busy_share,
             patroni,
         })
     }
@@ -206,14 +215,19 @@ pub async fn run_with_progress(
 ) -> Result<Outcome, CommandError> {
     let started = Instant::now();
     let generated_at = now_rfc3339();
+    // One budget for every session and stream to the new primary; the former primary serves
+    // no one and is read at full speed.
+    let pacer = input
+        .busy_share
+        .map(|s| crate::pg::Pacer::watching(&input.new_primary, &input.session, s));
     let former_read = async {
         match &input.former_primary {
-            Some(p) => Some(super::read_node(p, &input.session).await),
+            Some(p) => Some(super::read_node(p, &input.session, None).await),
             None => None,
         }
     };
     let (new, former) = tokio::join!(
-        super::read_node(&input.new_primary, &input.session),
+        super::read_node(&input.new_primary, &input.session, pacer.clone()),
         former_read
     );
     crate::timing::record("compare: read both nodes' facts", started);
@@ -338,6 +352,10 @@ pub async fn run_with_progress(
             if matches!(analysis.verdict, Verdict::Loss | Verdict::NoLoss) =>
         {
             let attribution = attribution.unwrap_or_default();
+            let opts = &crate::diff::DiffOptions {
+                new_pacer: pacer.clone(),
+                ..opts.clone()
+            };
             let t = Instant::now();
             let result = match opts.mode {
                 crate::diff::TablesMode::Full => {
@@ -354,6 +372,7 @@ pub async fn run_with_progress(
                 mode => {
                     let planner = walguided_planner(
                         input,
+                        pacer.clone(),
                         &new_facts,
                         analysis.divergence.as_ref(),
                         mode,
@@ -447,6 +466,7 @@ pub async fn run_with_progress(
 /// read from the new primary's own timeline since the switchpoint, when the row diff plans.
 fn walguided_planner<'a>(
     input: &CompareInput,
+    pacer: Option<std::sync::Arc<crate::pg::Pacer>>,
     new_facts: &NodeFacts,
     divergence: Option<&Divergence>,
     mode: crate::diff::TablesMode,
@@ -466,6 +486,7 @@ fn walguided_planner<'a>(
                 seg_size: new_facts.wal_segment_size,
                 timeline,
                 switchpoint,
+                pacer,
             }),
             None => Box::new(SideWal::unreadable("the switchpoint is unknown")),
         };

@@ -237,6 +237,7 @@ pub async fn gather(
                             end,
                             switchpoint,
                             Some(*seg_size),
+                            None, // the former primary serves no one: read it at full speed
                         )
                     },
                     switchpoint,

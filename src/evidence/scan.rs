@@ -232,7 +232,10 @@ impl Scanner {
 
 /// Streams `[start, end)` of timeline `tli` with `START_REPLICATION PHYSICAL` (no slot).
 /// `start` is a record boundary (or a page or segment start); streaming begins at its page.
-/// `seg_size` is needed when `start` is not on a segment's first page.
+/// `seg_size` is needed when `start` is not on a segment's first page. With a `pacer`, the
+/// stream pauses after each chunk as the server's time budget asks (the time spent receiving
+/// and decoding counts as busy: the walsender reads and sends meanwhile).
+#[allow(clippy::too_many_arguments)]
 pub async fn scan_replication(
     params: &ConnParams,
     opts: &ReplicationOptions,
@@ -241,6 +244,7 @@ pub async fn scan_replication(
     end: Lsn,
     switchpoint: Lsn,
     seg_size: Option<u64>,
+    pacer: Option<&crate::pg::Pacer>,
 ) -> Result<Scan, ScanError> {
     let mut client = connect_replication(params, opts).await?;
     let mut scanner = Scanner::new(start, end, switchpoint, seg_size);
@@ -251,6 +255,7 @@ pub async fn scan_replication(
     // primary sends nothing more, and its insert position may lie a page header past its last
     // record.
     let quiet = Duration::from_secs(5);
+    let mut busy_since = std::time::Instant::now();
     while !done {
         let next = tokio::time::timeout(quiet, stream.next_chunk()).await;
         match next {
@@ -258,6 +263,10 @@ pub async fn scan_replication(
                 done = scanner.feed(chunk.start, &chunk.data)?;
                 // Everything before `end` has arrived: no need to wait for a quiet spell.
                 done |= stream.received_up_to() >= end;
+                if let (Some(p), false) = (pacer, done) {
+                    p.after(busy_since.elapsed()).await;
+                    busy_since = std::time::Instant::now();
+                }
             }
             Ok(Ok(None)) => break, // the timeline ended on the server
             Ok(Err(e)) => return Err(e.into()),
