@@ -90,6 +90,14 @@ impl CompareInput {
             }
             _ => None,
         };
+        // Before the row diff's options, so that a bad combination is named as --max-rate.
+        let throttle =
+            crate::diff::Throttle::from_specs(&args.tables.max_rate).map_err(|message| {
+                CommandError::Usage {
+                    flag: "--max-rate",
+                    message,
+                }
+            })?;
         Ok(CompareInput {
             new_primary,
             former_primary,
@@ -112,12 +120,7 @@ impl CompareInput {
                     message: e.to_string(),
                 }
             })?,
-            busy_share: crate::diff::Throttle::from_specs(&args.tables.max_rate)
-                .map_err(|message| CommandError::Usage {
-                    flag: "--max-rate",
-                    message,
-                })?
-                .busy_share,
+            busy_share: throttle.busy_share,
             patroni,
         })
     }
