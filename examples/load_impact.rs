@@ -9,11 +9,16 @@
 //! cargo build --release && cargo run --release --example load_impact -- 20
 //! ```
 //! Arguments: seconds per phase (default 20), pgbench clients (default 4), scale (default 5).
+//! `LOAD_IMPACT_SETS` lists `compare` flag sets separated by `;` (an empty set: the defaults)
+//! and `LOAD_IMPACT_ROUNDS` how many times to measure each, alternating, on the same pair:
+//! every phase with `compare` in a loop sits between two phases of pgbench alone and is
+//! printed as a tab-separated line: the 1-minute load average, the TPS before, with and after,
+//! the ratio of "with" to the mean of its neighbours, and the durations of the `compare` runs.
 //! `FV_BIN` overrides the binary (default: `failover-verify` next to this example's directory).
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,52 +94,92 @@ async fn main() {
         "2",
     ];
 
-    let alone = tps(&pgbench(&install, port, &run).await);
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let runs = Arc::new(AtomicU64::new(0));
-    let (new, former) = (f.new_primary.conninfo(), f.former_primary.conninfo());
-    // Extra flags for `compare`, e.g. LOAD_IMPACT_ARGS='--max-rate 20000rows'.
-    let extra = std::env::var("LOAD_IMPACT_ARGS").unwrap_or_default();
-    let looper = {
-        let (stop, runs, tool, extra) = (stop.clone(), runs.clone(), tool.clone(), extra.clone());
-        tokio::spawn(async move {
-            let mut worst = Duration::ZERO;
-            while !stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                let out = tokio::process::Command::new(&tool)
-                    .args([
-                        "compare",
-                        "--new-primary",
-                        &new,
-                        "--former-primary",
-                        &former,
-                    ])
-                    .args(["--format", "json"])
-                    .args(extra.split_whitespace())
-                    .stdin(Stdio::null())
-                    .output()
-                    .await
-                    .expect("run failover-verify");
-                assert_eq!(out.status.code(), Some(1), "compare reports the loss");
-                worst = worst.max(t.elapsed());
-                runs.fetch_add(1, Ordering::Relaxed);
-            }
-            worst
-        })
+    // Flag sets to compare, separated by `;` (e.g. LOAD_IMPACT_SETS=';--max-rate unlimited'
+    // alternates the defaults and full speed); LOAD_IMPACT_ARGS is the older single set.
+    let sets: Vec<String> = match std::env::var("LOAD_IMPACT_SETS") {
+        Ok(v) => v.split(';').map(|s| s.trim().to_string()).collect(),
+        Err(_) => vec![std::env::var("LOAD_IMPACT_ARGS").unwrap_or_default()],
     };
-    let with_tool = tps(&pgbench(&install, port, &run).await);
-    stop.store(true, Ordering::Relaxed);
-    let worst = looper.await.expect("compare loop");
-    let n = runs.load(Ordering::Relaxed);
-
+    let rounds: usize = std::env::var("LOAD_IMPACT_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     println!("pgbench on the new primary: {clients} clients, scale {scale}, {secs} s per phase");
-    println!("  compare flags: --format json {extra}");
-    println!("  without failover-verify: {alone:.0} tps");
-    println!(
-        "  with `compare` in a loop: {with_tool:.0} tps ({n} runs, {:.1} runs/s, slowest {:.2} s)",
-        n as f64 / secs as f64,
-        worst.as_secs_f64()
-    );
-    println!("  ratio with/without: {:.3}", with_tool / alone);
+    println!("round\tflags\tload1\talone_before_tps\twith_tps\talone_after_tps\tratio\truns\tcompare_min_s\tcompare_mean_s\tcompare_max_s");
+    let (new, former) = (f.new_primary.conninfo(), f.former_primary.conninfo());
+    // Every phase with `compare` sits between two phases without, and its ratio is to their
+    // mean, so that the load of other processes on a shared machine, and the new primary's
+    // WAL growing with each phase, weigh on both sides; the order of the sets alternates.
+    let mut alone = tps(&pgbench(&install, port, &run).await);
+    for round in 1..=rounds {
+        let mut order: Vec<&String> = sets.iter().collect();
+        if round % 2 == 0 {
+            order.reverse();
+        }
+        for extra in order {
+            let load1 = load_average();
+            let stop = Arc::new(AtomicBool::new(false));
+            let looper = {
+                let (stop, tool, extra) = (stop.clone(), tool.clone(), extra.clone());
+                let (new, former) = (new.clone(), former.clone());
+                tokio::spawn(async move {
+                    let mut took = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let t = Instant::now();
+                        let out = tokio::process::Command::new(&tool)
+                            .args([
+                                "compare",
+                                "--new-primary",
+                                &new,
+                                "--former-primary",
+                                &former,
+                            ])
+                            .args(["--format", "json"])
+                            .args(extra.split_whitespace())
+                            .stdin(Stdio::null())
+                            .output()
+                            .await
+                            .expect("run failover-verify");
+                        assert_eq!(
+                            out.status.code(),
+                            Some(1),
+                            "compare reports the loss: {}",
+                            String::from_utf8_lossy(&out.stderr)
+                        );
+                        took.push(t.elapsed());
+                    }
+                    took
+                })
+            };
+            let with_tool = tps(&pgbench(&install, port, &run).await);
+            stop.store(true, Ordering::Relaxed);
+            // The last run finishes before the next phase starts.
+            let took = looper.await.expect("compare loop");
+            let after = tps(&pgbench(&install, port, &run).await);
+            let secs_of = |d: &Duration| d.as_secs_f64();
+            let min = took.iter().map(secs_of).fold(f64::INFINITY, f64::min);
+            let max = took.iter().map(secs_of).fold(0.0, f64::max);
+            let mean = took.iter().map(secs_of).sum::<f64>() / took.len().max(1) as f64;
+            let label = if extra.is_empty() {
+                "(defaults)"
+            } else {
+                extra.as_str()
+            };
+            println!(
+                "{round}\t{label}\t{load1}\t{alone:.0}\t{with_tool:.0}\t{after:.0}\t{:.3}\t{}\t{min:.2}\t{mean:.2}\t{max:.2}",
+                with_tool / ((alone + after) / 2.0),
+                took.len()
+            );
+            alone = after;
+        }
+    }
+}
+
+/// The 1-minute load average (`/proc/loadavg`), or `?`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
 }

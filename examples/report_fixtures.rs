@@ -96,8 +96,8 @@ fn redact(report: &Report, subs: &[(String, String)]) -> String {
                     *s = s.replace(from.as_str(), to);
                 }
                 // Commit times, in their own fields and inside sentences.
-                let stamp = regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
-                    .expect("regex");
+                let stamp =
+                    regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z").expect("regex");
                 *s = stamp.replace_all(s, "2026-12-01T08:59:30.5Z").into_owned();
             }
             Value::Number(_) => match key {

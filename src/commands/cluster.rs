@@ -313,9 +313,12 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
         input
             .nodes
             .iter()
-            .map(|p| super::read_node(p, &input.session)),
+            .map(|p| super::read_node(p, &input.session, None)),
     );
-    let (primary, nodes) = tokio::join!(super::read_node(&input.primary, &input.session), nodes);
+    let (primary, nodes) = tokio::join!(
+        super::read_node(&input.primary, &input.session, None),
+        nodes
+    );
     let primary_address = input.primary.target();
     let (Some(pfacts), Some(session)) = (primary.facts.clone(), primary.session) else {
         for n in nodes {

@@ -44,6 +44,9 @@ pub struct CompareInput {
     pub checks: Option<Catalog>,
     /// The row diff's options (`None`: `--no-tables`).
     pub tables: Option<crate::diff::DiffOptions>,
+    /// The share of its time the run may keep the new primary busy (`--max-rate 25%`): every
+    /// session and WAL stream to it pauses accordingly. `None`: unpaced.
+    pub busy_share: Option<f64>,
     /// What Patroni discovery (`--patroni`) found, for the report.
     pub patroni: Option<crate::patroni::Discovery>,
     /// Where to write an evidence bundle (`--evidence-dir`).
@@ -134,6 +137,14 @@ impl CompareInput {
             (None, Some(d)) if !wal_files => Some(member(&d.former_primary()?.member)?),
             _ => None,
         };
+        // Before the row diff's options, so that a bad combination is named as --max-rate.
+        let throttle =
+            crate::diff::Throttle::from_specs(&args.tables.max_rate).map_err(|message| {
+                CommandError::Usage {
+                    flag: "--max-rate",
+                    message,
+                }
+            })?;
         Ok(CompareInput {
             new_primary,
             former_primary,
@@ -158,6 +169,7 @@ impl CompareInput {
                     message: e.to_string(),
                 }
             })?,
+            busy_share: throttle.busy_share,
             patroni,
             evidence_dir: args.evidence_dir.clone(),
             command_line: crate::bundle::redacted_command_line(
@@ -272,14 +284,19 @@ pub async fn run_with_progress(
     let mut bundle_names = std::collections::BTreeMap::new();
     let mut bundle_databases = std::collections::BTreeMap::new();
     let mut wal_missing: Option<String> = None;
+    // One budget for every session and stream to the new primary; the former primary serves
+    // no one and is read at full speed.
+    let pacer = input
+        .busy_share
+        .map(|s| crate::pg::Pacer::watching(&input.new_primary, &input.session, s));
     let former_read = async {
         match &input.former_primary {
-            Some(p) => Some(super::read_node(p, &input.session).await),
+            Some(p) => Some(super::read_node(p, &input.session, None).await),
             None => None,
         }
     };
     let (new, former) = tokio::join!(
-        super::read_node(&input.new_primary, &input.session),
+        super::read_node(&input.new_primary, &input.session, pacer.clone()),
         former_read
     );
     crate::timing::record("compare: read both nodes' facts", started);
@@ -513,7 +530,9 @@ pub async fn run_with_progress(
                             if let Err(e) = c.copy_file(path, name) {
                                 findings.push(Finding::new(
                                     FindingId::WalCaveat,
-                                    format!("{name} could not be copied into the evidence bundle: {e}"),
+                                    format!(
+                                        "{name} could not be copied into the evidence bundle: {e}"
+                                    ),
                                 ));
                             }
                         }
@@ -591,10 +610,13 @@ pub async fn run_with_progress(
             if !files_only && matches!(analysis.verdict, Verdict::Loss | Verdict::NoLoss) =>
         {
             let attribution = attribution.unwrap_or_default();
-            // Every database the lost WAL touched is compared, not only the conninfo's.
-            let mut opts = opts.clone();
-            opts.databases = touched_databases.clone();
-            let opts = &opts;
+            // Every database the lost WAL touched is compared, not only the conninfo's, and the
+            // new primary's sessions share the run's pacing budget.
+            let opts = &crate::diff::DiffOptions {
+                new_pacer: pacer.clone(),
+                databases: touched_databases.clone(),
+                ..opts.clone()
+            };
             let t = Instant::now();
             let result = match opts.mode {
                 crate::diff::TablesMode::Full => {
@@ -611,6 +633,7 @@ pub async fn run_with_progress(
                 mode => {
                     let planner = walguided_planner(
                         input,
+                        pacer.clone(),
                         &new_facts,
                         analysis.divergence.as_ref(),
                         mode,
@@ -835,6 +858,7 @@ fn seal_bundle(
 /// read from the new primary's own timeline since the switchpoint, when the row diff plans.
 fn walguided_planner<'a>(
     input: &CompareInput,
+    pacer: Option<std::sync::Arc<crate::pg::Pacer>>,
     new_facts: &NodeFacts,
     divergence: Option<&Divergence>,
     mode: crate::diff::TablesMode,
@@ -854,6 +878,7 @@ fn walguided_planner<'a>(
                 seg_size: new_facts.wal_segment_size,
                 timeline,
                 switchpoint,
+                pacer,
             }),
             None => Box::new(SideWal::unreadable("the switchpoint is unknown")),
         };

@@ -61,6 +61,7 @@ pub async fn run(args: &DemoArgs) -> Result<Outcome, CommandError> {
         former_timeline: None,
         session: SessionOptions::default(),
         tables: Some(crate::diff::DiffOptions::default()),
+        busy_share: crate::diff::Throttle::gentle().busy_share,
         patroni: None,
         checks: Some(crate::checks::Catalog::builtin().map_err(CommandError::Checks)?),
         evidence_dir: None,

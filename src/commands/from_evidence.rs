@@ -9,9 +9,9 @@ use crate::checks::Catalog;
 use crate::cli::CompareArgs;
 use crate::divergence::{Analysis, Divergence, Verdict};
 use crate::evidence::{self, scan, SequenceLoss};
+use crate::finding::{Finding, FindingId};
 use crate::pg::conninfo::ConnParams;
 use crate::pg::session::SessionOptions;
-use crate::finding::{Finding, FindingId};
 use crate::report::{NodeSection, Report, SCHEMA_VERSION};
 
 use super::compare::{settle_with_wal, transaction_findings};
@@ -91,20 +91,19 @@ pub async fn run(input: &FromEvidenceInput) -> Result<Outcome, CommandError> {
         wal.requested_end,
         wal.switchpoint,
     );
-    let scanned =
-        tokio::task::spawn_blocking(move || {
-            scan::scan_dir(
-                &wal_dir,
-                tli,
-                start,
-                end,
-                sp,
-                &scan::ScanOptions::bounded(None),
-            )
-        })
-            .await
-            .map_err(|e| CommandError::Wal(e.to_string()))?
-            .map_err(|e| CommandError::Wal(e.to_string()))?;
+    let scanned = tokio::task::spawn_blocking(move || {
+        scan::scan_dir(
+            &wal_dir,
+            tli,
+            start,
+            end,
+            sp,
+            &scan::ScanOptions::bounded(None),
+        )
+    })
+    .await
+    .map_err(|e| CommandError::Wal(e.to_string()))?
+    .map_err(|e| CommandError::Wal(e.to_string()))?;
     let label = format!(
         "evidence bundle {} ({} segment(s) of timeline {}, first read as: {})",
         bundle.root.display(),
@@ -138,7 +137,7 @@ pub async fn run(input: &FromEvidenceInput) -> Result<Outcome, CommandError> {
     let mut checks = Vec::new();
     let new_section = match &input.new_primary {
         Some(params) => {
-            let new = super::read_node(params, &input.session).await;
+            let new = super::read_node(params, &input.session, None).await; // a few reads: not paced
             findings.extend(new.findings);
             let Some(facts) = new.facts else {
                 return Err(CommandError::NewPrimary(

@@ -141,6 +141,7 @@ pub(crate) struct ReadNode {
 pub(crate) async fn read_node(
     params: &crate::pg::ConnParams,
     opts: &crate::pg::session::SessionOptions,
+    pacer: Option<std::sync::Arc<crate::pg::Pacer>>,
 ) -> ReadNode {
     let mut r = ReadNode {
         section: crate::report::NodeSection {
@@ -160,7 +161,7 @@ pub(crate) async fn read_node(
         }
     };
     let session = match crate::pg::session::connect(params, opts).await {
-        Ok(s) => s,
+        Ok(s) => s.paced(pacer),
         Err(e) => {
             r.section.error = Some(with_target(e.to_string()));
             return r;

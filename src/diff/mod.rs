@@ -32,7 +32,7 @@ pub use catalog::{SchemaDifference, TablePair};
 pub use chunk::{Decision, FullTablePlanner, Planner, Scope, WorkUnit};
 pub use classify::Attribution;
 pub use error::{DiffError, Node};
-pub use options::{DiffOptions, MaxRate, TableArgs, TableFilter, TablesMode};
+pub use options::{DiffOptions, MaxRate, RateSpec, TableArgs, TableFilter, TablesMode, Throttle};
 pub use report::{
     ClassCounts, DiffKind, Method, Presence, RowClass, RowDiff, RowVersion, SkippedDatabase,
     TableReport, TablesReport,
@@ -334,7 +334,7 @@ async fn compare_database(
     );
     crate::timing::record("rows: open sessions and snapshots", t);
     let (pn, pf) = match (pn, pf) {
-        (Ok(a), Ok(b)) => (a, b),
+        (Ok(a), Ok(b)) => (a.paced(opts.new_pacer.clone()), b),
         (Err(e), other) => {
             if let Ok(p) = other {
                 p.close().await;

@@ -34,9 +34,11 @@ pub struct TableArgs {
     /// Connections per node used for the table comparison.
     #[arg(long = "jobs", value_name = "N", default_value_t = DEFAULT_JOBS)]
     pub jobs: usize,
-    /// Read at most this much per second and node: `50000rows` or `20MB` (default unlimited).
-    #[arg(long = "max-rate", value_name = "RATE")]
-    pub max_rate: Option<MaxRate>,
+    /// How hard to work the new primary (repeatable): `25%` keeps it busy at most that share
+    /// of the time (the default), `50000rows` or `20MB` caps the row diff's reads per second
+    /// and node, `unlimited` for full speed.
+    #[arg(long = "max-rate", value_name = "RATE", action = clap::ArgAction::Append)]
+    pub max_rate: Vec<RateSpec>,
     /// Rows per checksum chunk of the first pass.
     #[arg(long = "chunk-rows", value_name = "N", default_value_t = DEFAULT_CHUNK_ROWS)]
     pub chunk_rows: u64,
@@ -60,6 +62,105 @@ pub enum TablesMode {
     Wal,
     /// Every row of every table (the independent cross-check).
     Full,
+}
+
+/// One `--max-rate` value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateSpec {
+    /// `unlimited`: no pacing, no cap.
+    Unlimited,
+    /// `25%`: the share of the time the run may keep the new primary busy (0 < share ≤ 1).
+    Share(f64),
+    /// `50000rows`, `20MB`: a cap on the row diff's reads per second and node.
+    Rate(MaxRate),
+}
+
+impl FromStr for RateSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim().to_ascii_lowercase();
+        if t == "unlimited" || t == "none" {
+            return Ok(RateSpec::Unlimited);
+        }
+        if let Some(p) = t.strip_suffix('%') {
+            let v: f64 = p
+                .trim()
+                .parse()
+                .map_err(|_| format!("invalid share {s:?}: expected a percentage such as 25%"))?;
+            if !(v > 0.0 && v <= 100.0) {
+                return Err(format!(
+                    "invalid share {s:?}: must be above 0% and at most 100%"
+                ));
+            }
+            return Ok(RateSpec::Share(v / 100.0));
+        }
+        s.parse::<MaxRate>()
+            .map(RateSpec::Rate)
+            .map_err(|e| format!("{e}, a share such as 25%, or unlimited"))
+    }
+}
+
+/// What the `--max-rate` values add up to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throttle {
+    /// The share of the time the run may keep the new primary busy (`None`: unpaced).
+    pub busy_share: Option<f64>,
+    /// The cap on the row diff's reads per second and node.
+    pub max_rate: Option<MaxRate>,
+}
+
+impl Throttle {
+    /// No pacing and no cap (`--max-rate unlimited`, and the library's default).
+    pub const UNLIMITED: Throttle = Throttle {
+        busy_share: None,
+        max_rate: None,
+    };
+
+    /// The default when `--max-rate` is not given: pace the new primary at
+    /// [`crate::pg::pace::DEFAULT_BUSY_SHARE`].
+    pub fn gentle() -> Throttle {
+        Throttle {
+            busy_share: Some(crate::pg::pace::DEFAULT_BUSY_SHARE),
+            max_rate: None,
+        }
+    }
+
+    /// Combines the `--max-rate` values: none gives [`Throttle::gentle`]; otherwise at most
+    /// one share and one rate, and `unlimited` alone. `100%` means unpaced.
+    pub fn from_specs(specs: &[RateSpec]) -> Result<Throttle, String> {
+        if specs.is_empty() {
+            return Ok(Throttle::gentle());
+        }
+        if specs.contains(&RateSpec::Unlimited) {
+            if specs.len() > 1 {
+                return Err("unlimited cannot be combined with other --max-rate values".into());
+            }
+            return Ok(Throttle::UNLIMITED);
+        }
+        let mut t = Throttle::UNLIMITED;
+        let mut share_given = false;
+        for s in specs {
+            match *s {
+                RateSpec::Share(v) => {
+                    if share_given {
+                        return Err("give at most one share (e.g. 25%) to --max-rate".into());
+                    }
+                    share_given = true;
+                    t.busy_share = (v < 1.0).then_some(v);
+                }
+                RateSpec::Rate(r) => {
+                    if t.max_rate.is_some() {
+                        return Err(
+                            "give at most one rate (rows or bytes per second) to --max-rate".into(),
+                        );
+                    }
+                    t.max_rate = Some(r);
+                }
+                RateSpec::Unlimited => {}
+            }
+        }
+        Ok(t)
+    }
 }
 
 /// A read-rate limit per node.
@@ -191,6 +292,9 @@ pub struct DiffOptions {
     pub jobs: usize,
     /// Read-rate limit per node.
     pub max_rate: Option<MaxRate>,
+    /// Paces every session to the new primary (see [`crate::pg::pace`]); the caller shares
+    /// it with its other sessions to that server. `None`: unpaced.
+    pub new_pacer: Option<std::sync::Arc<crate::pg::Pacer>>,
     /// Rows per first-pass chunk.
     pub chunk_rows: u64,
     /// Largest range whose rows are fetched (key and hash) instead of being bisected further.
@@ -209,6 +313,7 @@ impl Default for DiffOptions {
             databases: Vec::new(),
             jobs: DEFAULT_JOBS,
             max_rate: None,
+            new_pacer: None,
             chunk_rows: DEFAULT_CHUNK_ROWS,
             leaf_rows: 1024,
             export_dir: None,
@@ -218,7 +323,8 @@ impl Default for DiffOptions {
 }
 
 impl DiffOptions {
-    /// Builds the options from the flags; `None` when `--no-tables` was given.
+    /// Builds the options from the flags; `None` when `--no-tables` was given. The pacer is
+    /// left unset: the caller creates it for the run ([`Throttle::busy_share`]).
     pub fn from_args(a: &TableArgs) -> Result<Option<DiffOptions>, DiffError> {
         if a.no_tables {
             return Ok(None);
@@ -233,12 +339,15 @@ impl DiffOptions {
                 message: "--chunk-rows must be at least 1".into(),
             });
         }
+        let throttle =
+            Throttle::from_specs(&a.max_rate).map_err(|message| DiffError::Options { message })?;
         Ok(Some(DiffOptions {
             filter: TableFilter::new(&a.tables, &a.exclude_tables, &a.schemas)?,
             all_databases: a.all_databases,
             databases: Vec::new(),
             jobs: a.jobs,
-            max_rate: a.max_rate,
+            max_rate: throttle.max_rate,
+            new_pacer: None,
             chunk_rows: a.chunk_rows,
             leaf_rows: (a.chunk_rows * 4).max(1024),
             export_dir: a.export_dir.clone(),
@@ -266,6 +375,63 @@ mod tests {
         assert!("fast".parse::<MaxRate>().is_err());
         assert!("10parsecs".parse::<MaxRate>().is_err());
         assert!("0rows".parse::<MaxRate>().is_err());
+    }
+
+    #[test]
+    fn rate_specs_parse() {
+        assert_eq!("unlimited".parse::<RateSpec>(), Ok(RateSpec::Unlimited));
+        assert_eq!("25%".parse::<RateSpec>(), Ok(RateSpec::Share(0.25)));
+        assert_eq!("12.5 %".parse::<RateSpec>(), Ok(RateSpec::Share(0.125)));
+        assert_eq!(
+            "20000rows".parse::<RateSpec>(),
+            Ok(RateSpec::Rate(MaxRate::Rows(20000)))
+        );
+        for bad in ["0%", "101%", "-5%", "x%", "fast", "%"] {
+            assert!(bad.parse::<RateSpec>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn throttle_defaults_to_gentle_and_combines() {
+        let parse = |args: &[&str]| {
+            let mut v = vec!["x"];
+            for a in args {
+                v.push("--max-rate");
+                v.push(a);
+            }
+            Throttle::from_specs(&Cli::parse_from(v).t.max_rate)
+        };
+        let gentle = parse(&[]).unwrap();
+        assert_eq!(gentle, Throttle::gentle());
+        assert_eq!(gentle.busy_share, Some(crate::pg::pace::DEFAULT_BUSY_SHARE));
+        assert_eq!(gentle.max_rate, None);
+        assert_eq!(parse(&["unlimited"]).unwrap(), Throttle::UNLIMITED);
+        assert_eq!(parse(&["100%"]).unwrap(), Throttle::UNLIMITED);
+        // An explicit rate replaces the default pacing; both can be asked for.
+        assert_eq!(
+            parse(&["20000rows"]).unwrap(),
+            Throttle {
+                busy_share: None,
+                max_rate: Some(MaxRate::Rows(20000))
+            }
+        );
+        assert_eq!(
+            parse(&["10%", "20MB"]).unwrap(),
+            Throttle {
+                busy_share: Some(0.1),
+                max_rate: Some(MaxRate::Bytes(20_000_000))
+            }
+        );
+        assert!(parse(&["unlimited", "10%"]).is_err());
+        assert!(parse(&["10%", "20%"]).is_err());
+        assert!(parse(&["10rows", "20MB"]).is_err());
+        // The row diff's options carry the cap; the pacer is the caller's.
+        let c = Cli::parse_from(["x", "--max-rate", "10%", "--max-rate", "5000rows"]);
+        let o = DiffOptions::from_args(&c.t).unwrap().unwrap();
+        assert_eq!(o.max_rate, Some(MaxRate::Rows(5000)));
+        assert!(o.new_pacer.is_none());
+        let c = Cli::parse_from(["x", "--max-rate", "10%", "--max-rate", "50%"]);
+        assert!(DiffOptions::from_args(&c.t).is_err());
     }
 
     #[test]

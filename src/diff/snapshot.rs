@@ -187,6 +187,16 @@ impl NodePool {
         Ok(pool)
     }
 
+    /// The pool with every session paced by `pacer` from now on (`None`: unpaced).
+    pub fn paced(mut self, pacer: Option<std::sync::Arc<crate::pg::Pacer>>) -> NodePool {
+        self.sessions = self
+            .sessions
+            .into_iter()
+            .map(|s| s.paced(pacer.clone()))
+            .collect();
+        self
+    }
+
     /// Ends every transaction and closes the sessions.
     pub async fn close(self) {
         for s in self.sessions {

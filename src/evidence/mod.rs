@@ -488,6 +488,7 @@ pub async fn gather(
                             Some(*seg_size),
                             capture,
                             scan_opts,
+                            None, // the former primary serves no one: read it at full speed
                         )
                     },
                     switchpoint,

@@ -37,6 +37,8 @@ pub struct NewSideSource {
     pub timeline: TimelineId,
     /// Where that timeline branched off the former one.
     pub switchpoint: Lsn,
+    /// Paces the reading (the new primary serves the business); `None` reads at full speed.
+    pub pacer: Option<std::sync::Arc<crate::pg::Pacer>>,
 }
 
 impl NewSideSource {
@@ -87,13 +89,16 @@ impl NewSideSource {
                 Some(seg),
                 None,
                 &scan::ScanOptions::full(),
+                self.pacer.as_deref(),
             )
             .await;
             if r.is_ok() {
                 return r;
             }
         }
-        let s = connect(&self.params, &self.session).await?;
+        let s = connect(&self.params, &self.session)
+            .await?
+            .paced(self.pacer.clone());
         let r = scan::scan_sql_files(
             &s,
             self.timeline,

@@ -294,8 +294,10 @@ impl<'c> Scanner<'c> {
 /// Streams `[start, end)` of timeline `tli` with `START_REPLICATION PHYSICAL` (no slot).
 /// `start` is a record boundary (or a page or segment start); streaming begins at its page.
 /// `seg_size` is needed when `start` is not on a segment's first page, and for `capture`
-/// (which keeps the bytes received as segment files).
-#[allow(clippy::too_many_arguments)] // the range, the source and what to keep
+/// (which keeps the bytes received as segment files). With a `pacer`, the stream pauses after
+/// each chunk as the server's time budget asks (the time spent receiving and decoding counts as
+/// busy: the walsender reads and sends meanwhile).
+#[allow(clippy::too_many_arguments)] // the range, the source, what to keep, capture and pacing
 pub async fn scan_replication(
     params: &ConnParams,
     opts: &ReplicationOptions,
@@ -306,6 +308,7 @@ pub async fn scan_replication(
     seg_size: Option<u64>,
     capture: Option<&WalCapture>,
     scan_opts: &ScanOptions,
+    pacer: Option<&crate::pg::Pacer>,
 ) -> Result<Scan, ScanError> {
     let mut scanner = Scanner::new(start, end, switchpoint, seg_size, scan_opts)?
         .capturing(tli, seg_size, capture);
@@ -317,6 +320,7 @@ pub async fn scan_replication(
     // primary sends nothing more, and its insert position may lie a page header past its last
     // record.
     let quiet = Duration::from_secs(5);
+    let mut busy_since = std::time::Instant::now();
     while !done {
         let next = tokio::time::timeout(quiet, stream.next_chunk()).await;
         match next {
@@ -324,6 +328,10 @@ pub async fn scan_replication(
                 done = scanner.feed(chunk.start, &chunk.data)?;
                 // Everything before `end` has arrived: no need to wait for a quiet spell.
                 done |= stream.received_up_to() >= end;
+                if let (Some(p), false) = (pacer, done) {
+                    p.after(busy_since.elapsed()).await;
+                    busy_since = std::time::Instant::now();
+                }
             }
             Ok(Ok(None)) => break, // the timeline ended on the server
             Ok(Err(e)) => return Err(e.into()),
@@ -360,8 +368,11 @@ pub async fn scan_sql_files(
     scan_opts: &ScanOptions,
 ) -> Result<Scan, ScanError> {
     const CHUNK: i64 = 4 * 1024 * 1024;
-    let mut scanner = Scanner::new(start, end, switchpoint, Some(seg_size), scan_opts)?
-        .capturing(tli, Some(seg_size), capture);
+    let mut scanner = Scanner::new(start, end, switchpoint, Some(seg_size), scan_opts)?.capturing(
+        tli,
+        Some(seg_size),
+        capture,
+    );
     let mut segno = start.segment_number(seg_size);
     let last = end.segment_number(seg_size);
     let mut offset = (start.0 % seg_size) as i64;

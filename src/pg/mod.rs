@@ -10,9 +10,11 @@ pub mod error;
 
 pub use conninfo::{ConnInfoError, ConnParams, Host, PasswordSource, SslMode};
 pub use error::{ErrorKind, PgError};
+pub mod pace;
 pub mod session;
 pub mod tls;
 
+pub use pace::Pacer;
 pub use session::{connect, Session, SessionOptions};
 pub mod replication;
 

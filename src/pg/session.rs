@@ -95,6 +95,8 @@ pub struct Session {
     user: String,
     password: Option<String>,
     call_timeout: Duration,
+    /// When set, every call pauses afterwards as this server's time budget asks.
+    pacer: Option<std::sync::Arc<super::pace::Pacer>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -178,6 +180,7 @@ pub async fn connect(params: &ConnParams, opts: &SessionOptions) -> Result<Sessi
         user: params.user().to_string(),
         password: params.password().map(str::to_string),
         call_timeout: opts.call_timeout(),
+        pacer: None,
     })
 }
 
@@ -185,6 +188,13 @@ impl Session {
     /// The server label (`host:port` or socket path) used in messages.
     pub fn target(&self) -> &str {
         &self.target
+    }
+
+    /// This session with every later call paced by `pacer` (shared with the other sessions
+    /// and streams to the same server); `None` leaves it unpaced.
+    pub fn paced(mut self, pacer: Option<std::sync::Arc<super::pace::Pacer>>) -> Self {
+        self.pacer = pacer;
+        self
     }
 
     /// The underlying client, for calls this wrapper does not cover (no timeout is applied).
@@ -282,8 +292,12 @@ impl Session {
     where
         F: std::future::Future<Output = Result<R, tokio_postgres::Error>>,
     {
+        let started = std::time::Instant::now();
         match tokio::time::timeout(self.call_timeout, fut).await {
             Ok(r) => {
+                if let Some(p) = &self.pacer {
+                    p.after(started.elapsed()).await;
+                }
                 r.map_err(|e| map_error(&self.target, &self.user, self.password.as_deref(), e))
             }
             Err(_) => {
