@@ -22,4 +22,5 @@ pub mod sandbox;
 pub mod state;
 pub mod timeline;
 pub mod timing;
+pub mod values;
 pub mod wal;

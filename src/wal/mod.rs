@@ -17,12 +17,14 @@ pub mod decoder;
 pub mod error;
 pub mod heap;
 pub mod page;
+pub mod pglz;
 mod pipeline;
 pub mod record;
 pub mod rmgr;
 pub mod segment;
 pub mod source;
 pub mod standby;
+pub mod tuple;
 pub mod xact;
 
 pub use decoder::{EndOfWal, EndReason, Poll, WalDecoder};
