@@ -346,7 +346,7 @@ const POSTGRES_EPOCH_JDATE: i64 = 2_451_545;
 
 /// `j2date`: a Julian day to (year, month, day).
 fn j2date(jd: i64) -> Result<(i64, u32, u32), String> {
-    if !(0..=2_147_483_647 - 32_044 - 146_097).contains(&jd) {
+    if !(0..=i64::from(i32::MAX)).contains(&jd) {
         return Err(format!("julian day {jd} out of range"));
     }
     let mut julian = jd as u64 + 32044;
