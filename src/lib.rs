@@ -2,7 +2,8 @@
 //! committed data, how much, and which rows.
 //!
 //! Data flows one way: flags → connections ([`pg`]) → facts ([`node`]) → divergence
-//! ([`divergence`]) → WAL accounting ([`wal`]) → [`report`] model → renderer.
+//! ([`divergence`]) → WAL accounting ([`wal`]) → [`report`] model → renderer. Rows from the WAL
+//! alone: tuple images ([`wal::tuple`]) → deformed and printed as text ([`values`]).
 //! The library computes and returns values; it never prints.
 
 pub mod checks;

@@ -9,6 +9,8 @@
 //! - [`source`]: reads a directory of segments (plain, `.partial`, `.gz`) and feeds a decoder;
 //! - `pipeline`: the same on two threads (reading and checking on one, parsing on the other);
 //! - [`rmgr`], [`xact`], [`heap`], [`standby`]: interpretation of records by resource manager;
+//! - [`tuple`]: the tuple images of heap records (block data, full-page images decompressed
+//!   with [`pglz`], lz4 or zstd, prefix/suffix from the old tuple, logged old keys/tuples);
 //! - [`accounting`]: decoded records + switchpoint → lost transactions.
 
 pub mod accounting;
