@@ -2,7 +2,8 @@
 //! committed data, how much, and which rows.
 //!
 //! Data flows one way: flags → connections ([`pg`]) → facts ([`node`]) → divergence
-//! ([`divergence`]) → WAL accounting ([`wal`]) → [`report`] model → renderer.
+//! ([`divergence`]) → WAL accounting ([`wal`]) → [`report`] model → renderer. Rows from the WAL
+//! alone: tuple images ([`wal::tuple`]) → deformed and printed as text ([`values`]).
 //! The library computes and returns values; it never prints. [`bundle`] seals what a run read
 //! (reports, the lost range's WAL, histories, node facts) into a checksummed evidence bundle,
 //! and reads one back for a re-analysis with no server.
@@ -25,4 +26,5 @@ pub mod sandbox;
 pub mod state;
 pub mod timeline;
 pub mod timing;
+pub mod values;
 pub mod wal;

@@ -68,6 +68,7 @@ fuzz_target!(|data: &[u8]| {
             Ok(Poll::Record(r)) => {
                 let _ = XactRecord::parse(&r);
                 let _ = HeapRecord::parse(&r);
+                let _ = failover_verify::wal::tuple::tuples_of(&r);
                 let _ = RunningXacts::parse(&r);
                 let _ = Checkpoint::parse(&r);
                 let _ = SeqRecord::parse(&r);

@@ -12,6 +12,8 @@
 //!   directories into a private directory that [`source`] reads;
 //! - `pipeline`: the same on two threads (reading and checking on one, parsing on the other);
 //! - [`rmgr`], [`xact`], [`heap`], [`standby`]: interpretation of records by resource manager;
+//! - [`tuple`]: the tuple images of heap records (block data, full-page images decompressed
+//!   with [`pglz`], lz4 or zstd, prefix/suffix from the old tuple, logged old keys/tuples);
 //! - [`accounting`]: decoded records + switchpoint → lost transactions;
 //! - [`xidset`]: a compact set of xids (a bitmap) for the xids of the lost commits.
 
@@ -22,12 +24,14 @@ pub mod decoder;
 pub mod error;
 pub mod heap;
 pub mod page;
+pub mod pglz;
 mod pipeline;
 pub mod record;
 pub mod rmgr;
 pub mod segment;
 pub mod source;
 pub mod standby;
+pub mod tuple;
 pub mod xact;
 pub mod xidset;
 

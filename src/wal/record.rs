@@ -107,7 +107,50 @@ pub struct BlockRef {
     pub data_len: u16,
     /// The block's data (without the image).
     pub data: Bytes,
+    /// The image's bytes as stored in the record (compressed, hole left out), in pieces
+    /// shared with the decoder's pages (nothing is copied); empty without an image.
+    /// [`crate::wal::tuple::restore_page`] rebuilds the page from them.
+    pub image: ImageBytes,
 }
+
+/// A full-page image's stored bytes, in the pieces of the decoder's pages it lies in. Two
+/// values are equal when their bytes are, however they are cut.
+#[derive(Debug, Clone, Default)]
+pub struct ImageBytes(pub Vec<Bytes>);
+
+impl ImageBytes {
+    /// Total length.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(Bytes::len).sum()
+    }
+
+    /// Whether there are no bytes (no image).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes, gathered into one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.len());
+        for p in &self.0 {
+            v.extend_from_slice(p);
+        }
+        v
+    }
+}
+
+impl PartialEq for ImageBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self
+                .0
+                .iter()
+                .flat_map(|p| p.iter())
+                .eq(other.0.iter().flat_map(|p| p.iter()))
+    }
+}
+
+impl Eq for ImageBytes {}
 
 /// A record's block references; no allocation for up to two.
 pub type Blocks = smallvec::SmallVec<[BlockRef; 2]>;
@@ -240,6 +283,30 @@ impl RecordBytes {
     /// Whether there are no bytes at all.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Bytes `[off, off + len)` as shared slices of the pieces they lie in (never copied).
+    fn pieces(&self, off: usize, len: usize) -> Vec<Bytes> {
+        match self {
+            RecordBytes::One(b) => vec![b.slice(off..off + len)],
+            RecordBytes::Pieces(pieces) => {
+                let mut start = 0;
+                let end = off + len;
+                let mut out = Vec::with_capacity(2);
+                for p in pieces {
+                    let (ps, pe) = (start, start + p.len());
+                    start = pe;
+                    if pe <= off {
+                        continue;
+                    }
+                    if ps >= end {
+                        break;
+                    }
+                    out.push(p.slice(off.max(ps) - ps..end.min(pe) - ps));
+                }
+                out
+            }
+        }
     }
 
     /// Bytes `[off, off + len)`: shared when they lie in one piece, else gathered.
@@ -488,6 +555,7 @@ pub fn parse_record_bytes(
                     will_init: fork_flags & BKPBLOCK_WILL_INIT != 0,
                     data_len,
                     data: Bytes::new(),
+                    image: ImageBytes::default(),
                 });
             }
             other => return Err(err(format!("invalid block_id {other}"))),
@@ -501,11 +569,14 @@ pub fn parse_record_bytes(
     }
     let mut pos = c.pos;
     for b in blocks.iter_mut() {
-        pos += if b.has_image {
-            usize::from(b.image_len)
-        } else {
-            0
-        };
+        if b.has_image {
+            let len = usize::from(b.image_len);
+            if pos + len > total {
+                return Err(err("block image beyond the record".into()));
+            }
+            b.image = ImageBytes(rec.pieces(pos, len));
+            pos += len;
+        }
         let end = pos + usize::from(b.data_len);
         if end > total {
             return Err(err("block data beyond the record".into()));
@@ -584,6 +655,10 @@ mod tests {
         assert_eq!(whole.blocks[0].data.len(), 300);
         assert_eq!(whole.main_data.len(), 500);
         assert_eq!(whole.fpi_len(), 8192);
+        assert_eq!(
+            whole.blocks[0].image.to_vec(),
+            (0..8192u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>()
+        );
         let crc = u32::from_le_bytes(r[20..24].try_into().expect("4 bytes"));
         for cuts in [
             vec![10],
