@@ -492,12 +492,7 @@ async fn with_the_new_primary_the_bundle_is_checked_against_it() {
     // From a copy of the former primary's pg_wal (no connection to it): the bundle copies
     // the lost range's segments unchanged, and re-analyses to the same numbers.
     let copy = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(former.data_dir().join("pg_wal")).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), copy.path().join(e.file_name())).unwrap();
-        }
-    }
+    util::copy_wal_dir(&former.data_dir().join("pg_wal"), copy.path());
     let from_dir = work.path().join("from-dir");
     let dir_run = run_tool(&[
         "compare",

@@ -796,12 +796,7 @@ async fn report_compares_every_touched_database_and_names_lost_ddl() {
 
     // 8. The former primary's WAL from files only: what cannot be named is said, with why.
     let copy = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(inc.former.data_dir().join("pg_wal")).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), copy.path().join(e.file_name())).unwrap();
-        }
-    }
+    util::copy_wal_dir(&inc.former.data_dir().join("pg_wal"), copy.path());
     let new = inc.new.conninfo();
     let run = run_tool(&[
         "compare",

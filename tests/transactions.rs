@@ -306,12 +306,7 @@ async fn lost_commits_match_pg_waldump_and_the_workload() {
     inc.former.stop(StopMode::Immediate).await.unwrap();
     inc.new.stop(StopMode::Immediate).await.unwrap();
     let copy = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(inc.former.data_dir().join("pg_wal")).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), copy.path().join(e.file_name())).unwrap();
-        }
-    }
+    util::copy_wal_dir(&inc.former.data_dir().join("pg_wal"), copy.path());
     let sp = inc.switchpoint.to_string();
     let dir = copy.path().to_str().unwrap();
     let run = run_tool(&[

@@ -142,12 +142,7 @@ async fn thousands_of_lost_commits_stay_bounded_and_the_list_is_complete() {
     let expected = 2100usize;
     f.former_primary.stop(StopMode::Fast).await.unwrap();
     let copy = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(f.former_primary.data_dir().join("pg_wal")).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), copy.path().join(e.file_name())).unwrap();
-        }
-    }
+    util::copy_wal_dir(&f.former_primary.data_dir().join("pg_wal"), copy.path());
     let out = tempfile::tempdir().unwrap();
     let sp = f.switchpoint.to_string();
     let wal = copy.path().to_str().unwrap();

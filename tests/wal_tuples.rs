@@ -427,12 +427,7 @@ async fn round(
 
     // Decode a copy of pg_wal.
     let copy = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(c.data_dir().join("pg_wal")).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), copy.path().join(e.file_name())).unwrap();
-        }
-    }
+    util::copy_wal_dir(&c.data_dir().join("pg_wal"), copy.path());
     let dir = WalDir::open(copy.path(), TimelineId(1)).unwrap();
     let mut cov = Coverage::default();
     let mut latest: HashMap<(u32, Tid), HeapTuple> = HashMap::new();
@@ -591,12 +586,7 @@ async fn round(
 /// The records of `[start, end)`, decoded from a copy of `c`'s pg_wal.
 fn decode_copy(c: &Cluster, start: Lsn, end: Lsn) -> Vec<failover_verify::wal::DecodedRecord> {
     let copy = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(c.data_dir().join("pg_wal")).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), copy.path().join(e.file_name())).unwrap();
-        }
-    }
+    util::copy_wal_dir(&c.data_dir().join("pg_wal"), copy.path());
     let dir = WalDir::open(copy.path(), TimelineId(1)).unwrap();
     dir.read(start, Some(end)).map(Result::unwrap).collect()
 }

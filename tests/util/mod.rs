@@ -72,6 +72,25 @@ pub fn validate_report(v: &serde_json::Value) {
     );
 }
 
+/// Copies the regular files of a `pg_wal` directory into `to`, as a DBA's `cp pg_wal/*` would.
+/// A running server removes files while they are listed (a recycled segment, `xlogtemp.N`): a
+/// file gone by the time it is copied was not part of the WAL to read, and is skipped.
+pub fn copy_wal_dir(from: &std::path::Path, to: &std::path::Path) {
+    for e in std::fs::read_dir(from)
+        .expect("pg_wal is readable")
+        .flatten()
+    {
+        if !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        match std::fs::copy(e.path(), to.join(e.file_name())) {
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => panic!("copying {}: {err}", e.path().display()),
+        }
+    }
+}
+
 /// Runs the real `failover-verify` binary with `args`, bounded to two minutes.
 pub async fn run_tool(args: &[&str]) -> Run {
     run_tool_env(args, &[]).await
