@@ -54,8 +54,10 @@ async fn demo_interrupted_by_ctrl_c_stops_its_servers() {
         return;
     };
     let base = sandbox_base();
+    // Enough lost transactions (one round trip each) that the demo is still at work when the
+    // interrupt comes: a fast machine finished the default demo within the 1.5 s wait below.
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_failover-verify"))
-        .arg("demo")
+        .args(["demo", "--lost-transactions", "5000"])
         .env("FV_SANDBOX_DIR", base.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
