@@ -73,6 +73,17 @@ impl TimeoutArgs {
             d(self.lock_timeout),
         )
     }
+
+    /// Session options with these timeouts (the rest at their defaults).
+    pub fn session_options(&self) -> crate::pg::session::SessionOptions {
+        let (connect_timeout, statement_timeout, lock_timeout) = self.durations();
+        crate::pg::session::SessionOptions {
+            connect_timeout,
+            statement_timeout,
+            lock_timeout,
+            ..Default::default()
+        }
+    }
 }
 
 /// Flags of `compare`.

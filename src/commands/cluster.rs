@@ -42,7 +42,7 @@ impl ClusterInput {
                 message: e.to_string(),
             })
         };
-        let (connect_timeout, statement_timeout, lock_timeout) = args.timeouts.durations();
+        let (connect_timeout, _, _) = args.timeouts.durations();
         // --patroni: the leader is the primary (unless --primary), every other member a node.
         let patroni = super::compare::patroni_discovery(&args.patroni, connect_timeout)?;
         let primary = match (&args.primary, &patroni) {
@@ -73,12 +73,7 @@ impl ClusterInput {
         Ok(ClusterInput {
             primary,
             nodes: dedup_by_target(nodes),
-            session: SessionOptions {
-                connect_timeout,
-                statement_timeout,
-                lock_timeout,
-                ..SessionOptions::default()
-            },
+            session: args.timeouts.session_options(),
         })
     }
 }

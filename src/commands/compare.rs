@@ -109,7 +109,7 @@ impl CompareInput {
                     args.restore_timeout
                 ),
             })?;
-        let (connect_timeout, statement_timeout, lock_timeout) = args.timeouts.durations();
+        let (connect_timeout, _, _) = args.timeouts.durations();
         let mut patroni = patroni_discovery(&args.patroni, connect_timeout)?;
         if let Some(d) = &mut patroni {
             // The section forgets the choices that flags override.
@@ -152,12 +152,7 @@ impl CompareInput {
             former_archive,
             restore_timeout,
             former_timeline: args.former_timeline.map(TimelineId),
-            session: SessionOptions {
-                connect_timeout,
-                statement_timeout,
-                lock_timeout,
-                ..SessionOptions::default()
-            },
+            session: args.timeouts.session_options(),
             checks: if args.no_checks {
                 None
             } else {

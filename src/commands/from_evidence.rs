@@ -47,16 +47,10 @@ impl FromEvidenceInput {
                 })
             })
             .transpose()?;
-        let (connect_timeout, statement_timeout, lock_timeout) = args.timeouts.durations();
         Ok(FromEvidenceInput {
             dir,
             new_primary,
-            session: SessionOptions {
-                connect_timeout,
-                statement_timeout,
-                lock_timeout,
-                ..SessionOptions::default()
-            },
+            session: args.timeouts.session_options(),
             checks: if args.no_checks {
                 None
             } else {
