@@ -8,6 +8,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// The size of a WAL page in bytes (XLOG_BLCKSZ); PostgreSQL builds with 8 KB pages by default.
+pub const XLOG_BLCKSZ: usize = 8192;
+
 /// A WAL position (log sequence number), printed the way PostgreSQL prints it: `16/B374D848`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Lsn(pub u64);
@@ -56,7 +59,7 @@ impl Lsn {
 
     /// The offset of this position inside its 8 KB WAL page.
     pub fn page_offset(self) -> u64 {
-        self.0 % crate::wal::XLOG_BLCKSZ as u64
+        self.0 % XLOG_BLCKSZ as u64
     }
 
     /// Rounds up to the next multiple of 8, where the next WAL record starts (MAXALIGN).

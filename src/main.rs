@@ -206,7 +206,7 @@ async fn run_cluster(args: &ClusterArgs, cli: &Cli) -> ExitCode {
         }
     };
     let mut bytes = Vec::new();
-    if let Err(e) = report::cluster::render(&report, args.output.format, &mut bytes) {
+    if let Err(e) = report::render_cluster(&report, args.output.format, &mut bytes) {
         eprintln!("error: cannot render the report: {e}");
         return code(Exit::Error);
     }

@@ -15,9 +15,10 @@ use crate::wal::RelFileLocator;
 
 use super::manifest::{self, MANIFEST};
 use super::{
-    BundleError, FileEntry, Meta, WalCapture, WalMeta, BUNDLE_FORMAT, INDEX_FILE, META_FILE,
-    NODES_FILE, WAL_DIR,
+    BundleError, FileEntry, Meta, WalMeta, BUNDLE_FORMAT, INDEX_FILE, META_FILE, NODES_FILE,
+    WAL_DIR,
 };
+use crate::wal::capture::WalCapture;
 
 /// The report files at the bundle's root, one per format.
 pub const REPORT_FILES: [(&str, Format, &str); 6] = [
@@ -274,8 +275,8 @@ impl Staging {
         });
         let meta = Meta {
             bundle_format: BUNDLE_FORMAT,
-            tool: crate::commands::tool_id(),
-            created_at: crate::commands::now_rfc3339(),
+            tool: crate::report::tool_id(),
+            created_at: crate::report::now_rfc3339(),
             command: c.command.clone(),
             divergence: c.report.divergence.clone(),
             end_from_wal: c.end_from_wal,
@@ -438,7 +439,12 @@ fn index(meta: &Meta, command: &str, notes: &[String]) -> String {
         "| `{MANIFEST}` | SHA-256 of every other file, in `sha256sum -c` format |"
     );
     for f in &meta.files {
-        let _ = writeln!(s, "| `{}` | {} |", f.path, f.what.replace('|', "\\|"));
+        let _ = writeln!(
+            s,
+            "| `{}` | {} |",
+            f.path,
+            crate::quote::markdown_cell(&f.what)
+        );
     }
     let _ = writeln!(
         s,

@@ -14,9 +14,37 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::RunsOn;
+/// Which nodes a check queries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunsOn {
+    /// Only the new primary.
+    New,
+    /// Only the former primary.
+    Former,
+    /// Both nodes.
+    Both,
+}
+
+impl RunsOn {
+    /// `new`, `former` or `both`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunsOn::New => "new",
+            RunsOn::Former => "former",
+            RunsOn::Both => "both",
+        }
+    }
+}
+
+impl fmt::Display for RunsOn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// One result row: (column, value) in the query's column order.
 pub type Row = Vec<(String, Value)>;

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use super::compare::{default_summaries, fill_summary};
+use super::catalog::BUILTIN;
 use super::*;
+use crate::finding::Severity;
 
 const GOOD: &str = r#"
 id = "my_check"

@@ -65,7 +65,7 @@ pub fn render_list(catalog: &Catalog, format: Format, out: &mut dyn Write) -> io
             writeln!(out, "| {} |", header.join(" | "))?;
             writeln!(out, "|{}", "---|".repeat(header.len()))?;
             for r in &rows {
-                let c = cells(r).map(|c| c.replace('|', "\\|"));
+                let c = cells(r).map(|c| crate::quote::markdown_cell(&c));
                 writeln!(out, "| {} |", c.join(" | "))?;
             }
             Ok(())

@@ -585,7 +585,7 @@ pub async fn run_with_progress(
                     touched_databases = ev.touched_databases();
                     settle_with_wal(&mut analysis, &ev, files_only);
                     findings.extend(transaction_findings(&ev, "--export-dir DIR"));
-                    attribution = Some(ev.attribution());
+                    attribution = Some(crate::diff::Attribution::from_evidence(&ev));
                     former_side = Some(
                         crate::diff::walguided::SideWal::from_accounting(
                             &ev.lost,

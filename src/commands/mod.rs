@@ -117,17 +117,7 @@ pub struct Outcome {
     pub epilogue: Option<String>,
 }
 
-/// `failover-verify <version>`, for reports.
-pub fn tool_id() -> String {
-    format!("failover-verify {}", env!("CARGO_PKG_VERSION"))
-}
-
-/// Now as RFC 3339 UTC.
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+pub use crate::report::{now_rfc3339, tool_id};
 
 /// One node after reading it: what the report shows, and the open session for later phases.
 pub(crate) struct ReadNode {

@@ -23,6 +23,16 @@ pub fn xid_follows_or_equals(a: u32, b: u32) -> bool {
 }
 
 impl Attribution {
+    /// What the row diff needs from the WAL accounting to tell lost writes from post-failover
+    /// ones: every xid (top-level and subtransaction) of the lost commits, and the new
+    /// primary's first xid.
+    pub fn from_evidence(ev: &crate::evidence::Evidence) -> Self {
+        Attribution {
+            lost_xids: ev.lost.lost_xids.clone(),
+            new_side_first_xid: ev.transactions.new_side_first_xid.map(|x| x.0),
+        }
+    }
+
     /// True when neither input is known (every difference is `unknown`).
     pub fn is_empty(&self) -> bool {
         self.lost_xids.is_empty() && self.new_side_first_xid.is_none()

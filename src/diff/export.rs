@@ -360,26 +360,9 @@ fn csv_record<'a>(out: &mut Vec<u8>, fields: impl Iterator<Item = Option<&'a str
             out.push(b',');
         }
         let Some(v) = f else { continue };
-        csv_field(out, v);
+        crate::quote::csv_field(out, v);
     }
     out.push(b'\n');
-}
-
-/// One non-NULL CSV field, quoted as [`csv_record`] says.
-pub(crate) fn csv_field(out: &mut Vec<u8>, v: &str) {
-    let quote = v.is_empty() || v == "\\." || v.contains([',', '"', '\r', '\n']);
-    if !quote {
-        out.extend_from_slice(v.as_bytes());
-        return;
-    }
-    out.push(b'"');
-    for c in v.bytes() {
-        if c == b'"' {
-            out.push(b'"');
-        }
-        out.push(c);
-    }
-    out.push(b'"');
 }
 
 #[cfg(test)]

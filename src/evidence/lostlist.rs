@@ -281,7 +281,7 @@ fn csv_line(out: &mut Vec<u8>, c: &LostCommit) {
     out.push(b',');
     if c.prepared {
         let g = c.gid.as_deref().unwrap_or("");
-        crate::diff::export::csv_field(out, g);
+        crate::quote::csv_field(out, g);
     }
     out.push(b',');
     out.extend_from_slice(if c.ddl { b"true" } else { b"false" });

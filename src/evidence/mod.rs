@@ -336,7 +336,7 @@ pub async fn gather(
     history: &TimelineHistory,
     switchpoint: Lsn,
     end: Option<Lsn>,
-    capture: Option<&crate::bundle::WalCapture>,
+    capture: Option<&crate::wal::capture::WalCapture>,
     scan_opts: &ScanOptions,
 ) -> (Result<Evidence, ScanError>, Vec<Finding>) {
     let tli = history.timeline;
@@ -1210,14 +1210,5 @@ impl Evidence {
         out.sort();
         out.dedup();
         out
-    }
-
-    /// What the row diff needs to tell lost writes from post-failover ones: every xid (top-level
-    /// and subtransaction) of the lost commits, and the new primary's first xid.
-    pub fn attribution(&self) -> crate::diff::Attribution {
-        crate::diff::Attribution {
-            lost_xids: self.lost.lost_xids.clone(),
-            new_side_first_xid: self.transactions.new_side_first_xid.map(|x| x.0),
-        }
     }
 }

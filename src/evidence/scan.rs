@@ -8,13 +8,13 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::bundle::WalCapture;
 use crate::lsn::{Lsn, TimelineId, Xid};
 use crate::pg::error::PgError;
 use crate::pg::replication::{connect_replication, ReplicationOptions};
 use crate::pg::session::Session;
 use crate::pg::ConnParams;
 use crate::wal::accounting::{Accountant, Detail, LostTransactions};
+use crate::wal::capture::WalCapture;
 use crate::wal::decoder::{EndOfWal, Poll, WalDecoder};
 use crate::wal::segment::segment_file_name;
 use crate::wal::source::WalDir;

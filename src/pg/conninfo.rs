@@ -5,6 +5,7 @@
 //! up in `PGPASSWORD` or the password file. The environment is injected so that tests are
 //! deterministic. The password never appears in `Debug`, `Display` or error messages.
 
+use crate::quote::conninfo_value;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -486,27 +487,30 @@ impl ConnParams {
             Host::Tcp(h) => h.clone(),
             Host::Unix(p) => p.display().to_string(),
         };
-        parts.push(format!("host={}", quote(&host)));
+        parts.push(format!("host={}", conninfo_value(&host)));
         if let Some(a) = self.hostaddr {
             if a.to_string() != host {
                 parts.push(format!("hostaddr={a}"));
             }
         }
         parts.push(format!("port={}", self.port));
-        parts.push(format!("user={}", quote(&self.user)));
-        parts.push(format!("dbname={}", quote(&self.dbname)));
+        parts.push(format!("user={}", conninfo_value(&self.user)));
+        parts.push(format!("dbname={}", conninfo_value(&self.dbname)));
         if self.password.is_some() {
             parts.push("password=********".to_string());
         }
         parts.push(format!("sslmode={}", self.sslmode));
         if let Some(c) = &self.sslrootcert {
-            parts.push(format!("sslrootcert={}", quote(&c.display().to_string())));
+            parts.push(format!(
+                "sslrootcert={}",
+                conninfo_value(&c.display().to_string())
+            ));
         }
         if let Some(t) = self.connect_timeout {
             parts.push(format!("connect_timeout={}", t.as_secs()));
         }
         if let Some(o) = &self.options {
-            parts.push(format!("options={}", quote(o)));
+            parts.push(format!("options={}", conninfo_value(o)));
         }
         parts.join(" ")
     }
@@ -535,27 +539,6 @@ impl fmt::Debug for ConnParams {
             .field("warnings", &self.warnings)
             .finish()
     }
-}
-
-/// Quotes a conninfo value when it needs it.
-fn quote(v: &str) -> String {
-    if !v.is_empty()
-        && !v
-            .chars()
-            .any(|c| c.is_whitespace() || c == '\'' || c == '\\')
-    {
-        return v.to_string();
-    }
-    let mut s = String::with_capacity(v.len() + 2);
-    s.push('\'');
-    for c in v.chars() {
-        if c == '\'' || c == '\\' {
-            s.push('\\');
-        }
-        s.push(c);
-    }
-    s.push('\'');
-    s
 }
 
 /// Splits a conninfo string or URL into (key, value) pairs.

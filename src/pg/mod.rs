@@ -11,6 +11,7 @@ pub mod error;
 pub use conninfo::{ConnInfoError, ConnParams, Host, PasswordSource, SslMode};
 pub use error::{ErrorKind, PgError};
 pub mod pace;
+mod pace_watch;
 pub mod session;
 pub mod tls;
 

@@ -17,9 +17,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::session::{connect, Session, SessionOptions, APPLICATION_NAME};
-use super::ConnParams;
-
 /// The default share of a server's time a run may use (`--max-rate 25%`).
 pub const DEFAULT_BUSY_SHARE: f64 = 0.25;
 
@@ -66,12 +63,12 @@ impl PaceClock {
 }
 
 /// How often a watching pacer looks at the server.
-const LOOK_EVERY: Duration = Duration::from_secs(1);
+pub(super) const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// Other client sessions at work on the server now or within the last second: not idle, or
 /// idle since less than a second; a session whose state this role may not see counts. Our
 /// own sessions (by application_name), walsenders and background workers do not.
-const OTHERS_AT_WORK_SQL: &str = "\
+pub(super) const OTHERS_AT_WORK_SQL: &str = "\
     SELECT count(*)::int8 FROM pg_catalog.pg_stat_activity \
      WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid() \
        AND application_name IS DISTINCT FROM $1 \
@@ -119,37 +116,11 @@ impl Pacer {
         }
     }
 
-    /// A pacer allowing `share` of the time while other sessions are at work on the server
-    /// in `params`, which it looks at once a second over a connection of its own (see the
-    /// module comment); it counts the server as busy until the first look says otherwise.
-    /// Must be called inside a tokio runtime.
-    pub fn watching(
-        params: &ConnParams,
-        opts: &SessionOptions,
-        share: f64,
-    ) -> std::sync::Arc<Pacer> {
-        let pacer = std::sync::Arc::new(Pacer::new(share));
-        let weak = std::sync::Arc::downgrade(&pacer);
-        let (params, opts) = (params.clone(), *opts);
-        let task = tokio::spawn(async move {
-            // Without a connection the server stays "busy": the run is paced.
-            let Ok(s) = connect(&params, &opts).await else {
-                return;
-            };
-            loop {
-                let others = others_at_work(&s).await;
-                match weak.upgrade() {
-                    Some(p) => p.observe(others),
-                    None => break,
-                }
-                tokio::time::sleep(LOOK_EVERY).await;
-            }
-            s.close().await;
-        });
-        if let Ok(mut w) = pacer.watcher.lock() {
+    /// Keeps the task that looks at the server, so that it ends with the pacer.
+    pub(super) fn set_watcher(&self, task: tokio::task::JoinHandle<()>) {
+        if let Ok(mut w) = self.watcher.lock() {
             *w = Some(task);
         }
-        pacer
     }
 
     /// Records a look at the server: `others_at_work` other sessions (`None`: unknown).
@@ -186,14 +157,6 @@ impl Pacer {
             tokio::time::sleep(pause).await;
         }
     }
-}
-
-/// How many other client sessions are at work on the server (`None` when the look failed).
-async fn others_at_work(s: &Session) -> Option<i64> {
-    s.query_one(OTHERS_AT_WORK_SQL, &[&APPLICATION_NAME])
-        .await
-        .ok()
-        .map(|r| r.get::<_, i64>(0))
 }
 
 #[cfg(test)]

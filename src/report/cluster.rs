@@ -2,14 +2,16 @@
 //! slots it knows about, and the nodes inspected directly, each placed on the primary's
 //! timeline history or flagged as diverged. Rendered in every `--format`.
 
+use crate::quote::markdown_cell;
 use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
-use super::{lsn_or_dash, Finding, Format, NodeSection};
+use super::{lsn_or_dash, NodeSection};
 use crate::divergence::{Divergence, Verdict};
+use crate::finding::Finding;
 use crate::lsn::{Lsn, SystemId, TimelineId};
 
 /// The version of the cluster report's JSON layout.
@@ -205,34 +207,6 @@ impl ClusterReport {
     }
 }
 
-/// Renders `report` in `format` into `out`.
-pub fn render(report: &ClusterReport, format: Format, out: &mut dyn Write) -> io::Result<()> {
-    match format {
-        Format::Text => render_text(report, out),
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, report).map_err(io::Error::other)?;
-            writeln!(out)
-        }
-        Format::Markdown => render_markdown(report, out),
-        Format::Csv => render_csv(report, out),
-        Format::Prometheus => super::prometheus::render_cluster(report, out),
-        Format::Html => {
-            // The cluster check has no picture to draw: its text tables in a page.
-            let mut text = Vec::new();
-            render_text(report, &mut text)?;
-            let text = String::from_utf8_lossy(&text)
-                .replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;");
-            writeln!(
-                out,
-                "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>failover-verify cluster: {}</title></head><body><pre>{text}</pre></body></html>",
-                report.verdict.as_str()
-            )
-        }
-    }
-}
-
 fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map_or_else(|| "-".into(), |x| x.to_string())
 }
@@ -353,7 +327,7 @@ fn grid<const N: usize>(rows: &[[String; N]]) -> String {
     b.build().with(Style::sharp()).to_string()
 }
 
-fn render_text(r: &ClusterReport, out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn render_text(r: &ClusterReport, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
         "failover-verify cluster: {}",
@@ -402,14 +376,9 @@ fn render_text(r: &ClusterReport, out: &mut dyn Write) -> io::Result<()> {
     )
 }
 
-/// Escapes a Markdown table cell.
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r'], " ")
-}
-
 fn md_table<const N: usize>(out: &mut dyn Write, rows: &[[String; N]]) -> io::Result<()> {
     for (i, r) in rows.iter().enumerate() {
-        let cells: Vec<String> = r.iter().map(|c| cell(c)).collect();
+        let cells: Vec<String> = r.iter().map(|c| markdown_cell(c)).collect();
         writeln!(out, "| {} |", cells.join(" | "))?;
         if i == 0 {
             writeln!(out, "|{}", "---|".repeat(N))?;
@@ -418,7 +387,7 @@ fn md_table<const N: usize>(out: &mut dyn Write, rows: &[[String; N]]) -> io::Re
     Ok(())
 }
 
-fn render_markdown(r: &ClusterReport, out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn render_markdown(r: &ClusterReport, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
         "## failover-verify cluster: **{}**",
@@ -460,7 +429,7 @@ fn render_markdown(r: &ClusterReport, out: &mut dyn Write) -> io::Result<()> {
             writeln!(out)?;
         }
         for n in fine {
-            writeln!(out, "- {}", cell(&n.explanation))?;
+            writeln!(out, "- {}", markdown_cell(&n.explanation))?;
         }
     }
     if !r.findings.is_empty() {
@@ -468,9 +437,9 @@ fn render_markdown(r: &ClusterReport, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "### Findings")?;
         writeln!(out)?;
         for f in &r.findings {
-            write!(out, "- **{:?}** {}", f.severity, cell(&f.message))?;
+            write!(out, "- **{:?}** {}", f.severity, markdown_cell(&f.message))?;
             match &f.hint {
-                Some(h) => writeln!(out, " — {}", cell(h))?,
+                Some(h) => writeln!(out, " — {}", markdown_cell(h))?,
                 None => writeln!(out)?,
             }
         }
@@ -483,7 +452,7 @@ fn render_markdown(r: &ClusterReport, out: &mut dyn Write) -> io::Result<()> {
     )
 }
 
-fn render_csv(r: &ClusterReport, out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn render_csv(r: &ClusterReport, out: &mut dyn Write) -> io::Result<()> {
     let mut w = ::csv::Writer::from_writer(out);
     let mut row = |a: &str, b: &str, c: &str| w.write_record([a, b, c]);
     row("section", "field", "value")?;

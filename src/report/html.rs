@@ -7,12 +7,13 @@ use std::io::{self, Write};
 
 use super::{
     differing_rows, divergence_rows, lost_xid_rows, node_rows, row_diff_rows, table_loss_rows,
-    transaction_rows, Report, Severity, LISTED_ROWS, LISTED_XIDS,
+    transaction_rows, Report, LISTED_ROWS, LISTED_XIDS,
 };
 use crate::divergence::{human_bytes, Verdict};
+use crate::finding::Severity;
 
 /// Escapes text for HTML element content and attribute values.
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

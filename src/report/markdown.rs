@@ -1,5 +1,6 @@
 //! Markdown: headings and pipe tables that paste cleanly into GitHub, GitLab or Jira tickets.
 
+use crate::quote::markdown_cell;
 use std::io::{self, Write};
 
 use super::{check_detail_rows, check_rows, checks_with_rows, LISTED_CHECK_ROWS};
@@ -8,11 +9,6 @@ use super::{
     lost_xids_note, minute_rows, node_rows, row_diff_rows, table_loss_rows, transaction_rows,
     Report, LISTED_MINUTES, LISTED_ROWS, LISTED_XIDS,
 };
-
-/// Escapes a table cell: pipes and newlines would break the row.
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r'], " ")
-}
 
 /// Writes one pipe table with a header row.
 fn table<const N: usize>(
@@ -23,7 +19,7 @@ fn table<const N: usize>(
     writeln!(out, "| {} |", header.join(" | "))?;
     writeln!(out, "|{}", "---|".repeat(N))?;
     for r in rows {
-        let cells: Vec<String> = r.iter().map(|c| cell(c)).collect();
+        let cells: Vec<String> = r.iter().map(|c| markdown_cell(c)).collect();
         writeln!(out, "| {} |", cells.join(" | "))?;
     }
     Ok(())
@@ -147,9 +143,9 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "### Findings")?;
         writeln!(out)?;
         for f in &report.findings {
-            write!(out, "- **{:?}** {}", f.severity, cell(&f.message))?;
+            write!(out, "- **{:?}** {}", f.severity, markdown_cell(&f.message))?;
             if let Some(h) = &f.hint {
-                write!(out, " _Hint:_ {}", cell(h))?;
+                write!(out, " _Hint:_ {}", markdown_cell(h))?;
             }
             writeln!(out)?;
         }
@@ -178,11 +174,11 @@ fn render_checks(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     )?;
     for c in checks_with_rows(report) {
         writeln!(out)?;
-        writeln!(out, "#### {}: {}", c.id, cell(&c.title))?;
+        writeln!(out, "#### {}: {}", c.id, markdown_cell(&c.title))?;
         writeln!(out)?;
         let rows = check_detail_rows(c, LISTED_CHECK_ROWS);
         let line = |r: &[String]| {
-            let cells: Vec<String> = r.iter().map(|x| cell(x)).collect();
+            let cells: Vec<String> = r.iter().map(|x| markdown_cell(x)).collect();
             format!("| {} |", cells.join(" | "))
         };
         writeln!(out, "{}", line(&rows[0]))?;
@@ -199,7 +195,7 @@ fn render_checks(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             )?;
         }
         writeln!(out)?;
-        writeln!(out, "_Remedy:_ {}", cell(&c.remedy))?;
+        writeln!(out, "_Remedy:_ {}", markdown_cell(&c.remedy))?;
     }
     Ok(())
 }

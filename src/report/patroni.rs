@@ -1,6 +1,7 @@
 //! The `patroni` section of a report (Patroni discovery, `--patroni`), in every format:
 //! one small block per renderer, built from the same rows.
 
+use crate::quote::markdown_cell;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
@@ -119,11 +120,6 @@ pub(crate) fn render_text(p: &PatroniSection, out: &mut dyn Write) -> io::Result
     )
 }
 
-/// Escapes a Markdown table cell.
-fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r'], " ")
-}
-
 /// Markdown: a `### Patroni` heading and two pipe tables.
 pub(crate) fn render_markdown(p: &PatroniSection, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out)?;
@@ -132,12 +128,12 @@ pub(crate) fn render_markdown(p: &PatroniSection, out: &mut dyn Write) -> io::Re
     writeln!(out, "| | value |")?;
     writeln!(out, "|---|---|")?;
     for [k, v] in summary_rows(p) {
-        writeln!(out, "| {} | {} |", md_cell(&k), md_cell(&v))?;
+        writeln!(out, "| {} | {} |", markdown_cell(&k), markdown_cell(&v))?;
     }
     writeln!(out)?;
     let rows = member_rows(p);
     for (i, r) in rows.iter().enumerate() {
-        let cells: Vec<String> = r.iter().map(|c| md_cell(c)).collect();
+        let cells: Vec<String> = r.iter().map(|c| markdown_cell(c)).collect();
         writeln!(out, "| {} |", cells.join(" | "))?;
         if i == 0 {
             writeln!(out, "|{}", "---|".repeat(r.len()))?;

@@ -544,14 +544,14 @@ impl Cluster {
         let db = if plain {
             dbname.to_string()
         } else {
-            conninfo_quote(dbname)
+            crate::quote::conninfo_value(dbname)
         };
         let mut s = format!(
             "host=127.0.0.1 port={} user={SUPERUSER} dbname={db}",
             self.port
         );
         if let Some(pw) = &self.opts.password {
-            s.push_str(&format!(" password={}", conninfo_quote(pw)));
+            s.push_str(&format!(" password={}", crate::quote::conninfo_value(pw)));
         }
         s
     }
@@ -940,7 +940,7 @@ impl Cluster {
                     self.name()
                 );
                 if let Some(pw) = &p.opts.password {
-                    s.push_str(&format!(" password={}", conninfo_quote(pw)));
+                    s.push_str(&format!(" password={}", crate::quote::conninfo_value(pw)));
                 }
                 s
             }
@@ -1132,10 +1132,6 @@ impl Cluster {
     }
 }
 
-fn conninfo_quote(v: &str) -> String {
-    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
 impl Drop for Cluster {
     fn drop(&mut self) {
         if self.kept {
@@ -1195,6 +1191,5 @@ mod tests {
     fn names_and_quotes() {
         assert_eq!(ClusterOptions::new("a b/c").name, "a_b_c");
         assert_eq!(quote("it's"), "'it''s'");
-        assert_eq!(conninfo_quote("p'w"), "'p\\'w'");
     }
 }

@@ -8,8 +8,8 @@ use crate::wal::heap::Tid;
 use crate::wal::tuple::HeapTuple;
 
 use super::desc::{Attr, RelDesc};
-use super::text::render;
-use super::toast::{parse_varlena, payload, varsize_any, ToastPointer, Varlena};
+use super::text::{render, Value};
+use super::toast::{parse_varlena, payload, varsize_any, Varlena};
 
 /// A tuple that does not fit its descriptor, or a value that cannot be read: names the
 /// relation, the ctid and (when known) the column.
@@ -135,33 +135,6 @@ pub fn deform(desc: &RelDesc, tuple: &HeapTuple, tid: Tid) -> Result<Vec<Datum>,
         return Err(err(None, "attributes run past the tuple".into()));
     }
     Ok(out)
-}
-
-/// One column's value as text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Value {
-    /// NULL.
-    Null,
-    /// The text the type's output function prints.
-    Text {
-        /// The text.
-        text: String,
-    },
-    /// Stored out of line: resolve it from the TOAST chunks (the lost WAL or the new primary's
-    /// TOAST table), then [`super::toast::assemble`] and [`super::text::render_payload`].
-    External {
-        /// The pointer.
-        pointer: ToastPointer,
-    },
-    /// A type this tool does not print natively: the stored bytes (varlena payload, or the
-    /// fixed-length bytes) and the type's name. Never a guessed value.
-    Undecoded {
-        /// `typname`.
-        type_name: String,
-        /// The bytes, hex.
-        hex: String,
-    },
 }
 
 /// One column of a decoded row.

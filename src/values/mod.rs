@@ -11,6 +11,7 @@ pub mod desc;
 pub mod text;
 pub mod toast;
 
-pub use deform::{decode_row, deform, Column, Datum, TupleError, Value};
+pub use deform::{decode_row, deform, Column, Datum, TupleError};
 pub use desc::{Attr, ElemType, RelDesc, TypeInfo};
+pub use text::Value;
 pub use toast::{ToastPointer, Varlena};

@@ -4,9 +4,37 @@
 
 use std::fmt::Write as _;
 
-use super::deform::Value;
+use serde::Serialize;
+
 use super::desc::{ElemType, RelDesc, TypeInfo};
-use super::toast::{parse_varlena, payload, varsize_any};
+use super::toast::{parse_varlena, payload, varsize_any, ToastPointer};
+
+/// One column's value as text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Value {
+    /// NULL.
+    Null,
+    /// The text the type's output function prints.
+    Text {
+        /// The text.
+        text: String,
+    },
+    /// Stored out of line: resolve it from the TOAST chunks (the lost WAL or the new primary's
+    /// TOAST table), then [`super::toast::assemble`] and [`super::text::render_payload`].
+    External {
+        /// The pointer.
+        pointer: ToastPointer,
+    },
+    /// A type this tool does not print natively: the stored bytes (varlena payload, or the
+    /// fixed-length bytes) and the type's name. Never a guessed value.
+    Undecoded {
+        /// `typname`.
+        type_name: String,
+        /// The bytes, hex.
+        hex: String,
+    },
+}
 
 /// A datum's stored bytes, as the renderer takes them.
 #[derive(Debug, Clone, Copy)]

@@ -276,7 +276,7 @@ fn last_line(path: &Path) -> String {
 /// The first offset where two segment copies differ on a page that is valid WAL in both
 /// (magic set, page address its own), or `None`.
 pub fn first_valid_difference(a: &[u8], b: &[u8], seg_start: u64) -> Option<u64> {
-    const PAGE: usize = crate::wal::XLOG_BLCKSZ;
+    const PAGE: usize = crate::lsn::XLOG_BLCKSZ;
     let valid = |p: &[u8], at: u64| {
         PageHeader::parse(p).is_some_and(|h| h.magic != 0 && h.pageaddr.0 == at)
     };

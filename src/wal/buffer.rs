@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use crate::wal::XLOG_BLCKSZ;
+use crate::lsn::XLOG_BLCKSZ;
 
 const BLCKSZ: u64 = XLOG_BLCKSZ as u64;
 

@@ -29,6 +29,7 @@ use bytes::{Buf, Bytes};
 use serde::Serialize;
 use smallvec::SmallVec;
 
+use crate::lsn::XLOG_BLCKSZ;
 use crate::lsn::{Lsn, SystemId, TimelineId};
 use crate::wal::buffer::ChunkBuf;
 use crate::wal::error::{FileCtx, WalError};
@@ -37,7 +38,6 @@ use crate::wal::record::{
     parse_record_bytes, record_crc_pieces, DecodedRecord, RecordBytes, RecordHeader,
     RECORD_HEADER_LEN,
 };
-use crate::wal::XLOG_BLCKSZ;
 
 const BLCKSZ: u64 = XLOG_BLCKSZ as u64;
 /// Largest record PostgreSQL writes (XLogRecordMaxSize is 1020 MB; anything past 1 GB is garbage).

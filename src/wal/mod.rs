@@ -20,6 +20,7 @@
 pub mod accounting;
 pub mod archive;
 mod buffer;
+pub mod capture;
 pub mod decoder;
 pub mod error;
 pub mod heap;
@@ -40,5 +41,4 @@ pub use error::WalError;
 pub use page::PgVersion;
 pub use record::{BlockRef, Compression, DecodedRecord, RelFileLocator};
 
-/// The size of a WAL page in bytes (XLOG_BLCKSZ); PostgreSQL builds with 8 KB pages by default.
-pub const XLOG_BLCKSZ: usize = 8192;
+pub use crate::lsn::XLOG_BLCKSZ;

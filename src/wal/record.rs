@@ -3,10 +3,10 @@
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::lsn::XLOG_BLCKSZ;
 use crate::lsn::{Lsn, Xid};
 use crate::wal::error::{FileCtx, WalError};
 use crate::wal::page::PgVersion;
-use crate::wal::XLOG_BLCKSZ;
 
 /// Size of the fixed record header (XLogRecord).
 pub const RECORD_HEADER_LEN: usize = 24;

@@ -7,12 +7,13 @@
 
 use serde::Serialize;
 
+use crate::lsn::XLOG_BLCKSZ;
 use crate::lsn::{Lsn, Xid};
 use crate::wal::error::WalError;
 use crate::wal::heap::{Tid, XLOG_HEAP_INIT_PAGE, XLOG_HEAP_OPMASK};
+use crate::wal::pglz;
 use crate::wal::record::{BlockRef, Compression, DecodedRecord, RelFileLocator};
 use crate::wal::rmgr::{RM_HEAP2_ID, RM_HEAP_ID};
-use crate::wal::{pglz, XLOG_BLCKSZ};
 
 /// `SizeofHeapTupleHeader`: the fixed part of a heap tuple header, up to `t_bits`.
 pub const SIZEOF_HEAP_TUPLE_HEADER: usize = 23;
