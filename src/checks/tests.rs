@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use super::compare::{default_summaries, fill_summary};
 use super::catalog::BUILTIN;
+use super::compare::{default_summaries, fill_summary};
 use super::*;
 use crate::finding::Severity;
 

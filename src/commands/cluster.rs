@@ -20,7 +20,8 @@ use crate::report::cluster::{
     CLUSTER_SCHEMA_VERSION,
 };
 
-use super::{now_rfc3339, tool_id, CommandError, Exit};
+use super::{CommandError, Exit};
+use crate::report::{now_rfc3339, tool_id};
 
 /// The parsed inputs of `cluster`.
 #[derive(Debug, Clone)]

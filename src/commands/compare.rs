@@ -21,7 +21,8 @@ use crate::timeline::TimelineHistory;
 use crate::wal::accounting::Detail;
 use crate::wal::archive::{WalSource, WalStage};
 
-use super::{now_rfc3339, tool_id, CommandError, Outcome};
+use super::{CommandError, Outcome};
+use crate::report::{now_rfc3339, tool_id};
 
 /// The parsed inputs of a comparison.
 #[derive(Debug, Clone)]

@@ -15,7 +15,8 @@ use crate::pg::session::SessionOptions;
 use crate::report::{NodeSection, Report, SCHEMA_VERSION};
 
 use super::compare::{settle_with_wal, transaction_findings};
-use super::{now_rfc3339, tool_id, CommandError, Outcome};
+use super::{CommandError, Outcome};
+use crate::report::{now_rfc3339, tool_id};
 
 /// The parsed inputs of a re-analysis.
 #[derive(Debug, Clone)]

@@ -13,7 +13,8 @@ use crate::pg::session::SessionOptions;
 use crate::report::{Finding, NodeSection, Report, SCHEMA_VERSION};
 
 use super::compare::parse_lsn_flag;
-use super::{now_rfc3339, tool_id, CommandError, Outcome};
+use super::{CommandError, Outcome};
+use crate::report::{now_rfc3339, tool_id};
 
 /// Decodes `--dir` from `--from` (the switchpoint) to `--to` or the end of valid WAL.
 pub async fn run(args: &WalArgs) -> Result<Outcome, CommandError> {

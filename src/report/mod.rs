@@ -101,9 +101,9 @@ pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diff::{ClassCounts, Method, Presence, TableReport, TablesReport};
     use crate::divergence::Verdict;
     use crate::evidence::Transactions;
-    use crate::diff::{ClassCounts, Method, Presence, TableReport, TablesReport};
 
     fn table(name: &str, method: Method, reason: Option<&str>, error: Option<&str>) -> TableReport {
         TableReport {
