@@ -311,20 +311,18 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
             .iter()
             .map(|p| super::read_node(p, &input.session, None)),
     );
-    let (primary, nodes) = tokio::join!(
+    let (mut primary, nodes) = tokio::join!(
         super::read_node(&input.primary, &input.session, None),
         nodes
     );
     let primary_address = input.primary.target();
-    let (Some(pfacts), Some(session)) = (primary.facts.clone(), primary.session) else {
+    let (Some(pfacts), Some(session)) = (primary.facts.clone(), primary.session.take()) else {
         for n in nodes {
             if let Some(s) = n.session {
                 s.close().await;
             }
         }
-        return Err(CommandError::Primary(
-            primary.section.error.unwrap_or_else(|| "unreadable".into()),
-        ));
+        return Err(CommandError::Primary(primary.take_error()));
     };
     let mut findings = primary.findings;
     let mut incomplete = false;

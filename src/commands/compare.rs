@@ -296,11 +296,10 @@ pub async fn run_with_progress(
         former_read
     );
     crate::timing::record("compare: read both nodes' facts", started);
-    let mut findings = new.findings;
-    let Some(new_facts) = new.facts else {
-        return Err(CommandError::NewPrimary(
-            new.section.error.unwrap_or_else(|| "unreadable".into()),
-        ));
+    let mut new = new;
+    let mut findings = std::mem::take(&mut new.findings);
+    let Some(new_facts) = new.facts.take() else {
+        return Err(CommandError::NewPrimary(new.take_error()));
     };
     let (former_section, former_facts, former_session) = match former {
         Some(f) => {
@@ -340,11 +339,7 @@ pub async fn run_with_progress(
             seg_size,
             Some(new_facts.system_identifier),
         )
-        .map_err(|e| {
-            CommandError::Archive(format!(
-                "cannot create a private directory for the fetched WAL: {e}"
-            ))
-        })?;
+        .map_err(CommandError::Staging)?;
         Some(Arc::new(Mutex::new(st)))
     };
 
@@ -495,7 +490,7 @@ pub async fn run_with_progress(
                 findings.extend(more);
                 match ev {
                     Err(evidence::scan::ScanError::Archive(e)) if !e.is_not_found() => {
-                        return Err(CommandError::Archive(e.to_string()));
+                        return Err(CommandError::Archive(e));
                     }
                     Err(e) if i + 1 < count => findings.push(Finding {
                         severity: FindingId::WalSourceFailed.severity(),
@@ -955,9 +950,8 @@ async fn analyze_from_stage(
         let history_of = |t: TimelineId| stage.borrow_mut().fetch_history(t);
         analyze_from_files(&new, &label, tli, probe, history_of)
     })
-    .await
-    .map_err(|e| CommandError::Archive(e.to_string()))?
-    .map_err(|e| CommandError::Archive(e.to_string()))
+    .await?
+    .map_err(CommandError::Archive)
 }
 
 /// The former timeline and its history from WAL files alone: `tli` if given, else the newest
@@ -1112,9 +1106,8 @@ async fn history_findings(
         }
         Ok(out)
     })
-    .await
-    .map_err(|e| CommandError::Archive(e.to_string()))?
-    .map_err(|e: crate::wal::archive::ArchiveError| CommandError::Archive(e.to_string()))
+    .await?
+    .map_err(CommandError::Archive)
 }
 
 /// With the lost WAL decoded, the verdict rests on commits, not bytes: background records

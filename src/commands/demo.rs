@@ -21,8 +21,7 @@ const POST_FAILOVER_ROWS: usize = 5;
 
 /// Builds the incident, runs the comparison, and returns its report.
 pub async fn run(args: &DemoArgs) -> Result<Outcome, CommandError> {
-    let demo = |e: &dyn std::fmt::Display| CommandError::Demo(e.to_string());
-    let install = PgInstall::find().map_err(|e| CommandError::NoServerBinaries(e.to_string()))?;
+    let install = PgInstall::find().map_err(CommandError::NoServerBinaries)?;
     let lost = args.lost_transactions.max(1);
     let spec = LossyFailoverSpec {
         base_sql: vec!["CREATE SEQUENCE fv_demo_order_no".into()],
@@ -41,7 +40,7 @@ pub async fn run(args: &DemoArgs) -> Result<Outcome, CommandError> {
         Ok(commits)
     })
     .await
-    .map_err(|e| demo(&e))?;
+    .map_err(CommandError::Demo)?;
     incident
         .new_primary
         .execute(&format!(
@@ -49,9 +48,9 @@ pub async fn run(args: &DemoArgs) -> Result<Outcome, CommandError> {
              FROM generate_series(1, {POST_FAILOVER_ROWS}) g"
         ))
         .await
-        .map_err(|e| demo(&e))?;
+        .map_err(CommandError::Demo)?;
 
-    let parse = |s: String| ConnParams::parse(&s, &|_| None).map_err(|e| demo(&e));
+    let parse = |s: String| ConnParams::parse(&s, &|_| None).map_err(CommandError::DemoConnInfo);
     let input = CompareInput {
         new_primary: parse(incident.new_primary.conninfo())?,
         former_primary: Some(parse(incident.former_primary.conninfo())?),

@@ -66,16 +66,18 @@ pub async fn run(input: &FromEvidenceInput) -> Result<Outcome, CommandError> {
     let started = Instant::now();
     let generated_at = now_rfc3339();
     let dir = input.dir.clone();
-    let bundle = tokio::task::spawn_blocking(move || OpenedBundle::open(&dir))
-        .await
-        .map_err(|e| CommandError::Wal(e.to_string()))??;
+    let bundle = tokio::task::spawn_blocking(move || OpenedBundle::open(&dir)).await??;
     let wal = bundle.wal()?.clone();
     let names = bundle.names()?;
     let Some(divergence) = bundle.meta.divergence.clone() else {
-        return Err(CommandError::Wal(format!(
-            "{}: bundle.json places no divergence, so the lost range is unknown",
-            bundle.root.display()
-        )));
+        return Err(CommandError::Bundle(crate::bundle::BundleError::Meta {
+            file: bundle
+                .root
+                .join(crate::bundle::META_FILE)
+                .display()
+                .to_string(),
+            problem: "it places no divergence, so the lost range is unknown".into(),
+        }));
     };
 
     // The WAL accounting, from the bundled segments only.
@@ -96,9 +98,8 @@ pub async fn run(input: &FromEvidenceInput) -> Result<Outcome, CommandError> {
             &scan::ScanOptions::bounded(None),
         )
     })
-    .await
-    .map_err(|e| CommandError::Wal(e.to_string()))?
-    .map_err(|e| CommandError::Wal(e.to_string()))?;
+    .await?
+    .map_err(CommandError::Wal)?;
     let label = format!(
         "evidence bundle {} ({} segment(s) of timeline {}, first read as: {})",
         bundle.root.display(),
@@ -132,21 +133,18 @@ pub async fn run(input: &FromEvidenceInput) -> Result<Outcome, CommandError> {
     let mut checks = Vec::new();
     let new_section = match &input.new_primary {
         Some(params) => {
-            let new = super::read_node(params, &input.session, None).await; // a few reads: not paced
-            findings.extend(new.findings);
-            let Some(facts) = new.facts else {
-                return Err(CommandError::NewPrimary(
-                    new.section.error.unwrap_or_else(|| "unreadable".into()),
-                ));
+            let mut new = super::read_node(params, &input.session, None).await; // a few reads: not paced
+            findings.append(&mut new.findings);
+            let Some(facts) = new.facts.take() else {
+                return Err(CommandError::NewPrimary(new.take_error()));
             };
             if let Some(bundled) = &bundle.new_primary.facts {
                 if bundled.system_identifier != facts.system_identifier {
-                    return Err(CommandError::NewPrimary(format!(
-                        "{}: system identifier {} is not the bundle's cluster ({}): name the new primary of the cluster the bundle was made on",
-                        params.target(),
-                        facts.system_identifier,
-                        bundled.system_identifier
-                    )));
+                    return Err(CommandError::NotTheBundlesCluster {
+                        target: params.target(),
+                        found: facts.system_identifier,
+                        expected: bundled.system_identifier,
+                    });
                 }
             }
             findings.push(divergence_finding(&divergence, &facts, &params.target()));

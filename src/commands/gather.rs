@@ -6,6 +6,24 @@ pub(crate) struct ReadNode {
     pub(crate) facts: Option<crate::node::NodeFacts>,
     pub(crate) session: Option<crate::pg::session::Session>,
     pub(crate) findings: Vec<crate::finding::Finding>,
+    /// Why the facts could not be read (also in `section.error`, as text for the report).
+    pub(crate) error: Option<super::outcome::NodeError>,
+}
+
+impl ReadNode {
+    /// The error of a node that could not be read (a generic one if none was kept).
+    pub(crate) fn take_error(&mut self) -> super::outcome::NodeError {
+        self.error
+            .take()
+            .unwrap_or_else(|| super::outcome::NodeError {
+                target: self.section.target.clone(),
+                source: crate::node::FactsError::Unexpected {
+                    target: self.section.target.clone(),
+                    what: "its facts",
+                    detail: "unreadable".into(),
+                },
+            })
+    }
 }
 
 /// Connects read-only and reads the node's facts; errors become one line of text.
@@ -22,19 +40,21 @@ pub(crate) async fn read_node(
         facts: None,
         session: None,
         findings: Vec::new(),
+        error: None,
     };
     let target = params.target();
-    let with_target = |msg: String| {
-        if msg.contains(&target) {
-            msg
-        } else {
-            format!("{target}: {msg}")
-        }
+    let failed = |r: &mut ReadNode, source: crate::node::FactsError| {
+        let e = super::outcome::NodeError {
+            target: target.clone(),
+            source,
+        };
+        r.section.error = Some(e.to_string());
+        r.error = Some(e);
     };
     let session = match crate::pg::session::connect(params, opts).await {
         Ok(s) => s.paced(pacer),
         Err(e) => {
-            r.section.error = Some(with_target(e.to_string()));
+            failed(&mut r, e.into());
             return r;
         }
     };
@@ -46,7 +66,7 @@ pub(crate) async fn read_node(
             r.session = Some(session);
         }
         Err(e) => {
-            r.section.error = Some(with_target(e.to_string()));
+            failed(&mut r, e);
             session.close().await;
         }
     }

@@ -42,25 +42,44 @@ pub enum CommandError {
     },
     /// The new primary could not be read; without it nothing can be said.
     #[error("new primary: {0}")]
-    NewPrimary(String),
+    NewPrimary(#[source] NodeError),
     /// The throwaway clusters of `demo` could not be built.
     #[error("demo: {0}")]
-    Demo(String),
+    Demo(#[source] crate::sandbox::SandboxError),
+    /// The demo's connection strings did not parse (a bug: the sandbox wrote them).
+    #[error("demo: {0}")]
+    DemoConnInfo(#[source] crate::pg::ConnInfoError),
     /// The WAL could not be decoded.
     #[error("wal: {0}")]
-    Wal(String),
+    Wal(#[source] crate::evidence::scan::ScanError),
     /// The PostgreSQL server binaries that `demo` runs are missing.
     #[error("demo: {0}")]
-    NoServerBinaries(String),
+    NoServerBinaries(#[source] crate::sandbox::SandboxError),
     /// A check file (built-in or from --checks-dir) could not be loaded.
     #[error("{0}")]
     Checks(#[from] crate::checks::CatalogError),
     /// The primary of `cluster` could not be read; without it nothing can be said.
     #[error("primary: {0}")]
-    Primary(String),
+    Primary(#[source] NodeError),
     /// A WAL archive could not deliver a file, or delivered one that cannot be used.
     #[error("archive: {0}")]
-    Archive(String),
+    Archive(#[from] crate::wal::archive::ArchiveError),
+    /// The private directory for WAL fetched from an archive could not be made.
+    #[error("archive: cannot create a private directory for the fetched WAL: {0}")]
+    Staging(#[source] std::io::Error),
+    /// `--new-primary` of `--from-evidence` belongs to another cluster than the bundle.
+    #[error("new primary: {target}: system identifier {found} is not the bundle's cluster ({expected}): name the new primary of the cluster the bundle was made on")]
+    NotTheBundlesCluster {
+        /// host:port.
+        target: String,
+        /// Its system identifier.
+        found: crate::lsn::SystemId,
+        /// The bundle's.
+        expected: crate::lsn::SystemId,
+    },
+    /// A worker thread of the tool failed (a bug: please report it with the command line).
+    #[error("internal error: {0}")]
+    Internal(#[from] tokio::task::JoinError),
     /// Patroni discovery (`--patroni`) could not determine a node to compare.
     #[error("patroni: {0}")]
     Patroni(#[from] crate::patroni::PatroniError),
@@ -114,4 +133,31 @@ pub struct Outcome {
     pub report: Report,
     /// Text to print on stderr after the report (e.g. `demo --keep` connection strings).
     pub epilogue: Option<String>,
+}
+
+/// A node that could not be read, and why: the PostgreSQL error keeps its SQLSTATE, host and
+/// port, and the message always names the node.
+#[derive(Debug)]
+pub struct NodeError {
+    /// The node, `host:port` (or its socket).
+    pub target: String,
+    /// Why its facts could not be read.
+    pub source: crate::node::FactsError,
+}
+
+impl std::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let msg = self.source.to_string();
+        if msg.contains(&self.target) {
+            f.write_str(&msg)
+        } else {
+            write!(f, "{}: {msg}", self.target)
+        }
+    }
+}
+
+impl std::error::Error for NodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
 }

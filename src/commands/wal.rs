@@ -52,7 +52,7 @@ pub async fn run(args: &WalArgs) -> Result<Outcome, CommandError> {
             flag: "--lost-xids-file",
             message: l.to_string(),
         },
-        e => CommandError::Wal(e.to_string()),
+        e => CommandError::Wal(e),
     })?;
     let (rels, unnamed) = evidence::ddl::name_lost_ddl(
         None,
