@@ -887,31 +887,10 @@ fn split_passfile_line(line: &str) -> Vec<(String, bool)> {
     fields
 }
 
+/// The effective OS user's passwd entry: its name and home directory.
 fn passwd_entry() -> Option<(String, PathBuf)> {
-    // SAFETY: getpwuid_r writes into our buffer and struct; we read them only on success.
-    unsafe {
-        let uid = libc::geteuid();
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut buf = vec![0 as libc::c_char; 16384];
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result);
-        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
-            return None;
-        }
-        let name = std::ffi::CStr::from_ptr(pwd.pw_name)
-            .to_string_lossy()
-            .into_owned();
-        let dir = if pwd.pw_dir.is_null() {
-            PathBuf::new()
-        } else {
-            PathBuf::from(
-                std::ffi::CStr::from_ptr(pwd.pw_dir)
-                    .to_string_lossy()
-                    .into_owned(),
-            )
-        };
-        Some((name, dir))
-    }
+    let u = nix::unistd::User::from_uid(nix::unistd::geteuid()).ok()??;
+    Some((u.name, u.dir))
 }
 
 /// The effective OS user's name (libpq's default user).

@@ -12,6 +12,7 @@ use super::error::{Result, SandboxError};
 use super::install::PgInstall;
 use super::process::{self, tail_lines, PgCommand, ServerUser};
 use crate::lsn::{Lsn, SystemId, TimelineId};
+use crate::timeline::HistoryEntry;
 
 /// Environment variable naming the parent directory of cluster directories (default: the
 /// system temp dir).
@@ -77,6 +78,11 @@ pub struct ClusterOptions {
     pub force_cold_copy: bool,
     /// Upper bound of every wait and command of this cluster (default 60 s).
     pub timeout: Duration,
+    /// The whole `pg_hba.conf`, instead of the sandbox's (trust, or SCRAM with a password).
+    pub hba: Option<String>,
+    /// Files written into the data directory before the first start (name, content), owned
+    /// by the server's user with mode 0600: server certificates and keys, for example.
+    pub files: Vec<(String, String)>,
 }
 
 impl Default for ClusterOptions {
@@ -98,6 +104,8 @@ impl ClusterOptions {
             password: None,
             synchronous: false,
             force_cold_copy: false,
+            hba: None,
+            files: Vec::new(),
             timeout: Duration::from_secs(60),
         }
     }
@@ -156,6 +164,18 @@ impl ClusterOptions {
         self
     }
 
+    /// Replaces the sandbox's `pg_hba.conf` with `text`.
+    pub fn hba(mut self, text: &str) -> Self {
+        self.hba = Some(text.to_string());
+        self
+    }
+
+    /// Writes `name` (relative to the data directory) with `content` before the first start.
+    pub fn file(mut self, name: &str, content: &str) -> Self {
+        self.files.push((name.to_string(), content.to_string()));
+        self
+    }
+
     /// Sets the upper bound of every wait and command.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -179,44 +199,6 @@ fn sanitize_name(name: &str) -> String {
     } else {
         s
     }
-}
-
-/// One line of a timeline history file: the parent timeline and where the child branched off.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HistoryEntry {
-    /// The ancestor timeline.
-    pub parent: TimelineId,
-    /// The first LSN that is not on `parent` any more (the end of the last replayed record).
-    pub switchpoint: Lsn,
-    /// The free-text reason PostgreSQL wrote.
-    pub reason: String,
-}
-
-/// Parses a `.history` file (`parentTLI<TAB>X/X<TAB>reason` lines; `#` comments skipped).
-pub fn parse_history(text: &str) -> std::result::Result<Vec<HistoryEntry>, String> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let mut parts = line.splitn(3, char::is_whitespace);
-        let tli = parts.next().unwrap_or_default();
-        let lsn = parts.next().unwrap_or_default().trim();
-        let reason = parts.next().unwrap_or_default().trim().to_string();
-        let parent = tli
-            .parse::<u32>()
-            .map_err(|_| format!("bad timeline {tli:?} in history line {line:?}"))?;
-        let switchpoint = lsn
-            .parse::<Lsn>()
-            .map_err(|e| format!("{e} in history line {line:?}"))?;
-        out.push(HistoryEntry {
-            parent: TimelineId(parent),
-            switchpoint,
-            reason,
-        });
-    }
-    Ok(out)
 }
 
 /// A throwaway PostgreSQL server on a free loopback port, in its own temporary directory.
@@ -328,6 +310,9 @@ impl Cluster {
         c.initdb().await?;
         c.write_hba()?;
         c.write_sandbox_conf()?;
+        for (name, content) in &c.opts.files {
+            process::write_server_file(&c.data_dir.join(name), content, c.user, c.name())?;
+        }
         c.start_on_free_port().await?;
         Ok(c)
     }
@@ -363,6 +348,14 @@ impl Cluster {
     }
 
     fn write_hba(&self) -> Result<()> {
+        if let Some(hba) = &self.opts.hba {
+            return process::write_server_file(
+                &self.data_dir.join("pg_hba.conf"),
+                hba,
+                self.user,
+                self.name(),
+            );
+        }
         let method = if self.opts.password.is_some() {
             "scram-sha-256"
         } else {
@@ -832,7 +825,9 @@ impl Cluster {
     /// Reads and parses `pg_wal/<tli>.history`.
     pub fn history(&self, tli: TimelineId) -> Result<Vec<HistoryEntry>> {
         let text = self.read_history_file(tli)?;
-        parse_history(&text).map_err(|e| SandboxError::unexpected(self.name(), e))
+        crate::timeline::TimelineHistory::parse(&format!("{tli}.history"), tli, &text)
+            .map(|h| h.entries)
+            .map_err(|e| SandboxError::unexpected(self.name(), e.to_string()))
     }
 
     // ---------------------------------------------------------------- standbys
@@ -1171,21 +1166,6 @@ impl Drop for Cluster {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_history_files() {
-        let h = parse_history(
-            "1\t0/3000158\tno recovery target specified\n\n2\t0/5000000\tat restore point\n",
-        )
-        .unwrap();
-        assert_eq!(h.len(), 2);
-        assert_eq!(h[0].parent, TimelineId(1));
-        assert_eq!(h[0].switchpoint, Lsn(0x3000158));
-        assert_eq!(h[0].reason, "no recovery target specified");
-        assert_eq!(h[1].parent, TimelineId(2));
-        assert!(parse_history("x\t0/1\tr").is_err());
-        assert!(parse_history("1\tzz\tr").is_err());
-    }
 
     #[test]
     fn names_and_quotes() {

@@ -13,14 +13,14 @@ mod install;
 mod process;
 pub mod scenario;
 
-pub use cluster::{
-    parse_history, Cluster, ClusterOptions, HistoryEntry, StopMode, SANDBOX_DIR_ENV, SUPERUSER,
-};
+pub use crate::timeline::HistoryEntry;
+pub use cluster::{Cluster, ClusterOptions, StopMode, SANDBOX_DIR_ENV, SUPERUSER};
 pub use error::{Result, SandboxError};
 pub use install::{
     versions_dir, MatrixEntry, PgInstall, DEFAULT_VERSIONS_DIR, MATRIX_MAJORS, PG_BINDIR_ENV,
     VERSIONS_DIR_ENV,
 };
+pub use process::server_ids;
 pub use scenario::{
     LossyFailover, LossyFailoverSpec, LostCommit, LostWorkload, PlannedSwitchover,
     PlannedSwitchoverSpec,

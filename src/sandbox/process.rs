@@ -1,6 +1,6 @@
 //! Running PostgreSQL's programs, as the `postgres` OS user when this process is root.
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -19,36 +19,26 @@ pub(crate) struct ServerUser {
 
 /// `Some(postgres user)` when this process runs as root (PostgreSQL refuses root), else `None`.
 pub(crate) fn server_user() -> Result<Option<ServerUser>> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         return Ok(None);
     }
     lookup_user("postgres").map(Some)
 }
 
 fn lookup_user(name: &str) -> Result<ServerUser> {
-    let cname = CString::new(name).map_err(|_| SandboxError::NoPostgresUser)?;
-    let mut buf = vec![0u8; 16 * 1024];
-    // SAFETY: passwd is plain data; getpwnam_r fills it and points its strings into `buf`,
-    // which outlives every use below (we only read the numeric fields).
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    let rc = unsafe {
-        libc::getpwnam_r(
-            cname.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 || result.is_null() {
-        return Err(SandboxError::NoPostgresUser);
+    match nix::unistd::User::from_name(name) {
+        Ok(Some(u)) => Ok(ServerUser {
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+        }),
+        _ => Err(SandboxError::NoPostgresUser),
     }
-    Ok(ServerUser {
-        uid: pwd.pw_uid,
-        gid: pwd.pw_gid,
-    })
+}
+
+/// The uid and gid of the account the servers run as (`postgres`) when this process is root,
+/// for callers that hand it files of their own; `None` when not root.
+pub fn server_ids() -> Result<Option<(u32, u32)>> {
+    Ok(server_user()?.map(|u| (u.uid, u.gid)))
 }
 
 /// Hands `path` to the server user (when root); a no-op otherwise.

@@ -3,10 +3,11 @@
 //! Both scenarios create the table `fv_demo(id int primary key, v text)` with `base_rows`
 //! rows (`v = 'base-<id>'`) on the primary and wait until the standby has replayed it.
 
-use super::cluster::{Cluster, ClusterOptions, HistoryEntry};
+use super::cluster::{Cluster, ClusterOptions};
 use super::error::{Result, SandboxError};
 use super::install::PgInstall;
 use crate::lsn::{Lsn, SystemId, TimelineId, Xid};
+use crate::timeline::HistoryEntry;
 
 /// What the former primary commits after the standby was cut off (all of it is lost).
 #[derive(Clone, Debug, Default)]
