@@ -5,11 +5,18 @@
 //! never be chosen as a synchronous standby).
 #![deny(missing_docs)]
 
+pub mod clientcert;
 pub mod conninfo;
 pub mod error;
+pub mod keywords;
+pub mod multihost;
+pub mod service;
 
-pub use conninfo::{ConnInfoError, ConnParams, Host, PasswordSource, SslMode};
+pub use conninfo::{
+    ConnInfoError, ConnParams, Host, HostSpec, PasswordSource, SslMode, TargetSessionAttrs,
+};
 pub use error::{ErrorKind, PgError};
+pub use multihost::HostChoice;
 pub mod pace;
 pub mod session;
 pub mod tls;
