@@ -84,7 +84,10 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Command::Compare(args) => {
             let result = match commands::compare::CompareInput::from_args(args) {
-                Ok(input) => run_compare(&input, &cli).await,
+                Ok(input) => {
+                    print_notices(&input.notices(), cli.quiet);
+                    run_compare(&input, &cli).await
+                }
                 Err(e) => Err(e),
             };
             (result, args.output.clone())
@@ -98,6 +101,15 @@ async fn run(cli: Cli) -> ExitCode {
         Err(e) => {
             print_error(&e);
             code(Exit::Error)
+        }
+    }
+}
+
+/// Notices about the connection strings (keywords accepted but not used), one line each.
+fn print_notices(notices: &[String], quiet: bool) {
+    if !quiet {
+        for n in notices {
+            eprintln!("notice: {n}");
         }
     }
 }
@@ -237,7 +249,10 @@ async fn run_compare_with_state(args: &CompareArgs, cli: &Cli) -> ExitCode {
         Err(exit) => return exit,
     };
     let result = match commands::compare::CompareInput::from_args(args) {
-        Ok(input) => run_compare(&input, cli).await,
+        Ok(input) => {
+            print_notices(&input.notices(), cli.quiet);
+            run_compare(&input, cli).await
+        }
         Err(e) => Err(e),
     };
     let outcome = match result {

@@ -6,14 +6,14 @@
 //! (`default_transaction_read_only=on` in the startup packet), so `read-write` and
 //! `read-only` are judged by `pg_is_in_recovery()` alone, like `primary` and `standby`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::conninfo::{ConnParams, TargetSessionAttrs};
 use super::error::PgError;
 use super::session::{self, Session, SessionOptions};
 
 /// A host that was tried and not used, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkippedHost {
     /// `host:port` or the socket path.
     pub target: String,
@@ -22,7 +22,7 @@ pub struct SkippedHost {
 }
 
 /// Which host of a multi-host string answered, and why that one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostChoice {
     /// Every host of the string, in the order given.
     pub hosts: Vec<String>,

@@ -75,6 +75,10 @@ pub struct NodeSection {
     pub facts: Option<NodeFacts>,
     /// Why it could not be read, if it could not.
     pub error: Option<String>,
+    /// For a multi-host connection string (or one with `target_session_attrs`): the host
+    /// that answered and why that one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_choice: Option<crate::pg::HostChoice>,
 }
 
 /// The exit code of a finished report, the one rule for every command and format: 1 when the
@@ -201,6 +205,30 @@ pub(crate) fn node_rows(report: &Report) -> Vec<[String; 3]> {
         report.new_primary.target.clone(),
         report.former_primary.target.clone(),
     ]];
+    if report.new_primary.host_choice.is_some() || report.former_primary.host_choice.is_some() {
+        let chosen = |s: &NodeSection| match &s.host_choice {
+            None => "-".to_string(),
+            Some(c) => {
+                let mut t = format!("{}: {}", c.reached, c.reason);
+                if !c.skipped.is_empty() {
+                    t.push_str(&format!(
+                        " (skipped {})",
+                        c.skipped
+                            .iter()
+                            .map(|k| format!("{}: {}", k.target, k.why))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ));
+                }
+                t
+            }
+        };
+        rows.push([
+            "host reached".to_string(),
+            chosen(&report.new_primary),
+            chosen(&report.former_primary),
+        ]);
+    }
     rows.extend(fields.iter().map(|(name, f)| {
         [
             name.to_string(),
