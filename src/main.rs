@@ -207,7 +207,11 @@ async fn run_cluster(args: &ClusterArgs, cli: &Cli) -> ExitCode {
         Err(exit) => return exit,
     };
     let result = match commands::cluster::ClusterInput::from_args(args) {
-        Ok(input) => commands::cluster::run(&input).await,
+        Ok(input) => {
+            // Cron mode (--state) stays silent while nothing changes.
+            print_notices(&input.notices(), cli.quiet || args.state.is_some());
+            commands::cluster::run(&input).await
+        }
         Err(e) => Err(e),
     };
     let report = match result {
@@ -249,10 +253,8 @@ async fn run_compare_with_state(args: &CompareArgs, cli: &Cli) -> ExitCode {
         Err(exit) => return exit,
     };
     let result = match commands::compare::CompareInput::from_args(args) {
-        Ok(input) => {
-            print_notices(&input.notices(), cli.quiet);
-            run_compare(&input, cli).await
-        }
+        // Cron mode (--state) stays silent while nothing changes: no notices.
+        Ok(input) => run_compare(&input, cli).await,
         Err(e) => Err(e),
     };
     let outcome = match result {

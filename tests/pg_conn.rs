@@ -393,3 +393,67 @@ async fn service_file_with_two_services_and_precedence() {
         .expect("keyword over service");
     assert!(got.starts_with("postgres true"), "{got}");
 }
+
+#[tokio::test]
+async fn revocation_lists_are_checked() {
+    let Some(c) = setup() else { return };
+    // A CA database for `openssl ca` in a copy of the certificate directory.
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["ca.crt", "ca.key", "server.crt"] {
+        std::fs::copy(c.certs.join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::write(dir.path().join("index.txt"), "").unwrap();
+    std::fs::write(dir.path().join("crlnumber"), "01\n").unwrap();
+    std::fs::write(
+        dir.path().join("ca.cnf"),
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ncrlnumber = crlnumber\ncertificate = ca.crt\nprivate_key = ca.key\ndefault_md = sha256\ndefault_crl_days = 2\n",
+    )
+    .unwrap();
+    openssl(
+        dir.path(),
+        &["ca", "-config", "ca.cnf", "-gencrl", "-out", "empty.crl"],
+    );
+    openssl(
+        dir.path(),
+        &["ca", "-config", "ca.cnf", "-revoke", "server.crt"],
+    );
+    openssl(
+        dir.path(),
+        &["ca", "-config", "ca.cnf", "-gencrl", "-out", "revoked.crl"],
+    );
+    let client = format!(
+        "sslcert={} sslkey={}",
+        c.file("client.crt"),
+        c.file("client.key")
+    );
+    let crl = |f: &str| dir.path().join(f).display().to_string();
+    // A list that does not name the server's certificate: connects.
+    let p = c
+        .params(&format!("{client} sslcrl={}", crl("empty.crl")))
+        .unwrap();
+    assert!(who(&p)
+        .await
+        .expect("CRL without the server")
+        .starts_with(CERT_USER));
+    // The server's certificate revoked: refused, by sslcrl and by sslcrldir.
+    let p = c
+        .params(&format!("{client} sslcrl={}", crl("revoked.crl")))
+        .unwrap();
+    let e = who(&p).await.unwrap_err();
+    assert!(e.contains("revoked"), "{e}");
+    let crldir = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.path().join("revoked.crl"), crldir.path().join("ca.crl")).unwrap();
+    let p = c
+        .params(&format!("{client} sslcrldir={}", crldir.path().display()))
+        .unwrap();
+    assert!(who(&p).await.unwrap_err().contains("revoked"));
+    // A list named but missing is an error, not silently skipped.
+    let p = c
+        .params(&format!("{client} sslcrl={}", crl("none.crl")))
+        .unwrap();
+    let e = who(&p).await.unwrap_err();
+    assert!(
+        e.contains("none.crl") && e.contains("does not exist"),
+        "{e}"
+    );
+}

@@ -405,6 +405,14 @@ fn explain_rustls(target: &str, server_name: &str, e: &rustls::Error) -> PgError
             "server certificate is not valid yet (check the clocks)".to_string(),
             None,
         ),
+        rustls::Error::InvalidCertificate(C::Revoked) => (
+            "server certificate has been revoked (it is listed in sslcrl / sslcrldir)".to_string(),
+            Some("the server needs a new certificate; do not connect to it until then".to_string()),
+        ),
+        rustls::Error::InvalidCertificate(C::UnknownRevocationStatus) => (
+            "no certificate revocation list in sslcrl / sslcrldir was issued by the server certificate's CA".to_string(),
+            Some("add the CA's CRL to sslcrl or sslcrldir".to_string()),
+        ),
         rustls::Error::InvalidCertificate(other) => (format!("server certificate rejected: {other:?}"), None),
         other => (format!("TLS handshake failed: {other}"), None),
     };
