@@ -64,7 +64,10 @@ async fn run(cli: Cli) -> ExitCode {
         // Re-analysis of an evidence bundle.
         Command::Compare(args) if args.from_evidence.is_some() => {
             let result = match commands::from_evidence::FromEvidenceInput::from_args(args) {
-                Ok(input) => commands::from_evidence::run(&input).await,
+                Ok(input) => {
+                    print_notices(&input.notices(), cli.quiet);
+                    commands::from_evidence::run(&input).await
+                }
                 Err(e) => Err(e),
             };
             (result, args.output.clone())

@@ -114,7 +114,7 @@ pub fn load_key(path: &Path, password: Option<&str>) -> Result<PrivateKeyDer<'st
     // libpq's rule (fe-secure-openssl.c): private to the user, or group-readable when root owns it.
     let mode = meta.mode();
     let bad = if meta.uid() == 0 {
-        mode & 0o137 != 0
+        mode & 0o037 != 0
     } else {
         mode & 0o077 != 0
     };
@@ -290,6 +290,19 @@ mod tests {
         std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
         let e = load_key(&k, None).unwrap_err().to_string();
         assert!(e.contains("no private key found"), "{e}");
+        // root-owned: group-readable is fine (libpq), group-writable is not
+        use std::os::unix::fs::MetadataExt;
+        if std::fs::metadata(&k).unwrap().uid() == 0 {
+            std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o740)).unwrap();
+            let e = load_key(&k, None).unwrap_err().to_string();
+            assert!(
+                e.contains("no private key found"),
+                "0740 passes the check: {e}"
+            );
+            std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o660)).unwrap();
+            let e = load_key(&k, None).unwrap_err().to_string();
+            assert!(e.contains("group or world access"), "{e}");
+        }
         let e = load_key(&dir.path().join("none.key"), None)
             .unwrap_err()
             .to_string();
