@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use failover_verify::checks::{run_checks, Catalog, CheckResult, CheckStatus};
+use failover_verify::pg::connect;
 use failover_verify::pg::conninfo::ConnParams;
-use failover_verify::pg::session::{connect, Session, SessionOptions};
+use failover_verify::pg::session::{Session, SessionOptions};
 use failover_verify::report::Severity;
 use failover_verify::sandbox::{
     Cluster, ClusterOptions, LossyFailover, LossyFailoverSpec, LostWorkload,

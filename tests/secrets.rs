@@ -1,5 +1,6 @@
-//! Passwords never reach stdout, stderr or report files: from a conninfo, a URL, PGPASSWORD or
-//! a password file, in every format, on success and on failure.
+//! Passwords never reach stdout, stderr or report files: from a conninfo, a URL, PGPASSWORD,
+//! a password file or a multi-host string (with `sslpassword` and other secret keywords), in
+//! every format, on success and on failure.
 
 mod util;
 
@@ -50,7 +51,18 @@ async fn passwords_never_appear_in_any_output() {
     std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).unwrap();
     let passfile_s = passfile.to_str().unwrap().to_string();
 
+    // Several hosts (the first down), with secrets in keywords the tool does not use.
+    let down = util::closed_port();
+    let multi = |port: u16, extra: &str| {
+        format!("host=127.0.0.1,127.0.0.1 port={down},{port} user=postgres dbname=postgres password={MARKER} sslpassword={MARKER} oauth_client_secret={MARKER} connect_timeout=2 {extra}")
+    };
     let ways: Vec<Way> = vec![
+        (
+            "multi-host",
+            multi(np, ""),
+            multi(fp, "target_session_attrs=primary"),
+            vec![],
+        ),
         ("conninfo", kv(np, MARKER), kv(fp, MARKER), vec![]),
         ("url", url(np, MARKER), url(fp, MARKER), vec![]),
         (
@@ -168,4 +180,19 @@ async fn passwords_never_appear_in_any_output() {
     .await;
     assert_eq!(run.code, 3);
     assert_clean(&run, "bad URL");
+    // A refused keyword carrying a secret: named, its value never shown.
+    let run = run_tool_env(
+        &[
+            "compare",
+            "--new-primary",
+            &format!("{} scram_client_key={MARKER}", kv(np, MARKER)),
+            "--former-primary",
+            &kv(fp, MARKER),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, 3);
+    assert!(run.stderr.contains("scram_client_key"), "{}", run.stderr);
+    assert_clean(&run, "refused keyword");
 }

@@ -111,7 +111,7 @@ fn a_header_split_by_a_page_boundary_waits_for_the_rest_of_the_record() {
     // decoder must ask for more bytes, not take the page header for the rest of the record's
     // header (it used to end there: a bad prev-link or resource manager id).
     let mut checked = 0;
-    for major in [13, 15, 17, 18] {
+    for major in [13, 14, 15, 17, 18] {
         let m = meta_for(major);
         let (base, b) = fixture_bytes(major);
         let records: Vec<DecodedRecord> = WalDir::open(fixture_dir_for(major), TimelineId(1))

@@ -1,5 +1,5 @@
-//! PostgreSQL 13, 15, 17 and 18 WAL (tests/fixtures/wal/pg*/, made by generate.sh with
-//! embedded-postgres binaries for 13/17/18): decoded and checked against the server's own
+//! PostgreSQL 13, 14, 15, 17 and 18 WAL (tests/fixtures/wal/pg*/, made by generate.sh with
+//! embedded-postgres binaries for 13/14/17/18): decoded and checked against the server's own
 //! record of every xid (truth.json: pg_xact_status and pg_xact_commit_timestamp), since those
 //! packages ship no pg_waldump.
 
@@ -15,7 +15,7 @@ use failover_verify::wal::standby::{Checkpoint, RunningXacts};
 use failover_verify::wal::xact::{XactKind, XactRecord};
 use wal_util::*;
 
-const VERSIONS: [u32; 4] = [13, 15, 17, 18];
+const VERSIONS: [u32; 5] = [13, 14, 15, 17, 18];
 
 #[test]
 fn every_version_matches_the_servers_xact_status() {

@@ -35,6 +35,21 @@ pub struct ClusterInput {
 }
 
 impl ClusterInput {
+    /// One-line notices about the connection strings, for the command layer to print.
+    pub fn notices(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .primary
+            .warnings()
+            .iter()
+            .map(|w| format!("--primary: {w}"))
+            .collect();
+        for n in &self.nodes {
+            out.extend(n.warnings().iter().map(|w| format!("--node: {w}")));
+        }
+        out.dedup();
+        out
+    }
+
     /// Parses the flags (conninfo strings with the process environment, timeouts).
     pub fn from_args(args: &ClusterArgs) -> Result<Self, CommandError> {
         let parse = |flag: &'static str, s: &str| {

@@ -134,7 +134,21 @@ impl CompareInput {
             }
         };
         let former_primary = match (&args.former_primary, &patroni) {
-            (Some(s), _) => Some(parse("--former-primary", s)?),
+            (Some(s), _) => {
+                let p = parse("--former-primary", s)?;
+                // The exact node matters here: several hosts need an explicit rule.
+                if p.is_multi_host() && !p.target_session_attrs_given() {
+                    return Err(CommandError::Usage {
+                        flag: "--former-primary",
+                        message: format!(
+                            "{} hosts ({}) but no target_session_attrs: the lost WAL is on one exact node, so say which kind to pick, e.g. target_session_attrs=primary (the node still writing on the old timeline) or standby (an isolated former primary restarted as a standby)",
+                            p.hosts().len(),
+                            p.target()
+                        ),
+                    });
+                }
+                Some(p)
+            }
             (None, Some(d)) if !wal_files => Some(member(&d.former_primary()?.member)?),
             _ => None,
         };
@@ -175,6 +189,66 @@ impl CompareInput {
             ),
         })
     }
+}
+
+impl CompareInput {
+    /// One-line notices about the connection strings (keywords accepted but not used, a
+    /// password file ignored), for the command layer to print on stderr.
+    pub fn notices(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (flag, p) in [
+            ("--new-primary", Some(&self.new_primary)),
+            ("--former-primary", self.former_primary.as_ref()),
+        ] {
+            if let Some(p) = p {
+                out.extend(p.warnings().iter().map(|w| format!("{flag}: {w}")));
+            }
+        }
+        out
+    }
+}
+
+/// Multi-host connection strings narrowed to the host libpq's rules pick, so that every
+/// session and stream of the run goes to that one node; the choices, for the report.
+async fn pin_hosts(
+    input: &CompareInput,
+) -> Result<
+    (
+        CompareInput,
+        Option<crate::pg::HostChoice>,
+        Option<crate::pg::HostChoice>,
+    ),
+    CommandError,
+> {
+    let mut out = input.clone();
+    let mut new_choice = None;
+    let mut former_choice = None;
+    if input.new_primary.needs_host_choice() {
+        let (p, s, c) = crate::pg::multihost::choose(&input.new_primary, &input.session)
+            .await
+            .map_err(|e| {
+                CommandError::NewPrimary(super::outcome::NodeError {
+                    target: input.new_primary.target(),
+                    source: e.into(),
+                })
+            })?;
+        s.close().await;
+        out.new_primary = p;
+        new_choice = Some(c);
+    }
+    if let Some(f) = input
+        .former_primary
+        .as_ref()
+        .filter(|f| f.needs_host_choice())
+    {
+        // On failure the string stays as given: reading the node then fails with the reason.
+        if let Ok((p, s, c)) = crate::pg::multihost::choose(f, &input.session).await {
+            s.close().await;
+            out.former_primary = Some(p);
+            former_choice = Some(c);
+        }
+    }
+    Ok((out, new_choice, former_choice))
 }
 
 /// Asks Patroni (`--patroni`) for the members and the history, when URLs were given.
@@ -269,6 +343,8 @@ pub async fn run_with_progress(
 ) -> Result<Outcome, CommandError> {
     let started = Instant::now();
     let generated_at = now_rfc3339();
+    let (pinned, new_choice, former_choice) = pin_hosts(input).await?;
+    let input = &pinned;
     // The bundle's private directory exists from the start (a bad target fails before any
     // server is asked) and disappears if the run fails.
     let staging = match &input.evidence_dir {
@@ -296,7 +372,11 @@ pub async fn run_with_progress(
         former_read
     );
     crate::timing::record("compare: read both nodes' facts", started);
-    let mut new = new;
+    let (mut new, mut former) = (new, former);
+    new.section.host_choice = new_choice;
+    if let Some(f) = former.as_mut() {
+        f.section.host_choice = former_choice;
+    }
     let mut findings = std::mem::take(&mut new.findings);
     let Some(new_facts) = new.facts.take() else {
         return Err(CommandError::NewPrimary(new.take_error()));

@@ -32,6 +32,14 @@ pub struct FromEvidenceInput {
 }
 
 impl FromEvidenceInput {
+    /// One-line notices about the connection string, for the command layer to print.
+    pub fn notices(&self) -> Vec<String> {
+        self.new_primary
+            .iter()
+            .flat_map(|p| p.warnings().iter().map(|w| format!("--new-primary: {w}")))
+            .collect()
+    }
+
     /// Parses the flags of `compare --from-evidence`.
     pub fn from_args(args: &CompareArgs) -> Result<Self, CommandError> {
         let dir = args.from_evidence.clone().ok_or(CommandError::Usage {
@@ -265,7 +273,7 @@ async fn sequence_findings(
         else {
             continue;
         };
-        let session = match crate::pg::session::connect(&params.with_dbname(db), opts).await {
+        let session = match crate::pg::connect(&params.with_dbname(db), opts).await {
             Ok(s) => s,
             Err(e) => {
                 out.push(Finding {

@@ -51,7 +51,7 @@ pub(crate) async fn read_node(
         r.section.error = Some(e.to_string());
         r.error = Some(e);
     };
-    let session = match crate::pg::session::connect(params, opts).await {
+    let session = match crate::pg::connect(params, opts).await {
         Ok(s) => s.paced(pacer),
         Err(e) => {
             failed(&mut r, e.into());

@@ -19,7 +19,10 @@ pub async fn run(cli: &Cli) -> Exit {
         // Re-analysis of an evidence bundle.
         Command::Compare(args) if args.from_evidence.is_some() => {
             let result = match super::from_evidence::FromEvidenceInput::from_args(args) {
-                Ok(input) => super::from_evidence::run(&input).await,
+                Ok(input) => {
+                    print_notices(&input.notices(), cli.quiet);
+                    super::from_evidence::run(&input).await
+                }
                 Err(e) => Err(e),
             };
             (result, &args.output)
@@ -32,7 +35,10 @@ pub async fn run(cli: &Cli) -> Exit {
         }
         Command::Compare(args) => {
             let result = match super::compare::CompareInput::from_args(args) {
-                Ok(input) => run_compare(&input, cli).await,
+                Ok(input) => {
+                    print_notices(&input.notices(), cli.quiet);
+                    run_compare(&input, cli).await
+                }
                 Err(e) => Err(e),
             };
             (result, &args.output)
@@ -55,6 +61,15 @@ fn only_new_primary(args: &CompareArgs) -> bool {
         && args.former_restore_command.is_none()
         && args.former_wal_archive.is_none()
         && args.patroni.urls.is_empty()
+}
+
+/// Notices about the connection strings (keywords accepted but not used), one line each.
+fn print_notices(notices: &[String], quiet: bool) {
+    if !quiet {
+        for n in notices {
+            eprintln!("notice: {n}");
+        }
+    }
 }
 
 /// Prints a command error (and its hint) and returns its exit code.
@@ -125,7 +140,11 @@ async fn run_cluster(args: &ClusterArgs, cli: &Cli) -> Exit {
         Err(exit) => return exit,
     };
     let result = match super::cluster::ClusterInput::from_args(args) {
-        Ok(input) => super::cluster::run(&input).await,
+        Ok(input) => {
+            // Cron mode (--state) stays silent while nothing changes.
+            print_notices(&input.notices(), cli.quiet || args.state.is_some());
+            super::cluster::run(&input).await
+        }
         Err(e) => Err(e),
     };
     let report = match result {
@@ -162,6 +181,7 @@ async fn run_compare_with_state(args: &CompareArgs, cli: &Cli) -> Exit {
         Ok(s) => s,
         Err(exit) => return exit,
     };
+    // Cron mode (--state) stays silent while nothing changes: no notices.
     let result = match super::compare::CompareInput::from_args(args) {
         Ok(input) => run_compare(&input, cli).await,
         Err(e) => Err(e),

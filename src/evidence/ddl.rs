@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::lsn::Xid;
-use crate::pg::session::{connect, SessionOptions};
+use crate::pg::connect;
+use crate::pg::session::SessionOptions;
 use crate::pg::ConnParams;
 use crate::wal::accounting::LostTransactions;
 use crate::wal::RelFileLocator;

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::pg::session::{connect, SessionOptions};
+use crate::pg::connect;
+use crate::pg::session::SessionOptions;
 use crate::pg::ConnParams;
 use crate::wal::RelFileLocator;
 

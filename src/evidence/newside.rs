@@ -14,7 +14,8 @@
 //! that is not enough (as for the former timeline).
 
 use crate::lsn::{Lsn, TimelineId};
-use crate::pg::session::{connect, SessionOptions};
+use crate::pg::connect;
+use crate::pg::session::SessionOptions;
 use crate::pg::ConnParams;
 
 use super::scan::{self, Scan, ScanError};

@@ -1,8 +1,8 @@
 //! Connection parameters parsed the way libpq parses them.
 //!
-//! Accepts `key=value` conninfo strings and `postgres://` / `postgresql://` URLs, fills
-//! absent keys from the `PG*` environment, applies libpq's defaults and looks the password
-//! up in `PGPASSWORD` or the password file. The environment is injected so that tests are
+//! Accepts `key=value` conninfo strings and `postgres://` / `postgresql://` URLs (several
+//! hosts included), fills absent keys from a service file and then the `PG*` environment,
+//! applies libpq's defaults and looks the password up in `PGPASSWORD` or the password file. The environment is injected so that tests are
 //! deterministic. The password never appears in `Debug`, `Display` or error messages.
 
 use crate::quote::conninfo_value;
@@ -11,6 +11,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
+
+use super::keywords;
 
 /// libpq's compiled-in socket directory on Debian; also the default host when it exists.
 pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
@@ -28,8 +30,8 @@ pub enum ConnInfoError {
     /// A `postgres://` URL is malformed.
     #[error("invalid connection URL: {0}")]
     Url(String),
-    /// A key that libpq (or this tool) does not know.
-    #[error("invalid connection option \"{0}\"; supported: host, hostaddr, port, user, password, dbname, sslmode, sslrootcert, connect_timeout, application_name, options, target_session_attrs, passfile")]
+    /// A key that libpq does not know either.
+    #[error("invalid connection option \"{0}\": libpq does not know it either (check the spelling; keywords are lower case, e.g. sslmode, target_session_attrs)")]
     UnknownKey(String),
     /// A known key with a value that does not parse.
     #[error("invalid value {value:?} for {key}{from}: {why}")]
@@ -43,9 +45,17 @@ pub enum ConnInfoError {
         /// What a valid value looks like.
         why: String,
     },
-    /// Several comma-separated hosts: libpq's multi-host failover is out of scope here.
-    #[error("multiple hosts {0:?} are not supported; give the one server to inspect")]
-    MultipleHosts(String),
+    /// A keyword libpq knows whose promise (usually a security one) this tool cannot keep.
+    #[error("connection option \"{key}\" is not supported: {why}")]
+    Refused {
+        /// The keyword.
+        key: String,
+        /// Why, and what to do instead.
+        why: String,
+    },
+    /// The service (`service=`, `PGSERVICE`) could not be read.
+    #[error("{0}")]
+    Service(String),
     /// No user name given and the OS user could not be determined.
     #[error("could not determine the user name; set user= or PGUSER")]
     NoUser,
@@ -143,58 +153,221 @@ pub enum PasswordSource {
     Passfile(PathBuf),
 }
 
-/// Parsed connection parameters for one server; the password is kept private.
+/// libpq's `target_session_attrs`: which kind of server a (multi-host) string must reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TargetSessionAttrs {
+    /// Any server that accepts the connection (libpq's default).
+    #[default]
+    Any,
+    /// A server that accepts writes: a primary.
+    ReadWrite,
+    /// A server that refuses writes: a standby (or a primary with default_transaction_read_only).
+    ReadOnly,
+    /// A server not in recovery.
+    Primary,
+    /// A server in recovery.
+    Standby,
+    /// A standby if any host is one, else any server.
+    PreferStandby,
+}
+
+impl TargetSessionAttrs {
+    /// The libpq spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetSessionAttrs::Any => "any",
+            TargetSessionAttrs::ReadWrite => "read-write",
+            TargetSessionAttrs::ReadOnly => "read-only",
+            TargetSessionAttrs::Primary => "primary",
+            TargetSessionAttrs::Standby => "standby",
+            TargetSessionAttrs::PreferStandby => "prefer-standby",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "any" => TargetSessionAttrs::Any,
+            "read-write" => TargetSessionAttrs::ReadWrite,
+            "read-only" => TargetSessionAttrs::ReadOnly,
+            "primary" => TargetSessionAttrs::Primary,
+            "standby" => TargetSessionAttrs::Standby,
+            "prefer-standby" => TargetSessionAttrs::PreferStandby,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for TargetSessionAttrs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// libpq's `sslcertmode`: whether to offer a client certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SslCertMode {
+    /// Never send one.
+    Disable,
+    /// Send one if a certificate file exists (libpq's default).
+    #[default]
+    Allow,
+    /// A certificate must be configured (and sent).
+    Require,
+}
+
+/// A TLS protocol version bound (`ssl_min_protocol_version`, `ssl_max_protocol_version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TlsVersion {
+    /// TLSv1 (refused by this tool as a maximum).
+    V1_0,
+    /// TLSv1.1 (refused by this tool as a maximum).
+    V1_1,
+    /// TLSv1.2.
+    V1_2,
+    /// TLSv1.3.
+    V1_3,
+}
+
+impl TlsVersion {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "TLSv1" => TlsVersion::V1_0,
+            "TLSv1.1" => TlsVersion::V1_1,
+            "TLSv1.2" => TlsVersion::V1_2,
+            "TLSv1.3" => TlsVersion::V1_3,
+            _ => return None,
+        })
+    }
+
+    /// libpq's spelling, e.g. `TLSv1.2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsVersion::V1_0 => "TLSv1",
+            TlsVersion::V1_1 => "TLSv1.1",
+            TlsVersion::V1_2 => "TLSv1.2",
+            TlsVersion::V1_3 => "TLSv1.3",
+        }
+    }
+}
+
+/// One entry of a (possibly multi-host) connection string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostSpec {
+    /// The host name, address or socket directory.
+    pub host: Host,
+    /// The numeric address to use instead of resolving the name.
+    pub hostaddr: Option<IpAddr>,
+    /// The port.
+    pub port: u16,
+}
+
+impl HostSpec {
+    /// `host:port`, `[v6]:port` or the socket path.
+    pub fn target(&self) -> String {
+        match &self.host {
+            Host::Tcp(h) if h.contains(':') => format!("[{h}]:{}", self.port),
+            Host::Tcp(h) => format!("{h}:{}", self.port),
+            Host::Unix(d) => d
+                .join(format!(".s.PGSQL.{}", self.port))
+                .display()
+                .to_string(),
+        }
+    }
+}
+
+/// The client side of TLS: certificate, key, revocation lists and protocol bounds.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ClientTls {
+    /// `sslcert` / `PGSSLCERT`, else `~/.postgresql/postgresql.crt` (used only if it exists).
+    pub cert: Option<PathBuf>,
+    /// Whether `cert` was given (not libpq's default file).
+    pub cert_given: bool,
+    /// `sslkey` / `PGSSLKEY`, else `~/.postgresql/postgresql.key`.
+    pub key: Option<PathBuf>,
+    /// `sslpassword`: decrypts an encrypted key; never shown.
+    pub key_password: Option<String>,
+    /// `sslcrl` / `PGSSLCRL`, else `~/.postgresql/root.crl` (used only if it exists).
+    pub crl: Option<PathBuf>,
+    /// Whether `crl` was given (then it must exist).
+    pub crl_given: bool,
+    /// `sslcrldir` / `PGSSLCRLDIR`: every file in it is a CRL.
+    pub crl_dir: Option<PathBuf>,
+    /// `sslcertmode`.
+    pub cert_mode: SslCertMode,
+    /// `ssl_min_protocol_version` (libpq's default is TLSv1.2).
+    pub min_version: Option<TlsVersion>,
+    /// `ssl_max_protocol_version`.
+    pub max_version: Option<TlsVersion>,
+}
+
+impl fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .field(
+                "key_password",
+                &self.key_password.as_ref().map(|_| "********"),
+            )
+            .field("crl", &self.crl)
+            .field("crl_dir", &self.crl_dir)
+            .field("cert_mode", &self.cert_mode)
+            .finish()
+    }
+}
+
+/// Parsed connection parameters; the password is kept private.
+///
+/// A multi-host string (`host=a,b port=1,2`) keeps every host in [`ConnParams::hosts`]; the
+/// single-host accessors (`host()`, `port()`, `target()` for one host) describe the first, and
+/// `pg::multihost` picks the one to use (then [`ConnParams::pinned`] narrows to it).
 #[derive(Clone)]
 pub struct ConnParams {
     host: Host,
     hostaddr: Option<IpAddr>,
     port: u16,
+    hosts: Vec<HostSpec>,
     user: String,
     dbname: String,
     password: Option<String>,
     password_source: PasswordSource,
+    /// The password given in the string or `PGPASSWORD` (applies to every host).
+    given_password: Option<(String, PasswordSource)>,
+    /// The password file to look each host up in.
+    passfile: Option<PathBuf>,
     sslmode: SslMode,
     sslrootcert: Option<PathBuf>,
     default_sslrootcert: Option<PathBuf>,
+    client_tls: ClientTls,
+    channel_binding: Option<String>,
     connect_timeout: Option<Duration>,
     options: Option<String>,
+    target_session_attrs: TargetSessionAttrs,
+    target_session_attrs_given: bool,
+    load_balance_hosts: bool,
+    service: Option<(String, PathBuf)>,
     warnings: Vec<String>,
 }
 
-/// Every key we accept, in libpq's spelling.
-const KEYS: &[&str] = &[
-    "host",
-    "hostaddr",
-    "port",
-    "user",
-    "password",
-    "dbname",
-    "sslmode",
-    "sslrootcert",
-    "connect_timeout",
-    "application_name",
-    "options",
-    "target_session_attrs",
-    "passfile",
-];
-
-/// Key → environment variable used when the key is absent.
-const ENV_FALLBACKS: &[(&str, &str)] = &[
-    ("host", "PGHOST"),
-    ("hostaddr", "PGHOSTADDR"),
-    ("port", "PGPORT"),
-    ("user", "PGUSER"),
-    ("dbname", "PGDATABASE"),
-    ("password", "PGPASSWORD"),
-    ("sslmode", "PGSSLMODE"),
-    ("sslrootcert", "PGSSLROOTCERT"),
-    ("connect_timeout", "PGCONNECT_TIMEOUT"),
-    ("passfile", "PGPASSFILE"),
-    ("options", "PGOPTIONS"),
-];
+/// Where a keyword's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// The connection string.
+    Given,
+    /// The service file.
+    Service,
+    /// This environment variable.
+    Env(&'static str),
+}
 
 impl ConnParams {
-    /// Parses a conninfo string or URL, taking absent keys from `env` (e.g. `PGHOST`).
+    /// Parses a conninfo string or URL, taking absent keys from a service file and from `env`
+    /// (e.g. `PGHOST`), with libpq's precedence: string, then service, then environment.
+    ///
+    /// The parsing is hand-written rather than tokio-postgres' `Config::from_str` because
+    /// tokio-postgres refuses every keyword it does not use (libpq knows ~50: `sslcert`,
+    /// `service`, `passfile`, `gssencmode`, …), reads no `PG*` variables, password file or
+    /// service file, and accepts URLs libpq refuses (`%00`, a `=` in a query value).
     pub fn parse(
         input: &str,
         env: &dyn Fn(&str) -> Option<String>,
@@ -202,7 +375,7 @@ impl ConnParams {
         let pairs = split_input(input)?;
         let mut given: Vec<(String, String)> = Vec::new();
         for (k, v) in pairs {
-            if !KEYS.contains(&k.as_str()) {
+            if keywords::find(&k).is_none() {
                 return Err(ConnInfoError::UnknownKey(k));
             }
             given.retain(|(gk, _)| *gk != k);
@@ -220,74 +393,179 @@ impl ConnParams {
         given: &[(String, String)],
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<ConnParams, ConnInfoError> {
-        // value, and the env var it came from (for messages)
-        let get = |key: &str| -> Option<(String, Option<&'static str>)> {
-            if let Some((_, v)) = given.iter().find(|(k, _)| k == key) {
-                if !v.is_empty() {
-                    return Some((v.clone(), None));
-                }
-                // An explicit empty password stops PGPASSWORD (libpq), other keys fall back.
-                if key == "password" {
-                    return None;
+        let home = env("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .or_else(os_home_dir);
+
+        // The service: explicit keywords win over it, it wins over the environment.
+        let service_name = given
+            .iter()
+            .find(|(k, _)| k == "service")
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+            .or_else(|| env("PGSERVICE").filter(|v| !v.is_empty()));
+        let mut from_service: Vec<(String, String)> = Vec::new();
+        let mut service = None;
+        if let Some(name) = service_name {
+            let s = super::service::lookup(&name, env, home.as_deref())
+                .map_err(|e| ConnInfoError::Service(e.to_string()))?;
+            from_service = s.pairs;
+            service = Some((name, s.file));
+        }
+
+        // value, and where it came from (for messages)
+        let get = |key: &str| -> Option<(String, Origin)> {
+            for (list, origin) in [(given, Origin::Given), (&from_service[..], Origin::Service)] {
+                if let Some((_, v)) = list.iter().find(|(k, _)| k == key) {
+                    if !v.is_empty() {
+                        return Some((v.clone(), origin));
+                    }
+                    // An explicit empty password stops PGPASSWORD (libpq), other keys fall back.
+                    if key == "password" {
+                        return None;
+                    }
                 }
             }
-            let (_, var) = ENV_FALLBACKS.iter().find(|(k, _)| *k == key)?;
-            env(var).filter(|v| !v.is_empty()).map(|v| (v, Some(*var)))
+            let var = keywords::find(key)?.env?;
+            env(var)
+                .filter(|v| !v.is_empty())
+                .map(|v| (v, Origin::Env(var)))
         };
-        let bad = |key: &str, value: &str, from: Option<&str>, why: &str| ConnInfoError::BadValue {
+        let bad = |key: &str, value: &str, from: Origin, why: &str| ConnInfoError::BadValue {
             key: key.to_string(),
             value: value.to_string(),
-            from: from.map(|v| format!(" (from {v})")).unwrap_or_default(),
+            from: match from {
+                Origin::Given => String::new(),
+                Origin::Service => " (from the service file)".to_string(),
+                Origin::Env(v) => format!(" (from {v})"),
+            },
             why: why.to_string(),
         };
 
-        let hostaddr = match get("hostaddr") {
-            None => None,
-            Some((v, from)) => {
-                if v.contains(',') {
-                    return Err(ConnInfoError::MultipleHosts(v));
+        let mut warnings = Vec::new();
+        // Keywords libpq knows that the tool does not use: a notice, or a refusal.
+        for kw in keywords::KEYWORDS {
+            let Some((value, origin)) = get(kw.name) else {
+                continue;
+            };
+            let verdict = match kw.use_ {
+                keywords::Use::Used => continue,
+                keywords::Use::Ignored(why) => keywords::Verdict::Notice(why.to_string()),
+                keywords::Use::ByValue => keywords::check_value(kw.name, &value),
+            };
+            match verdict {
+                keywords::Verdict::Fine => {}
+                // Variables from the environment are not the user's words for this run.
+                keywords::Verdict::Notice(_) if matches!(origin, Origin::Env(_)) => {}
+                keywords::Verdict::Notice(why) => {
+                    warnings.push(format!("connection option \"{}\" ignored: {why}", kw.name))
                 }
-                Some(v.trim().parse::<IpAddr>().map_err(|_| {
-                    bad(
-                        "hostaddr",
+                keywords::Verdict::Refuse(why) => {
+                    return Err(ConnInfoError::Refused {
+                        key: kw.name.to_string(),
+                        why: match origin {
+                            Origin::Env(v) => format!("{why} (set by {v})"),
+                            Origin::Service => format!("{why} (from the service file)"),
+                            Origin::Given => why,
+                        },
+                    })
+                }
+            }
+        }
+
+        // Hosts: comma-separated lists of host, hostaddr and port, matched by position.
+        let split =
+            |v: &str| -> Vec<String> { v.split(',').map(|s| s.trim().to_string()).collect() };
+        let host_list = get("host").map(|(v, o)| (split(&v), v, o));
+        let addr_list = get("hostaddr").map(|(v, o)| (split(&v), v, o));
+        let n = match (&host_list, &addr_list) {
+            (Some((h, hv, ho)), Some((a, _, _))) if h.len() != a.len() => {
+                return Err(bad(
+                    "hostaddr",
+                    hv,
+                    *ho,
+                    &format!(
+                        "could not match {} host names to {} hostaddr values",
+                        h.len(),
+                        a.len()
+                    ),
+                ))
+            }
+            (Some((h, _, _)), _) => h.len(),
+            (None, Some((a, _, _))) => a.len(),
+            (None, None) => 1,
+        };
+        let ports: Vec<u16> = match get("port") {
+            None => vec![DEFAULT_PORT; n],
+            Some((v, from)) => {
+                let list = split(&v);
+                if list.len() != 1 && list.len() != n {
+                    return Err(bad(
+                        "port",
                         &v,
                         from,
-                        "expected a numeric IPv4 or IPv6 address",
-                    )
-                })?)
-            }
-        };
-        let host = match get("host") {
-            Some((v, _)) => {
-                if v.contains(',') {
-                    return Err(ConnInfoError::MultipleHosts(v));
+                        &format!("could not match {} port numbers to {n} hosts", list.len()),
+                    ));
                 }
-                if v.starts_with('/') {
-                    Host::Unix(PathBuf::from(v))
+                let mut out = Vec::with_capacity(n);
+                for p in &list {
+                    out.push(if p.is_empty() {
+                        DEFAULT_PORT
+                    } else {
+                        match p.parse::<u16>() {
+                            Ok(p) if p > 0 => p,
+                            _ => {
+                                return Err(bad(
+                                    "port",
+                                    &v,
+                                    from,
+                                    "expected an integer from 1 to 65535",
+                                ))
+                            }
+                        }
+                    });
+                }
+                if out.len() == 1 {
+                    vec![out[0]; n]
                 } else {
-                    Host::Tcp(v)
-                }
-            }
-            None => match hostaddr {
-                Some(a) => Host::Tcp(a.to_string()),
-                None if Path::new(DEFAULT_SOCKET_DIR).is_dir() => {
-                    Host::Unix(PathBuf::from(DEFAULT_SOCKET_DIR))
-                }
-                None => Host::Tcp("localhost".to_string()),
-            },
-        };
-        let port = match get("port") {
-            None => DEFAULT_PORT,
-            Some((v, from)) => {
-                if v.contains(',') {
-                    return Err(ConnInfoError::MultipleHosts(v));
-                }
-                match v.trim().parse::<u16>() {
-                    Ok(p) if p > 0 => p,
-                    _ => return Err(bad("port", &v, from, "expected an integer from 1 to 65535")),
+                    out
                 }
             }
         };
+        let mut hosts = Vec::with_capacity(n);
+        for (i, port) in ports.into_iter().enumerate() {
+            let hostaddr = match &addr_list {
+                Some((a, v, from)) if !a[i].is_empty() => {
+                    Some(a[i].parse::<IpAddr>().map_err(|_| {
+                        bad(
+                            "hostaddr",
+                            v,
+                            *from,
+                            "expected a numeric IPv4 or IPv6 address",
+                        )
+                    })?)
+                }
+                _ => None,
+            };
+            let host = match host_list.as_ref().map(|(h, _, _)| h[i].as_str()) {
+                Some(h) if h.starts_with('/') => Host::Unix(PathBuf::from(h)),
+                Some(h) if !h.is_empty() => Host::Tcp(h.to_string()),
+                _ => match hostaddr {
+                    Some(a) => Host::Tcp(a.to_string()),
+                    None if Path::new(DEFAULT_SOCKET_DIR).is_dir() => {
+                        Host::Unix(PathBuf::from(DEFAULT_SOCKET_DIR))
+                    }
+                    None => Host::Tcp("localhost".to_string()),
+                },
+            };
+            hosts.push(HostSpec {
+                host,
+                hostaddr,
+                port,
+            });
+        }
+
         let user = match get("user") {
             Some((v, _)) => v,
             None => os_user_name().ok_or(ConnInfoError::NoUser)?,
@@ -307,11 +585,89 @@ impl ConnParams {
             })?,
         };
         let sslrootcert = get("sslrootcert").map(|(v, _)| PathBuf::from(v));
-        let home = env("HOME")
-            .filter(|h| !h.is_empty())
-            .map(PathBuf::from)
-            .or_else(os_home_dir);
-        let default_sslrootcert = home.as_ref().map(|h| h.join(".postgresql/root.crt"));
+        let pgdir = home.as_ref().map(|h| h.join(".postgresql"));
+        let default_sslrootcert = pgdir.as_ref().map(|d| d.join("root.crt"));
+        let cert_given = get("sslcert");
+        let crl_given = get("sslcrl");
+        let cert_mode = match get("sslcertmode") {
+            None => SslCertMode::Allow,
+            Some((v, from)) => match v.as_str() {
+                "disable" => SslCertMode::Disable,
+                "allow" => SslCertMode::Allow,
+                "require" => SslCertMode::Require,
+                _ => {
+                    return Err(bad(
+                        "sslcertmode",
+                        &v,
+                        from,
+                        "expected disable, allow or require",
+                    ))
+                }
+            },
+        };
+        let version = |key: &str| -> Result<Option<TlsVersion>, ConnInfoError> {
+            match get(key) {
+                None => Ok(None),
+                Some((v, from)) => TlsVersion::parse(&v).map(Some).ok_or_else(|| {
+                    bad(key, &v, from, "expected TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3")
+                }),
+            }
+        };
+        let min_version = version("ssl_min_protocol_version")?;
+        let max_version = version("ssl_max_protocol_version")?;
+        if let Some(max) = max_version {
+            if max < TlsVersion::V1_2 {
+                return Err(ConnInfoError::Refused {
+                    key: "ssl_max_protocol_version".into(),
+                    why: format!(
+                        "{} is below TLSv1.2, the oldest TLS this tool speaks",
+                        max.as_str()
+                    ),
+                });
+            }
+            if min_version.is_some_and(|min| min > max) {
+                return Err(ConnInfoError::Refused {
+                    key: "ssl_min_protocol_version".into(),
+                    why: "it is above ssl_max_protocol_version".into(),
+                });
+            }
+        }
+        let client_tls = ClientTls {
+            cert_given: cert_given.is_some(),
+            cert: cert_given
+                .map(|(v, _)| PathBuf::from(v))
+                .or_else(|| pgdir.as_ref().map(|d| d.join("postgresql.crt"))),
+            key: get("sslkey")
+                .map(|(v, _)| PathBuf::from(v))
+                .or_else(|| pgdir.as_ref().map(|d| d.join("postgresql.key"))),
+            key_password: given
+                .iter()
+                .chain(from_service.iter())
+                .find(|(k, _)| k == "sslpassword")
+                .map(|(_, v)| v.clone()),
+            crl_given: crl_given.is_some(),
+            crl: crl_given
+                .map(|(v, _)| PathBuf::from(v))
+                .or_else(|| pgdir.as_ref().map(|d| d.join("root.crl"))),
+            crl_dir: get("sslcrldir").map(|(v, _)| PathBuf::from(v)),
+            cert_mode,
+            min_version,
+            max_version,
+        };
+        let channel_binding = match get("channel_binding") {
+            None => None,
+            Some((v, from)) => match v.as_str() {
+                "disable" | "prefer" | "require" => Some(v),
+                _ => {
+                    return Err(bad(
+                        "channel_binding",
+                        &v,
+                        from,
+                        "expected disable, prefer or require",
+                    ))
+                }
+            },
+        };
         let connect_timeout = match get("connect_timeout") {
             None => None,
             Some((v, from)) => {
@@ -333,43 +689,170 @@ impl ConnParams {
             }
         };
         let options = get("options").map(|(v, _)| v);
-
-        let mut warnings = Vec::new();
-        let (password, password_source) = match given.iter().find(|(k, _)| k == "password") {
-            Some((_, v)) if !v.is_empty() => (Some(v.clone()), PasswordSource::ConnInfo),
-            _ => match get("password") {
-                Some((v, _)) => (Some(v), PasswordSource::Env),
-                None => {
-                    let file = get("passfile")
-                        .map(|(v, _)| PathBuf::from(v))
-                        .or_else(|| home.as_ref().map(|h| h.join(".pgpass")));
-                    let host_key = passfile_host(&host);
-                    match file.and_then(|f| {
-                        lookup_passfile(&f, &host_key, port, &dbname, &user, &mut warnings)
-                            .map(|pw| (pw, f))
-                    }) {
-                        Some((pw, f)) => (Some(pw), PasswordSource::Passfile(f)),
-                        None => (None, PasswordSource::None),
-                    }
+        let tsa = get("target_session_attrs");
+        let target_session_attrs = match &tsa {
+            None => TargetSessionAttrs::Any,
+            Some((v, from)) => TargetSessionAttrs::parse(v).ok_or_else(|| {
+                bad(
+                    "target_session_attrs",
+                    v,
+                    *from,
+                    "expected any, read-write, read-only, primary, standby or prefer-standby",
+                )
+            })?,
+        };
+        let load_balance_hosts = match get("load_balance_hosts") {
+            None => false,
+            Some((v, from)) => match v.as_str() {
+                "disable" => false,
+                "random" => true,
+                _ => {
+                    return Err(bad(
+                        "load_balance_hosts",
+                        &v,
+                        from,
+                        "expected disable or random",
+                    ))
                 }
             },
         };
 
-        Ok(ConnParams {
-            host,
-            hostaddr,
-            port,
+        let given_password = match given
+            .iter()
+            .chain(from_service.iter())
+            .find(|(k, _)| k == "password")
+        {
+            Some((_, v)) if !v.is_empty() => Some((v.clone(), PasswordSource::ConnInfo)),
+            _ => get("password").map(|(v, _)| (v, PasswordSource::Env)),
+        };
+        let passfile = get("passfile")
+            .map(|(v, _)| PathBuf::from(v))
+            .or_else(|| home.as_ref().map(|h| h.join(".pgpass")));
+
+        let first = hosts[0].clone();
+        let mut p = ConnParams {
+            host: first.host.clone(),
+            hostaddr: first.hostaddr,
+            port: first.port,
+            hosts,
             user,
             dbname,
-            password,
-            password_source,
+            password: None,
+            password_source: PasswordSource::None,
+            given_password,
+            passfile,
             sslmode,
             sslrootcert,
             default_sslrootcert,
+            client_tls,
+            channel_binding,
             connect_timeout,
             options,
+            target_session_attrs,
+            target_session_attrs_given: tsa.is_some(),
+            load_balance_hosts,
+            service,
             warnings,
-        })
+        };
+        p.find_password();
+        Ok(p)
+    }
+
+    /// Sets the password for the current (first) host: given, else from the password file.
+    fn find_password(&mut self) {
+        let (pw, src) = match &self.given_password {
+            Some((v, s)) => (Some(v.clone()), s.clone()),
+            None => {
+                let host_key = passfile_host(&self.host);
+                match self.passfile.clone().and_then(|f| {
+                    lookup_passfile(
+                        &f,
+                        &host_key,
+                        self.port,
+                        &self.dbname,
+                        &self.user,
+                        &mut self.warnings,
+                    )
+                    .map(|pw| (pw, f))
+                }) {
+                    Some((pw, f)) => (Some(pw), PasswordSource::Passfile(f)),
+                    None => (None, PasswordSource::None),
+                }
+            }
+        };
+        self.password = pw;
+        self.password_source = src;
+    }
+
+    /// Every host of the string, in the order given.
+    pub fn hosts(&self) -> &[HostSpec] {
+        &self.hosts
+    }
+
+    /// Whether the string names more than one host.
+    pub fn is_multi_host(&self) -> bool {
+        self.hosts.len() > 1
+    }
+
+    /// Whether connecting means choosing among hosts or checking the server's role first
+    /// (several hosts, or a `target_session_attrs` other than `any`).
+    pub fn needs_host_choice(&self) -> bool {
+        self.is_multi_host() || self.target_session_attrs != TargetSessionAttrs::Any
+    }
+
+    /// `target_session_attrs` (libpq's default `any`).
+    pub fn target_session_attrs(&self) -> TargetSessionAttrs {
+        self.target_session_attrs
+    }
+
+    /// Whether `target_session_attrs` was given (string, service or `PGTARGETSESSIONATTRS`).
+    pub fn target_session_attrs_given(&self) -> bool {
+        self.target_session_attrs_given
+    }
+
+    /// `load_balance_hosts=random`: try the hosts in a random order.
+    pub fn load_balance_hosts(&self) -> bool {
+        self.load_balance_hosts
+    }
+
+    /// The same parameters narrowed to host number `i` of [`ConnParams::hosts`] (its password
+    /// looked up again in the password file), with no host choice left to make.
+    pub fn pinned(&self, i: usize) -> ConnParams {
+        let spec = self
+            .hosts
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| self.hosts[0].clone());
+        let mut p = ConnParams {
+            host: spec.host.clone(),
+            hostaddr: spec.hostaddr,
+            port: spec.port,
+            hosts: vec![spec],
+            target_session_attrs: TargetSessionAttrs::Any,
+            load_balance_hosts: false,
+            warnings: Vec::new(),
+            ..self.clone()
+        };
+        p.find_password();
+        p.warnings = self.warnings.clone();
+        p
+    }
+
+    /// The service (`service=` or `PGSERVICE`) and the file that defined it, if one was used.
+    pub fn service(&self) -> Option<(&str, &Path)> {
+        self.service
+            .as_ref()
+            .map(|(n, f)| (n.as_str(), f.as_path()))
+    }
+
+    /// Client certificate, key, revocation lists and TLS version bounds.
+    pub fn client_tls(&self) -> &ClientTls {
+        &self.client_tls
+    }
+
+    /// `channel_binding` (disable, prefer, require), if given.
+    pub fn channel_binding(&self) -> Option<&str> {
+        self.channel_binding.as_deref()
     }
 
     /// The host (TCP name/address or socket directory).
@@ -442,7 +925,8 @@ impl ConnParams {
         self.options.as_deref()
     }
 
-    /// Warnings to show the user, e.g. a password file ignored for its permissions.
+    /// Notices to show the user (stderr): a password file ignored for its permissions, a
+    /// keyword accepted but not used.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
@@ -468,35 +952,41 @@ impl ConnParams {
         }
     }
 
-    /// A short label for messages: `127.0.0.1:5433`, `[::1]:5432` or the socket path.
+    /// A short label for messages: `127.0.0.1:5433`, `[::1]:5432` or the socket path; every
+    /// host, comma-separated, for a multi-host string.
     pub fn target(&self) -> String {
-        match &self.host {
-            Host::Tcp(h) if h.contains(':') => format!("[{h}]:{}", self.port),
-            Host::Tcp(h) => format!("{h}:{}", self.port),
-            Host::Unix(_) => self
-                .socket_path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-        }
+        self.hosts
+            .iter()
+            .map(HostSpec::target)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
-    /// The parameters as a conninfo string with the password replaced by `********`.
+    /// The parameters as a conninfo string with the passwords replaced by `********`.
     pub fn redacted(&self) -> String {
         let mut parts = Vec::new();
-        let host = match &self.host {
+        let host_of = |s: &HostSpec| match &s.host {
             Host::Tcp(h) => h.clone(),
             Host::Unix(p) => p.display().to_string(),
         };
-        parts.push(format!("host={}", conninfo_value(&host)));
-        if let Some(a) = self.hostaddr {
-            if a.to_string() != host {
-                parts.push(format!("hostaddr={a}"));
-            }
+        let hosts: Vec<String> = self.hosts.iter().map(host_of).collect();
+        parts.push(format!("host={}", conninfo_value(&hosts.join(","))));
+        let addrs: Vec<String> = self
+            .hosts
+            .iter()
+            .map(|s| match s.hostaddr {
+                Some(a) if a.to_string() != host_of(s) => a.to_string(),
+                _ => String::new(),
+            })
+            .collect();
+        if addrs.iter().any(|a| !a.is_empty()) {
+            parts.push(format!("hostaddr={}", addrs.join(",")));
         }
-        parts.push(format!("port={}", self.port));
+        let ports: Vec<String> = self.hosts.iter().map(|s| s.port.to_string()).collect();
+        parts.push(format!("port={}", ports.join(",")));
         parts.push(format!("user={}", conninfo_value(&self.user)));
         parts.push(format!("dbname={}", conninfo_value(&self.dbname)));
-        if self.password.is_some() {
+        if self.password.is_some() || self.given_password.is_some() {
             parts.push("password=********".to_string());
         }
         parts.push(format!("sslmode={}", self.sslmode));
@@ -506,11 +996,66 @@ impl ConnParams {
                 conninfo_value(&c.display().to_string())
             ));
         }
+        let t = &self.client_tls;
+        if t.cert_given {
+            if let Some(c) = &t.cert {
+                parts.push(format!(
+                    "sslcert={}",
+                    conninfo_value(&c.display().to_string())
+                ));
+            }
+            if let Some(k) = &t.key {
+                parts.push(format!(
+                    "sslkey={}",
+                    conninfo_value(&k.display().to_string())
+                ));
+            }
+        }
+        if t.key_password.is_some() {
+            parts.push("sslpassword=********".to_string());
+        }
+        if t.crl_given {
+            if let Some(c) = &t.crl {
+                parts.push(format!(
+                    "sslcrl={}",
+                    conninfo_value(&c.display().to_string())
+                ));
+            }
+        }
+        if let Some(d) = &t.crl_dir {
+            parts.push(format!(
+                "sslcrldir={}",
+                conninfo_value(&d.display().to_string())
+            ));
+        }
+        match t.cert_mode {
+            SslCertMode::Allow => {}
+            SslCertMode::Disable => parts.push("sslcertmode=disable".into()),
+            SslCertMode::Require => parts.push("sslcertmode=require".into()),
+        }
+        if let Some(v) = t.min_version {
+            parts.push(format!("ssl_min_protocol_version={}", v.as_str()));
+        }
+        if let Some(v) = t.max_version {
+            parts.push(format!("ssl_max_protocol_version={}", v.as_str()));
+        }
+        if let Some(c) = &self.channel_binding {
+            parts.push(format!("channel_binding={c}"));
+        }
         if let Some(t) = self.connect_timeout {
             parts.push(format!("connect_timeout={}", t.as_secs()));
         }
         if let Some(o) = &self.options {
             parts.push(format!("options={}", conninfo_value(o)));
+        }
+        if self.target_session_attrs != TargetSessionAttrs::Any {
+            parts.push(format!(
+                "target_session_attrs={}",
+                self.target_session_attrs
+            ));
+        }
+        if self.load_balance_hosts {
+            parts.push("load_balance_hosts=random".into());
         }
         parts.join(" ")
     }
@@ -525,17 +1070,18 @@ impl fmt::Display for ConnParams {
 impl fmt::Debug for ConnParams {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConnParams")
-            .field("host", &self.host)
-            .field("hostaddr", &self.hostaddr)
-            .field("port", &self.port)
+            .field("hosts", &self.hosts)
             .field("user", &self.user)
             .field("dbname", &self.dbname)
             .field("password", &self.password.as_ref().map(|_| "********"))
             .field("password_source", &self.password_source)
             .field("sslmode", &self.sslmode)
             .field("sslrootcert", &self.sslrootcert)
+            .field("client_tls", &self.client_tls)
             .field("connect_timeout", &self.connect_timeout)
             .field("options", &self.options)
+            .field("target_session_attrs", &self.target_session_attrs)
+            .field("service", &self.service)
             .field("warnings", &self.warnings)
             .finish()
     }
@@ -697,43 +1243,22 @@ fn parse_url(rest: &str) -> Result<Vec<(String, String)>, ConnInfoError> {
     let host_end = s.find(['/', '?']).unwrap_or(s.len());
     let hostspec = &s[..host_end];
     s = &s[host_end..];
-    if hostspec.contains(',') {
-        return Err(ConnInfoError::MultipleHosts(hostspec.to_string()));
+    // Several hosts are comma-separated, each with its own optional port (libpq).
+    let mut hosts = Vec::new();
+    let mut ports = Vec::new();
+    for one in hostspec.split(',') {
+        let (host, port) = url_host_port(one)?;
+        hosts.push(host);
+        ports.push(match port {
+            Some(p) => pct_decode(p)?,
+            None => String::new(),
+        });
     }
-    let (host, port) = if let Some(h) = hostspec.strip_prefix('[') {
-        let close = h.find(']').ok_or_else(|| {
-            ConnInfoError::Url(format!("missing \"]\" in IPv6 host address {hostspec:?}"))
-        })?;
-        let addr = &h[..close];
-        if addr.is_empty() {
-            return Err(ConnInfoError::Url(
-                "IPv6 host address may not be empty: \"[]\"".into(),
-            ));
-        }
-        let after = &h[close + 1..];
-        let port = match after.strip_prefix(':') {
-            Some(p) => Some(p),
-            None if after.is_empty() => None,
-            None => {
-                return Err(ConnInfoError::Url(format!(
-                    "unexpected {after:?} after IPv6 host address"
-                )))
-            }
-        };
-        (addr.to_string(), port)
-    } else {
-        match hostspec.split_once(':') {
-            Some((h, p)) => (pct_decode(h)?, Some(p)),
-            None => (pct_decode(hostspec)?, None),
-        }
-    };
-    if !host.is_empty() {
-        out.push(("host".into(), host));
+    if hosts.iter().any(|h| !h.is_empty()) {
+        out.push(("host".into(), hosts.join(",")));
     }
-    if let Some(p) = port {
-        if !p.is_empty() {
-            out.push(("port".into(), pct_decode(p)?));
-        }
+    if ports.iter().any(|p| !p.is_empty()) {
+        out.push(("port".into(), ports.join(",")));
     }
 
     // /dbname
@@ -776,6 +1301,37 @@ fn parse_url(rest: &str) -> Result<Vec<(String, String)>, ConnInfoError> {
         }
     }
     Ok(out)
+}
+
+/// One `host[:port]` or `[v6addr][:port]` of a URL's host list.
+fn url_host_port(hostspec: &str) -> Result<(String, Option<&str>), ConnInfoError> {
+    Ok(if let Some(h) = hostspec.strip_prefix('[') {
+        let close = h.find(']').ok_or_else(|| {
+            ConnInfoError::Url(format!("missing \"]\" in IPv6 host address {hostspec:?}"))
+        })?;
+        let addr = &h[..close];
+        if addr.is_empty() {
+            return Err(ConnInfoError::Url(
+                "IPv6 host address may not be empty: \"[]\"".into(),
+            ));
+        }
+        let after = &h[close + 1..];
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p),
+            None if after.is_empty() => None,
+            None => {
+                return Err(ConnInfoError::Url(format!(
+                    "unexpected {after:?} after IPv6 host address"
+                )))
+            }
+        };
+        (addr.to_string(), port)
+    } else {
+        match hostspec.split_once(':') {
+            Some((h, p)) => (pct_decode(h)?, Some(p)),
+            None => (pct_decode(hostspec)?, None),
+        }
+    })
 }
 
 /// The host string libpq matches against the password file's first field.
@@ -993,9 +1549,217 @@ mod tests {
             ConnInfoError::BadValue { .. }
         ));
         assert!(matches!(
-            err("host=a,b user=u"),
-            ConnInfoError::MultipleHosts(_)
+            err("host=a,b,c port=1,2 user=u"),
+            ConnInfoError::BadValue { ref key, ref why, .. } if key == "port" && why.contains("could not match 2 port numbers to 3 hosts")
         ));
+        assert!(matches!(
+            err("host=a,b hostaddr=127.0.0.1 user=u"),
+            ConnInfoError::BadValue { ref key, .. } if key == "hostaddr"
+        ));
+        assert!(matches!(
+            err("host=h user=u target_session_attrs=master"),
+            ConnInfoError::BadValue { .. }
+        ));
+    }
+
+    #[test]
+    fn several_hosts_like_libpq() {
+        let c = p("host=a,b,/tmp/s port=5432,5433,5434 user=u target_session_attrs=read-write");
+        assert!(c.is_multi_host() && c.needs_host_choice());
+        assert_eq!(c.target(), "a:5432,b:5433,/tmp/s/.s.PGSQL.5434");
+        assert_eq!(c.target_session_attrs(), TargetSessionAttrs::ReadWrite);
+        assert!(c.target_session_attrs_given());
+        let b = c.pinned(1);
+        assert_eq!((b.host(), b.port()), (&Host::Tcp("b".into()), 5433));
+        assert!(!b.needs_host_choice());
+        assert!(c.pinned(2).is_unix_socket());
+        // one port for every host; an empty entry is the default
+        let c = p("host=a,b port=6000 user=u");
+        assert_eq!(c.target(), "a:6000,b:6000");
+        let c = p("host=a,b port=,6001 user=u load_balance_hosts=random");
+        assert_eq!(c.target(), "a:5432,b:6001");
+        assert!(c.load_balance_hosts());
+        assert!(!c.target_session_attrs_given());
+        // hostaddr by position
+        let c = p("host=a,b hostaddr=127.0.0.1,127.0.0.2 user=u");
+        assert_eq!(c.pinned(1).hostaddr(), Some("127.0.0.2".parse().unwrap()));
+        // URL form, IPv6 included
+        let c = p("postgresql://u@a:5432,[::1]:5433,c/db?target_session_attrs=prefer-standby");
+        assert_eq!(c.target(), "a:5432,[::1]:5433,c:5432");
+        assert_eq!(c.target_session_attrs(), TargetSessionAttrs::PreferStandby);
+        // the redacted form parses back to the same hosts
+        let r = c.redacted();
+        assert!(r.contains("host=a,::1,c port=5432,5433,5432"), "{r}");
+        assert!(r.contains("target_session_attrs=prefer-standby"), "{r}");
+        assert_eq!(p(&r).target(), c.target());
+        // a single host with a role requirement still needs checking
+        assert!(p("host=a user=u target_session_attrs=primary").needs_host_choice());
+        assert!(!p("host=a user=u").needs_host_choice());
+    }
+
+    #[test]
+    fn every_libpq_keyword_is_accepted_or_refused_with_a_reason() {
+        let c = p("host=h user=u keepalives=1 krbsrvname=pg gssencmode=prefer application_name=x sslcompression=1");
+        let w = c.warnings().join("\n");
+        for k in [
+            "keepalives",
+            "krbsrvname",
+            "gssencmode",
+            "application_name",
+            "sslcompression",
+        ] {
+            assert!(w.contains(&format!("\"{k}\" ignored")), "{k}: {w}");
+        }
+        assert!(p("host=h user=u gssencmode=disable").warnings().is_empty());
+        for (s, key) in [
+            ("gssencmode=require", "gssencmode"),
+            ("requirepeer=postgres", "requirepeer"),
+            ("require_auth=scram-sha-256", "require_auth"),
+            (
+                "ssl_max_protocol_version=TLSv1.1",
+                "ssl_max_protocol_version",
+            ),
+            ("min_protocol_version=3.2", "min_protocol_version"),
+        ] {
+            let e = err(&format!("host=h user=u {s}"));
+            assert!(
+                matches!(&e, ConnInfoError::Refused { key: k, .. } if k == key),
+                "{s}: {e}"
+            );
+            assert!(e.to_string().contains(key), "{e}");
+        }
+        // a refused value from the environment names the variable
+        let e = ConnParams::parse(
+            "host=h user=u",
+            &env_of(&[("PGGSSENCMODE", "require"), ("HOME", "/nonexistent")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("PGGSSENCMODE"), "{e}");
+        // ignored keys from the environment are silent
+        let c = ConnParams::parse(
+            "host=h user=u",
+            &env_of(&[("PGAPPNAME", "x"), ("HOME", "/nonexistent")]),
+        )
+        .unwrap();
+        assert!(c.warnings().is_empty());
+    }
+
+    #[test]
+    fn client_certificate_keys_and_defaults() {
+        let c = p("host=h user=u sslcert=/c.crt sslkey=/c.key sslpassword=s3cret sslcrl=/r.crl sslcertmode=require ssl_min_protocol_version=TLSv1.3");
+        let t = c.client_tls();
+        assert_eq!(t.cert.as_deref(), Some(Path::new("/c.crt")));
+        assert_eq!(t.key.as_deref(), Some(Path::new("/c.key")));
+        assert_eq!(t.key_password.as_deref(), Some("s3cret"));
+        assert!(t.cert_given && t.crl_given);
+        assert_eq!(t.cert_mode, SslCertMode::Require);
+        assert_eq!(t.min_version, Some(TlsVersion::V1_3));
+        for s in [c.redacted(), format!("{c:?}")] {
+            assert!(!s.contains("s3cret"), "{s}");
+        }
+        assert!(c.redacted().contains("sslpassword=********"));
+        let back = p(&c.redacted());
+        assert_eq!(back.client_tls().cert, t.cert);
+        // libpq's defaults under ~/.postgresql, and the PGSSL* variables
+        let c = ConnParams::parse("host=h user=u", &env_of(&[("HOME", "/home/x")])).unwrap();
+        let t = c.client_tls();
+        assert_eq!(
+            t.cert.as_deref(),
+            Some(Path::new("/home/x/.postgresql/postgresql.crt"))
+        );
+        assert_eq!(
+            t.key.as_deref(),
+            Some(Path::new("/home/x/.postgresql/postgresql.key"))
+        );
+        assert_eq!(
+            t.crl.as_deref(),
+            Some(Path::new("/home/x/.postgresql/root.crl"))
+        );
+        assert!(!t.cert_given && !t.crl_given);
+        let c = ConnParams::parse(
+            "host=h user=u",
+            &env_of(&[
+                ("HOME", "/home/x"),
+                ("PGSSLCERT", "/e.crt"),
+                ("PGSSLKEY", "/e.key"),
+                ("PGSSLCRL", "/e.crl"),
+                ("PGSSLROOTCERT", "/e-ca.crt"),
+            ]),
+        )
+        .unwrap();
+        let t = c.client_tls();
+        assert_eq!(t.cert.as_deref(), Some(Path::new("/e.crt")));
+        assert_eq!(t.key.as_deref(), Some(Path::new("/e.key")));
+        assert_eq!(t.crl.as_deref(), Some(Path::new("/e.crl")));
+        assert_eq!(c.sslrootcert(), Some(Path::new("/e-ca.crt")));
+        assert_eq!(p("host=h user=u sslmode=allow").sslmode(), SslMode::Allow);
+    }
+
+    #[test]
+    fn service_precedence_keywords_then_service_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("services.conf");
+        std::fs::write(
+            &f,
+            "[prod]\nhost=prod-db\nport=6432\ndbname=shop\nsslmode=verify-full\n\n[stage]\nhost=stage-db\nuser=stager\n",
+        )
+        .unwrap();
+        let fs = f.display().to_string();
+        let env = env_of(&[
+            ("PGSERVICEFILE", fs.as_str()),
+            ("PGSYSCONFDIR", "/nonexistent"),
+            ("HOME", "/nonexistent"),
+            ("PGUSER", "envuser"),
+            ("PGPORT", "7000"),
+            ("PGSSLMODE", "disable"),
+        ]);
+        let c = ConnParams::parse("service=prod port=5555", &env).unwrap();
+        assert_eq!(c.host(), &Host::Tcp("prod-db".into()), "from the service");
+        assert_eq!(c.port(), 5555, "the keyword wins over the service");
+        assert_eq!(
+            c.sslmode(),
+            SslMode::VerifyFull,
+            "the service wins over PGSSLMODE"
+        );
+        assert_eq!(c.user(), "envuser", "the environment fills the rest");
+        assert_eq!(c.dbname(), "shop");
+        assert_eq!(c.service().map(|(n, _)| n), Some("prod"));
+        // PGSERVICE picks the service when the string does not
+        let mut pairs = vec![
+            ("PGSERVICEFILE", fs.as_str()),
+            ("PGSYSCONFDIR", "/nonexistent"),
+            ("HOME", "/nonexistent"),
+            ("PGSERVICE", "stage"),
+            ("PGUSER", "envuser"),
+        ];
+        let c = ConnParams::parse("", &env_of(&pairs)).unwrap();
+        assert_eq!(
+            (c.host(), c.user()),
+            (&Host::Tcp("stage-db".into()), "stager")
+        );
+        // service= in the string wins over PGSERVICE
+        let c = ConnParams::parse("service=prod", &env_of(&pairs)).unwrap();
+        assert_eq!(c.host(), &Host::Tcp("prod-db".into()));
+        pairs[3] = ("PGSERVICE", "missing");
+        let e = ConnParams::parse("", &env_of(&pairs)).unwrap_err();
+        assert!(
+            matches!(e, ConnInfoError::Service(ref m) if m.contains("\"missing\" not found")),
+            "{e}"
+        );
+        // ~/.pg_service.conf when PGSERVICEFILE is unset
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(
+            home.path().join(".pg_service.conf"),
+            "[h]\nhost=from-home\n",
+        )
+        .unwrap();
+        let hs = home.path().display().to_string();
+        let c = ConnParams::parse(
+            "service=h user=u",
+            &env_of(&[("HOME", hs.as_str()), ("PGSYSCONFDIR", "/nonexistent")]),
+        )
+        .unwrap();
+        assert_eq!(c.host(), &Host::Tcp("from-home".into()));
     }
 
     #[test]
@@ -1134,8 +1898,8 @@ mod tests {
             ConnInfoError::BadValue { .. }
         ));
         assert!(matches!(
-            err("postgresql://u@h1,h2/db"),
-            ConnInfoError::MultipleHosts(_)
+            err("postgresql://u@h1,[::1/db"),
+            ConnInfoError::Url(_)
         ));
         assert_eq!(
             err("postgresql://u@h/db?frob=1"),

@@ -5,18 +5,27 @@
 //! never be chosen as a synchronous standby).
 #![deny(missing_docs)]
 
+pub mod clientcert;
+mod connect;
 pub mod conninfo;
 pub mod error;
+pub mod keywords;
+pub mod multihost;
+pub mod service;
 
-pub use conninfo::{ConnInfoError, ConnParams, Host, PasswordSource, SslMode};
+pub use conninfo::{
+    ConnInfoError, ConnParams, Host, HostSpec, PasswordSource, SslMode, TargetSessionAttrs,
+};
 pub use error::{ErrorKind, PgError};
+pub use multihost::HostChoice;
 pub mod pace;
 mod pace_watch;
 pub mod session;
 pub mod tls;
 
+pub use connect::connect;
 pub use pace::Pacer;
-pub use session::{connect, Session, SessionOptions};
+pub use session::{Session, SessionOptions};
 pub mod replication;
 
 pub use replication::{

@@ -1,8 +1,9 @@
 //! The pacer's watcher: a session of its own that looks once a second whether other clients
 //! are at work on the server, and tells the [`Pacer`].
 
+use super::connect::connect;
 use super::pace::{Pacer, LOOK_EVERY, OTHERS_AT_WORK_SQL};
-use super::session::{connect, Session, SessionOptions, APPLICATION_NAME};
+use super::session::{Session, SessionOptions, APPLICATION_NAME};
 use super::ConnParams;
 
 impl Pacer {

@@ -129,8 +129,22 @@ pub async fn connect_replication(
     params: &ConnParams,
     opts: &ReplicationOptions,
 ) -> Result<ReplicationClient, PgError> {
-    let target = params.target();
     let timeout = params.connect_timeout().unwrap_or(opts.connect_timeout);
+    // Several hosts: pick one with a SQL session first (libpq's rules), then stream from it.
+    let pinned;
+    let params = if params.needs_host_choice() {
+        let sopts = super::session::SessionOptions {
+            connect_timeout: timeout,
+            ..Default::default()
+        };
+        let (p, s, _) = super::multihost::choose(params, &sopts).await?;
+        s.close().await;
+        pinned = p;
+        &pinned
+    } else {
+        params
+    };
+    let target = params.target();
     // The outer timeout bounds everything; inner waits use the same limit.
     let inner = ReplicationOptions {
         connect_timeout: timeout,

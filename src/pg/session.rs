@@ -108,10 +108,33 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// Connects to the server in `params` with a read-only session, bounded by the connect timeout.
-pub async fn connect(params: &ConnParams, opts: &SessionOptions) -> Result<Session, PgError> {
+/// Connects to the first (only) host of `params`, with libpq's `sslmode=allow`: plain text
+/// first, TLS when the server refuses it.
+pub(crate) async fn connect_single(
+    params: &ConnParams,
+    opts: &SessionOptions,
+) -> Result<Session, PgError> {
     let target = params.target();
     let plan = tls::plan(params).map_err(|e| with_target(e, &target))?;
+    if params.sslmode() == super::conninfo::SslMode::Allow {
+        if let TlsPlan::Optional(cfg, v) = &plan {
+            return match connect_with(params, opts, &TlsPlan::Disabled).await {
+                Err(e) if e.sqlstate().is_some() => {
+                    connect_with(params, opts, &TlsPlan::Required(cfg.clone(), *v)).await
+                }
+                other => other,
+            };
+        }
+    }
+    connect_with(params, opts, &plan).await
+}
+
+async fn connect_with(
+    params: &ConnParams,
+    opts: &SessionOptions,
+    plan: &TlsPlan,
+) -> Result<Session, PgError> {
+    let target = params.target();
     let mut cfg = tokio_postgres::Config::new();
     match params.host() {
         Host::Tcp(h) => cfg.host(h),
@@ -135,6 +158,13 @@ pub async fn connect(params: &ConnParams, opts: &SessionOptions) -> Result<Sessi
         });
     if let Some(pw) = params.password() {
         cfg.password(pw);
+    }
+    if let Some(cb) = params.channel_binding() {
+        cfg.channel_binding(match cb {
+            "disable" => tokio_postgres::config::ChannelBinding::Disable,
+            "require" => tokio_postgres::config::ChannelBinding::Require,
+            _ => tokio_postgres::config::ChannelBinding::Prefer,
+        });
     }
 
     let attempt = async {

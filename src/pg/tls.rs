@@ -8,7 +8,11 @@
 //! | verify-ca | required | chain to `sslrootcert` (default `~/.postgresql/root.crt`), host name ignored |
 //! | verify-full | required | chain and host name |
 //!
-//! `allow` is approximated as `prefer` (try TLS first). Unix sockets never use TLS, like libpq.
+//! `allow` tries plain text first and TLS only if the server refuses (SQL sessions; the
+//! replication client treats it as `prefer`). Unix sockets never use TLS, like libpq.
+//! A client certificate (`sslcert`/`sslkey`, or libpq's default files) is offered whenever TLS
+//! is used and the certificate file exists; revocation lists (`sslcrl`, `sslcrldir`) apply
+//! whenever the server's chain is verified.
 
 use std::error::Error as StdError;
 use std::path::Path;
@@ -22,7 +26,7 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
-use super::conninfo::{ConnParams, SslMode};
+use super::conninfo::{ClientTls, ConnParams, SslMode, TlsVersion};
 use super::error::PgError;
 
 /// How much of the server certificate we check.
@@ -102,7 +106,11 @@ pub fn plan(params: &ConnParams) -> Result<TlsPlan, PgError> {
         (Verification::None, _) | (_, None) => None,
         (_, Some(p)) => Some(p),
     };
-    let config = Arc::new(client_config(verification, roots)?);
+    let config = Arc::new(client_config_with(
+        verification,
+        roots,
+        params.client_tls(),
+    )?);
     Ok(if mode.requires_tls() {
         TlsPlan::Required(config, verification)
     } else {
@@ -170,6 +178,22 @@ pub fn client_config(
     verification: Verification,
     roots: Option<&Path>,
 ) -> Result<ClientConfig, PgError> {
+    client_config_with(
+        verification,
+        roots,
+        &ClientTls {
+            cert_mode: super::conninfo::SslCertMode::Disable,
+            ..ClientTls::default()
+        },
+    )
+}
+
+/// [`client_config`] with a client certificate, revocation lists and TLS version bounds.
+pub fn client_config_with(
+    verification: Verification,
+    roots: Option<&Path>,
+    client: &ClientTls,
+) -> Result<ClientConfig, PgError> {
     let provider = provider();
     let verifier: Arc<dyn ServerCertVerifier> = match (verification, roots) {
         (Verification::None, _) => Arc::new(NoVerify(provider.clone())),
@@ -182,8 +206,10 @@ pub fn client_config(
         }
         (v, Some(path)) => {
             let store = load_roots(path)?;
+            let crls = super::clientcert::crls(client)?;
             let webpki =
                 WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
+                    .with_crls(crls)
                     .build()
                     .map_err(|e| {
                         PgError::tls("", format!("cannot build certificate verifier: {e}"), None)
@@ -195,12 +221,33 @@ pub fn client_config(
             }
         }
     };
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+    let min = client.min_version.unwrap_or(TlsVersion::V1_2);
+    let max = client.max_version.unwrap_or(TlsVersion::V1_3);
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
+        (TlsVersion::V1_2, &rustls::version::TLS12),
+        (TlsVersion::V1_3, &rustls::version::TLS13),
+    ]
+    .into_iter()
+    .filter(|(v, _)| *v >= min && *v <= max)
+    .map(|(_, p)| p)
+    .collect();
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
         .map_err(|e| PgError::tls("", format!("cannot configure TLS: {e}"), None))?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match super::clientcert::identity(client)? {
+        Some(id) => builder
+            .with_client_auth_cert(id.certs, id.key)
+            .map_err(|e| {
+                PgError::tls(
+                    "",
+                    format!("the client certificate and key cannot be used: {e}"),
+                    Some("check that sslkey is the key of sslcert".into()),
+                )
+            })?,
+        None => builder.with_no_client_auth(),
+    };
     // PostgreSQL 17+ checks ALPN on direct TLS; older servers ignore it.
     config.alpn_protocols = vec![b"postgresql".to_vec()];
     Ok(config)
@@ -357,6 +404,14 @@ fn explain_rustls(target: &str, server_name: &str, e: &rustls::Error) -> PgError
         rustls::Error::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => (
             "server certificate is not valid yet (check the clocks)".to_string(),
             None,
+        ),
+        rustls::Error::InvalidCertificate(C::Revoked) => (
+            "server certificate has been revoked (it is listed in sslcrl / sslcrldir)".to_string(),
+            Some("the server needs a new certificate; do not connect to it until then".to_string()),
+        ),
+        rustls::Error::InvalidCertificate(C::UnknownRevocationStatus) => (
+            "no certificate revocation list in sslcrl / sslcrldir was issued by the server certificate's CA".to_string(),
+            Some("add the CA's CRL to sslcrl or sslcrldir".to_string()),
         ),
         rustls::Error::InvalidCertificate(other) => (format!("server certificate rejected: {other:?}"), None),
         other => (format!("TLS handshake failed: {other}"), None),

@@ -57,6 +57,10 @@ pub struct NodeSection {
     pub facts: Option<NodeFacts>,
     /// Why it could not be read, if it could not.
     pub error: Option<String>,
+    /// For a multi-host connection string (or one with `target_session_attrs`): the host
+    /// that answered and why that one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_choice: Option<crate::pg::HostChoice>,
 }
 
 /// `failover-verify <version>`, for reports.

@@ -474,6 +474,7 @@ mod tests {
                 target: "host=a".into(),
                 facts: Some(facts(2)),
                 error: None,
+                host_choice: None,
             },
             former_primary: NodeSection::default(),
             checks: Vec::new(),
@@ -583,6 +584,7 @@ mod tests {
                 target: "host=a".into(),
                 facts: Some(facts(2)),
                 error: None,
+                host_choice: None,
             },
             current_lsn: Some(Lsn(0x5000000)),
             standbys: vec![StandbyRow {
@@ -605,6 +607,7 @@ mod tests {
                     target: "host=b".into(),
                     facts: Some(node_facts),
                     error: None,
+                    host_choice: None,
                 },
                 address: "10.0.0.1:5432".into(),
                 status: NodeStatus::Diverged,

@@ -60,6 +60,30 @@ pub(crate) fn node_rows(report: &Report) -> Vec<[String; 3]> {
         report.new_primary.target.clone(),
         report.former_primary.target.clone(),
     ]];
+    if report.new_primary.host_choice.is_some() || report.former_primary.host_choice.is_some() {
+        let chosen = |s: &NodeSection| match &s.host_choice {
+            None => "-".to_string(),
+            Some(c) => {
+                let mut t = format!("{}: {}", c.reached, c.reason);
+                if !c.skipped.is_empty() {
+                    t.push_str(&format!(
+                        " (skipped {})",
+                        c.skipped
+                            .iter()
+                            .map(|k| format!("{}: {}", k.target, k.why))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ));
+                }
+                t
+            }
+        };
+        rows.push([
+            "host reached".to_string(),
+            chosen(&report.new_primary),
+            chosen(&report.former_primary),
+        ]);
+    }
     rows.extend(fields.iter().map(|(name, f)| {
         [
             name.to_string(),

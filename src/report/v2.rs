@@ -143,6 +143,36 @@ pub struct NodeSection {
     pub facts: Option<NodeFacts>,
     /// Why it could not be read, if it could not.
     pub error: Option<String>,
+    /// For a multi-host connection string (or one with `target_session_attrs`): the host
+    /// that answered and why that one. Absent for a single host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_choice: Option<HostChoice>,
+}
+
+/// Which host of a multi-host connection string was used (libpq's rules), and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HostChoice {
+    /// Every host of the string (`host:port` or socket path), in the order given.
+    pub hosts: Vec<String>,
+    /// `target_session_attrs` (any, read-write, read-only, primary, standby, prefer-standby).
+    pub target_session_attrs: String,
+    /// Whether `load_balance_hosts=random` shuffled the order.
+    pub load_balanced: bool,
+    /// The host used.
+    pub reached: String,
+    /// Why this host: its role and the rule that picked it.
+    pub reason: String,
+    /// Hosts tried and not used, in the order tried, each with the reason.
+    pub skipped: Vec<SkippedHost>,
+}
+
+/// A host of a multi-host string that was not used.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SkippedHost {
+    /// `host:port` or the socket path.
+    pub target: String,
+    /// Why (the connection error, or its role).
+    pub why: String,
 }
 
 /// How a node's timeline history was obtained, for the report.
@@ -959,6 +989,21 @@ impl Wire for crate::report::NodeSection {
             target: self.target.wire(),
             facts: self.facts.wire(),
             error: self.error.wire(),
+            host_choice: self.host_choice.as_ref().map(|c| HostChoice {
+                hosts: c.hosts.clone(),
+                target_session_attrs: c.target_session_attrs.clone(),
+                load_balanced: c.load_balanced,
+                reached: c.reached.clone(),
+                reason: c.reason.clone(),
+                skipped: c
+                    .skipped
+                    .iter()
+                    .map(|s| SkippedHost {
+                        target: s.target.clone(),
+                        why: s.why.clone(),
+                    })
+                    .collect(),
+            }),
         }
     }
 }

@@ -15,7 +15,7 @@ pub const VERSIONS_DIR_ENV: &str = "FV_PG_VERSIONS_DIR";
 pub const DEFAULT_VERSIONS_DIR: &str = "/opt/failover-verify";
 
 /// The majors the version-matrix tests want (15 is the system install on the dev machines).
-pub const MATRIX_MAJORS: [u32; 5] = [13, 15, 16, 17, 18];
+pub const MATRIX_MAJORS: [u32; 6] = [13, 14, 15, 16, 17, 18];
 
 /// One installation of PostgreSQL's server programs.
 #[derive(Clone, Debug, PartialEq, Eq)]
