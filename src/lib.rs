@@ -13,6 +13,7 @@ pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod diff;
+pub mod discovery;
 pub mod divergence;
 pub mod evidence;
 pub mod finding;

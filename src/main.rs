@@ -75,7 +75,8 @@ async fn run(cli: Cli) -> ExitCode {
                 && args.evidence_dir.is_none()
                 && args.former_restore_command.is_none()
                 && args.former_wal_archive.is_none()
-                && args.patroni.urls.is_empty() =>
+                && args.patroni.urls.is_empty()
+                && args.discovery.source().is_none() =>
         {
             return run_cluster(&commands::cluster::args_from_compare(args), &cli).await;
         }

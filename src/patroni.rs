@@ -256,6 +256,76 @@ impl Discovery {
     }
 }
 
+impl Discovery {
+    /// The manager-neutral form ([`crate::discovery::Discovery`]), with `template`
+    /// (`--patroni-conninfo`) for every member's conninfo; this view is kept inside it for the
+    /// report's `patroni` section.
+    pub fn neutral(&self, template: &str) -> crate::discovery::Discovery {
+        use crate::discovery as d;
+        let member = |m: &Member| d::Member {
+            name: m.name.clone(),
+            role: if m.is_leader() {
+                d::Role::Primary
+            } else {
+                d::Role::Standby
+            },
+            manager_role: m.role.clone(),
+            state: m.state.clone(),
+            host: m.host.clone(),
+            port: m.port,
+            timeline: m.timeline,
+            lsn: m.lsn,
+            upstream: None,
+            conninfo: None,
+        };
+        let events = self
+            .section
+            .history
+            .iter()
+            .map(|h| d::Event {
+                kind: d::EventKind::Promotion,
+                time: h.timestamp.clone(),
+                member: h.new_leader.clone(),
+                timeline: Some(h.parent_timeline + 1),
+                lsn: Some(h.switchpoint_lsn),
+                detail: h.reason.clone(),
+            })
+            .collect();
+        d::Discovery {
+            section: d::DiscoverySection {
+                manager: d::Manager::Patroni,
+                source: self.section.urls.join(", "),
+                cluster: self.section.scope.clone(),
+                new_primary: self.section.new_primary.clone(),
+                former_primary: self.section.former_primary.clone(),
+                former_primary_rule: self.section.former_primary_rule.clone(),
+                members: self.section.members.iter().map(member).collect(),
+                events,
+                unanswered: self.section.unanswered.clone(),
+                notes: Vec::new(),
+            },
+            new_primary: self.new_primary.as_ref().map(member).map_err(|members| {
+                PatroniError::NoLeader {
+                    urls: self.section.urls.join(", "),
+                    members: members.clone(),
+                }
+                .to_string()
+            }),
+            former_primary: self
+                .former_primary
+                .as_ref()
+                .map(|c| d::FormerChoice {
+                    member: member(&c.member),
+                    rule: c.rule.clone(),
+                    tied_with: c.tied_with.clone(),
+                })
+                .map_err(Clone::clone),
+            template: template.to_string(),
+            patroni: Some(self.clone()),
+        }
+    }
+}
+
 /// The member chosen as the former primary, with the rule that chose it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FormerChoice {

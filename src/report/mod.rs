@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod csv;
+pub mod discovery;
 pub mod html;
 pub mod json;
 pub mod markdown;
@@ -64,6 +65,10 @@ pub struct Report {
     /// promotion in Patroni's `/history`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patroni: Option<crate::patroni::PatroniSection>,
+    /// HA-manager discovery (`--patroni`, `--repmgr`, `--pg-auto-failover`, `--cnpg-status`),
+    /// manager-neutral: the members, the recorded promotions, how the nodes were chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<crate::discovery::DiscoverySection>,
 }
 
 /// One node as the report shows it.
@@ -741,6 +746,7 @@ mod tests {
             findings: Vec::new(),
             checks: Vec::new(),
             patroni: None,
+            discovery: None,
         }
     }
 
