@@ -170,16 +170,23 @@ pub fn discover(
                     reason,
                 })?;
         first_session.close().await;
-        // Every other listed node's own copy, and whether it is reachable.
+        // Every other listed node's own copy, and whether it is reachable: its repmgr
+        // conninfo with the keys of --repmgr (user, dbname, sslmode, ... that worked on the
+        // first node) over it, and its own address over those.
+        let given = if conninfo.trim_start().starts_with("postgres") {
+            String::new()
+        } else {
+            conninfo.to_string()
+        };
         let others: Vec<(String, Result<ConnParams, String>)> = first
             .nodes
             .iter()
             .map(|n| {
-                let m = member_of(n, &first.nodes);
+                let mut m = member_of(n, &first.nodes);
+                m.conninfo = Some(format!("{} {given}", n.conninfo));
                 (
                     n.name.clone(),
-                    member_conninfo(&m, template, &|k| std::env::var(k).ok())
-                        .map_err(|e| e.to_string()),
+                    member_conninfo(&m, "", &|k| std::env::var(k).ok()).map_err(|e| e.to_string()),
                 )
             })
             .filter(|(_, p)| p.as_ref().map_or(true, |p| p.target() != params.target()))
