@@ -373,7 +373,7 @@ async fn pg_auto_failover_failover_after_a_cut_is_found_and_accounted() {
         let log = f.dir.path().join("node1-by-hand.log");
         run_ok(
             "pg_ctl start (former primary)",
-            &mut ha_util::as_postgres(
+            ha_util::as_postgres(
                 90,
                 &f.install.bin("pg_ctl"),
                 &[
