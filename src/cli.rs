@@ -297,6 +297,7 @@ pub struct DiscoveryArgs {
     #[arg(
         long,
         value_name = "CONNINFO",
+        group = "discovery_source",
         conflicts_with_all = ["patroni", "pg_auto_failover", "cnpg_status"]
     )]
     pub repmgr: Option<String>,
@@ -305,6 +306,7 @@ pub struct DiscoveryArgs {
     #[arg(
         long = "pg-auto-failover",
         value_name = "MONITOR_CONNINFO",
+        group = "discovery_source",
         conflicts_with_all = ["patroni", "repmgr", "cnpg_status"]
     )]
     pub pg_auto_failover: Option<String>,
@@ -313,6 +315,7 @@ pub struct DiscoveryArgs {
     #[arg(
         long = "cnpg-status",
         value_name = "FILE",
+        group = "discovery_source",
         conflicts_with_all = ["patroni", "repmgr", "pg_auto_failover"]
     )]
     pub cnpg_status: Option<String>,
@@ -325,7 +328,8 @@ pub struct DiscoveryArgs {
         long = "member-conninfo",
         visible_alias = "cnpg-conninfo",
         value_name = "CONNINFO",
-        default_value = ""
+        default_value = "",
+        requires = "discovery_source"
     )]
     pub member_conninfo: String,
 }

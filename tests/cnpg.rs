@@ -119,6 +119,41 @@ async fn cnpg_status_document_finds_both_instances_and_the_loss() {
         f.switchpoint.to_string()
     );
 
+    // The same document on stdin (`kubectl ... -o json | failover-verify compare --cnpg-status -`).
+    let out = {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_failover-verify"))
+            .args([
+                "compare",
+                "--cnpg-status",
+                "-",
+                "--cnpg-conninfo",
+                &template,
+            ])
+            .args(["--format", "json", "--no-checks"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(status_document("fv-1", "fv-2").to_string().as_bytes())
+            .unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    util::validate_report(&j);
+    assert_eq!(j["discovery"]["source"], "-");
+    assert_eq!(j["discovery"]["former_primary"], "fv-1");
+
     // The text report names the manager and the pods.
     let run = run_tool(&[
         "compare",
@@ -194,8 +229,18 @@ async fn cnpg_bad_documents_exit_3_with_one_line_naming_the_file() {
     let run = run_tool(&["compare", "--cnpg-status", missing.to_str().unwrap()]).await;
     assert_eq!(run.code, 3, "stderr: {}", run.stderr);
     assert!(run.stderr.contains("cannot read it"), "{}", run.stderr);
-    // Two managers at once is a usage error.
+    // Two managers at once, or a member template with no manager, is a usage error.
     let run = run_tool(&["compare", "--cnpg-status", "x", "--repmgr", "host=x"]).await;
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
+    let run = run_tool(&[
+        "compare",
+        "--new-primary",
+        "host=x",
+        "--member-conninfo",
+        "user=fv",
+    ])
+    .await;
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("--member-conninfo"), "{}", run.stderr);
 }
