@@ -94,7 +94,7 @@ pub struct CompareArgs {
     #[arg(
         long,
         value_name = "CONNINFO",
-        required_unless_present_any = ["patroni", "from_evidence"]
+        required_unless_present_any = ["patroni", "from_evidence", "repmgr", "pg_auto_failover", "cnpg_status"]
     )]
     pub new_primary: Option<String>,
     /// The node that was primary before the failover (conninfo or URL). Any node that stayed
@@ -147,13 +147,16 @@ pub struct CompareArgs {
     #[arg(
         long,
         value_name = "DIR",
-        conflicts_with_all = ["former_primary", "former_wal_dir", "patroni", "state", "export_dir"]
+        conflicts_with_all = ["former_primary", "former_wal_dir", "patroni", "repmgr", "pg_auto_failover", "cnpg_status", "state", "export_dir"]
     )]
     pub from_evidence: Option<PathBuf>,
     /// Patroni discovery: the new primary is the leader, the former primary is chosen from
     /// the failover history, unless --new-primary / --former-primary name them.
     #[command(flatten)]
     pub patroni: PatroniArgs,
+    /// repmgr, pg_auto_failover or CloudNativePG discovery, like --patroni.
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
     /// Report output.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -231,7 +234,11 @@ pub struct ChecksListArgs {
 pub struct ClusterArgs {
     /// The primary (conninfo or URL): its standbys and slots are listed. Optional with
     /// --patroni (the leader).
-    #[arg(long, value_name = "CONNINFO", required_unless_present = "patroni")]
+    #[arg(
+        long,
+        value_name = "CONNINFO",
+        required_unless_present_any = ["patroni", "repmgr", "pg_auto_failover", "cnpg_status"]
+    )]
     pub primary: Option<String>,
     /// Another node to inspect directly, e.g. a former primary that no longer streams
     /// (repeatable): is it on the primary's timeline history, or diverged?
@@ -244,6 +251,9 @@ pub struct ClusterArgs {
     /// Patroni discovery: the leader is the primary, every other member a --node.
     #[command(flatten)]
     pub patroni: PatroniArgs,
+    /// repmgr, pg_auto_failover or CloudNativePG discovery, like --patroni.
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
     /// Report output.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -276,4 +286,64 @@ pub struct PatroniArgs {
         requires = "patroni"
     )]
     pub timeout: f64,
+}
+
+/// Discovery from repmgr, pg_auto_failover or CloudNativePG, shared by `compare` and
+/// `cluster` (one manager per run; `--patroni` is the fourth).
+#[derive(Debug, Args, Clone, Default)]
+pub struct DiscoveryArgs {
+    /// repmgr discovery: read repmgr.nodes and repmgr.events from this node (any node of the
+    /// cluster, e.g. `host=db1 dbname=repmgr user=repmgr`), then from every node listed.
+    #[arg(
+        long,
+        value_name = "CONNINFO",
+        group = "discovery_source",
+        conflicts_with_all = ["patroni", "pg_auto_failover", "cnpg_status"]
+    )]
+    pub repmgr: Option<String>,
+    /// pg_auto_failover discovery: read pgautofailover.node and pgautofailover.event from the
+    /// monitor (e.g. `host=monitor dbname=pg_auto_failover user=autoctl_node`).
+    #[arg(
+        long = "pg-auto-failover",
+        value_name = "MONITOR_CONNINFO",
+        group = "discovery_source",
+        conflicts_with_all = ["patroni", "repmgr", "cnpg_status"]
+    )]
+    pub pg_auto_failover: Option<String>,
+    /// CloudNativePG discovery: the output of `kubectl get clusters.postgresql.cnpg.io NAME -o
+    /// json` in FILE (`-`: stdin). Needs --cnpg-conninfo unless the pods' IPs are reachable.
+    #[arg(
+        long = "cnpg-status",
+        value_name = "FILE",
+        group = "discovery_source",
+        conflicts_with_all = ["patroni", "repmgr", "pg_auto_failover"]
+    )]
+    pub cnpg_status: Option<String>,
+    /// With --repmgr, --pg-auto-failover or --cnpg-status: the connection parameters of every
+    /// member (`user=fv dbname=postgres sslmode=require`); the member's address comes from
+    /// the manager unless the template names the host with `{pod}` (alias `{name}`; also
+    /// `{namespace}` and `{cluster}` for CloudNativePG), e.g.
+    /// `host={pod}.{namespace} port=5432 user=fv dbname=postgres`.
+    #[arg(
+        long = "member-conninfo",
+        visible_alias = "cnpg-conninfo",
+        value_name = "CONNINFO",
+        default_value = "",
+        requires = "discovery_source"
+    )]
+    pub member_conninfo: String,
+}
+
+impl DiscoveryArgs {
+    /// The discovery these flags ask for, if any.
+    pub fn source(&self) -> Option<crate::discovery::Source> {
+        use crate::discovery::Source;
+        if let Some(c) = &self.repmgr {
+            Some(Source::Repmgr(c.clone()))
+        } else if let Some(c) = &self.pg_auto_failover {
+            Some(Source::PgAutoFailover(c.clone()))
+        } else {
+            self.cnpg_status.clone().map(Source::Cnpg)
+        }
+    }
 }

@@ -251,6 +251,16 @@ finding_ids! {
         "Patroni's last promotion is not the fork the compared nodes show.",
         "Check that the compared nodes are the ones Patroni promoted and demoted.";
 
+    // ---- repmgr, pg_auto_failover, CloudNativePG discovery
+    /// The HA manager's records fit several members as the former primary.
+    DiscoveryFormerAmbiguous = "discovery_former_ambiguous", Warning, Nothing,
+        "The HA manager's records fit several members as the former primary; one was compared.",
+        "Name the former primary with --former-primary.";
+    /// Members whose own records or server could not be read during discovery.
+    DiscoveryUnanswered = "discovery_unanswered", Warning, Nothing,
+        "Some members listed by the HA manager could not be reached during discovery.",
+        "Check the unreachable members by hand with `cluster --node CONNINFO`; they were not examined.";
+
     // ---- cluster
     /// The primary is in recovery.
     PrimaryInRecovery = "primary_in_recovery", Warning, Nothing,

@@ -26,6 +26,8 @@
 //! - L3 `checks`: the catalogue of SQL checks run on both nodes, and their comparison.
 //! - L3 `divergence`: where the timelines forked and what each side wrote after it.
 //! - L4 `node`: the facts read from one server (identity, LSNs, timeline, settings).
+//! - L4 `discovery`: what an HA manager says about the cluster (repmgr, pg_auto_failover,
+//!   CloudNativePG, and Patroni through [`patroni`]), in one manager-neutral form.
 //! - L4 `patroni`: Patroni's REST API: discovery of the members and the history.
 //! - L4 `pg`: connection strings, read-only sessions, pacing, replication protocol, TLS.
 //! - L4 `wal`: the sans-IO WAL decoder, segment sources (directories, archives, streaming) and
@@ -43,6 +45,7 @@ pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod diff;
+pub mod discovery;
 pub mod divergence;
 pub mod evidence;
 pub mod finding;

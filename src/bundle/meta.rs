@@ -209,11 +209,15 @@ pub fn relation_map(list: &[RelationName]) -> Result<BTreeMap<RelFileLocator, Re
 /// The command line, for the index: conninfo values redacted as in the reports, and any other
 /// argument that carries a password masked whole.
 pub fn redacted_command_line(args: &[String]) -> String {
-    const CONNINFO_FLAGS: [&str; 4] = [
+    const CONNINFO_FLAGS: [&str; 8] = [
         "--new-primary",
         "--former-primary",
         "--old-primary",
         "--patroni-conninfo",
+        "--repmgr",
+        "--pg-auto-failover",
+        "--member-conninfo",
+        "--cnpg-conninfo",
     ];
     let redact_conninfo = |v: &str| {
         crate::pg::ConnParams::parse(v, &|_| None)

@@ -627,6 +627,7 @@ mod tests {
             findings: Vec::new(),
             checks: Vec::new(),
             patroni: None,
+            discovery: None,
         };
         let e = s
             .finish(BundleContents {

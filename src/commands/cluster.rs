@@ -58,16 +58,16 @@ impl ClusterInput {
                 message: e.to_string(),
             })
         };
-        let (connect_timeout, _, _) = args.timeouts.durations();
-        // --patroni: the leader is the primary (unless --primary), every other member a node.
-        let patroni = super::compare::patroni_discovery(&args.patroni, connect_timeout)?;
-        let primary = match (&args.primary, &patroni) {
+        // Discovery (--patroni, --repmgr, ...): the primary is the manager's (unless
+        // --primary), every other member with data a node.
+        let discovery = super::compare::discover(&args.patroni, &args.discovery, &args.timeouts)?;
+        let primary = match (&args.primary, &discovery) {
             (Some(s), _) => parse("--primary", s)?,
-            (None, Some(d)) => super::compare::patroni_member(&args.patroni, d.new_primary()?)?,
+            (None, Some(d)) => d.conninfo(d.new_primary()?)?,
             (None, None) => {
                 return Err(CommandError::Usage {
                     flag: "--primary",
-                    message: "name the primary (a conninfo), or pass --patroni".into(),
+                    message: "name the primary (a conninfo), or pass --patroni, --repmgr, --pg-auto-failover or --cnpg-status".into(),
                 })
             }
         };
@@ -76,13 +76,20 @@ impl ClusterInput {
             .iter()
             .map(|s| parse("--node", s))
             .collect::<Result<_, _>>()?;
-        if let Some(d) = &patroni {
-            for m in d.section.members.iter().filter(|m| !m.is_leader()) {
-                if m.address().is_some() {
-                    let p = super::compare::patroni_member(&args.patroni, m)?;
-                    if p.target() != primary.target() {
-                        nodes.push(p);
-                    }
+        if let Some(d) = &discovery {
+            use crate::discovery::Role;
+            for m in d
+                .section
+                .members
+                .iter()
+                .filter(|m| !matches!(m.role, Role::Primary | Role::Witness))
+            {
+                match d.conninfo(m) {
+                    Ok(p) if p.target() != primary.target() => nodes.push(p),
+                    Ok(_) => {}
+                    // A member the manager gives no address for is left out, as Patroni's are.
+                    Err(_) if m.address().is_none() && m.conninfo.is_none() => {}
+                    Err(e) => return Err(e.into()),
                 }
             }
         }
@@ -109,6 +116,7 @@ pub fn args_from_compare(args: &CompareArgs) -> ClusterArgs {
         primary: args.new_primary.clone(),
         nodes: Vec::new(),
         patroni: args.patroni.clone(),
+        discovery: args.discovery.clone(),
         state: args.state.clone(),
         output: args.output.clone(),
         timeouts: args.timeouts.clone(),

@@ -48,8 +48,9 @@ pub struct CompareInput {
     /// The share of its time the run may keep the new primary busy (`--max-rate 25%`): every
     /// session and WAL stream to it pauses accordingly. `None`: unpaced.
     pub busy_share: Option<f64>,
-    /// What Patroni discovery (`--patroni`) found, for the report.
-    pub patroni: Option<crate::patroni::Discovery>,
+    /// What HA-manager discovery (`--patroni`, `--repmgr`, `--pg-auto-failover`,
+    /// `--cnpg-status`) found, for the report.
+    pub discovery: Option<crate::discovery::Discovery>,
     /// Where to write an evidence bundle (`--evidence-dir`).
     pub evidence_dir: Option<PathBuf>,
     /// The command line with conninfo strings redacted, for the bundle's index.
@@ -85,7 +86,11 @@ impl CompareInput {
             former_archive.push(WalSource::Directory(d.clone()));
         }
         let wal_files = args.former_wal_dir.is_some() || !former_archive.is_empty();
-        if args.former_primary.is_none() && !wal_files && args.patroni.urls.is_empty() {
+        if args.former_primary.is_none()
+            && !wal_files
+            && args.patroni.urls.is_empty()
+            && args.discovery.source().is_none()
+        {
             return Err(CommandError::Usage {
                 flag: "--former-primary",
                 message: "name the former primary (a conninfo), or its WAL with --former-wal-dir, --former-restore-command or --former-wal-archive"
@@ -110,30 +115,35 @@ impl CompareInput {
                     args.restore_timeout
                 ),
             })?;
-        let (connect_timeout, _, _) = args.timeouts.durations();
-        let mut patroni = patroni_discovery(&args.patroni, connect_timeout)?;
-        if let Some(d) = &mut patroni {
-            // The section forgets the choices that flags override.
+        let mut discovery = discover(&args.patroni, &args.discovery, &args.timeouts)?;
+        if let Some(d) = &mut discovery {
+            // The sections forget the choices that flags override.
             if args.new_primary.is_some() {
                 d.section.new_primary = None;
+                if let Some(p) = &mut d.patroni {
+                    p.section.new_primary = None;
+                }
             }
             if args.former_primary.is_some() || wal_files {
                 d.section.former_primary = None;
                 d.section.former_primary_rule = None;
+                if let Some(p) = &mut d.patroni {
+                    p.section.former_primary = None;
+                    p.section.former_primary_rule = None;
+                }
             }
         }
-        let member = |m: &crate::patroni::Member| patroni_member(&args.patroni, m);
-        let new_primary = match (&args.new_primary, &patroni) {
+        let new_primary = match (&args.new_primary, &discovery) {
             (Some(s), _) => parse("--new-primary", s)?,
-            (None, Some(d)) => member(d.new_primary()?)?,
+            (None, Some(d)) => d.conninfo(d.new_primary()?)?,
             (None, None) => {
                 return Err(CommandError::Usage {
                     flag: "--new-primary",
-                    message: "name the new primary (a conninfo), or pass --patroni".into(),
+                    message: "name the new primary (a conninfo), or pass --patroni, --repmgr, --pg-auto-failover or --cnpg-status".into(),
                 })
             }
         };
-        let former_primary = match (&args.former_primary, &patroni) {
+        let former_primary = match (&args.former_primary, &discovery) {
             (Some(s), _) => {
                 let p = parse("--former-primary", s)?;
                 // The exact node matters here: several hosts need an explicit rule.
@@ -149,7 +159,7 @@ impl CompareInput {
                 }
                 Some(p)
             }
-            (None, Some(d)) if !wal_files => Some(member(&d.former_primary()?.member)?),
+            (None, Some(d)) if !wal_files => Some(d.conninfo(&d.former_primary()?.member)?),
             _ => None,
         };
         // Before the row diff's options, so that a bad combination is named as --max-rate.
@@ -180,7 +190,7 @@ impl CompareInput {
                 }
             })?,
             busy_share: throttle.busy_share,
-            patroni,
+            discovery,
             evidence_dir: args.evidence_dir.clone(),
             command_line: crate::bundle::redacted_command_line(
                 &std::env::args_os()
@@ -268,13 +278,64 @@ pub(crate) fn patroni_discovery(
     Ok(Some(crate::patroni::discover(&args.urls, opts)?))
 }
 
-/// A Patroni member's connection parameters: its host and port, `--patroni-conninfo` and PG*.
-pub(crate) fn patroni_member(
-    args: &crate::cli::PatroniArgs,
-    m: &crate::patroni::Member,
-) -> Result<ConnParams, CommandError> {
-    crate::patroni::member_conninfo(m, &args.conninfo, &|k| std::env::var(k).ok())
-        .map_err(CommandError::from)
+/// Asks the HA manager the flags name (Patroni, repmgr, pg_auto_failover, CloudNativePG),
+/// if any, for the members and the promotions, in the manager-neutral form.
+pub(crate) fn discover(
+    patroni: &crate::cli::PatroniArgs,
+    other: &crate::cli::DiscoveryArgs,
+    timeouts: &crate::cli::TimeoutArgs,
+) -> Result<Option<crate::discovery::Discovery>, CommandError> {
+    let (connect_timeout, _, _) = timeouts.durations();
+    if let Some(p) = patroni_discovery(patroni, connect_timeout)? {
+        return Ok(Some(crate::discovery::patroni::from_patroni(
+            &p,
+            &patroni.conninfo,
+        )));
+    }
+    match other.source() {
+        None => Ok(None),
+        Some(source) => Ok(Some(crate::discovery::discover(
+            &source,
+            &other.member_conninfo,
+            &timeouts.session_options(),
+        )?)),
+    }
+}
+
+/// Findings about a discovery by repmgr, pg_auto_failover or CloudNativePG: a tie in choosing
+/// the former primary, and members whose own records could not be read.
+fn discovery_findings(d: &crate::discovery::Discovery) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let manager = d.section.manager.label();
+    if let (Some(_), Ok(c)) = (&d.section.former_primary, &d.former_primary) {
+        if !c.tied_with.is_empty() {
+            out.push(
+                Finding::new(
+                    FindingId::DiscoveryFormerAmbiguous,
+                    format!(
+                        "{manager} cannot tell the former primary apart: {} and {} fit equally well; {} was compared",
+                        c.member.name,
+                        c.tied_with.join(", "),
+                        c.member.name
+                    ),
+                )
+                .with_hint("name the former primary with --former-primary"),
+            );
+        }
+    }
+    if !d.section.unanswered.is_empty() {
+        out.push(
+            Finding::new(
+                FindingId::DiscoveryUnanswered,
+                format!(
+                    "{manager}: members whose records could not be read: {}",
+                    d.section.unanswered.join("; ")
+                ),
+            )
+            .with_hint("a member that cannot be reached was not examined; check it by hand with `failover-verify cluster --primary ... --node CONNINFO`"),
+        );
+    }
+    out
 }
 
 /// Findings about Patroni discovery: a tie in choosing the former primary, URLs that did not
@@ -783,8 +844,11 @@ pub async fn run_with_progress(
             hint: Some("do not pg_rewind, reinitialise or let Patroni rejoin it until the lost transactions are accounted for".into()),
         });
     }
-    if let Some(d) = &input.patroni {
-        findings.extend(patroni_findings(d, analysis.divergence.as_ref()));
+    if let Some(d) = &input.discovery {
+        match &d.patroni {
+            Some(p) => findings.extend(patroni_findings(p, analysis.divergence.as_ref())),
+            None => findings.extend(discovery_findings(d)),
+        }
     }
     findings.sort_by_key(|f| f.severity);
     // A part that could not run (the WAL, a check) leaves the report incomplete, whatever the verdict.
@@ -822,7 +886,12 @@ pub async fn run_with_progress(
         findings,
         checks,
         tables,
-        patroni: input.patroni.as_ref().map(|d| d.section.clone()),
+        patroni: input
+            .discovery
+            .as_ref()
+            .and_then(|d| d.patroni.as_ref())
+            .map(|d| d.section.clone()),
+        discovery: input.discovery.as_ref().map(|d| d.section.clone()),
     };
     if let Some(staging) = staging {
         let sealed = Sealed {

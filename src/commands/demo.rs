@@ -61,7 +61,7 @@ pub async fn run(args: &DemoArgs) -> Result<Outcome, CommandError> {
         session: SessionOptions::default(),
         tables: Some(crate::diff::DiffOptions::default()),
         busy_share: crate::diff::Throttle::gentle().busy_share,
-        patroni: None,
+        discovery: None,
         checks: Some(crate::checks::Catalog::builtin().map_err(CommandError::Checks)?),
         evidence_dir: None,
         command_line: String::new(),

@@ -194,6 +194,7 @@ pub async fn run(input: &FromEvidenceInput) -> Result<Outcome, CommandError> {
             checks,
             tables: None,
             patroni: None,
+            discovery: None,
         },
         epilogue: None,
     })

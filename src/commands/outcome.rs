@@ -83,6 +83,9 @@ pub enum CommandError {
     /// Patroni discovery (`--patroni`) could not determine a node to compare.
     #[error("patroni: {0}")]
     Patroni(#[from] crate::patroni::PatroniError),
+    /// repmgr, pg_auto_failover or CloudNativePG discovery could not determine a node.
+    #[error("discovery: {0}")]
+    Discovery(#[source] crate::discovery::DiscoveryError),
     /// An evidence bundle could not be written (`--evidence-dir`) or read (`--from-evidence`).
     #[error("evidence bundle: {0}")]
     Bundle(#[from] crate::bundle::BundleError),
@@ -105,6 +108,9 @@ impl CommandError {
             CommandError::Patroni(_) => Some(
                 "pass the URL of Patroni's REST API (port 8008 by default), or name the nodes with --new-primary and --former-primary",
             ),
+            CommandError::Discovery(_) => Some(
+                "check the manager's conninfo (or status document) and --member-conninfo, or name the nodes with --new-primary and --former-primary",
+            ),
             CommandError::Bundle(crate::bundle::BundleError::Exists(_)) => Some(
                 "name a new directory for --evidence-dir; an existing bundle is evidence and is never replaced",
             ),
@@ -122,6 +128,15 @@ impl CommandError {
                 "install the PostgreSQL server (`apt install postgresql`), or set PG_BINDIR to a directory holding initdb, pg_ctl and postgres",
             ),
             _ => None,
+        }
+    }
+}
+
+impl From<crate::discovery::DiscoveryError> for CommandError {
+    fn from(e: crate::discovery::DiscoveryError) -> Self {
+        match e {
+            crate::discovery::DiscoveryError::Patroni(p) => CommandError::Patroni(p),
+            other => CommandError::Discovery(other),
         }
     }
 }

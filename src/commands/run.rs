@@ -61,6 +61,7 @@ fn only_new_primary(args: &CompareArgs) -> bool {
         && args.former_restore_command.is_none()
         && args.former_wal_archive.is_none()
         && args.patroni.urls.is_empty()
+        && args.discovery.source().is_none()
 }
 
 /// Notices about the connection strings (keywords accepted but not used), one line each.

@@ -102,6 +102,7 @@ pub async fn run(args: &WalArgs) -> Result<Outcome, CommandError> {
             checks: Vec::new(),
             tables: None,
             patroni: None,
+            discovery: None,
         },
         epilogue: None,
     })

@@ -64,6 +64,15 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             row(&section, &field, &value)?;
         }
     }
+    if let Some(d) = report
+        .discovery
+        .as_ref()
+        .filter(|d| super::discovery::shown(d))
+    {
+        for [section, field, value] in super::discovery::csv_rows(d) {
+            row(&section, &field, &value)?;
+        }
+    }
     for f in &report.findings {
         row("finding", f.id.as_str(), &f.message)?;
     }

@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod csv;
+pub mod discovery;
 pub mod html;
 pub mod json;
 pub mod markdown;
@@ -160,6 +161,7 @@ mod tests {
             findings: Vec::new(),
             checks: Vec::new(),
             patroni: None,
+            discovery: None,
         }
     }
 

@@ -46,6 +46,10 @@ pub struct Report {
     /// promotion in Patroni's `/history`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patroni: Option<crate::patroni::PatroniSection>,
+    /// HA-manager discovery (`--patroni`, `--repmgr`, `--pg-auto-failover`, `--cnpg-status`),
+    /// manager-neutral: the members, the recorded promotions, how the nodes were chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<crate::discovery::DiscoverySection>,
 }
 
 /// One node as the report shows it.

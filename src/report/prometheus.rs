@@ -480,6 +480,7 @@ mod tests {
             checks: Vec::new(),
             tables: None,
             patroni: None,
+            discovery: None,
             divergence: Some(Divergence {
                 former_timeline: TimelineId(1),
                 new_timeline: TimelineId(2),

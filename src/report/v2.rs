@@ -60,6 +60,11 @@ pub struct Report {
     /// promotion in Patroni's `/history`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patroni: Option<PatroniSection>,
+    /// HA-manager discovery (`--patroni`, `--repmgr`, `--pg-auto-failover`, `--cnpg-status`),
+    /// the same for every manager: the members, the promotions and demotions the manager
+    /// recorded, and how the nodes were chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<DiscoverySection>,
 }
 
 impl Report {
@@ -82,6 +87,7 @@ impl Report {
             findings: r.findings.clone(),
             checks: r.checks.wire(),
             patroni: r.patroni.wire(),
+            discovery: r.discovery.wire(),
         }
     }
 }
@@ -980,6 +986,128 @@ pub struct PatroniSection {
     pub members: Vec<PatroniMember>,
 }
 
+/// The HA manager a discovery came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscoveryManager {
+    /// Patroni (`--patroni`).
+    Patroni,
+    /// repmgr (`--repmgr`).
+    Repmgr,
+    /// pg_auto_failover (`--pg-auto-failover`).
+    PgAutoFailover,
+    /// CloudNativePG (`--cnpg-status`).
+    Cnpg,
+}
+
+/// A member's role, reduced to what the tool acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscoveryRole {
+    /// The manager's current primary.
+    Primary,
+    /// A standby.
+    Standby,
+    /// A primary the manager demoted or marked failed.
+    Demoted,
+    /// A witness without data of its own.
+    Witness,
+    /// Anything else (see `manager_role`).
+    Other,
+}
+
+/// One member as the HA manager describes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DiscoveryMember {
+    /// The member's name in the manager (node name, pod name).
+    pub name: String,
+    /// The role, reduced.
+    pub role: DiscoveryRole,
+    /// The manager's own word for the role and state.
+    pub manager_role: String,
+    /// Health as the manager (or a probe of the server) reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// PostgreSQL's host, when the manager records one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// PostgreSQL's port, when the manager records one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The timeline as the manager last saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<u32>,
+    /// The WAL position as the manager last saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lsn: Option<Lsn>,
+    /// The member it replicates from, when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+}
+
+/// Promotion or demotion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscoveryEventKind {
+    /// A member became primary.
+    Promotion,
+    /// A primary was demoted or told to step down.
+    Demotion,
+}
+
+/// A promotion or demotion the manager recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DiscoveryEvent {
+    /// Promotion or demotion.
+    pub kind: DiscoveryEventKind,
+    /// When the manager recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// The member promoted or demoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    /// For a promotion: the timeline it started, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<u32>,
+    /// The WAL position recorded with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lsn: Option<Lsn>,
+    /// The manager's own description.
+    pub detail: String,
+}
+
+/// The report's `discovery` section, the same for every HA manager.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DiscoverySection {
+    /// The manager.
+    pub manager: DiscoveryManager,
+    /// Where its records were read (a redacted conninfo, a file, URLs).
+    pub source: String,
+    /// The cluster's name in the manager, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The member compared as the new primary (none when a flag named it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_primary: Option<String>,
+    /// The member compared as the former primary (none when a flag named it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub former_primary: Option<String>,
+    /// How the former primary was chosen, in a sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub former_primary_rule: Option<String>,
+    /// The members, as the manager lists them.
+    pub members: Vec<DiscoveryMember>,
+    /// The promotions and demotions the manager recorded, oldest first.
+    #[serde(default)]
+    pub events: Vec<DiscoveryEvent>,
+    /// Members whose own records could not be read, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unanswered: Vec<String>,
+    /// What the manager's records do not tell, and what to do about it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
 // ---- conversions from the internal types
 
 impl Wire for crate::report::NodeSection {
@@ -1596,6 +1724,71 @@ impl Wire for crate::patroni::PatroniSection {
             promotion: self.promotion.wire(),
             history: self.history.wire(),
             members: self.members.wire(),
+        }
+    }
+}
+
+impl Wire for crate::discovery::Member {
+    type Out = DiscoveryMember;
+    fn wire(&self) -> DiscoveryMember {
+        use crate::discovery::Role as R;
+        DiscoveryMember {
+            name: self.name.wire(),
+            role: match self.role {
+                R::Primary => DiscoveryRole::Primary,
+                R::Standby => DiscoveryRole::Standby,
+                R::Demoted => DiscoveryRole::Demoted,
+                R::Witness => DiscoveryRole::Witness,
+                R::Other => DiscoveryRole::Other,
+            },
+            manager_role: self.manager_role.wire(),
+            state: self.state.wire(),
+            host: self.host.wire(),
+            port: self.port.wire(),
+            timeline: self.timeline.wire(),
+            lsn: self.lsn.wire(),
+            upstream: self.upstream.wire(),
+        }
+    }
+}
+
+impl Wire for crate::discovery::Event {
+    type Out = DiscoveryEvent;
+    fn wire(&self) -> DiscoveryEvent {
+        DiscoveryEvent {
+            kind: match self.kind {
+                crate::discovery::EventKind::Promotion => DiscoveryEventKind::Promotion,
+                crate::discovery::EventKind::Demotion => DiscoveryEventKind::Demotion,
+            },
+            time: self.time.wire(),
+            member: self.member.wire(),
+            timeline: self.timeline.wire(),
+            lsn: self.lsn.wire(),
+            detail: self.detail.wire(),
+        }
+    }
+}
+
+impl Wire for crate::discovery::DiscoverySection {
+    type Out = DiscoverySection;
+    fn wire(&self) -> DiscoverySection {
+        use crate::discovery::Manager as M;
+        DiscoverySection {
+            manager: match self.manager {
+                M::Patroni => DiscoveryManager::Patroni,
+                M::Repmgr => DiscoveryManager::Repmgr,
+                M::PgAutoFailover => DiscoveryManager::PgAutoFailover,
+                M::Cnpg => DiscoveryManager::Cnpg,
+            },
+            source: self.source.wire(),
+            cluster: self.cluster.wire(),
+            new_primary: self.new_primary.wire(),
+            former_primary: self.former_primary.wire(),
+            former_primary_rule: self.former_primary_rule.wire(),
+            members: self.members.wire(),
+            events: self.events.wire(),
+            unanswered: self.unanswered.wire(),
+            notes: self.notes.wire(),
         }
     }
 }
