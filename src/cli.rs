@@ -230,8 +230,8 @@ pub struct ChecksListArgs {
 #[derive(Debug, Args, Clone)]
 pub struct ClusterArgs {
     /// The primary (conninfo or URL): its standbys and slots are listed. Optional with
-    /// --patroni (the leader).
-    #[arg(long, value_name = "CONNINFO", required_unless_present = "patroni")]
+    /// --patroni (the leader) or --node (the writable node on the newest timeline).
+    #[arg(long, value_name = "CONNINFO", required_unless_present_any = ["patroni", "nodes"])]
     pub primary: Option<String>,
     /// Another node to inspect directly, e.g. a former primary that no longer streams
     /// (repeatable): is it on the primary's timeline history, or diverged?

@@ -16,6 +16,7 @@ pub mod diff;
 pub mod divergence;
 pub mod evidence;
 pub mod finding;
+pub mod forktree;
 pub mod lsn;
 pub mod node;
 pub mod patroni;

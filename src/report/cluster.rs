@@ -183,6 +183,10 @@ pub struct ClusterReport {
     pub nodes: Vec<NodeCheck>,
     /// Things the reader should know or do, most severe first.
     pub findings: Vec<Finding>,
+    /// The fork tree of every node read: the timeline branches, where each forked, which
+    /// node sits where, split brains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<crate::forktree::ForkTree>,
 }
 
 impl ClusterReport {
@@ -384,6 +388,13 @@ fn render_text(r: &ClusterReport, out: &mut dyn Write) -> io::Result<()> {
             writeln!(out, "- {}", n.explanation)?;
         }
     }
+    if let Some(t) = r.tree.as_ref().filter(|t| !t.branches.is_empty()) {
+        writeln!(out)?;
+        writeln!(out, "Fork tree")?;
+        for line in t.ascii() {
+            writeln!(out, "  {line}")?;
+        }
+    }
     if !r.findings.is_empty() {
         writeln!(out)?;
         writeln!(out, "Findings")?;
@@ -462,6 +473,16 @@ fn render_markdown(r: &ClusterReport, out: &mut dyn Write) -> io::Result<()> {
         for n in fine {
             writeln!(out, "- {}", cell(&n.explanation))?;
         }
+    }
+    if let Some(t) = r.tree.as_ref().filter(|t| !t.branches.is_empty()) {
+        writeln!(out)?;
+        writeln!(out, "### Fork tree")?;
+        writeln!(out)?;
+        writeln!(out, "```")?;
+        for line in t.ascii() {
+            writeln!(out, "{line}")?;
+        }
+        writeln!(out, "```")?;
     }
     if !r.findings.is_empty() {
         writeln!(out)?;

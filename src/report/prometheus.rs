@@ -620,6 +620,7 @@ mod tests {
                 }),
             }],
             findings: Vec::new(),
+            tree: None,
         };
         let mut out = Vec::new();
         render_cluster(&r, &mut out).unwrap();
