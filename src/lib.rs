@@ -14,6 +14,7 @@ pub mod cli;
 pub mod commands;
 pub mod diff;
 pub mod divergence;
+pub mod downstream;
 pub mod evidence;
 pub mod finding;
 pub mod forktree;

@@ -621,6 +621,7 @@ mod tests {
             findings: Vec::new(),
             checks: Vec::new(),
             patroni: None,
+            downstream: None,
         };
         let e = s
             .finish(BundleContents {

@@ -411,6 +411,7 @@ pub async fn run_with_progress(
     let mut attribution = None;
     let mut former_side: Option<crate::diff::walguided::SideWal> = None;
     let mut touched_databases: Vec<String> = Vec::new();
+    let mut downstream: Option<crate::downstream::Downstream> = None;
     let wal_range = analysis
         .divergence
         .as_ref()
@@ -519,6 +520,13 @@ pub async fn run_with_progress(
                     wal_missing = Some(format!("the former timeline's WAL could not be read: {e}"));
                 }
                 if let Ok(mut ev) = evidence {
+                    // Consumers that already received some of the lost transactions.
+                    if let Some(session) = &former_session {
+                        let t = Instant::now();
+                        downstream =
+                            Some(crate::downstream::examine(session, switchpoint, Some(&ev)).await);
+                        crate::timing::record("compare: downstream consumers", t);
+                    }
                     if let (Some(c), Some(_)) = (capture, &stage) {
                         // Segments fetched from an archive go into the bundle as read.
                         for (name, path) in &ev.segment_files {
@@ -597,6 +605,22 @@ pub async fn run_with_progress(
                 }
             }
         }
+    }
+
+    // Without decoded WAL, the consumers' positions alone say who received WAL past the fork.
+    if let (None, Some(session), Verdict::Loss, Some(sp)) = (
+        &downstream,
+        &former_session,
+        analysis.verdict,
+        analysis.divergence.as_ref().and_then(|d| d.switchpoint_lsn),
+    ) {
+        downstream = Some(crate::downstream::examine(session, sp, None).await);
+    }
+    if let Some(d) = &downstream {
+        let lost = transactions
+            .as_ref()
+            .map(|t: &evidence::Transactions| t.lost_commits as u64);
+        findings.extend(crate::downstream::findings(d, lost));
     }
 
     // Which rows: table checksums down to single rows, attributed with the lost xids.
@@ -719,6 +743,7 @@ pub async fn run_with_progress(
                 FindingId::WalUnreadable
                     | FindingId::DatabaseNotCompared
                     | FindingId::DatabasesUnknown
+                    | FindingId::DownstreamNotExamined
             )
         })
         || transactions
@@ -747,6 +772,7 @@ pub async fn run_with_progress(
         checks,
         tables,
         patroni: input.patroni.as_ref().map(|d| d.section.clone()),
+        downstream,
     };
     if let Some(staging) = staging {
         let sealed = Sealed {

@@ -187,6 +187,7 @@ pub async fn run(input: &FromEvidenceInput) -> Result<Outcome, CommandError> {
             checks,
             tables: None,
             patroni: None,
+            downstream: None,
         },
         epilogue: None,
     })

@@ -101,6 +101,7 @@ pub async fn run(args: &WalArgs) -> Result<Outcome, CommandError> {
             checks: Vec::new(),
             tables: None,
             patroni: None,
+            downstream: None,
         },
         epilogue: None,
     })

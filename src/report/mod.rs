@@ -64,6 +64,10 @@ pub struct Report {
     /// promotion in Patroni's `/history`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patroni: Option<crate::patroni::PatroniSection>,
+    /// The former primary's downstream consumers (logical slots, standbys, pg_receivewal) and
+    /// the lost transactions each already received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downstream: Option<crate::downstream::Downstream>,
 }
 
 /// One node as the report shows it.
@@ -741,6 +745,7 @@ mod tests {
             findings: Vec::new(),
             checks: Vec::new(),
             patroni: None,
+            downstream: None,
         }
     }
 

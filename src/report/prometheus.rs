@@ -479,6 +479,7 @@ mod tests {
             checks: Vec::new(),
             tables: None,
             patroni: None,
+            downstream: None,
             divergence: Some(Divergence {
                 former_timeline: TimelineId(1),
                 new_timeline: TimelineId(2),
