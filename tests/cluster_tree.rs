@@ -210,6 +210,54 @@ async fn four_nodes_two_promotions_draw_the_tree() {
         "{out}"
     );
 
+    // The HTML report draws the tree as an SVG: every branch and node, the WAL only n1 holds.
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("tree.html");
+    let html = run_tool(&[
+        "cluster",
+        "--node",
+        &n1.conninfo(),
+        "--node",
+        &n2.conninfo(),
+        "--node",
+        &n3.conninfo(),
+        "--node",
+        &n4.conninfo(),
+        "--format",
+        "html",
+        "--output",
+        page.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(html.code, 1, "{}", html.stderr);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.starts_with("<!DOCTYPE html>") && html.contains("<svg"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("timeline 3, forked at {s2} (current)")),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("timeline 2, forked at {s1}<")),
+        "{html}"
+    );
+    for n in [&n1, &n2, &n3, &n4] {
+        assert!(
+            html.contains(&format!("{} (", addr(n))),
+            "{} not drawn",
+            addr(n)
+        );
+    }
+    assert!(
+        html.contains(&format!("{} bytes only here", e1.0 - s1.0)),
+        "{html}"
+    );
+    if let Ok(keep) = std::env::var("FV_KEEP_TREE_HTML") {
+        std::fs::copy(&page, keep).unwrap();
+    }
+
     // n4 now streams from n1 (a standby on timeline 1): it receives n1's lost WAL.
     n4.follow(&n1).await.unwrap();
     n4.wait_replayed_beyond(s1).await.unwrap();

@@ -221,18 +221,11 @@ pub fn render(report: &ClusterReport, format: Format, out: &mut dyn Write) -> io
         Format::Csv => render_csv(report, out),
         Format::Prometheus => super::prometheus::render_cluster(report, out),
         Format::Html => {
-            // The cluster check has no picture to draw: its text tables in a page.
+            // The fork tree as a picture, then the text tables.
             let mut text = Vec::new();
             render_text(report, &mut text)?;
-            let text = String::from_utf8_lossy(&text)
-                .replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;");
-            writeln!(
-                out,
-                "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>failover-verify cluster: {}</title></head><body><pre>{text}</pre></body></html>",
-                report.verdict.as_str()
-            )
+            let page = super::cluster_html::render(report, &String::from_utf8_lossy(&text));
+            writeln!(out, "{page}")
         }
     }
 }

@@ -3,6 +3,7 @@
 //! Commands build a [`Report`]; nothing else decides how it looks.
 
 pub mod cluster;
+pub mod cluster_html;
 pub mod csv;
 pub mod html;
 pub mod json;
