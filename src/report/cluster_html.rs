@@ -66,14 +66,12 @@ pub fn tree_svg(t: &ForkTree) -> Option<String> {
     let _ = write!(
         s,
         r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="fork tree">
-<defs><marker id="arrow" viewBox="0 0 10 10" refX="5" refY="5" markerUnits="userSpaceOnUse" markerWidth="22" markerHeight="22" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="{GREEN}"/></marker></defs>
-"##
+<defs><marker id="arrow" viewBox="0 0 10 10" refX="5" refY="5" markerUnits="userSpaceOnUse" markerWidth="22" markerHeight="22" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="{GREEN}"/></marker></defs>"##
     );
     if !t.split_brains.is_empty() {
         let _ = write!(
             s,
-            r##"<text x="{x0}" y="28" class="lbl" fill="{RED}" font-weight="600">SPLIT BRAIN: {}</text>
-"##,
+            r##"<text x="{x0}" y="28" class="lbl" fill="{RED}" font-weight="600">SPLIT BRAIN: {}</text>"##,
             esc(&t
                 .split_brains
                 .iter()
@@ -103,8 +101,7 @@ pub fn tree_svg(t: &ForkTree) -> Option<String> {
             let _ = write!(
                 s,
                 r##"<path d="M{x},{yp} C{c1},{yp} {c1},{y} {c2},{y}" fill="none" stroke="{stroke}" stroke-width="4"/>
-<circle cx="{x}" cy="{yp}" r="7" fill="#fff" stroke="#24292f" stroke-width="3"/>
-"##,
+<circle cx="{x}" cy="{yp}" r="7" fill="#fff" stroke="#24292f" stroke-width="3"/>"##,
                 x = x_of(fork),
                 c1 = x_of(fork) + 20.0,
                 c2 = x_of(fork) + 40.0,
@@ -113,8 +110,7 @@ pub fn tree_svg(t: &ForkTree) -> Option<String> {
         if b.current {
             let _ = write!(
                 s,
-                r##"<line x1="{x_start}" y1="{y}" x2="{x_end}" y2="{y}" stroke="{GREEN}" stroke-width="8" marker-end="url(#arrow)"/>
-"##
+                r##"<line x1="{x_start}" y1="{y}" x2="{x_end}" y2="{y}" stroke="{GREEN}" stroke-width="8" marker-end="url(#arrow)"/>"##
             );
         } else if b.on_current_path {
             // Kept up to where the current path leaves it; past that, WAL nobody kept.
@@ -127,21 +123,18 @@ pub fn tree_svg(t: &ForkTree) -> Option<String> {
                 .unwrap_or(x_far);
             let _ = write!(
                 s,
-                r##"<line x1="{x_start}" y1="{y}" x2="{kept}" y2="{y}" stroke="{GREY}" stroke-width="8" stroke-linecap="round"/>
-"##
+                r##"<line x1="{x_start}" y1="{y}" x2="{kept}" y2="{y}" stroke="{GREY}" stroke-width="8" stroke-linecap="round"/>"##
             );
             if x_far > kept {
                 let _ = write!(
                     s,
-                    r##"<line x1="{kept}" y1="{y}" x2="{x_far}" y2="{y}" stroke="{RED}" stroke-width="8" stroke-dasharray="14 6"/>
-"##
+                    r##"<line x1="{kept}" y1="{y}" x2="{x_far}" y2="{y}" stroke="{RED}" stroke-width="8" stroke-dasharray="14 6"/>"##
                 );
             }
         } else {
             let _ = write!(
                 s,
-                r##"<line x1="{x_start}" y1="{y}" x2="{x_far}" y2="{y}" stroke="{RED}" stroke-width="8" stroke-dasharray="14 6"/>
-"##
+                r##"<line x1="{x_start}" y1="{y}" x2="{x_far}" y2="{y}" stroke="{RED}" stroke-width="8" stroke-dasharray="14 6"/>"##
             );
         }
         let fill = if b.current {
@@ -153,8 +146,7 @@ pub fn tree_svg(t: &ForkTree) -> Option<String> {
         };
         let _ = write!(
             s,
-            r##"<text x="{x}" y="{ty}" class="lbl" fill="{fill}">{label}{fork}{mark}</text>
-"##,
+            r##"<text x="{x}" y="{ty}" class="lbl" fill="{fill}">{label}{fork}{mark}</text>"##,
             x = x_start + 8.0,
             ty = y - 16.0,
             label = esc(&b.label),
@@ -176,8 +168,7 @@ pub fn tree_svg(t: &ForkTree) -> Option<String> {
             let _ = write!(
                 s,
                 r##"<circle cx="{x}" cy="{y}" r="9" fill="#fff" stroke="{stroke}" stroke-width="3"><title>{title}</title></circle>
-<text x="{tx}" y="{ty}" class="lbl" text-anchor="{anchor}" fill="{stroke}">{addr} ({role}{cur}){extra}</text>
-"##,
+<text x="{tx}" y="{ty}" class="lbl" text-anchor="{anchor}" fill="{stroke}">{addr} ({role}{cur}){extra}</text>"##,
                 title = esc(&crate::forktree::node_line(n)),
                 ty = y + 28.0 + 16.0 * (i % 2) as f64,
                 // Clear of the fork connectors on the left, inside the picture on the right.
@@ -212,8 +203,7 @@ pub fn tree_svg(t: &ForkTree) -> Option<String> {
     if !unplaced.is_empty() {
         let _ = write!(
             s,
-            r##"<text x="{x0}" y="{y}" class="lbl" fill="{GREY}">not examined: {}</text>
-"##,
+            r##"<text x="{x0}" y="{y}" class="lbl" fill="{GREY}">not examined: {}</text>"##,
             esc(&unplaced.join("; ")),
             y = h - 10.0
         );
@@ -238,8 +228,7 @@ svg .lbl{{font:13px -apple-system,"Segoe UI",Helvetica,Arial,sans-serif}}
 pre{{font-size:12px;overflow-x:auto}}
 </style></head><body>
 <div class="banner">CLUSTER: {verdict_upper}</div>
-<p class="expl">{explanation}</p>
-"##,
+<p class="expl">{explanation}</p>"##,
         verdict = report.verdict.as_str(),
         verdict_upper = report.verdict.as_str().to_uppercase(),
         colour = colour(report.verdict),
