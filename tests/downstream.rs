@@ -301,6 +301,33 @@ async fn consumers_that_received_lost_transactions_are_named_with_exact_counts()
         && m.contains(&format!("confirmed {} of the 5 lost", cdc_xids.len()))));
     assert_eq!(of("wal_shipped_past_switchpoint").len(), 1);
 
+    eprintln!(
+        "subscriber holds {} lost transaction(s), pg_recvlogical {}, of 5",
+        sub_xids.len(),
+        cdc_xids.len()
+    );
+    // The text report lists every consumer in its own table.
+    let text = run_tool(&[
+        "compare",
+        "--new-primary",
+        &new.conninfo(),
+        "--former-primary",
+        &former.conninfo(),
+        "--no-tables",
+    ])
+    .await;
+    assert!(
+        text.stdout
+            .contains("Downstream consumers of the former primary"),
+        "{}",
+        text.stdout
+    );
+    for name in ["│ s ", "│ cdc ", "│ pg_receivewal "] {
+        assert!(text.stdout.contains(name), "{name} in\n{}", text.stdout);
+    }
+
+    let table = text.stdout.find("Downstream consumers").unwrap();
+    eprintln!("{}", &text.stdout[table..]);
     receivewal.kill().await.ok();
     let _ = receivewal.wait().await;
 }

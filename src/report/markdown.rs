@@ -142,6 +142,9 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     if let Some(p) = &report.patroni {
         super::patroni::render_markdown(p, out)?;
     }
+    if let Some(d) = &report.downstream {
+        super::downstream::render_markdown(d, out)?;
+    }
     if !report.findings.is_empty() {
         writeln!(out)?;
         writeln!(out, "### Findings")?;

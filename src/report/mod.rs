@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod cluster_html;
 pub mod csv;
+pub mod downstream;
 pub mod html;
 pub mod json;
 pub mod markdown;

@@ -161,6 +161,9 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     if let Some(p) = &report.patroni {
         super::patroni::render_text(p, out)?;
     }
+    if let Some(d) = &report.downstream {
+        super::downstream::render_text(d, out)?;
+    }
 
     if !report.findings.is_empty() {
         writeln!(out)?;
