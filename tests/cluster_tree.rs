@@ -194,6 +194,7 @@ async fn four_nodes_two_promotions_draw_the_tree() {
     .await;
     let out = &text.stdout;
     assert!(out.contains("Fork tree"), "{out}");
+    eprintln!("{}", &out[out.find("Fork tree").unwrap()..]);
     assert!(
         out.contains(&format!("timeline 2 forked at {s1} [ancestor of current]")),
         "{out}"
