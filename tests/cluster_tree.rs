@@ -274,6 +274,90 @@ async fn four_nodes_two_promotions_draw_the_tree() {
     assert_eq!(findings(&j, "diverged_node").len(), 3);
 }
 
+/// Three nodes: n2 promoted while the former primary n1 still runs (and n3 still streams from
+/// it): a split brain, and n3 follows an upstream off the current timeline holding n1's lost
+/// WAL. Once n1 is fenced (restarted as a standby) the split brain is gone, n3 still cascades
+/// from it.
+#[tokio::test]
+async fn three_nodes_running_former_primary_and_a_standby_left_behind() {
+    let Some(install) = install_or_skip("three_nodes_left_behind") else {
+        return;
+    };
+    let n1 = Cluster::start_primary(&install, opts("n1")).await.unwrap();
+    let n2 = n1.create_standby(opts("n2")).await.unwrap();
+    let n3 = n1.create_standby(opts("n3")).await.unwrap();
+    n1.execute("CREATE TABLE t(id int PRIMARY KEY, v text)")
+        .await
+        .unwrap();
+    insert(&n1, 1, 5, "base").await;
+    n2.wait_caught_up(&n1).await.unwrap();
+    n3.wait_caught_up(&n1).await.unwrap();
+    n2.cut_off().await.unwrap();
+    insert(&n1, 6, 9, "lost").await;
+    let n3_caught_up = n3.wait_caught_up(&n1).await.unwrap();
+    let tl2 = n2.promote().await.unwrap();
+    let s1 = switchpoint(&n2, tl2);
+    insert(&n2, 100, 101, "new").await;
+    let n1_before = n1.current_wal_lsn().await.unwrap();
+
+    let run = cluster_json(&[&n1, &n2, &n3]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let j = run.json();
+    assert_eq!(
+        j["primary"]["facts"]["timeline"], 2,
+        "the newest writable timeline"
+    );
+    let sb = findings(&j, "split_brain");
+    assert_eq!(sb.len(), 1, "{}", j["findings"]);
+    let m = sb[0]["message"].as_str().unwrap();
+    assert!(m.contains(&addr(&n1)) && m.contains(&addr(&n2)), "{m}");
+    let side = j["tree"]["split_brains"][0]["sides"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["address"] == addr(&n1))
+        .unwrap()
+        .clone();
+    assert_eq!(
+        lsn(&side["from"]),
+        s1,
+        "n1 wrote past the switchpoint of timeline 2"
+    );
+    let n1_after = n1.current_wal_lsn().await.unwrap();
+    let to = lsn(&side["to"]);
+    assert!(
+        to >= n1_before && to <= n1_after,
+        "{to} not in [{n1_before}, {n1_after}]"
+    );
+    let (t3, b3) = node_of(&j, &n3);
+    assert_eq!(b3["timeline"], 1);
+    assert_eq!(t3["upstream"], addr(&n1));
+    assert_eq!(t3["upstream_on_current"], false);
+    assert_eq!(lsn(&t3["unique_wal"][0]), s1);
+    // Its WAL end, read by the tool, between what the test saw before and after the run.
+    let n3_end = lsn(&t3["end_of_wal"]);
+    assert_eq!(lsn(&t3["unique_wal"][1]), n3_end);
+    let n3_now = end_of_standby(&n3).await;
+    assert!(
+        n3_end >= n3_caught_up && n3_end <= n3_now,
+        "{n3_end} not in [{n3_caught_up}, {n3_now}]"
+    );
+    let off = findings(&j, "upstream_off_timeline");
+    assert_eq!(off.len(), 1, "{}", j["findings"]);
+
+    // Fenced: n1 restarted as a standby. No split brain; n3 still follows it.
+    n1.isolate_as_standby().await.unwrap();
+    n3.wait_streaming().await.unwrap();
+    let j = cluster_json(&[&n1, &n2, &n3]).await.json();
+    assert!(findings(&j, "split_brain").is_empty(), "{}", j["findings"]);
+    assert_eq!(findings(&j, "upstream_off_timeline").len(), 1);
+    assert_eq!(
+        findings(&j, "diverged_node").len(),
+        2,
+        "n1 and n3 hold the lost WAL"
+    );
+}
+
 /// Two standbys of one primary both promoted (both call their timeline 2) and both written
 /// to: a critical split brain with the WAL each side wrote past the fork.
 #[tokio::test]
