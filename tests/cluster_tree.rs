@@ -422,6 +422,25 @@ async fn two_promoted_standbys_are_a_split_brain() {
         );
         assert!(m.contains(&format!("{from}..{to}")), "{m}");
     }
+    // CSV: the branches (two timelines 2), the nodes and the split brain, one row each.
+    let csv = run_tool(&[
+        "cluster",
+        "--node",
+        &n2.conninfo(),
+        "--node",
+        &n3.conninfo(),
+        "--format",
+        "csv",
+    ])
+    .await;
+    assert_eq!(csv.code, 1, "{}", csv.stderr);
+    assert!(csv.stdout.contains("split_brain,,"), "{}", csv.stdout);
+    assert_eq!(
+        csv.stdout.matches("\ntree_node,").count(),
+        2,
+        "{}",
+        csv.stdout
+    );
     // Each side's range holds its own commits (a single-row commit writes over 100 bytes).
     let bytes = |a: &str| {
         let s = sides.iter().find(|s| s["address"] == a).unwrap();

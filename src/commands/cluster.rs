@@ -504,7 +504,7 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
         });
     }
     let tree = forktree::build(&tree_inputs, Some(0), Some(pfacts.system_identifier));
-    findings.extend(tree_findings(&tree, &pfacts, &tree_inputs, &input.session));
+    findings.extend(tree_findings(&tree, &pfacts, &tree_inputs));
 
     let mut checks = Vec::with_capacity(reads.len());
     for (params, mut read) in reads {
@@ -635,12 +635,7 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
 
 /// The findings of the fork tree: split brains (with the WAL written on each side) and
 /// standbys following an upstream that is not on the current timeline.
-fn tree_findings(
-    tree: &ForkTree,
-    primary: &NodeFacts,
-    inputs: &[TreeInput],
-    _session: &SessionOptions,
-) -> Vec<Finding> {
+fn tree_findings(tree: &ForkTree, primary: &NodeFacts, inputs: &[TreeInput]) -> Vec<Finding> {
     let mut out = Vec::new();
     for b in &tree.split_brains {
         let sides: Vec<String> = b

@@ -515,6 +515,33 @@ fn render_csv(r: &ClusterReport, out: &mut dyn Write) -> io::Result<()> {
     for n in node_rows(r).iter().skip(1) {
         row("node", &n[0], &n[1..].join(";"))?;
     }
+    if let Some(t) = &r.tree {
+        for b in &t.branches {
+            row(
+                "tree_branch",
+                &b.label,
+                &format!(
+                    "parent {};fork {};{}",
+                    b.parent
+                        .map_or_else(|| "-".into(), |p| t.branches[p].label.clone()),
+                    lsn_or_dash(b.fork_lsn),
+                    if b.current {
+                        "current"
+                    } else if b.on_current_path {
+                        "ancestor of current"
+                    } else {
+                        "off the current timeline"
+                    }
+                ),
+            )?;
+        }
+        for n in &t.nodes {
+            row("tree_node", &n.address, &crate::forktree::node_line(n))?;
+        }
+        for b in &t.split_brains {
+            row("split_brain", "", &b.reason)?;
+        }
+    }
     for f in &r.findings {
         row("finding", f.id.as_str(), &f.message)?;
     }
