@@ -638,5 +638,20 @@ mod tests {
             f[0].message
         );
         assert_eq!(f[1].id, FindingId::WalShippedPastSwitchpoint);
+
+        // Nothing read: one finding naming the queries to run.
+        let none = Downstream {
+            switchpoint: Lsn(0x1000),
+            consumers: Vec::new(),
+            not_examined: Some("the former primary was not read".into()),
+        };
+        let f = findings(&none, Some(5));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].id, FindingId::DownstreamNotExamined);
+        assert!(f[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("pg_replication_slots"));
     }
 }

@@ -616,6 +616,21 @@ pub async fn run_with_progress(
     ) {
         downstream = Some(crate::downstream::examine(session, sp, None).await);
     }
+    // The former primary was not read (WAL from files only): its consumers are unknown.
+    if let (None, None, Verdict::Loss, Some(sp)) = (
+        &downstream,
+        &former_session,
+        analysis.verdict,
+        analysis.divergence.as_ref().and_then(|d| d.switchpoint_lsn),
+    ) {
+        downstream = Some(crate::downstream::Downstream {
+            switchpoint: sp,
+            consumers: Vec::new(),
+            not_examined: Some(
+                "the former primary was not read (the lost WAL came from files), so its replication slots and walsenders are unknown".into(),
+            ),
+        });
+    }
     if let Some(d) = &downstream {
         let lost = transactions
             .as_ref()
@@ -743,7 +758,6 @@ pub async fn run_with_progress(
                 FindingId::WalUnreadable
                     | FindingId::DatabaseNotCompared
                     | FindingId::DatabasesUnknown
-                    | FindingId::DownstreamNotExamined
             )
         })
         || transactions
