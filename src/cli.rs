@@ -233,11 +233,12 @@ pub struct ChecksListArgs {
 #[derive(Debug, Args, Clone)]
 pub struct ClusterArgs {
     /// The primary (conninfo or URL): its standbys and slots are listed. Optional with
-    /// --patroni (the leader).
+    /// --patroni (the leader), a manager flag, or --node (the writable node on the newest
+    /// timeline).
     #[arg(
         long,
         value_name = "CONNINFO",
-        required_unless_present_any = ["patroni", "repmgr", "pg_auto_failover", "cnpg_status"]
+        required_unless_present_any = ["patroni", "repmgr", "pg_auto_failover", "cnpg_status", "nodes"]
     )]
     pub primary: Option<String>,
     /// Another node to inspect directly, e.g. a former primary that no longer streams

@@ -298,6 +298,26 @@ finding_ids! {
     NodeUndecided = "node_undecided", Warning, Nothing,
         "A node's position relative to the primary's history could not be decided.",
         "Read the message; it says what was missing.";
+    /// Two nodes wrote past the point where their timelines fork.
+    SplitBrain = "split_brain", Critical, Loss,
+        "Split brain: two nodes accept writes at once, or were both promoted from one timeline and each wrote past the fork; each side holds writes the other lacks.",
+        "Stop writes on all but one side now (fence it), then run failover-verify compare between the sides to list what each wrote.";
+    /// A standby streams from a node that is not on the current timeline.
+    UpstreamOffTimeline = "upstream_off_timeline", Warning, Nothing,
+        "A standby follows an upstream that is not on the current primary's timeline: it replays WAL the current primary does not have, or none at all.",
+        "Point its primary_conninfo at the current primary (after checking what it received), or keep it as a copy of the evidence.";
+    /// A downstream consumer already received lost transactions.
+    DownstreamReceivedLost = "downstream_received_lost", Critical, Loss,
+        "A downstream consumer of the former primary (a logical subscription, CDC connector, pg_recvlogical) already received lost transactions: that system now holds data the database lost.",
+        "Reconcile that consumer with the new primary (the listed xids); do not drop its slot on the former primary until then.";
+    /// Physical WAL past the switchpoint reached another server or archive.
+    WalShippedPastSwitchpoint = "wal_shipped_past_switchpoint", Warning, Nothing,
+        "A physical standby, pg_receivewal or physical slot received the former primary's WAL past the switchpoint: another copy of the lost WAL exists there.",
+        "Keep that copy as evidence; that standby cannot follow the new primary without a rewind, which would destroy it.";
+    /// The consumers of the former primary could not be examined.
+    DownstreamNotExamined = "downstream_not_examined", Warning, Nothing,
+        "The former primary's replication slots and senders could not be read: downstream consumers that may hold lost transactions were not examined.",
+        "Run SELECT * FROM pg_replication_slots and SELECT * FROM pg_stat_replication on the former primary (GRANT pg_monitor TO the role).";
 }
 
 impl std::fmt::Display for FindingId {

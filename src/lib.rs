@@ -25,6 +25,9 @@
 //! - L3 `diff`: row-level comparison of tables (WAL-guided and by checksums), recovery export.
 //! - L3 `checks`: the catalogue of SQL checks run on both nodes, and their comparison.
 //! - L3 `divergence`: where the timelines forked and what each side wrote after it.
+//! - L3 `forktree`: the tree of timelines over every node read, evidence holders, split brain.
+//! - L3 `downstream`: the former primary's consumers (logical slots, standbys,
+//!   `pg_receivewal`) and the lost transactions each already received.
 //! - L4 `node`: the facts read from one server (identity, LSNs, timeline, settings).
 //! - L4 `discovery`: what an HA manager says about the cluster (repmgr, pg_auto_failover,
 //!   CloudNativePG, and Patroni through [`patroni`]), in one manager-neutral form.
@@ -47,8 +50,10 @@ pub mod commands;
 pub mod diff;
 pub mod discovery;
 pub mod divergence;
+pub mod downstream;
 pub mod evidence;
 pub mod finding;
+pub mod forktree;
 pub mod lsn;
 pub mod node;
 pub mod patroni;

@@ -213,6 +213,11 @@ impl<'de> Deserialize<'de> for SystemId {
     }
 }
 
+/// A position as text, or `-` when unknown (the reports' convention).
+pub fn lsn_or_dash(v: Option<Lsn>) -> String {
+    v.map_or_else(|| "-".into(), |l| l.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -628,6 +628,7 @@ mod tests {
             checks: Vec::new(),
             patroni: None,
             discovery: None,
+            downstream: None,
         };
         let e = s
             .finish(BundleContents {

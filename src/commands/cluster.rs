@@ -11,7 +11,8 @@ use futures_util::future::join_all;
 use crate::cli::{ClusterArgs, CompareArgs};
 use crate::divergence::{analyze, human_bytes, Verdict};
 use crate::finding::{Finding, FindingId};
-use crate::lsn::Lsn;
+use crate::forktree::{self, ForkTree, TreeInput, WalReceiver};
+use crate::lsn::{Lsn, TimelineId};
 use crate::node::NodeFacts;
 use crate::pg::conninfo::ConnParams;
 use crate::pg::session::{Session, SessionOptions, APPLICATION_NAME};
@@ -26,8 +27,8 @@ use crate::report::{now_rfc3339, tool_id};
 /// The parsed inputs of `cluster`.
 #[derive(Debug, Clone)]
 pub struct ClusterInput {
-    /// The primary.
-    pub primary: ConnParams,
+    /// The primary; `None` with `--node` alone: the writable node on the newest timeline.
+    pub primary: Option<ConnParams>,
     /// Other nodes to inspect directly.
     pub nodes: Vec<ConnParams>,
     /// Timeouts for every session.
@@ -39,8 +40,8 @@ impl ClusterInput {
     pub fn notices(&self) -> Vec<String> {
         let mut out: Vec<String> = self
             .primary
-            .warnings()
             .iter()
+            .flat_map(|p| p.warnings().iter())
             .map(|w| format!("--primary: {w}"))
             .collect();
         for n in &self.nodes {
@@ -62,12 +63,13 @@ impl ClusterInput {
         // --primary), every other member with data a node.
         let discovery = super::compare::discover(&args.patroni, &args.discovery, &args.timeouts)?;
         let primary = match (&args.primary, &discovery) {
-            (Some(s), _) => parse("--primary", s)?,
-            (None, Some(d)) => d.conninfo(d.new_primary()?)?,
+            (Some(s), _) => Some(parse("--primary", s)?),
+            (None, Some(d)) => Some(d.conninfo(d.new_primary()?)?),
+            (None, None) if !args.nodes.is_empty() => None,
             (None, None) => {
                 return Err(CommandError::Usage {
                     flag: "--primary",
-                    message: "name the primary (a conninfo), or pass --patroni, --repmgr, --pg-auto-failover or --cnpg-status".into(),
+                    message: "name the primary (a conninfo), or pass --patroni, --repmgr, --pg-auto-failover, --cnpg-status or --node".into(),
                 })
             }
         };
@@ -85,7 +87,9 @@ impl ClusterInput {
                 .filter(|m| !matches!(m.role, Role::Primary | Role::Witness))
             {
                 match d.conninfo(m) {
-                    Ok(p) if p.target() != primary.target() => nodes.push(p),
+                    Ok(p) if primary.as_ref().is_none_or(|x| p.target() != x.target()) => {
+                        nodes.push(p)
+                    }
                     Ok(_) => {}
                     // A member the manager gives no address for is left out, as Patroni's are.
                     Err(_) if m.address().is_none() && m.conninfo.is_none() => {}
@@ -324,6 +328,56 @@ fn place(primary: &NodeFacts, address: String, read: super::ReadNode) -> NodeChe
     }
 }
 
+/// `pg_stat_wal_receiver`: whom a standby streams from (`flushed_lsn` is PostgreSQL 13+).
+fn receiver_sql(server_version_num: u32) -> String {
+    let flushed = if server_version_num >= 130000 {
+        "flushed_lsn"
+    } else {
+        "received_lsn"
+    };
+    format!(
+        "SELECT status::text, sender_host::text, sender_port::int4, received_tli::int4,
+                {flushed}::text, slot_name::text
+           FROM pg_stat_wal_receiver LIMIT 1"
+    )
+}
+
+/// Reads a node's WAL receiver; `None` when it has none running (or it cannot be read).
+async fn read_receiver(read: &super::ReadNode) -> Option<WalReceiver> {
+    let (session, facts) = (read.session.as_ref()?, read.facts.as_ref()?);
+    let row = session
+        .query_opt(receiver_sql(facts.server_version_num).as_str(), &[])
+        .await
+        .ok()??;
+    Some(WalReceiver {
+        status: row.get(0),
+        sender_host: row.get(1),
+        sender_port: row
+            .get::<_, Option<i32>>(2)
+            .and_then(|p| u16::try_from(p).ok()),
+        received_tli: row
+            .get::<_, Option<i32>>(3)
+            .and_then(|t| u32::try_from(t).ok())
+            .map(TimelineId),
+        flushed_lsn: lsn_col(&row, 4),
+        slot_name: row.get(5),
+    })
+}
+
+/// With `--node` alone: the writable node on the newest timeline (the first one given on a
+/// tie), as the primary.
+fn pick_primary(reads: &[(ConnParams, super::ReadNode)]) -> Option<usize> {
+    reads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, r))| {
+            let f = r.facts.as_ref()?;
+            (!f.in_recovery).then_some((f.timeline, std::cmp::Reverse(i), i))
+        })
+        .max()
+        .map(|(_, _, i)| i)
+}
+
 /// Runs the cluster check and builds its report. Fails only when the primary cannot be read.
 pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
     let started = Instant::now();
@@ -334,13 +388,44 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
             .iter()
             .map(|p| super::read_node(p, &input.session, None)),
     );
-    let (mut primary, nodes) = tokio::join!(
-        super::read_node(&input.primary, &input.session, None),
-        nodes
-    );
-    let primary_address = input.primary.target();
+    let given_primary = async {
+        match &input.primary {
+            Some(p) => Some(super::read_node(p, &input.session, None).await),
+            None => None,
+        }
+    };
+    let (primary, nodes) = tokio::join!(given_primary, nodes);
+    let mut reads: Vec<(ConnParams, super::ReadNode)> =
+        input.nodes.iter().cloned().zip(nodes).collect();
+    let (primary_params, mut primary) = match (primary, &input.primary) {
+        (Some(r), Some(p)) => (p.clone(), r),
+        _ => match pick_primary(&reads) {
+            Some(i) => reads.remove(i),
+            None => {
+                let why: Vec<String> = reads
+                    .iter()
+                    .map(|(p, r)| match (&r.facts, &r.section.error) {
+                        (Some(_), _) => format!("{} is in recovery", p.target()),
+                        (None, e) => e.clone().unwrap_or_else(|| p.target()),
+                    })
+                    .collect();
+                for (_, r) in reads {
+                    if let Some(s) = r.session {
+                        s.close().await;
+                    }
+                }
+                return Err(CommandError::NoWritableNode(why.join("; ")));
+            }
+        },
+    };
+    let mut receivers = Vec::with_capacity(reads.len());
+    for (_, r) in &reads {
+        receivers.push(read_receiver(r).await);
+    }
+    let primary_receiver = read_receiver(&primary).await;
+    let primary_address = primary_params.target();
     let (Some(pfacts), Some(session)) = (primary.facts.clone(), primary.session.take()) else {
-        for n in nodes {
+        for (_, n) in reads {
             if let Some(s) = n.session {
                 s.close().await;
             }
@@ -413,8 +498,34 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
         });
     }
 
-    let mut checks = Vec::with_capacity(nodes.len());
-    for (params, mut read) in input.nodes.iter().zip(nodes) {
+    // The fork tree: the primary first, then every other node read (the primary's own
+    // address given again with --node is left out).
+    let mut tree_inputs = vec![TreeInput {
+        address: primary_address.clone(),
+        facts: Some(pfacts.clone()),
+        receiver: primary_receiver,
+        error: None,
+    }];
+    for ((params, read), receiver) in reads.iter().zip(&receivers) {
+        if read
+            .facts
+            .as_ref()
+            .is_some_and(|f| f.same_server_as(&pfacts))
+        {
+            continue;
+        }
+        tree_inputs.push(TreeInput {
+            address: params.target(),
+            facts: read.facts.clone(),
+            receiver: receiver.clone(),
+            error: read.section.error.clone(),
+        });
+    }
+    let tree = forktree::build(&tree_inputs, Some(0), Some(pfacts.system_identifier));
+    findings.extend(tree_findings(&tree, &pfacts, &tree_inputs));
+
+    let mut checks = Vec::with_capacity(reads.len());
+    for (params, mut read) in reads {
         findings.append(&mut read.findings);
         if let Some(s) = read.session.take() {
             s.close().await;
@@ -427,7 +538,7 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
                 FindingId::DivergedNode,
                 Some(format!(
                     "do not pg_rewind, reinitialise or let the HA manager rejoin {}: it holds the only copy of that WAL; run `failover-verify compare --new-primary '{}' --former-primary '{}'` to list the lost transactions",
-                    c.address, input.primary.redacted(), c.node.target
+                    c.address, primary_params.redacted(), c.node.target
                 )),
             ),
             NodeStatus::Unreadable => (FindingId::NodeUnreadable, None),
@@ -454,7 +565,19 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
         .iter()
         .filter(|c| c.status == NodeStatus::Diverged)
         .collect();
-    let (verdict, explanation) = if !diverged.is_empty() {
+    let (verdict, explanation) = if !tree.split_brains.is_empty() {
+        (
+            ClusterVerdict::Diverged,
+            format!(
+                "Split brain: {}.",
+                tree.split_brains
+                    .iter()
+                    .map(|b| b.reason.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        )
+    } else if !diverged.is_empty() {
         (
             ClusterVerdict::Diverged,
             format!(
@@ -524,5 +647,72 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
         slots,
         nodes: checks,
         findings,
+        tree: Some(tree),
     })
+}
+
+/// The findings of the fork tree: split brains (with the WAL written on each side) and
+/// standbys following an upstream that is not on the current timeline.
+fn tree_findings(tree: &ForkTree, primary: &NodeFacts, inputs: &[TreeInput]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for b in &tree.split_brains {
+        let sides: Vec<String> = b
+            .sides
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} ({}, timeline {}) wrote {}..{} ({})",
+                    s.address,
+                    if s.writable {
+                        "accepts writes"
+                    } else {
+                        "in recovery"
+                    },
+                    s.timeline,
+                    s.from,
+                    s.to,
+                    bytes_text(s.bytes())
+                )
+            })
+            .collect();
+        let (a, b2) = (&b.sides[0].address, &b.sides[1].address);
+        out.push(
+            Finding::new(
+                FindingId::SplitBrain,
+                format!("split brain: {}: {}", b.reason, sides.join("; ")),
+            )
+            .with_hint(format!(
+                "fence all but one of {a} and {b2} now (stop writes: a read-only default_transaction_read_only, a stopped service, a cut network), then list what each side wrote with `failover-verify compare --new-primary <the side you keep> --former-primary <the other>`"
+            )),
+        );
+    }
+    for n in &tree.nodes {
+        if n.upstream_on_current != Some(false) {
+            continue;
+        }
+        let received = inputs
+            .iter()
+            .find(|i| i.address == n.address)
+            .and_then(|i| i.receiver.as_ref())
+            .and_then(|r| r.received_tli);
+        out.push(
+            Finding::new(
+                FindingId::UpstreamOffTimeline,
+                format!(
+                    "{} (timeline {}) streams from {} ({}{}), which is not on the current timeline {} of the primary",
+                    n.address,
+                    n.timeline.map_or_else(|| "?".into(), |t| t.to_string()),
+                    n.upstream.as_deref().unwrap_or("an unknown upstream"),
+                    n.upstream_status.as_deref().unwrap_or("?"),
+                    received.map_or_else(String::new, |t| format!(", last received timeline {t}")),
+                    primary.timeline
+                ),
+            )
+            .with_hint(format!(
+                "check first whether it holds WAL the primary lacks (see the tree), then point its primary_conninfo at the primary (timeline {})",
+                primary.timeline
+            )),
+        );
+    }
+    out
 }

@@ -548,6 +548,7 @@ pub async fn run_with_progress(
     let mut attribution = None;
     let mut former_side: Option<crate::diff::walguided::SideWal> = None;
     let mut touched_databases: Vec<String> = Vec::new();
+    let mut downstream: Option<crate::downstream::Downstream> = None;
     let wal_range = analysis
         .divergence
         .as_ref()
@@ -656,6 +657,13 @@ pub async fn run_with_progress(
                     wal_missing = Some(format!("the former timeline's WAL could not be read: {e}"));
                 }
                 if let Ok(mut ev) = evidence {
+                    // Consumers that already received some of the lost transactions.
+                    if let Some(session) = &former_session {
+                        let t = Instant::now();
+                        downstream =
+                            Some(crate::downstream::examine(session, switchpoint, Some(&ev)).await);
+                        crate::timing::record("compare: downstream consumers", t);
+                    }
                     if let (Some(c), Some(_)) = (capture, &stage) {
                         // Segments fetched from an archive go into the bundle as read.
                         for (name, path) in &ev.segment_files {
@@ -734,6 +742,37 @@ pub async fn run_with_progress(
                 }
             }
         }
+    }
+
+    // Without decoded WAL, the consumers' positions alone say who received WAL past the fork.
+    if let (None, Some(session), Verdict::Loss, Some(sp)) = (
+        &downstream,
+        &former_session,
+        analysis.verdict,
+        analysis.divergence.as_ref().and_then(|d| d.switchpoint_lsn),
+    ) {
+        downstream = Some(crate::downstream::examine(session, sp, None).await);
+    }
+    // The former primary was not read (WAL from files only): its consumers are unknown.
+    if let (None, None, Verdict::Loss, Some(sp)) = (
+        &downstream,
+        &former_session,
+        analysis.verdict,
+        analysis.divergence.as_ref().and_then(|d| d.switchpoint_lsn),
+    ) {
+        downstream = Some(crate::downstream::Downstream {
+            switchpoint: sp,
+            consumers: Vec::new(),
+            not_examined: Some(
+                "the former primary was not read (the lost WAL came from files), so its replication slots and walsenders are unknown".into(),
+            ),
+        });
+    }
+    if let Some(d) = &downstream {
+        let lost = transactions
+            .as_ref()
+            .map(|t: &evidence::Transactions| t.lost_commits as u64);
+        findings.extend(crate::downstream::findings(d, lost));
     }
 
     // Which rows: table checksums down to single rows, attributed with the lost xids.
@@ -892,6 +931,7 @@ pub async fn run_with_progress(
             .and_then(|d| d.patroni.as_ref())
             .map(|d| d.section.clone()),
         discovery: input.discovery.as_ref().map(|d| d.section.clone()),
+        downstream,
     };
     if let Some(staging) = staging {
         let sealed = Sealed {

@@ -195,6 +195,7 @@ pub async fn run(input: &FromEvidenceInput) -> Result<Outcome, CommandError> {
             tables: None,
             patroni: None,
             discovery: None,
+            downstream: None,
         },
         epilogue: None,
     })

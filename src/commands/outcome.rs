@@ -61,6 +61,9 @@ pub enum CommandError {
     /// The primary of `cluster` could not be read; without it nothing can be said.
     #[error("primary: {0}")]
     Primary(#[source] NodeError),
+    /// `cluster --node …` without `--primary`: none of the nodes accepts writes.
+    #[error("primary: no --node accepts writes ({0}); name the primary with --primary")]
+    NoWritableNode(String),
     /// A WAL archive could not deliver a file, or delivered one that cannot be used.
     #[error("archive: {0}")]
     Archive(#[from] crate::wal::archive::ArchiveError),

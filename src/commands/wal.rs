@@ -103,6 +103,7 @@ pub async fn run(args: &WalArgs) -> Result<Outcome, CommandError> {
             tables: None,
             patroni: None,
             discovery: None,
+            downstream: None,
         },
         epilogue: None,
     })

@@ -185,6 +185,10 @@ pub struct ClusterReport {
     pub nodes: Vec<NodeCheck>,
     /// Things the reader should know or do, most severe first.
     pub findings: Vec<Finding>,
+    /// The fork tree of every node read: the timeline branches, where each forked, which
+    /// node sits where, split brains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<crate::forktree::ForkTree>,
 }
 
 impl ClusterReport {
@@ -358,6 +362,13 @@ pub(super) fn render_text(r: &ClusterReport, out: &mut dyn Write) -> io::Result<
             writeln!(out, "- {}", n.explanation)?;
         }
     }
+    if let Some(t) = r.tree.as_ref().filter(|t| !t.branches.is_empty()) {
+        writeln!(out)?;
+        writeln!(out, "Fork tree")?;
+        for line in t.ascii() {
+            writeln!(out, "  {line}")?;
+        }
+    }
     if !r.findings.is_empty() {
         writeln!(out)?;
         writeln!(out, "Findings")?;
@@ -432,6 +443,16 @@ pub(super) fn render_markdown(r: &ClusterReport, out: &mut dyn Write) -> io::Res
             writeln!(out, "- {}", markdown_cell(&n.explanation))?;
         }
     }
+    if let Some(t) = r.tree.as_ref().filter(|t| !t.branches.is_empty()) {
+        writeln!(out)?;
+        writeln!(out, "### Fork tree")?;
+        writeln!(out)?;
+        writeln!(out, "```")?;
+        for line in t.ascii() {
+            writeln!(out, "{line}")?;
+        }
+        writeln!(out, "```")?;
+    }
     if !r.findings.is_empty() {
         writeln!(out)?;
         writeln!(out, "### Findings")?;
@@ -469,6 +490,33 @@ pub(super) fn render_csv(r: &ClusterReport, out: &mut dyn Write) -> io::Result<(
     }
     for n in node_rows(r).iter().skip(1) {
         row("node", &n[0], &n[1..].join(";"))?;
+    }
+    if let Some(t) = &r.tree {
+        for b in &t.branches {
+            row(
+                "tree_branch",
+                &b.label,
+                &format!(
+                    "parent {};fork {};{}",
+                    b.parent
+                        .map_or_else(|| "-".into(), |p| t.branches[p].label.clone()),
+                    lsn_or_dash(b.fork_lsn),
+                    if b.current {
+                        "current"
+                    } else if b.on_current_path {
+                        "ancestor of current"
+                    } else {
+                        "off the current timeline"
+                    }
+                ),
+            )?;
+        }
+        for n in &t.nodes {
+            row("tree_node", &n.address, &crate::forktree::node_line(n))?;
+        }
+        for b in &t.split_brains {
+            row("split_brain", "", &b.reason)?;
+        }
     }
     for f in &r.findings {
         row("finding", f.id.as_str(), &f.message)?;

@@ -73,6 +73,11 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             row(&section, &field, &value)?;
         }
     }
+    if let Some(d) = &report.downstream {
+        for r in super::downstream::rows(d).iter().skip(1) {
+            row("downstream", &r[0], &r[1..].join(";"))?;
+        }
+    }
     for f in &report.findings {
         row("finding", f.id.as_str(), &f.message)?;
     }

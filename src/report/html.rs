@@ -306,6 +306,9 @@ footer{{color:#57606a;font-size:12px;margin-top:28px}}
     {
         s.push_str(&super::discovery::render_html(d, &esc));
     }
+    if let Some(d) = &report.downstream {
+        s.push_str(&super::downstream::render_html(d, &esc));
+    }
     if !report.findings.is_empty() {
         s.push_str("<h2>Findings</h2><ul>");
         for f in &report.findings {

@@ -145,6 +145,9 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     {
         super::discovery::render_markdown(d, out)?;
     }
+    if let Some(d) = &report.downstream {
+        super::downstream::render_markdown(d, out)?;
+    }
     if !report.findings.is_empty() {
         writeln!(out)?;
         writeln!(out, "### Findings")?;

@@ -4,8 +4,10 @@
 //! Commands build a [`Report`]; nothing else decides how it looks.
 
 pub mod cluster;
+pub mod cluster_html;
 pub mod csv;
 pub mod discovery;
+pub mod downstream;
 pub mod html;
 pub mod json;
 pub mod markdown;
@@ -59,15 +61,11 @@ pub fn render_cluster(
         Format::Csv => cluster::render_csv(report, out),
         Format::Prometheus => prometheus::render_cluster(report, out),
         Format::Html => {
-            // The cluster check has no picture to draw: its text tables in a page.
+            // The fork tree as a picture, then the text tables.
             let mut text = Vec::new();
             cluster::render_text(report, &mut text)?;
-            let text = html::esc(&String::from_utf8_lossy(&text));
-            writeln!(
-                out,
-                "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>failover-verify cluster: {}</title></head><body><pre>{text}</pre></body></html>",
-                report.verdict.as_str()
-            )
+            let page = cluster_html::render(report, &String::from_utf8_lossy(&text));
+            writeln!(out, "{page}")
         }
     }
 }
@@ -162,6 +160,7 @@ mod tests {
             checks: Vec::new(),
             patroni: None,
             discovery: None,
+            downstream: None,
         }
     }
 

@@ -50,6 +50,10 @@ pub struct Report {
     /// manager-neutral: the members, the recorded promotions, how the nodes were chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discovery: Option<crate::discovery::DiscoverySection>,
+    /// The former primary's downstream consumers (logical slots, standbys, pg_receivewal) and
+    /// the lost transactions each already received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downstream: Option<crate::downstream::Downstream>,
 }
 
 /// One node as the report shows it.

@@ -481,6 +481,7 @@ mod tests {
             tables: None,
             patroni: None,
             discovery: None,
+            downstream: None,
             divergence: Some(Divergence {
                 former_timeline: TimelineId(1),
                 new_timeline: TimelineId(2),
@@ -624,6 +625,7 @@ mod tests {
                 }),
             }],
             findings: Vec::new(),
+            tree: None,
         };
         let mut out = Vec::new();
         render_cluster(&r, &mut out).unwrap();

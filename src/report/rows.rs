@@ -3,6 +3,7 @@
 
 use crate::divergence::Divergence;
 use crate::evidence::Transactions;
+pub(crate) use crate::lsn::lsn_or_dash;
 use crate::node::NodeFacts;
 
 use super::model::{NodeSection, Report};
@@ -122,11 +123,6 @@ pub(crate) fn divergence_rows(d: &Divergence) -> Vec<[String; 2]> {
             },
         ],
     ]
-}
-
-/// An optional LSN as text, `-` when absent.
-pub(crate) fn lsn_or_dash(v: Option<crate::lsn::Lsn>) -> String {
-    v.map_or_else(|| "-".into(), |l| l.to_string())
 }
 
 /// How many lost transactions the text and Markdown reports list (JSON and CSV list the first

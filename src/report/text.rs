@@ -168,6 +168,9 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     {
         super::discovery::render_text(d, out)?;
     }
+    if let Some(d) = &report.downstream {
+        super::downstream::render_text(d, out)?;
+    }
 
     if !report.findings.is_empty() {
         writeln!(out)?;
