@@ -6,7 +6,8 @@
 //! alone: tuple images ([`wal::tuple`]) → deformed and printed as text ([`values`]).
 //! The library computes and returns values; it never prints. [`bundle`] seals what a run read
 //! (reports, the lost range's WAL, histories, node facts) into a checksummed evidence bundle,
-//! and reads one back for a re-analysis with no server.
+//! and reads one back for a re-analysis with no server. [`guard`] is the pg_rewind stand-in's
+//! computation: a diverged target's WAL copied aside before an HA manager rewinds it.
 
 pub mod bundle;
 pub mod checks;
@@ -16,6 +17,7 @@ pub mod diff;
 pub mod divergence;
 pub mod evidence;
 pub mod finding;
+pub mod guard;
 pub mod lsn;
 pub mod node;
 pub mod patroni;

@@ -18,6 +18,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
+            // A broken guard wrapper must not block the rejoin: run pg_rewind anyway.
+            if let Some(exit) = rewind_guard_fallback() {
+                return exit;
+            }
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
                     ExitCode::SUCCESS
@@ -92,6 +96,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Wal(args) => (commands::wal::run(args).await, args.output.clone()),
         Command::Demo(args) => (commands::demo::run(args).await, args.output.clone()),
         Command::Checks(args) => return checks_command(args),
+        Command::RewindGuard(args) => return rewind_guard(args).await,
     };
     match result {
         Ok(outcome) => finish(outcome, &output, cli.quiet),
@@ -344,4 +349,57 @@ async fn run_compare(
     let result = commands::compare::run_with_progress(input, &progress).await;
     progress.finish();
     result
+}
+
+// ---------------------------------------------------------------------------- rewind guard
+
+/// `rewind-guard`: the guard's own work (a panic in it is caught and logged), then the real
+/// pg_rewind in this process's place, with exactly the given arguments.
+async fn rewind_guard(args: &failover_verify::cli::RewindGuardArgs) -> ExitCode {
+    use commands::rewind_guard;
+    if args.print_wrapper {
+        let tool = std::env::current_exe().unwrap_or_else(|_| "failover-verify".into());
+        let script =
+            failover_verify::guard::wrapper_script(&tool, &rewind_guard::wrapper_options(args));
+        print!("{script}");
+        return ExitCode::SUCCESS;
+    }
+    let owned = args.clone();
+    match tokio::spawn(async move { rewind_guard::run(&owned).await }).await {
+        Ok(outcome) => {
+            for l in &outcome.lines {
+                eprintln!("{l}");
+            }
+            if outcome.hold.is_some() {
+                return ExitCode::from(1);
+            }
+        }
+        Err(e) => eprintln!(
+            "failover-verify rewind-guard: internal error ({e}); running pg_rewind anyway"
+        ),
+    }
+    exec_pg_rewind(&args.pg_rewind, &args.args)
+}
+
+/// Replaces this process with pg_rewind (its output and exit code are the caller's).
+fn exec_pg_rewind(pg_rewind: &Path, args: &[std::ffi::OsString]) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new(pg_rewind).args(args).exec();
+    eprintln!("error: cannot run {}: {err}", pg_rewind.display());
+    code(Exit::Error)
+}
+
+/// When the flags do not parse but name `rewind-guard --pg-rewind PATH ... -- ARGS`.
+fn rewind_guard_fallback() -> Option<ExitCode> {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_none_or(|a| a != "rewind-guard") {
+        return None;
+    }
+    let sep = argv.iter().position(|a| a == "--")?;
+    let at = argv[..sep].iter().position(|a| a == "--pg-rewind")?;
+    let pg_rewind = PathBuf::from(argv.get(at + 1).filter(|_| at + 1 < sep)?);
+    eprintln!(
+        "failover-verify rewind-guard: bad guard options; running pg_rewind without the guard"
+    );
+    Some(exec_pg_rewind(&pg_rewind, &argv[sep + 1..]))
 }

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod compare;
 pub mod demo;
 pub mod from_evidence;
+pub mod rewind_guard;
 pub mod wal;
 
 use crate::report::Report;
