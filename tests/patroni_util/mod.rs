@@ -322,7 +322,8 @@ impl PatroniCluster {
                 dir,
                 proc: None,
             });
-            c.extra_postgresql.push(extra(&dir));
+            let extra_yaml = extra(&c.dir.path().join(name));
+            c.extra_postgresql.push(extra_yaml);
         }
         for i in 0..c.members.len() {
             c.write_config(i, false);
