@@ -21,6 +21,7 @@ pub mod guard;
 pub mod lsn;
 pub mod node;
 pub mod patroni;
+pub mod patroni_audit;
 pub mod pg;
 pub mod progress;
 pub mod report;

@@ -441,7 +441,7 @@ async fn patroni_rewind_guard_captures_before_patroni_rewinds() {
     assert_ne!(me["state"], "streaming", "{me}");
     let plog = std::fs::read_to_string(c.member(&r3.former).log()).unwrap();
     let plog = &plog[log_before.min(plog.len())..];
-    let rewinds = plog.matches("running pg_rewind from").count();
+    let rewinds = plog.matches("pg_rewind exit code=").count();
     eprintln!("guard test: Patroni ran pg_rewind {rewinds} time(s) while held; its log:");
     for l in plog.lines().filter(|l| {
         l.contains("rewind")
@@ -491,6 +491,116 @@ async fn patroni_rewind_guard_captures_before_patroni_rewinds() {
             .count(),
         1,
         "no second bundle of the same divergence"
+    );
+
+    // ---- 4. the configuration audit: this cluster is unsafe, then made safe.
+    let leader_rest = c.member(&r3.new).rest();
+    let patch = |body: &str| {
+        let resp = agent()
+            .patch(format!("{leader_rest}/config"))
+            .content_type("application/json")
+            .send(body)
+            .expect("PATCH /config");
+        assert!(
+            resp.status().is_success(),
+            "PATCH /config: {}",
+            resp.status()
+        );
+    };
+    patch(
+        r#"{"postgresql": {"remove_data_directory_on_rewind_failure": true, "remove_data_directory_on_diverged_timelines": true}}"#,
+    );
+    let audit_ids = [
+        "archive_mode_off",
+        "patroni_rewind_without_archive",
+        "patroni_removes_data_on_rewind_failure",
+        "patroni_removes_data_on_diverged_timelines",
+        "patroni_failover_lag_allowed",
+        "patroni_audit_incomplete",
+    ];
+    let audit = |run: &util::Run| -> Vec<String> {
+        let j = run.json();
+        let mut v = Vec::new();
+        for f in j["findings"].as_array().unwrap() {
+            if let Some(id) = f["id"].as_str().filter(|id| audit_ids.contains(id)) {
+                v.push(id.to_string());
+            }
+        }
+        v
+    };
+    let cluster_args = [
+        "cluster",
+        "--patroni",
+        leader_rest.as_str(),
+        "--patroni-conninfo",
+        "user=postgres dbname=postgres sslmode=disable",
+        "--format",
+        "json",
+    ];
+    let run = run_tool(&cluster_args).await;
+    assert_ne!(run.code, 3, "{}", run.stderr);
+    let found = audit(&run);
+    assert_eq!(
+        found,
+        audit_ids[..5].to_vec(),
+        "unsafe configuration: {}",
+        run.stdout
+    );
+    // Safe: strict synchronous mode, a small lag limit, archiving, no removal options.
+    patch(
+        r#"{"synchronous_mode_strict": true, "maximum_lag_on_failover": 1048576, "postgresql": {"remove_data_directory_on_rewind_failure": false, "remove_data_directory_on_diverged_timelines": false, "parameters": {"archive_mode": "on", "archive_command": "/bin/true"}}}"#,
+    );
+    let leader_port = c.member(&r3.new).pg_port;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sql(
+        leader_port,
+        "SELECT pending_restart FROM pg_settings WHERE name = 'archive_mode'",
+    )
+    .await
+    .ok()
+    .flatten()
+    .as_deref()
+        != Some("t")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "archive_mode never became pending_restart"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut ctl = Command::new(c.tools.venv.join("bin/patronictl"));
+    ctl.arg("-c").arg(c.member(&r3.new).config()).args([
+        "restart",
+        "fv-patroni-test",
+        &r3.new,
+        "--force",
+    ]);
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::from(ctl).output(),
+    )
+    .await
+    .expect("patronictl restart within 120 s")
+    .expect("patronictl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_sql(
+        "archive_mode on after the restart",
+        120,
+        leader_port,
+        "SELECT current_setting('archive_mode')",
+        |v| v.as_deref() == Some("on"),
+    )
+    .await;
+    let run = run_tool(&cluster_args).await;
+    assert_ne!(run.code, 3, "{}", run.stderr);
+    assert!(audit(&run).is_empty(), "safe configuration: {}", run.stdout);
+    eprintln!(
+        "guard test: audit done; total {:.1} s",
+        started.elapsed().as_secs_f64()
     );
     tokio::task::block_in_place(|| drop(c));
 }
