@@ -61,6 +61,12 @@ pub struct RewindGuardArgs {
     /// Print the two-line wrapper script to name in `postgresql.bin_name.pg_rewind`, and exit.
     #[arg(long)]
     pub print_wrapper: bool,
+    /// Run as a Patroni replica method (`create_replica_methods`, with `keep_data: true`):
+    /// read `--datadir=` and `--connstring=` after `--`, capture a diverged data directory,
+    /// then always exit 1 so that Patroni goes on to the next method (e.g. basebackup).
+    /// `--pg-rewind` is not run.
+    #[arg(long)]
+    pub replica_method: bool,
     /// pg_rewind's arguments.
     #[arg(last = true, value_name = "PG_REWIND_ARGS", allow_hyphen_values = true)]
     pub args: Vec<std::ffi::OsString>,

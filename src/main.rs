@@ -378,6 +378,10 @@ async fn rewind_guard(args: &failover_verify::cli::RewindGuardArgs) -> ExitCode 
             "failover-verify rewind-guard: internal error ({e}); running pg_rewind anyway"
         ),
     }
+    if args.replica_method {
+        // Patroni goes on to its next replica method.
+        return ExitCode::from(1);
+    }
     exec_pg_rewind(&args.pg_rewind, &args.args)
 }
 
@@ -396,6 +400,12 @@ fn rewind_guard_fallback() -> Option<ExitCode> {
         return None;
     }
     let sep = argv.iter().position(|a| a == "--")?;
+    if argv[..sep].iter().any(|a| a == "--replica-method") {
+        eprintln!(
+            "failover-verify rewind-guard: bad guard options; exiting 1 (next replica method)"
+        );
+        return Some(ExitCode::from(1));
+    }
     let at = argv[..sep].iter().position(|a| a == "--pg-rewind")?;
     let pg_rewind = PathBuf::from(argv.get(at + 1).filter(|_| at + 1 < sep)?);
     eprintln!(

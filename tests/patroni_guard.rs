@@ -9,6 +9,9 @@
 //! 2. Evidence root unwritable: the node still rejoins; the failure is in Patroni's log.
 //! 3. `--hold-when-lost`: the node stays out; the release marker plus a restart of its Patroni
 //!    lets it rejoin.
+//! 4. pg_rewind unusable, the node left diverged, then `patronictl reinit`: the replica method
+//!    `rewind-guard --replica-method` (`keep_data: true`) captures before basebackup runs.
+//! 5. The configuration audit of `cluster --patroni`: unsafe settings flagged, safe ones clean.
 
 mod patroni_util;
 mod util;
@@ -236,10 +239,14 @@ async fn patroni_rewind_guard_captures_before_patroni_rewinds() {
     };
     let started = Instant::now();
     let mut c = tokio::task::block_in_place(|| {
+        let pg_rewind = tools.install.bindir.join("pg_rewind");
         PatroniCluster::start_with(tools, &["node-a", "node-b", "node-c"], true, |dir| {
             format!(
-                "  bin_name:\n    pg_rewind: {}\n",
-                wrapper_path(dir).display()
+                "  bin_name:\n    pg_rewind: {}\n  create_replica_methods:\n    - fvguard\n    - basebackup\n  fvguard:\n    command: {} rewind-guard --replica-method --pg-rewind {} --evidence-root {} --\n    keep_data: true\n",
+                wrapper_path(dir).display(),
+                env!("CARGO_BIN_EXE_failover-verify"),
+                pg_rewind.display(),
+                evidence_root(dir).display(),
             )
         })
     });
@@ -381,6 +388,8 @@ async fn patroni_rewind_guard_captures_before_patroni_rewinds() {
     // ---- 2. an unwritable evidence root: the node still rejoins.
     let leader_dir = c.member(&r.new).dir.clone();
     let root2 = evidence_root(&leader_dir);
+    // (The replica method may have made it when the member was cloned: start empty.)
+    let _ = std::fs::remove_dir_all(&root2);
     std::fs::create_dir_all(&root2).unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
@@ -493,8 +502,82 @@ async fn patroni_rewind_guard_captures_before_patroni_rewinds() {
         "no second bundle of the same divergence"
     );
 
-    // ---- 4. the configuration audit: this cluster is unsafe, then made safe.
-    let leader_rest = c.member(&r3.new).rest();
+    // ---- 4. reinit of a diverged node that could not be rewound: the replica method captures.
+    let leader4 = c.member(&r3.new).dir.clone();
+    std::fs::write(wrapper_path(&leader4), "#!/bin/sh\nexit 1\n").unwrap();
+    // Its evidence root may be round 2's unwritable one: the guard makes a fresh one.
+    let _ = std::fs::remove_dir_all(evidence_root(&leader4));
+    let r4 = lossy_failover(&mut c, "guard_lost_4").await;
+    assert_eq!(r4.former, r3.new);
+    let old4 = r4.old_tl;
+    tokio::task::block_in_place(|| {
+        c.wait_json(
+            "the former leader running diverged on its old timeline (pg_rewind unusable)",
+            120,
+            &c.member(&r4.new).rest(),
+            "/cluster",
+            |v| {
+                members(v).iter().any(|m| {
+                    m["name"] == r4.former.as_str()
+                        && m["state"] == "running"
+                        && m["timeline"] == old4
+                })
+            },
+        )
+    });
+    let mut ctl = Command::new(c.tools.venv.join("bin/patronictl"));
+    ctl.arg("-c").arg(c.member(&r4.new).config()).args([
+        "reinit",
+        "fv-patroni-test",
+        &r4.former,
+        "--force",
+    ]);
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::from(ctl).output(),
+    )
+    .await
+    .expect("patronictl reinit within 120 s")
+    .expect("patronictl runs");
+    eprintln!(
+        "guard test: reinit: {}{}",
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let t5 = Instant::now();
+    tokio::task::block_in_place(|| wait_rejoined(&c, &r4.former, old4 + 1, 180));
+    eprintln!(
+        "guard test: reinit: {} streams on timeline {} {:.1} s later",
+        r4.former,
+        old4 + 1,
+        t5.elapsed().as_secs_f64()
+    );
+    let root4 = evidence_root(&leader4);
+    let log4 = std::fs::read_to_string(root4.join("guard.log")).unwrap_or_default();
+    let tl4 = format!("-tl{old4}-");
+    let b4: Vec<PathBuf> = bundles(&root4)
+        .into_iter()
+        .filter(|b| b.to_string_lossy().contains(&tl4))
+        .collect();
+    assert_eq!(b4.len(), 1, "{b4:?}\nguard.log:\n{log4}");
+    assert!(log4.contains("replica method"), "{log4}");
+    let report4: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(b4[0].join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        report4["transactions"]["lost_commits"].as_u64(),
+        Some(LOST as u64),
+        "{}",
+        report4["transactions"]
+    );
+    let sums = Command::new("sha256sum")
+        .args(["-c", "--quiet", "SHA256SUMS"])
+        .current_dir(&b4[0])
+        .status()
+        .expect("sha256sum");
+    assert!(sums.success());
+
+    // ---- 5. the configuration audit: this cluster is unsafe, then made safe.
+    let leader_rest = c.member(&r4.new).rest();
     let patch = |body: &str| {
         let resp = agent()
             .patch(format!("{leader_rest}/config"))
@@ -550,7 +633,7 @@ async fn patroni_rewind_guard_captures_before_patroni_rewinds() {
     patch(
         r#"{"synchronous_mode_strict": true, "maximum_lag_on_failover": 1048576, "postgresql": {"remove_data_directory_on_rewind_failure": false, "remove_data_directory_on_diverged_timelines": false, "parameters": {"archive_mode": "on", "archive_command": "/bin/true"}}}"#,
     );
-    let leader_port = c.member(&r3.new).pg_port;
+    let leader_port = c.member(&r4.new).pg_port;
     let deadline = Instant::now() + Duration::from_secs(60);
     while sql(
         leader_port,
@@ -569,10 +652,10 @@ async fn patroni_rewind_guard_captures_before_patroni_rewinds() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let mut ctl = Command::new(c.tools.venv.join("bin/patronictl"));
-    ctl.arg("-c").arg(c.member(&r3.new).config()).args([
+    ctl.arg("-c").arg(c.member(&r4.new).config()).args([
         "restart",
         "fv-patroni-test",
-        &r3.new,
+        &r4.new,
         "--force",
     ]);
     let out = tokio::time::timeout(

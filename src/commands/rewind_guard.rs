@@ -35,6 +35,9 @@ pub fn wrapper_options(args: &RewindGuardArgs) -> Vec<OsString> {
     if args.hold_when_lost {
         o.push("--hold-when-lost".into());
     }
+    if args.replica_method {
+        o.push("--replica-method".into());
+    }
     o
 }
 
@@ -74,7 +77,11 @@ pub async fn run(args: &RewindGuardArgs) -> GuardOutcome {
         lines: Vec::new(),
         started: Instant::now(),
     };
-    let invocation = guard::classify(&args.args);
+    let invocation = if args.replica_method {
+        guard::classify_replica_method(&args.args)
+    } else {
+        guard::classify(&args.args)
+    };
     let (target, source_server) = match invocation {
         Invocation::PassThrough(why) => {
             // Probes (`--help`) come often: no log file entry, one stderr line at most.
@@ -104,11 +111,23 @@ pub async fn run(args: &RewindGuardArgs) -> GuardOutcome {
         )),
     }
     log.line(format!(
-        "pg_rewind of {} requested (source: {})",
+        "{} of {} requested (source: {})",
+        if args.replica_method {
+            "a replica re-creation (Patroni replica method)"
+        } else {
+            "pg_rewind"
+        },
         target.display(),
         redact(&source_server)
     ));
     let hold = examine(args, &target, &source_server, &mut log).await;
+    if args.replica_method {
+        log.line("exiting 1 so that Patroni runs its next replica method");
+        return GuardOutcome {
+            lines: log.lines,
+            hold: Some("replica method: always falls through".into()),
+        };
+    }
     let hold = match hold {
         Some(reason) if args.hold_when_lost => {
             let line = format!("HOLDING the rewind: {reason}");

@@ -107,6 +107,30 @@ pub fn classify(args: &[OsString]) -> Invocation {
     }
 }
 
+/// Classifies the arguments Patroni gives a custom replica method
+/// (`create_replica_methods`): `--scope=S --role=R --datadir=D --connstring=C` (plus the method's
+/// own options), as a capture of `D` from the member `C` names.
+pub fn classify_replica_method(args: &[OsString]) -> Invocation {
+    let mut target = None;
+    let mut source = None;
+    for a in args {
+        let a = a.to_string_lossy();
+        if let Some(v) = a.strip_prefix("--datadir=") {
+            target = Some(PathBuf::from(v));
+        } else if let Some(v) = a.strip_prefix("--connstring=") {
+            source = Some(v.to_string());
+        }
+    }
+    match (target, source) {
+        (Some(target), Some(source_server)) if !source_server.is_empty() => Invocation::Rewind {
+            target,
+            source_server,
+        },
+        (None, _) => Invocation::PassThrough("no --datadir".into()),
+        (_, _) => Invocation::PassThrough("no --connstring (no member to clone from)".into()),
+    }
+}
+
 /// How the target relates to the source.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Divergence {
