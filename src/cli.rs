@@ -36,6 +36,58 @@ pub enum Command {
     Checks(ChecksArgs),
     /// Check a running cluster before anything happens: standbys, slots, diverged nodes.
     Cluster(ClusterArgs),
+    /// Stand in for pg_rewind (Patroni's `bin_name.pg_rewind`): copy a diverged target's lost
+    /// WAL into an evidence bundle and account for it, then run the real pg_rewind.
+    RewindGuard(RewindGuardArgs),
+}
+
+/// Flags of `rewind-guard`; pg_rewind's own arguments follow `--` unchanged.
+#[derive(Debug, Clone, Args)]
+pub struct RewindGuardArgs {
+    /// The real pg_rewind, run with exactly the arguments after `--`.
+    #[arg(long, value_name = "PATH")]
+    pub pg_rewind: std::path::PathBuf,
+    /// Where each divergence gets its evidence bundle `<sysid>-tl<T>-fork-<LSN>-end-<LSN>/`,
+    /// and where `guard.log` records every call.
+    #[arg(long, value_name = "DIR")]
+    pub evidence_root: std::path::PathBuf,
+    /// Time allowed for the accounting after the copy (which is never cut), e.g. `30s`, `2m`.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_budget)]
+    pub budget: std::time::Duration,
+    /// Refuse the rewind (exit 1 without running pg_rewind) when committed transactions were
+    /// lost or could not be counted, until `<root>/<key>.release` exists. See the README.
+    #[arg(long)]
+    pub hold_when_lost: bool,
+    /// Print the two-line wrapper script to name in `postgresql.bin_name.pg_rewind`, and exit.
+    #[arg(long)]
+    pub print_wrapper: bool,
+    /// Run as a Patroni replica method (`create_replica_methods`, with `keep_data: true`):
+    /// read `--datadir=` and `--connstring=` after `--`, capture a diverged data directory,
+    /// then always exit 1 so that Patroni goes on to the next method (e.g. basebackup).
+    /// `--pg-rewind` is not run.
+    #[arg(long)]
+    pub replica_method: bool,
+    /// pg_rewind's arguments.
+    #[arg(last = true, value_name = "PG_REWIND_ARGS", allow_hyphen_values = true)]
+    pub args: Vec<std::ffi::OsString>,
+}
+
+/// Parses `30s`, `2m`, `1.5s`, `500ms` or plain seconds.
+fn parse_budget(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    match num.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(std::time::Duration::from_secs_f64(v * mult)),
+        _ => Err(format!("invalid duration {s:?}: use e.g. 30s, 2m, 500ms")),
+    }
 }
 
 /// Where and how to write the report.

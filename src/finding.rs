@@ -318,6 +318,30 @@ finding_ids! {
     DownstreamNotExamined = "downstream_not_examined", Warning, Nothing,
         "The former primary's replication slots and senders could not be read: downstream consumers that may hold lost transactions were not examined.",
         "Run SELECT * FROM pg_replication_slots and SELECT * FROM pg_stat_replication on the former primary (GRANT pg_monitor TO the role).";
+    /// Patroni rewinds diverged nodes and nothing keeps their lost WAL.
+    PatroniRewindWithoutArchive = "patroni_rewind_without_archive", Warning, Nothing,
+        "use_pg_rewind is on and WAL archiving is off: after a lossy failover pg_rewind erases the only copy of the lost commits (unless rewind-guard is installed).",
+        "Install `failover-verify rewind-guard` as postgresql.bin_name.pg_rewind on every member (README, \"The rewind guard\"), and turn on archive_mode with an archive_command.";
+    /// Patroni deletes the data directory when pg_rewind fails.
+    PatroniRemovesDataOnRewindFailure = "patroni_removes_data_on_rewind_failure", Warning, Nothing,
+        "remove_data_directory_on_rewind_failure is on: a failed (or held) pg_rewind deletes the former primary's data directory and its lost WAL.",
+        "Set postgresql.remove_data_directory_on_rewind_failure: false (patronictl edit-config), so a failed rewind leaves the node stopped for inspection.";
+    /// Patroni deletes the data directory of a diverged node it cannot rewind.
+    PatroniRemovesDataOnDivergedTimelines = "patroni_removes_data_on_diverged_timelines", Warning, Nothing,
+        "remove_data_directory_on_diverged_timelines is on: a diverged former primary that cannot be rewound, or whose rewind fails, is deleted and re-cloned.",
+        "Set postgresql.remove_data_directory_on_diverged_timelines: false (patronictl edit-config).";
+    /// The primary does not archive WAL.
+    ArchiveModeOff = "archive_mode_off", Warning, Nothing,
+        "archive_mode is off on the primary: a former primary's lost WAL exists only in its own pg_wal, until a rewind or re-clone replaces it.",
+        "Set archive_mode = on and an archive_command (or pgBackRest / WAL-G) in Patroni's postgresql.parameters, then restart the members.";
+    /// Patroni may promote a replica that is far behind.
+    PatroniFailoverLagAllowed = "patroni_failover_lag_allowed", Warning, Nothing,
+        "Patroni may promote a replica that is far behind: synchronous_mode off or not strict, or a large maximum_lag_on_failover.",
+        "Set synchronous_mode: true with synchronous_mode_strict: true, and keep maximum_lag_on_failover small (patronictl edit-config).";
+    /// The Patroni configuration audit could not run.
+    PatroniAuditIncomplete = "patroni_audit_incomplete", Warning, Nothing,
+        "Patroni's dynamic configuration (GET /config) could not be read, so the settings that destroy evidence were not audited.",
+        "Check that GET /config answers on a --patroni URL, or run `patronictl show-config` and compare it with the README's safe settings.";
 }
 
 impl std::fmt::Display for FindingId {

@@ -24,10 +24,14 @@
 //! - L3 `evidence`: the WAL accounting of the lost range: lost commits, tables, DDL, in-doubt.
 //! - L3 `diff`: row-level comparison of tables (WAL-guided and by checksums), recovery export.
 //! - L3 `checks`: the catalogue of SQL checks run on both nodes, and their comparison.
+//! - L3 `patroni_audit`: what in a Patroni configuration will destroy evidence after the
+//!   next lossy failover.
 //! - L3 `divergence`: where the timelines forked and what each side wrote after it.
 //! - L3 `forktree`: the tree of timelines over every node read, evidence holders, split brain.
 //! - L3 `downstream`: the former primary's consumers (logical slots, standbys,
 //!   `pg_receivewal`) and the lost transactions each already received.
+//! - L4 `guard`: the rewind guard's capture: a stopped former primary's `pg_control` and
+//!   history, its divergent WAL copied before pg_rewind runs.
 //! - L4 `node`: the facts read from one server (identity, LSNs, timeline, settings).
 //! - L4 `discovery`: what an HA manager says about the cluster (repmgr, pg_auto_failover,
 //!   CloudNativePG, and Patroni through [`patroni`]), in one manager-neutral form.
@@ -54,9 +58,11 @@ pub mod downstream;
 pub mod evidence;
 pub mod finding;
 pub mod forktree;
+pub mod guard;
 pub mod lsn;
 pub mod node;
 pub mod patroni;
+pub mod patroni_audit;
 pub mod pg;
 pub mod progress;
 pub mod quote;

@@ -12,6 +12,10 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            // A broken guard wrapper must not block the rejoin: run pg_rewind anyway.
+            if let Some(exit) = commands::rewind_guard_fallback() {
+                return code(exit);
+            }
             let _ = e.print();
             let shown = matches!(
                 e.kind(),

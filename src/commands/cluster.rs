@@ -33,6 +33,9 @@ pub struct ClusterInput {
     pub nodes: Vec<ConnParams>,
     /// Timeouts for every session.
     pub session: SessionOptions,
+    /// With --patroni: Patroni's dynamic configuration (`GET /config`) for the audit, or why
+    /// it could not be read.
+    pub patroni_config: Option<Result<serde_json::Value, String>>,
 }
 
 impl ClusterInput {
@@ -97,10 +100,16 @@ impl ClusterInput {
                 }
             }
         }
+        let (connect_timeout, _, _) = args.timeouts.durations();
+        let patroni_config = discovery
+            .as_ref()
+            .and_then(|d| d.patroni.as_ref())
+            .map(|_| super::compare::patroni_config(&args.patroni, connect_timeout));
         Ok(ClusterInput {
             primary,
             nodes: dedup_by_target(nodes),
             session: args.timeouts.session_options(),
+            patroni_config,
         })
     }
 }
@@ -434,6 +443,32 @@ pub async fn run(input: &ClusterInput) -> Result<ClusterReport, CommandError> {
     };
     let mut findings = primary.findings;
     let mut incomplete = false;
+    // The Patroni configuration audit: what will destroy the next lossy failover's evidence.
+    match &input.patroni_config {
+        Some(Ok(dynamic)) => {
+            let show = |name: &'static str| {
+                let session = &session;
+                async move {
+                    session
+                        .query_one(&format!("SELECT current_setting('{name}')"), &[])
+                        .await
+                        .ok()
+                        .and_then(|r| r.get::<_, Option<String>>(0))
+                }
+            };
+            let audit = crate::patroni_audit::AuditInput {
+                dynamic: dynamic.clone(),
+                archive_mode: show("archive_mode").await,
+                archive_command: show("archive_command").await,
+            };
+            findings.extend(crate::patroni_audit::audit(&audit));
+        }
+        Some(Err(e)) => findings.push(Finding::new(
+            FindingId::PatroniAuditIncomplete,
+            format!("Patroni's configuration could not be read for the audit: {e}"),
+        )),
+        None => {}
+    }
 
     if pfacts.in_recovery {
         incomplete = true;

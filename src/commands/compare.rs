@@ -262,6 +262,28 @@ async fn pin_hosts(
 }
 
 /// Asks Patroni (`--patroni`) for the members and the history, when URLs were given.
+/// `GET /config` (Patroni's dynamic configuration) from the first --patroni URL that answers.
+pub(crate) fn patroni_config(
+    args: &crate::cli::PatroniArgs,
+    connect_timeout: std::time::Duration,
+) -> Result<serde_json::Value, String> {
+    let timeout = std::time::Duration::try_from_secs_f64(args.timeout.max(0.1))
+        .unwrap_or(std::time::Duration::from_secs(10));
+    let client = crate::patroni::Client::new(crate::patroni::HttpOptions {
+        connect_timeout: connect_timeout.min(timeout),
+        timeout,
+    });
+    let mut errors = Vec::new();
+    for url in &args.urls {
+        let base = crate::patroni::base_url(url).map_err(|e| e.to_string())?;
+        match client.get_json(&format!("{base}/config"), "Patroni's dynamic configuration") {
+            Ok(v) => return Ok(v),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    Err(errors.join("; "))
+}
+
 pub(crate) fn patroni_discovery(
     args: &crate::cli::PatroniArgs,
     connect_timeout: std::time::Duration,

@@ -12,10 +12,11 @@ pub mod from_evidence;
 mod gather;
 pub mod outcome;
 pub mod output;
+pub mod rewind_guard;
 mod run;
 pub mod wal;
 
 pub use crate::report::{now_rfc3339, tool_id};
 pub(crate) use gather::{read_node, ReadNode};
 pub use outcome::{CommandError, Exit, Outcome};
-pub use run::{fail, run};
+pub use run::{fail, rewind_guard_fallback, run};

@@ -5,6 +5,8 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+use crate::cli::RewindGuardArgs;
+
 use crate::cli::{ChecksArgs, Cli, ClusterArgs, Command, CompareArgs, OutputArgs};
 use crate::report;
 use crate::state::{RunKey, StateFile};
@@ -46,6 +48,7 @@ pub async fn run(cli: &Cli) -> Exit {
         Command::Wal(args) => (super::wal::run(args).await, &args.output),
         Command::Demo(args) => (super::demo::run(args).await, &args.output),
         Command::Checks(args) => return checks(args),
+        Command::RewindGuard(args) => return rewind_guard(args).await,
     };
     match result {
         (Ok(outcome), out) => finish(outcome, out, cli.quiet),
@@ -266,4 +269,68 @@ async fn run_compare(
     let result = super::compare::run_with_progress(input, &progress).await;
     progress.finish();
     result
+}
+
+/// `rewind-guard`: the guard's own work (a panic in it is caught and logged), then the real
+/// pg_rewind in this process's place, with exactly the given arguments.
+async fn rewind_guard(args: &RewindGuardArgs) -> Exit {
+    use super::rewind_guard;
+    if args.print_wrapper {
+        let tool = std::env::current_exe().unwrap_or_else(|_| "failover-verify".into());
+        let script = crate::guard::wrapper_script(&tool, &rewind_guard::wrapper_options(args));
+        return match output::to_stdout(script.as_bytes()) {
+            Ok(()) => Exit::NoLoss,
+            Err(e) => fail_msg(format!("cannot write the wrapper: {e}")),
+        };
+    }
+    let owned = args.clone();
+    match tokio::spawn(async move { rewind_guard::run(&owned).await }).await {
+        Ok(outcome) => {
+            for l in &outcome.lines {
+                eprintln!("{l}");
+            }
+            if outcome.hold.is_some() {
+                // Held: commits were lost; the node stays out until the release marker.
+                return Exit::Loss;
+            }
+        }
+        Err(e) => eprintln!(
+            "failover-verify rewind-guard: internal error ({e}); running pg_rewind anyway"
+        ),
+    }
+    if args.replica_method {
+        // Patroni goes on to its next replica method.
+        return Exit::Loss;
+    }
+    exec_pg_rewind(&args.pg_rewind, &args.args)
+}
+
+/// Replaces this process with pg_rewind (its output and exit code are the caller's).
+fn exec_pg_rewind(pg_rewind: &Path, args: &[std::ffi::OsString]) -> Exit {
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new(pg_rewind).args(args).exec();
+    fail_msg(format!("cannot run {}: {err}", pg_rewind.display()))
+}
+
+/// When the flags do not parse but name `rewind-guard --pg-rewind PATH ... -- ARGS`: a broken
+/// guard wrapper must not block the rejoin, so pg_rewind runs without the guard (or, as a
+/// replica method, Patroni is told to go on to the next one).
+pub fn rewind_guard_fallback() -> Option<Exit> {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_none_or(|a| a != "rewind-guard") {
+        return None;
+    }
+    let sep = argv.iter().position(|a| a == "--")?;
+    if argv[..sep].iter().any(|a| a == "--replica-method") {
+        eprintln!(
+            "failover-verify rewind-guard: bad guard options; exiting 1 (next replica method)"
+        );
+        return Some(Exit::Loss);
+    }
+    let at = argv[..sep].iter().position(|a| a == "--pg-rewind")?;
+    let pg_rewind = PathBuf::from(argv.get(at + 1).filter(|_| at + 1 < sep)?);
+    eprintln!(
+        "failover-verify rewind-guard: bad guard options; running pg_rewind without the guard"
+    );
+    Some(exec_pg_rewind(&pg_rewind, &argv[sep + 1..]))
 }

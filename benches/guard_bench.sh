@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The time `rewind-guard` adds to a rejoin, for a lost range of $MB MB (BENCHMARKS.md):
+#   - a primary and a pg_basebackup standby; the standby is cut off and the primary writes
+#     about $MB MB of WAL in committed 1,000-row batches (1 kB rows), then stops cleanly;
+#   - the standby is promoted and keeps running (it is the rewind source);
+#   - the guard runs as Patroni would run it, with /bin/true standing in for pg_rewind so the
+#     former primary stays diverged and the run can be repeated ($RUNS times, a fresh evidence
+#     root each time); /usr/bin/time -v gives the wall time and the peak memory.
+# Usage: MB=16 RUNS=3 benches/guard_bench.sh   (as root; servers run as postgres)
+set -euo pipefail
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+MB=${MB:-16}
+RUNS=${RUNS:-3}
+OUT=${OUT:-/tmp/fv-guardbench}
+TOOL=${TOOL:-$(cd "$(dirname "$0")/.." && pwd)/target/release/failover-verify}
+PORT=${PORT:-$(( 20000 + RANDOM % 20000 ))}
+NEW_PORT=$(( PORT + 1 ))
+as_pg() { runuser -u postgres -- "$@"; }
+rm -rf "$OUT"; mkdir -p "$OUT"; chown postgres: "$OUT"
+SOCK="$OUT"; P="$OUT/former"; S="$OUT/new"
+cleanup() {
+  as_pg "$PG_BIN/pg_ctl" -D "$P" -m immediate stop >/dev/null 2>&1 || true
+  as_pg "$PG_BIN/pg_ctl" -D "$S" -m fast stop >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+as_pg "$PG_BIN/initdb" -D "$P" -U postgres -A trust >/dev/null
+cat >> "$P/postgresql.conf" <<CONF
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$SOCK'
+wal_keep_size = 4GB
+max_wal_size = 8GB
+checkpoint_timeout = 30min
+fsync = off
+synchronous_commit = off
+wal_log_hints = on
+CONF
+as_pg "$PG_BIN/pg_ctl" -D "$P" -l "$OUT/former.log" -w start >/dev/null
+psql_p() { as_pg "$PG_BIN/psql" -h "$SOCK" -p "$PORT" -U postgres -qAtX "$@" postgres; }
+psql_p -c "CREATE TABLE bench_lost (id bigint, pad text)" -c CHECKPOINT
+as_pg "$PG_BIN/pg_basebackup" -h "$SOCK" -p "$PORT" -U postgres -D "$S" -R -X stream -c fast
+echo "port = $NEW_PORT" >> "$S/postgresql.conf"
+as_pg "$PG_BIN/pg_ctl" -D "$S" -l "$OUT/new.log" -w start >/dev/null
+TARGET=$(psql_p -c "SELECT pg_current_wal_lsn()")
+until [ "$(as_pg "$PG_BIN/psql" -h "$SOCK" -p "$NEW_PORT" -U postgres -qAtX -c "SELECT pg_last_wal_replay_lsn() >= '$TARGET'" postgres)" = t ]; do sleep 0.2; done
+as_pg "$PG_BIN/pg_ctl" -D "$S" -m fast stop >/dev/null
+# ~1.1 kB of WAL per row: $MB MB in 1,000-row commits.
+BATCHES=$(( MB * 1000 / 1100 ))
+[ "$BATCHES" -ge 1 ] || BATCHES=1
+psql_p <<SQL
+CREATE PROCEDURE fv_fill(batches int) LANGUAGE plpgsql AS \$\$
+BEGIN
+  FOR b IN 1..batches LOOP
+    INSERT INTO bench_lost SELECT b * 1000 + g, repeat(md5(g::text), 31) FROM generate_series(1, 1000) g;
+    COMMIT;
+  END LOOP;
+END \$\$;
+CALL fv_fill($BATCHES);
+SQL
+START_LSN=$TARGET; END_LSN=$(psql_p -c "SELECT pg_current_wal_lsn()")
+echo "lost WAL: $(psql_p -c "SELECT pg_size_pretty('$END_LSN'::pg_lsn - '$START_LSN'::pg_lsn)") in $BATCHES commits"
+as_pg "$PG_BIN/pg_ctl" -D "$P" -m fast stop >/dev/null
+sed -i '/primary_conninfo/d' "$S/postgresql.auto.conf"
+as_pg "$PG_BIN/pg_ctl" -D "$S" -l "$OUT/new.log" -w start >/dev/null
+as_pg "$PG_BIN/pg_ctl" -D "$S" -w promote >/dev/null
+as_pg "$PG_BIN/psql" -h "$SOCK" -p "$NEW_PORT" -U postgres -qAtX -c CHECKPOINT postgres
+for i in $(seq "$RUNS"); do
+  EV="$OUT/evidence-$i"
+  as_pg /usr/bin/time -v -o "$OUT/time-$i" "$TOOL" rewind-guard --pg-rewind /bin/true \
+    --evidence-root "$EV" -- -D "$P" \
+    --source-server "host=$SOCK port=$NEW_PORT user=postgres dbname=postgres" 2> "$OUT/guard-$i.log"
+  wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$OUT/time-$i")
+  rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$OUT/time-$i")
+  copy=$(sed -n 's/.*copied \([0-9]*\) segments (\([^)]*\)).* in \([0-9.]*\) s$/\1 segments, \2, copy \3 s/p' "$OUT/guard-$i.log")
+  sealed=$(sed -n 's/.*sealed in \([0-9.]*\) s: \(.*\)$/analysis+bundle \1 s: \2/p' "$OUT/guard-$i.log")
+  echo "run $i: wall $wall, peak RSS ${rss} kB; $copy; $sealed"
+  rm -rf "$EV"
+done
