@@ -456,7 +456,7 @@ pub fn scan_wal(
     let mut list = list_writer(opts)?;
     // One thread, one reused record slot, block data and images not sliced out (nothing
     // below reads them: the accountant reads headers, block references and main data). On
-    // record-dense WAL this costs about two thirds of the CPU time of the two-thread reader
+    // record-dense WAL this costs about three quarters of the CPU time of the two-thread reader
     // (BENCHMARKS.md, "Report at scale"). A consumer that needs block data or full-page
     // images must drop `without_block_payloads`.
     let mut reader = wal.read_inline(start, end).without_block_payloads();
