@@ -454,20 +454,25 @@ pub fn scan_wal(
         .into());
     }
     let mut list = list_writer(opts)?;
-    let mut reader = wal.read(start, end);
+    // One thread, one reused record slot, block data and images not sliced out (nothing
+    // below reads them: the accountant reads headers, block references and main data). On
+    // record-dense WAL this costs about three quarters of the CPU time of the two-thread reader
+    // (BENCHMARKS.md, "Report at scale"). A consumer that needs block data or full-page
+    // images must drop `without_block_payloads`.
+    let mut reader = wal.read_inline(start, end).without_block_payloads();
     let mut accountant = Accountant::with_detail(switchpoint, opts.detail);
     let mut horizon = XidHorizon::default();
     let mut created = BTreeSet::new();
-    for rec in reader.by_ref() {
+    while let Some(rec) = reader.next_record() {
         let rec = rec?;
         if rec.lsn < switchpoint {
-            horizon.add(&rec);
-        } else if let Some(loc) = smgr_created(&rec) {
+            horizon.add(rec);
+        } else if let Some(loc) = smgr_created(rec) {
             created.insert(loc);
         }
         match &mut list {
-            Some(l) => accountant.add_observed(&rec, &mut |c| l.write(c))?,
-            None => accountant.add(&rec)?,
+            Some(l) => accountant.add_observed(rec, &mut |c| l.write(c))?,
+            None => accountant.add(rec)?,
         }
     }
     let end = reader.end_of_wal().cloned();

@@ -21,6 +21,7 @@
 //!   (nextval is not transactional).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::Serialize;
 
@@ -278,13 +279,41 @@ pub struct LostTransactions {
     pub wal_stats_after_switchpoint: WalStats,
 }
 
+/// A hasher for xid keys: one multiply (FxHash's) instead of SipHash, which costs more than
+/// the rest of accounting a record. Xids are not chosen by an adversary who could aim for
+/// collisions (the WAL was written by the server), and a collision only costs time.
+#[derive(Debug, Default, Clone, Copy)]
+struct XidHasher(u64);
+
+const FX_K: u64 = 0x517c_c1b7_2722_0a95;
+
+impl Hasher for XidHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(FX_K);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(n)).wrapping_mul(FX_K);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by xid.
+type XidMap<V> = HashMap<u32, V, BuildHasherDefault<XidHasher>>;
+
+/// The pending changes of a transaction's xids (most have one).
+type Parts = smallvec::SmallVec<[Pending; 1]>;
+
 /// The changes of one transaction whose commit or abort has not been read yet.
 #[derive(Debug, Default)]
 struct Pending {
     /// The tuples ([`Detail::Full`] only).
     tuples: Vec<TouchedTuple>,
     /// Change counts per relation (a transaction touches few: a linear search is fastest).
-    rels: Vec<(RelFileLocator, ChangeCounts)>,
+    rels: smallvec::SmallVec<[(RelFileLocator, ChangeCounts); 2]>,
     /// Changes (tuples and truncates) recorded before the switchpoint.
     before: u64,
     catalog_change: bool,
@@ -322,9 +351,9 @@ pub struct Accountant {
     switchpoint: Lsn,
     scan_start: Option<Lsn>,
     end_lsn: Option<Lsn>,
-    pending: HashMap<u32, Pending>,
-    prepared: HashMap<u32, InDoubt>,
-    prepared_pending: HashMap<u32, Vec<Pending>>,
+    pending: XidMap<Pending>,
+    prepared: XidMap<InDoubt>,
+    prepared_pending: XidMap<Parts>,
     first_running: Option<Vec<Xid>>,
     prepared_before_scan: Vec<Xid>,
     detail: Detail,
@@ -368,9 +397,9 @@ impl Accountant {
             switchpoint,
             scan_start: None,
             end_lsn: None,
-            pending: HashMap::new(),
-            prepared: HashMap::new(),
-            prepared_pending: HashMap::new(),
+            pending: XidMap::default(),
+            prepared: XidMap::default(),
+            prepared_pending: XidMap::default(),
             first_running: None,
             prepared_before_scan: Vec::new(),
             detail,
@@ -402,7 +431,7 @@ impl Accountant {
         }
     }
 
-    fn take_pending(&mut self, xids: impl IntoIterator<Item = Xid>) -> Vec<Pending> {
+    fn take_pending(&mut self, xids: impl IntoIterator<Item = Xid>) -> Parts {
         xids.into_iter()
             .filter_map(|x| self.pending.remove(&x.0))
             .collect()
@@ -611,7 +640,7 @@ impl Accountant {
         &mut self,
         x: &XactRecord,
         gid: Option<String>,
-        parts: Vec<Pending>,
+        parts: Parts,
         on_lost: &mut dyn FnMut(&LostCommit),
     ) {
         let mut counts = ChangeCounts::default();

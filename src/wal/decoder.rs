@@ -35,8 +35,8 @@ use crate::wal::buffer::ChunkBuf;
 use crate::wal::error::{FileCtx, WalError};
 use crate::wal::page::{valid_seg_size, PageHeader, PgVersion, XLP_ALL_FLAGS, XLP_LONG_HEADER};
 use crate::wal::record::{
-    parse_record_bytes, record_crc_pieces, DecodedRecord, RecordBytes, RecordHeader,
-    RECORD_HEADER_LEN,
+    parse_in_chunk_into, parse_pieces_into, parse_record_bytes, record_crc_pieces, DecodedRecord,
+    InChunk, RecordBytes, RecordHeader, RECORD_HEADER_LEN,
 };
 
 const BLCKSZ: u64 = XLOG_BLCKSZ as u64;
@@ -178,6 +178,17 @@ impl std::fmt::Display for EndOfWal {
 pub enum Poll {
     /// A decoded record.
     Record(DecodedRecord),
+    /// More bytes are needed (feed them, or call [`WalDecoder::finish`]).
+    NeedMore,
+    /// Decoding is over; further polls return the same.
+    End(EndOfWal),
+}
+
+/// What [`WalDecoder::poll_into`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Polled {
+    /// The next record was decoded into the caller's slot.
+    Record,
     /// More bytes are needed (feed them, or call [`WalDecoder::finish`]).
     NeedMore,
     /// Decoding is over; further polls return the same.
@@ -335,6 +346,8 @@ pub struct WalDecoder {
     last_page: Option<(u64, PageHeader)>,
     /// Whether [`Self::poll_frame`] leaves the CRC check to the caller.
     defer_crc: bool,
+    /// Whether [`Self::poll_into`] keeps block data and images.
+    block_payloads: bool,
 }
 
 impl WalDecoder {
@@ -358,6 +371,7 @@ impl WalDecoder {
             files: Vec::new(),
             last_page: None,
             defer_crc: false,
+            block_payloads: true,
         }
     }
 
@@ -367,6 +381,21 @@ impl WalDecoder {
     pub fn defer_crc(mut self) -> WalDecoder {
         self.defer_crc = true;
         self
+    }
+
+    /// Leaves the block data and full-page images of the records [`Self::poll_into`] decodes
+    /// empty (`data_len` and `image_len` still give their sizes; everything else is decoded
+    /// and checked as before), for readers that do not look at them: slicing them out costs
+    /// a shared reference each. [`Self::poll`] and [`Self::parse_frame`] keep everything.
+    pub fn without_block_payloads(mut self) -> WalDecoder {
+        self.block_payloads = false;
+        self
+    }
+
+    /// Whether [`Self::poll_into`] keeps block data and images (see
+    /// [`Self::without_block_payloads`]).
+    pub fn set_block_payloads(&mut self, keep: bool) {
+        self.block_payloads = keep;
     }
 
     /// Declares the segment size up front (needed when `start` is not on a segment's first page).
@@ -503,6 +532,76 @@ impl WalDecoder {
             FramePoll::Frame(f) => Poll::Record(self.parse_frame(&f)?),
             FramePoll::NeedMore => Poll::NeedMore,
             FramePoll::End(e) => Poll::End(e),
+        })
+    }
+
+    /// Like [`Self::poll`], decoding into `out` (a slot reused from record to record: its
+    /// block list is kept, and nothing is moved or allocated per record).
+    pub fn poll_into(&mut self, out: &mut DecodedRecord) -> Result<Polled, WalError> {
+        Ok(match self.poll_frame()? {
+            FramePoll::Frame(f) => {
+                if !f.crc_checked {
+                    if let Err(e) = self.check_crc(&f) {
+                        self.ended = Some(e.clone());
+                        return Ok(Polled::End(e));
+                    }
+                }
+                self.parse_frame_into(&f, out)?;
+                Polled::Record
+            }
+            FramePoll::NeedMore => Polled::NeedMore,
+            FramePoll::End(e) => Polled::End(e),
+        })
+    }
+
+    /// Like [`Self::parse_frame`], into `out`. A record on one page is parsed in place in its
+    /// chunk: its block data and main data are slices of the chunk.
+    pub fn parse_frame_into(&self, frame: &Frame, out: &mut DecodedRecord) -> Result<(), WalError> {
+        let parsed = match frame.pieces.as_slice() {
+            [(p, n)] => match self.buf.chunk_containing(*p) {
+                Some((s, chunk)) if p + u64::from(*n) <= s + chunk.len() as u64 => {
+                    let rec = InChunk {
+                        chunk,
+                        off: (p - s) as usize,
+                        len: *n as usize,
+                        block_payloads: self.block_payloads,
+                    };
+                    parse_in_chunk_into(
+                        &rec,
+                        frame.lsn,
+                        frame.end_lsn,
+                        frame.version,
+                        &FileCtx(None),
+                        out,
+                    )
+                }
+                _ => parse_pieces_into(
+                    &RecordBytes::One(Bytes::new()),
+                    self.block_payloads,
+                    frame.lsn,
+                    frame.end_lsn,
+                    frame.version,
+                    &FileCtx(None),
+                    out,
+                ),
+            },
+            many => {
+                let piece =
+                    |&(p, n): &(u64, u32)| self.buf.slice_shared(p, n as usize).unwrap_or_default();
+                parse_pieces_into(
+                    &RecordBytes::Pieces(many.iter().map(piece).collect()),
+                    self.block_payloads,
+                    frame.lsn,
+                    frame.end_lsn,
+                    frame.version,
+                    &FileCtx(None),
+                    out,
+                )
+            }
+        };
+        parsed.map_err(|e| match self.file_at(frame.lsn.0).0 {
+            Some(name) => e.with_file(&name),
+            None => e,
         })
     }
 

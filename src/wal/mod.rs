@@ -36,7 +36,7 @@ pub mod tuple;
 pub mod xact;
 pub mod xidset;
 
-pub use decoder::{EndOfWal, EndReason, Poll, WalDecoder};
+pub use decoder::{EndOfWal, EndReason, Poll, Polled, WalDecoder};
 pub use error::WalError;
 pub use page::PgVersion;
 pub use record::{BlockRef, Compression, DecodedRecord, RelFileLocator};

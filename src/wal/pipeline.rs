@@ -360,4 +360,52 @@ mod tests {
             assert_eq!(run(Some(ahead)), inline, "ahead {ahead}");
         }
     }
+
+    /// `next_record` lends the same records as the iterator, on one thread and on two; without
+    /// block payloads only block data and images are left empty (their lengths still given).
+    #[test]
+    fn next_record_lends_what_the_iterator_returns() {
+        let tmp = fixture_copy();
+        let dir = WalDir::open(tmp.path(), TimelineId(1)).expect("open");
+        let meta: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wal/pg15/meta.json"),
+            )
+            .expect("meta.json"),
+        )
+        .expect("json");
+        let start: Lsn = meta["start"].as_str().expect("start").parse().expect("lsn");
+        let mut it = dir.read_inline(start, None);
+        let want: Vec<_> = it.by_ref().map(|r| r.expect("record")).collect();
+        let want_end = it.end_of_wal().cloned();
+        assert!(want.len() > 100, "{} records", want.len());
+        assert!(want.iter().any(|r| r.blocks.iter().any(|b| b.has_image)));
+        assert!(want
+            .iter()
+            .any(|r| r.blocks.iter().any(|b| !b.data.is_empty())));
+        let lend = |mut r: crate::wal::source::WalDirReader| {
+            let mut got = Vec::new();
+            while let Some(rec) = r.next_record() {
+                got.push(rec.expect("record").clone());
+            }
+            (got, r.end_of_wal().cloned())
+        };
+        for ahead in [None, Some(0), Some(usize::MAX)] {
+            let (got, end) = lend(dir.reader(start, None, ahead));
+            assert_eq!(end, want_end, "ahead {ahead:?}");
+            assert_eq!(got, want, "ahead {ahead:?}");
+        }
+        let (bare, end) = lend(dir.read_inline(start, None).without_block_payloads());
+        assert_eq!(end, want_end);
+        assert_eq!(bare.len(), want.len());
+        for (b, w) in bare.iter().zip(&want) {
+            let mut w = w.clone();
+            for blk in w.blocks.iter_mut() {
+                blk.data = bytes::Bytes::new();
+                blk.image = Default::default();
+            }
+            assert_eq!(*b, w);
+            assert_eq!(b.fpi_len(), w.fpi_len());
+        }
+    }
 }

@@ -187,6 +187,25 @@ pub struct DecodedRecord {
 }
 
 impl DecodedRecord {
+    /// A record with no blocks and no data: a slot for the `*_into` parsers to fill.
+    pub fn empty() -> DecodedRecord {
+        DecodedRecord {
+            lsn: Lsn(0),
+            end_lsn: Lsn(0),
+            xl_tot_len: 0,
+            xid: Xid(0),
+            prev: Lsn(0),
+            info: 0,
+            rmid: 0,
+            crc: 0,
+            blocks: Blocks::new(),
+            main_data: Bytes::new(),
+            origin: None,
+            toplevel_xid: None,
+            version: PgVersion(0),
+        }
+    }
+
     /// Total bytes of full-page images in this record (as pg_waldump's "FPI size").
     pub fn fpi_len(&self) -> u64 {
         self.blocks
@@ -399,11 +418,35 @@ pub fn parse_record_bytes(
     version: PgVersion,
     file: &FileCtx,
 ) -> Result<DecodedRecord, WalError> {
-    let err = |what: String| WalError::InvalidRecord {
-        what,
-        lsn,
-        file: file.clone(),
-    };
+    let mut out = DecodedRecord::empty();
+    parse_record_bytes_into(rec, lsn, end_lsn, version, file, &mut out)?;
+    Ok(out)
+}
+
+/// Like [`parse_record_bytes`], into `out` (its block list and buffers are reused: a reader
+/// that parses every record into one slot allocates and moves nothing per record). On an
+/// error `out` holds a partly parsed record.
+pub fn parse_record_bytes_into(
+    rec: &RecordBytes,
+    lsn: Lsn,
+    end_lsn: Lsn,
+    version: PgVersion,
+    file: &FileCtx,
+    out: &mut DecodedRecord,
+) -> Result<(), WalError> {
+    parse_pieces_into(rec, true, lsn, end_lsn, version, file, out)
+}
+
+/// [`parse_record_bytes_into`], keeping block data and images only with `block_payloads`.
+pub(crate) fn parse_pieces_into(
+    rec: &RecordBytes,
+    block_payloads: bool,
+    lsn: Lsn,
+    end_lsn: Lsn,
+    version: PgVersion,
+    file: &FileCtx,
+    out: &mut DecodedRecord,
+) -> Result<(), WalError> {
     let mut scratch;
     let head = match rec {
         RecordBytes::One(b) => &b[..],
@@ -416,14 +459,111 @@ pub fn parse_record_bytes(
             }
         },
     };
+    parse_into(rec, head, block_payloads, lsn, end_lsn, version, file, out)
+}
+
+/// A record lying on one page: `len` bytes at `off` in a fed chunk. Its parts are slices of
+/// the chunk (one reference count each), with no slice of the whole record in between.
+pub(crate) struct InChunk<'a> {
+    pub(crate) chunk: &'a Bytes,
+    pub(crate) off: usize,
+    pub(crate) len: usize,
+    /// Whether block data and images are kept (else left empty: see
+    /// [`crate::wal::WalDecoder::without_block_payloads`]).
+    pub(crate) block_payloads: bool,
+}
+
+/// Where a record's bytes lie, for [`parse_into`].
+trait Source {
+    /// Total length (xl_tot_len).
+    fn total(&self) -> usize;
+    /// Bytes `[off, off + len)` as shared slices of the pieces they lie in.
+    fn pieces_of(&self, off: usize, len: usize) -> Vec<Bytes>;
+    /// Bytes `[off, off + len)`: shared when they lie in one piece, else gathered.
+    fn range_of(&self, off: usize, len: usize) -> Bytes;
+}
+
+impl Source for RecordBytes {
+    fn total(&self) -> usize {
+        self.len()
+    }
+    fn pieces_of(&self, off: usize, len: usize) -> Vec<Bytes> {
+        self.pieces(off, len)
+    }
+    fn range_of(&self, off: usize, len: usize) -> Bytes {
+        self.range(off, len)
+    }
+}
+
+impl Source for InChunk<'_> {
+    fn total(&self) -> usize {
+        self.len
+    }
+    fn pieces_of(&self, off: usize, len: usize) -> Vec<Bytes> {
+        vec![self.range_of(off, len)]
+    }
+    fn range_of(&self, off: usize, len: usize) -> Bytes {
+        if len == 0 {
+            return Bytes::new();
+        }
+        let at = self.off + off;
+        self.chunk.slice(at..at + len)
+    }
+}
+
+/// Parses a complete, CRC-checked record lying in one chunk into `out` (see
+/// [`parse_record_bytes_into`]).
+pub(crate) fn parse_in_chunk_into(
+    rec: &InChunk<'_>,
+    lsn: Lsn,
+    end_lsn: Lsn,
+    version: PgVersion,
+    file: &FileCtx,
+    out: &mut DecodedRecord,
+) -> Result<(), WalError> {
+    let head = rec
+        .chunk
+        .get(rec.off..rec.off + rec.len)
+        .unwrap_or_default();
+    parse_into(
+        rec,
+        head,
+        rec.block_payloads,
+        lsn,
+        end_lsn,
+        version,
+        file,
+        out,
+    )
+}
+
+/// The parser proper: `head` holds the record's first bytes (at least its block headers, or
+/// the whole record when shorter); payloads are taken from `rec`.
+#[allow(clippy::too_many_arguments)] // the record, where it is, and what to keep
+fn parse_into<S: Source>(
+    rec: &S,
+    head: &[u8],
+    block_payloads: bool,
+    lsn: Lsn,
+    end_lsn: Lsn,
+    version: PgVersion,
+    file: &FileCtx,
+    out: &mut DecodedRecord,
+) -> Result<(), WalError> {
+    let err = |what: String| WalError::InvalidRecord {
+        what,
+        lsn,
+        file: file.clone(),
+    };
     let hdr =
         RecordHeader::parse(head).ok_or_else(|| err("record shorter than its header".into()))?;
     let mut c = Cursor {
         b: head,
         pos: RECORD_HEADER_LEN,
     };
-    let total = rec.len();
-    let mut blocks = Blocks::new();
+    let total = rec.total();
+    let blocks = &mut out.blocks;
+    blocks.clear();
     let mut datatotal: usize = 0;
     let mut main_len: usize = 0;
     let mut origin = None;
@@ -574,36 +714,37 @@ pub fn parse_record_bytes(
             if pos + len > total {
                 return Err(err("block image beyond the record".into()));
             }
-            b.image = ImageBytes(rec.pieces(pos, len));
+            if block_payloads {
+                b.image = ImageBytes(rec.pieces_of(pos, len));
+            }
             pos += len;
         }
         let end = pos + usize::from(b.data_len);
         if end > total {
             return Err(err("block data beyond the record".into()));
         }
-        b.data = rec.range(pos, end - pos);
+        if block_payloads {
+            b.data = rec.range_of(pos, end - pos);
+        }
         pos = end;
     }
     let main_end = pos + main_len;
     if main_end != total {
         return Err(err("main data does not end the record".into()));
     }
-    let main_data = rec.range(pos, main_len);
-    Ok(DecodedRecord {
-        lsn,
-        end_lsn,
-        xl_tot_len: hdr.tot_len,
-        xid: Xid(hdr.xid),
-        prev: Lsn(hdr.prev),
-        info: hdr.info,
-        rmid: hdr.rmid,
-        crc: hdr.crc,
-        blocks,
-        main_data,
-        origin,
-        toplevel_xid: toplevel,
-        version,
-    })
+    out.main_data = rec.range_of(pos, main_len);
+    out.lsn = lsn;
+    out.end_lsn = end_lsn;
+    out.xl_tot_len = hdr.tot_len;
+    out.xid = Xid(hdr.xid);
+    out.prev = Lsn(hdr.prev);
+    out.info = hdr.info;
+    out.rmid = hdr.rmid;
+    out.crc = hdr.crc;
+    out.origin = origin;
+    out.toplevel_xid = toplevel;
+    out.version = version;
+    Ok(())
 }
 
 #[cfg(test)]

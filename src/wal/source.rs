@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use flate2::read::GzDecoder;
 
 use crate::lsn::{Lsn, SystemId, TimelineId};
-use crate::wal::decoder::{EndOfWal, Poll, WalDecoder};
+use crate::wal::decoder::{EndOfWal, Poll, Polled, WalDecoder};
 use crate::wal::error::WalError;
 use crate::wal::page::{valid_seg_size, PageHeader, PgVersion};
 use crate::wal::pipeline::{self, Learnt, Pipeline};
@@ -240,6 +240,7 @@ impl WalDir {
             mode,
             learnt: Learnt::default(),
             done: false,
+            slot: DecodedRecord::empty(),
         }
     }
 }
@@ -385,6 +386,8 @@ pub struct WalDirReader {
     mode: Mode,
     learnt: Learnt,
     done: bool,
+    /// The record [`Self::next_record`] lends out, reused from record to record.
+    slot: DecodedRecord,
 }
 
 impl std::fmt::Debug for WalDirReader {
@@ -428,6 +431,55 @@ impl WalDirReader {
             Mode::Pipelined(_) => self.learnt.seg_size,
         };
         learnt.unwrap_or(self.dir.seg_size)
+    }
+
+    /// The next record, lent until the next call: the same records as the iterator, but
+    /// decoded into one reused slot (no move or allocation per record on one thread).
+    /// `None` at the end (then see [`Self::end_of_wal`]) and after an error.
+    pub fn next_record(&mut self) -> Option<Result<&DecodedRecord, WalError>> {
+        if self.done {
+            return None;
+        }
+        let res: Option<Result<(), WalError>> = match &mut self.mode {
+            Mode::Pipelined(p) => p.next(&mut self.learnt).map(|r| {
+                r.map(|rec| {
+                    self.slot = rec;
+                })
+            }),
+            Mode::Inline { decoder, files } => loop {
+                match decoder.poll_into(&mut self.slot) {
+                    Err(e) => break Some(Err(e)),
+                    Ok(Polled::Record) => break Some(Ok(())),
+                    Ok(Polled::End(_)) => break None,
+                    Ok(Polled::NeedMore) => match feed(decoder, files) {
+                        Ok(true) => {}
+                        Ok(false) => decoder.finish(),
+                        Err(e) => break Some(Err(e)),
+                    },
+                }
+            },
+        };
+        match res {
+            Some(Ok(())) => Some(Ok(&self.slot)),
+            Some(Err(e)) => {
+                self.done = true;
+                Some(Err(e))
+            }
+            None => {
+                self.done = true;
+                None
+            }
+        }
+    }
+
+    /// Leaves block data and full-page images empty in the records [`Self::next_record`]
+    /// lends on one thread (see [`WalDecoder::without_block_payloads`]), for callers that
+    /// read only headers, block references and main data.
+    pub fn without_block_payloads(mut self) -> WalDirReader {
+        if let Mode::Inline { decoder, .. } = &mut self.mode {
+            decoder.set_block_payloads(false);
+        }
+        self
     }
 
     /// Whether the files are read and checked on a second thread.
