@@ -400,6 +400,7 @@ mod tests {
                     )
                 })
                 .collect(),
+            image: None,
         }
     }
 
@@ -425,6 +426,7 @@ mod tests {
             rows,
             elapsed_ms: 0,
             error: None,
+            not_examined: Vec::new(),
         }
     }
 
