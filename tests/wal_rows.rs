@@ -489,3 +489,75 @@ async fn version_matrix_lost_rows_from_the_archive() {
         scenario(&install).await;
     }
 }
+
+/// A column added on the new primary after the failover: the table's lost tuples are not
+/// decoded with the new descriptor (`descriptor_drift`), they are named as not examined; an
+/// unchanged table next to it still gets its rows.
+#[tokio::test]
+async fn descriptor_drift_is_named_not_decoded() {
+    let Some(install) = install_or_skip("descriptor_drift_is_named_not_decoded") else {
+        return;
+    };
+    let opts = |n: &str| ClusterOptions::new(n).setting("autovacuum", "off");
+    let primary = Cluster::start_primary(&install, opts("drift_primary"))
+        .await
+        .unwrap();
+    primary
+        .execute(
+            "CREATE TABLE d(id int PRIMARY KEY, v text);
+             CREATE TABLE ok(id int PRIMARY KEY, v text);
+             INSERT INTO d SELECT g, 'base' FROM generate_series(1, 50) g;
+             INSERT INTO ok SELECT g, 'base' FROM generate_series(1, 50) g;",
+        )
+        .await
+        .unwrap();
+    let standby = primary.create_standby(opts("drift_standby")).await.unwrap();
+    standby.wait_caught_up(&primary).await.unwrap();
+    standby.cut_off().await.unwrap();
+    primary
+        .execute(
+            "INSERT INTO d SELECT g, 'lost' FROM generate_series(101, 105) g;
+             UPDATE d SET v = 'lost' WHERE id = 1;
+             INSERT INTO ok VALUES (101, 'lost');",
+        )
+        .await
+        .unwrap();
+    standby.promote().await.unwrap();
+    standby
+        .execute("ALTER TABLE d ADD COLUMN extra int")
+        .await
+        .unwrap();
+    let wal = tempfile::tempdir().unwrap();
+    util::copy_wal_dir(&primary.data_dir().join("pg_wal"), wal.path());
+    let run = compare(
+        &standby,
+        &["--former-wal-dir", wal.path().to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stderr, run.stdout);
+    let j = run.json();
+    let drift = finding(&j, "descriptor_drift").unwrap_or_else(|| panic!("{}", j["findings"]));
+    assert!(
+        drift["message"].as_str().unwrap().contains("public.d"),
+        "{drift}"
+    );
+    assert!(
+        finding(&j, "wal_rows_not_examined").is_some(),
+        "{}",
+        j["findings"]
+    );
+    assert_eq!(j["incomplete"], true);
+    let tables = j["tables"]["tables"].as_array().unwrap();
+    let d = tables.iter().find(|t| t["table"] == "d").unwrap();
+    assert_eq!(d["rows"].as_array().unwrap().len(), 0, "{d}");
+    let ne = d["not_examined"].as_array().unwrap();
+    assert_eq!(ne.len(), 6, "{d}");
+    assert!(ne
+        .iter()
+        .all(|n| n["reason"].as_str().unwrap().contains("descriptor")));
+    let ok = tables.iter().find(|t| t["table"] == "ok").unwrap();
+    let rows = ok["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{ok}");
+    assert_eq!(rows[0]["class"], "lost_insert");
+    assert_eq!(rows[0]["former"]["values"]["v"], "lost");
+}
