@@ -467,17 +467,6 @@ impl DbRows<'_, '_> {
             }
             return Ok(tr);
         };
-        if tr.key_columns.is_empty() {
-            let why = format!("{display} has no primary key: rows cannot be checked against the new primary by key");
-            tr.fallback_reason = Some(why.clone());
-            for r in recs {
-                for (tid, op) in record_tids(r) {
-                    tr.not_examined
-                        .push(not_examined(r, tid, op, None, why.clone()));
-                }
-            }
-            return Ok(tr);
-        }
 
         // Follow each row through the lost records.
         let chains = build_chains(recs);
@@ -582,6 +571,84 @@ impl DbRows<'_, '_> {
                 }
                 _ => toast_err = Some("the table has no TOAST table on the new primary".into()),
             }
+        }
+        if tr.key_columns.is_empty() {
+            // No key: whole rows, as the live diff compares a keyless table (multisets): the
+            // pre-image the new primary still has, and the lost final version.
+            for f in finals {
+                let pre_v = f.origin.and_then(|o| pre.get(&o)).filter(|p| p.pre_switch);
+                if let (Some(o), None) = (f.origin, pre_v) {
+                    let (xid, lsn, op) = f
+                        .version
+                        .as_ref()
+                        .map_or((0, String::new(), "delete"), |v| {
+                            (v.xid, v.lsn.to_string(), v.op)
+                        });
+                    tr.not_examined.push(NotExamined {
+                        ctid: tid_text(o),
+                        op: op.into(),
+                        xid,
+                        lsn,
+                        key: None,
+                        reason: format!("{display} has no primary key, and the row at ctid {} is no longer visible on the new primary with an xmin before the switchpoint (changed there after the failover?)", tid_text(o)),
+                    });
+                    continue;
+                }
+                let former_v = match &f.version {
+                    Some(v) => match v.finish(&desc, &chunks, toast_err.as_deref()) {
+                        Ok(values) => Some(RowVersion {
+                            xmin: v.xid,
+                            values,
+                            image: Some(v.origin),
+                        }),
+                        Err(why) => {
+                            tr.not_examined.push(NotExamined {
+                                ctid: tid_text(v.tid),
+                                op: v.op.into(),
+                                xid: v.xid,
+                                lsn: v.lsn.to_string(),
+                                key: None,
+                                reason: why,
+                            });
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
+                let new_v = pre_v.map(|p| RowVersion {
+                    xmin: p.xmin,
+                    values: p.values.clone(),
+                    image: Some(ImageOrigin::NewPrimaryPreImage),
+                });
+                tr.rows_compared += 1;
+                if let (Some(a), Some(b)) = (&former_v, &new_v) {
+                    if a.values == b.values {
+                        continue;
+                    }
+                }
+                for (kind, former, new) in [
+                    (DiffKind::ExtraOnNew, None, new_v),
+                    (DiffKind::MissingOnNew, former_v, None),
+                ] {
+                    if former.is_none() && new.is_none() {
+                        continue;
+                    }
+                    let class = self.input.attribution.classify(
+                        kind,
+                        former.as_ref().map(|v: &RowVersion| v.xmin),
+                        new.as_ref().map(|v: &RowVersion| v.xmin),
+                    );
+                    tr.counts.add(kind, class);
+                    tr.rows.push(RowDiff {
+                        key: None,
+                        kind,
+                        class,
+                        former,
+                        new,
+                    });
+                }
+            }
+            return Ok(tr);
         }
         // Every key the lost rows had, read on the new primary.
         let mut keys: BTreeSet<Key> = BTreeSet::new();
@@ -781,7 +848,6 @@ impl DbRows<'_, '_> {
 /// A row on the new primary at a pre-image's ctid.
 #[derive(Debug, Clone)]
 struct PreImage {
-    #[allow(dead_code)]
     xmin: u32,
     pre_switch: bool,
     key: Key,
@@ -888,6 +954,8 @@ fn build_chains<'a>(recs: &[&'a LoggedRecord]) -> Vec<Chain<'a>> {
 
 /// A chain's final version, not yet rendered, and the key it had at the switchpoint.
 struct Resolved {
+    /// Where the row was at the switchpoint (`None`: inserted by a lost transaction).
+    origin: Option<Tid>,
     origin_key: Option<Key>,
     version: Option<Final>,
 }
@@ -1082,6 +1150,7 @@ impl Ctx<'_> {
             _ => None,
         };
         Ok(Resolved {
+            origin: c.origin,
             origin_key,
             version,
         })
