@@ -210,6 +210,22 @@ finding_ids! {
     TablesNote = "tables_note", Info, Nothing,
         "A note of the row diff: how a table was compared, or what was left out.",
         "Read the message; it names the table and the command to compare it.";
+    /// The row-level report was rebuilt from the WAL.
+    RowsFromWal = "rows_from_wal", Info, Nothing,
+        "The former primary was not read: the lost rows were rebuilt from its decoded WAL and checked against the new primary by primary key.",
+        "Nothing; each row says where its image came from (WAL record, full-page image, logged old tuple, new-primary pre-image).";
+    /// Lost row versions whose image could not be rebuilt from the WAL.
+    WalRowsNotExamined = "wal_rows_not_examined", Critical, Loss,
+        "Row versions written or deleted by lost transactions could not be rebuilt from the WAL; they are counted and named by table and ctid, not listed with their values.",
+        "Read the reason per row in the report; start the former primary isolated (as a standby with no upstream) and compare with --former-primary to list them.";
+    /// The rows decoded from the WAL differ from the rows read from the former primary.
+    WalRowsDisagree = "wal_rows_disagree", Warning, Nothing,
+        "The lost rows rebuilt from the WAL differ from those read from the running former primary: the two independent paths disagree.",
+        "Trust the rows read from the former primary; keep the evidence (--evidence-dir) and report the rows named in the message.";
+    /// A table's descriptor changed after the switchpoint.
+    DescriptorDrift = "descriptor_drift", Warning, Nothing,
+        "A table's columns changed after the switchpoint (lost DDL, or ALTER TABLE on the new primary), so its lost tuples were not decoded with the new primary's descriptor.",
+        "Compare with the former primary reachable (isolated as a standby), or decode by hand with the descriptor as of the switchpoint.";
 
     // ---- evidence bundles
     /// An evidence bundle was written.

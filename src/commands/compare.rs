@@ -569,6 +569,7 @@ pub async fn run_with_progress(
     let mut transactions = None;
     let mut attribution = None;
     let mut former_side: Option<crate::diff::walguided::SideWal> = None;
+    let mut wal_rows_input: Option<WalRowsParts> = None;
     let mut touched_databases: Vec<String> = Vec::new();
     let mut downstream: Option<crate::downstream::Downstream> = None;
     let wal_range = analysis
@@ -621,19 +622,23 @@ pub async fn run_with_progress(
             // The row diff needs every lost commit and touched tuple; without it the
             // accounting stays bounded, and the complete list goes to the export directory.
             let row_diff = input.tables.is_some() && former_facts.is_some() && !files_only;
+            // Without the former primary the rows come from the WAL's tuple images; with it,
+            // they are decoded as well, to check the live row diff against.
+            let keep_tuples = input.tables.is_some();
             let list = input
                 .tables
                 .as_ref()
                 .and_then(|o| o.export_dir.as_ref())
                 .map(|dir| ListTarget::at(dir.join(lostlist::EXPORT_FILE_NAME)));
             let scan_opts = ScanOptions {
-                detail: if row_diff {
+                detail: if row_diff || keep_tuples {
                     Detail::Full
                 } else {
                     ScanOptions::bounded(None).detail
                 },
                 list,
-                horizon: row_diff,
+                horizon: row_diff || keep_tuples,
+                tuples: keep_tuples,
             };
             let mut evidence = None;
             let count = sources.len();
@@ -753,6 +758,12 @@ pub async fn run_with_progress(
                     settle_with_wal(&mut analysis, &ev, files_only);
                     findings.extend(transaction_findings(&ev, "--export-dir DIR"));
                     attribution = Some(crate::diff::Attribution::from_evidence(&ev));
+                    wal_rows_input = ev.tuples.take().map(|log| WalRowsParts {
+                        log,
+                        created: ev.created_after_switchpoint.clone(),
+                        lost_ddl: ev.transactions.lost_ddl_relations.clone(),
+                        incomplete: None,
+                    });
                     former_side = Some(
                         crate::diff::walguided::SideWal::from_accounting(
                             &ev.lost,
@@ -760,6 +771,9 @@ pub async fn run_with_progress(
                         )
                         .with_prepared_before_scan(&ev.prepared_before_scan),
                     );
+                    if let (Some(w), Some(f)) = (&mut wal_rows_input, &former_side) {
+                        w.incomplete = f.incomplete.clone();
+                    }
                     transactions = Some(ev.transactions);
                 }
             }
@@ -802,7 +816,7 @@ pub async fn run_with_progress(
         (Some(opts), Some(former), Some(_))
             if !files_only && matches!(analysis.verdict, Verdict::Loss | Verdict::NoLoss) =>
         {
-            let attribution = attribution.unwrap_or_default();
+            let attribution = attribution.clone().unwrap_or_default();
             // Every database the lost WAL touched is compared, not only the conninfo's, and the
             // new primary's sessions share the run's pacing budget.
             let opts = &crate::diff::DiffOptions {
@@ -879,6 +893,25 @@ pub async fn run_with_progress(
         _ => None,
     };
 
+    // The lost rows from the WAL: the row-level report when the former primary was not read,
+    // a cross-check of the live rows when it was.
+    let mut tables = tables;
+    if let (Some(opts), Some(parts), Some(attribution)) =
+        (&input.tables, &wal_rows_input, &attribution)
+    {
+        let former_read = former_facts.is_some() && !files_only;
+        if analysis.verdict == Verdict::Loss && (tables.is_some() || !former_read) {
+            let t = Instant::now();
+            let (more, report) =
+                rows_from_wal(input, opts, parts, attribution, tables.as_ref()).await;
+            crate::timing::record("compare: rows from the WAL", t);
+            findings.extend(more);
+            if tables.is_none() {
+                tables = report;
+            }
+        }
+    }
+
     // Declarative checks (checks/*.toml, --checks-dir): their own section, not the verdict.
     let checks = match &input.checks {
         Some(catalog) => {
@@ -918,6 +951,7 @@ pub async fn run_with_progress(
             matches!(
                 f.id,
                 FindingId::WalUnreadable
+                    | FindingId::WalRowsNotExamined
                     | FindingId::DatabaseNotCompared
                     | FindingId::DatabasesUnknown
             )
@@ -975,6 +1009,93 @@ pub async fn run_with_progress(
         report,
         epilogue: None,
     })
+}
+
+/// What the lost WAL's scan kept for the rows rebuilt from it.
+struct WalRowsParts {
+    log: crate::wal::tuplelog::TupleLog,
+    created: std::collections::BTreeSet<crate::wal::RelFileLocator>,
+    lost_ddl: Vec<crate::evidence::ddl::LostDdlRelation>,
+    incomplete: Option<String>,
+}
+
+/// Rebuilds the lost rows from the WAL. Without `live` (the former primary was not read) the
+/// result is the row-level report, exported when `--export-dir` asks; with it, any difference
+/// between the two is a `wal_rows_disagree` finding.
+async fn rows_from_wal(
+    input: &CompareInput,
+    opts: &crate::diff::DiffOptions,
+    parts: &WalRowsParts,
+    attribution: &crate::diff::Attribution,
+    live: Option<&crate::diff::TablesReport>,
+) -> (Vec<Finding>, Option<crate::diff::TablesReport>) {
+    use crate::diff::walrows;
+    let wi = walrows::WalRowsInput {
+        log: &parts.log,
+        attribution,
+        created_after_switchpoint: &parts.created,
+        lost_ddl: &parts.lost_ddl,
+        incomplete: parts.incomplete.clone(),
+        filter: Some(&opts.filter),
+    };
+    let mut findings = Vec::new();
+    let mut rows = match walrows::rows_from_wal(&wi, &input.new_primary, &input.session).await {
+        Ok(r) => r,
+        Err(e) => {
+            findings.push(
+                Finding::new(
+                    if live.is_some() {
+                        FindingId::WalRowsDisagree
+                    } else {
+                        FindingId::WalRowsNotExamined
+                    },
+                    format!("the lost rows could not be rebuilt from the WAL: {e}"),
+                )
+                .with_hint("grant the role SELECT on the tables (e.g. pg_read_all_data) on the new primary, or compare with the former primary reachable"),
+            );
+            return (findings, None);
+        }
+    };
+    if let Some(live) = live {
+        let diffs = walrows::cross_check(live, &rows.report);
+        if !diffs.is_empty() {
+            findings.push(
+                Finding::new(
+                    FindingId::WalRowsDisagree,
+                    format!(
+                        "{} lost row(s) differ between the live row diff and the rows rebuilt from the WAL: {}{}",
+                        diffs.len(),
+                        diffs.iter().take(5).cloned().collect::<Vec<_>>().join("; "),
+                        if diffs.len() > 5 { "; ..." } else { "" }
+                    ),
+                )
+                .with_hint("trust the rows read from the former primary; keep the evidence (--evidence-dir) and report these rows"),
+            );
+        }
+        return (findings, None);
+    }
+    findings.push(Finding::new(
+        FindingId::RowsFromWal,
+        format!(
+            "the former primary was not read: the lost rows of {} table(s) were rebuilt from its WAL and checked against the new primary by primary key",
+            rows.report.tables.len()
+        ),
+    ));
+    findings.append(&mut rows.findings);
+    if let Some(dir) = &opts.export_dir {
+        match crate::diff::export::write_export(dir, &rows.report) {
+            Ok(s) => rows.report.export = Some(s),
+            Err(e) => findings.push(
+                Finding::new(
+                    FindingId::TablesFailed,
+                    format!("the recovery export could not be written: {e}"),
+                )
+                .with_hint("check that the export directory is writable"),
+            ),
+        }
+    }
+    findings.extend(table_findings(&rows.report));
+    (findings, Some(rows.report))
 }
 
 /// What the run kept for its evidence bundle besides the report.

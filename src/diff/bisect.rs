@@ -411,6 +411,7 @@ impl<'a> TableDiff<'a> {
                             RowVersion {
                                 xmin: r.get::<_, i64>(1) as u32,
                                 values: to_map(&names, vals),
+                                image: None,
                             },
                         )
                     })
@@ -564,6 +565,7 @@ impl<'a> TableDiff<'a> {
                 let v = RowVersion {
                     xmin: r.get::<_, i64>(1) as u32,
                     values: to_map(&names, r.get(2)),
+                    image: None,
                 };
                 let (former, new) = if node == Node::New {
                     (None, Some(v))

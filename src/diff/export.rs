@@ -383,6 +383,7 @@ mod tests {
                     )
                 })
                 .collect(),
+            image: None,
         }
     }
 
@@ -408,6 +409,7 @@ mod tests {
             rows,
             elapsed_ms: 0,
             error: None,
+            not_examined: Vec::new(),
         }
     }
 

@@ -23,6 +23,7 @@ pub mod snapshot;
 pub mod sql;
 pub mod throttle;
 pub mod walguided;
+pub mod walrows;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -34,8 +35,8 @@ pub use classify::Attribution;
 pub use error::{DiffError, Node};
 pub use options::{DiffOptions, MaxRate, RateSpec, TableArgs, TableFilter, TablesMode, Throttle};
 pub use report::{
-    ClassCounts, DiffKind, Method, Presence, RowClass, RowDiff, RowVersion, SkippedDatabase,
-    TableReport, TablesReport,
+    ClassCounts, DiffKind, ImageOrigin, Method, NotExamined, Presence, RowClass, RowDiff,
+    RowVersion, SkippedDatabase, TableReport, TablesReport,
 };
 
 use crate::pg::{self, ConnParams, Session, SessionOptions};
@@ -501,6 +502,7 @@ async fn compare_one(
         rows: Vec::new(),
         elapsed_ms: 0,
         error: None,
+        not_examined: Vec::new(),
     };
     let sp_err = |node: Node, s: &Session, e| DiffError::Query {
         node,
@@ -569,7 +571,7 @@ async fn compare_one(
                         tr.fallback_reason.as_deref().unwrap_or("unknown")
                     ))
                 }
-                Method::Full => {}
+                Method::Full | Method::WalDecoded => {}
             }
         }
         tr.chunks = out.chunks;

@@ -98,8 +98,49 @@ pub enum Method {
     Full,
     /// Only the keys whose tuples the WAL of either node touched after the switchpoint.
     Wal,
+    /// The former primary was not read: the lost rows were rebuilt from its decoded WAL and
+    /// checked against the new primary by primary key.
+    WalDecoded,
     /// Not compared (one side only, or an error).
     None,
+}
+
+/// Where a row version's image came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageOrigin {
+    /// The WAL record's tuple data.
+    WalRecord,
+    /// The WAL record's tuple data, with the bytes shared with the old version (an UPDATE's
+    /// prefix and suffix) taken from that version.
+    WalRecordAndOldTuple,
+    /// A full-page image in the WAL.
+    FullPageImage,
+    /// The old tuple that `wal_level = logical` logged (REPLICA IDENTITY FULL).
+    LoggedOldTuple,
+    /// The new primary's row at the old version's ctid (its xmin precedes the switchpoint):
+    /// the pre-image of an UPDATE or DELETE.
+    NewPrimaryPreImage,
+    /// The new primary's current row, read by primary key.
+    NewPrimaryRow,
+}
+
+/// A lost row version whose image could not be rebuilt: counted and named, never dropped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotExamined {
+    /// The ctid on the former primary (`(block,offset)`).
+    pub ctid: String,
+    /// What the lost transaction did there (`insert`, `update`, `delete`).
+    pub op: String,
+    /// The (sub)transaction that did it.
+    pub xid: u32,
+    /// The record's LSN.
+    pub lsn: String,
+    /// The primary key, when it is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Why it could not be rebuilt.
+    pub reason: String,
 }
 
 /// Row counts per difference kind and class.
@@ -217,6 +258,9 @@ pub struct RowVersion {
     pub xmin: u32,
     /// Column name → text value (pinned output settings), `null` for NULL.
     pub values: serde_json::Map<String, serde_json::Value>,
+    /// Where the image came from (rows rebuilt from the WAL; absent when read from a server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageOrigin>,
 }
 
 /// One differing row.
@@ -282,6 +326,9 @@ pub struct TableReport {
     pub elapsed_ms: u64,
     /// Why the comparison of this table stopped, if it did.
     pub error: Option<String>,
+    /// Lost row versions whose image could not be rebuilt from the WAL, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_examined: Vec<NotExamined>,
 }
 
 /// A sequence whose state differs between the nodes.

@@ -321,6 +321,8 @@ pub struct Evidence {
     pub history_files: Vec<(String, PathBuf)>,
     /// Keeps fetched files (the paths above) alive as long as the evidence.
     pub stage: Option<Arc<Mutex<WalStage>>>,
+    /// The heap tuple images after the switchpoint, when the scan kept them.
+    pub tuples: Option<crate::wal::tuplelog::TupleLog>,
 }
 
 /// Reads and accounts the former timeline's WAL from `switchpoint` to `end` (or the end of
@@ -606,7 +608,7 @@ const NAMES_FROM_NEW_PRIMARY: &str = "the former primary was not read: table nam
 /// `names`, the databases from `databases` (`oid → name`), and the caveats of the scan followed
 /// by `notes`.
 pub fn account(
-    scan: Scan,
+    mut scan: Scan,
     label: &str,
     names: BTreeMap<RelFileLocator, RelName>,
     databases: BTreeMap<u32, String>,
@@ -635,6 +637,7 @@ pub fn account(
     }
     caveats.extend(notes);
     let transactions = summarize(&scan, label, &names, &databases, caveats);
+    let tuples = scan.tuples.take();
     Evidence {
         transactions,
         lost: scan.lost,
@@ -645,6 +648,7 @@ pub fn account(
         segment_files: Vec::new(),
         history_files: Vec::new(),
         stage: None,
+        tuples,
     }
 }
 

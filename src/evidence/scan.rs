@@ -19,6 +19,7 @@ use crate::wal::decoder::{EndOfWal, Poll, WalDecoder};
 use crate::wal::segment::segment_file_name;
 use crate::wal::source::WalDir;
 use crate::wal::standby::{Checkpoint, RunningXacts};
+use crate::wal::tuplelog::TupleLog;
 use crate::wal::xact::XactRecord;
 use crate::wal::{DecodedRecord, RelFileLocator, WalError};
 
@@ -38,6 +39,9 @@ pub struct ScanOptions {
     /// Whether the new primary's first xid ([`Scan::new_side_first_xid`]) is needed (by the
     /// row diff): a scan that starts at the switchpoint then steps back to find it.
     pub horizon: bool,
+    /// Keep the heap tuple images after the switchpoint ([`Scan::tuples`]) for the rows
+    /// rebuilt from the WAL.
+    pub tuples: bool,
 }
 
 impl ScanOptions {
@@ -47,6 +51,7 @@ impl ScanOptions {
             detail: Detail::Full,
             list: None,
             horizon: true,
+            tuples: false,
         }
     }
 
@@ -58,6 +63,7 @@ impl ScanOptions {
             },
             list,
             horizon: false,
+            tuples: false,
         }
     }
 }
@@ -130,6 +136,8 @@ pub struct Scan {
     /// The complete list of lost commits, written and not yet renamed into place (dropped,
     /// it leaves no file).
     pub list: Option<ListWriter>,
+    /// The heap tuple images after the switchpoint, when [`ScanOptions::tuples`] asked.
+    pub tuples: Option<TupleLog>,
 }
 
 /// The relfilenode an SMGR CREATE record creates (rmgr 2, info 0x10), if `rec` is one.
@@ -201,6 +209,13 @@ struct Scanner<'c> {
     start: Lsn,
     created: BTreeSet<RelFileLocator>,
     list: Option<ListWriter>,
+    tuples: Option<TupleLog>,
+}
+
+/// The tuple log for `opts`, when it asks for one.
+fn tuple_log(opts: &ScanOptions) -> Option<TupleLog> {
+    opts.tuples
+        .then(|| TupleLog::with_limit(TupleLog::DEFAULT_LIMIT))
 }
 
 /// The list writer for `opts`, when it asks for one.
@@ -229,6 +244,7 @@ impl<'c> Scanner<'c> {
             start,
             created: BTreeSet::new(),
             list: list_writer(opts)?,
+            tuples: tuple_log(opts),
         })
     }
 
@@ -258,8 +274,13 @@ impl<'c> Scanner<'c> {
                 Poll::Record(rec) => {
                     if rec.lsn < self.switchpoint {
                         self.horizon.add(&rec);
-                    } else if let Some(loc) = smgr_created(&rec) {
-                        self.created.insert(loc);
+                    } else {
+                        if let Some(loc) = smgr_created(&rec) {
+                            self.created.insert(loc);
+                        }
+                        if let Some(t) = &mut self.tuples {
+                            t.add(&rec);
+                        }
                     }
                     match &mut self.list {
                         Some(l) => self.accountant.add_observed(&rec, &mut |c| l.write(c))?,
@@ -287,6 +308,7 @@ impl<'c> Scanner<'c> {
             new_side_first_xid: self.horizon.next.map(Xid),
             created_after_switchpoint: self.created,
             list: self.list,
+            tuples: self.tuples,
         })
     }
 }
@@ -458,17 +480,26 @@ pub fn scan_wal(
     // below reads them: the accountant reads headers, block references and main data). On
     // record-dense WAL this costs about three quarters of the CPU time of the two-thread reader
     // (BENCHMARKS.md, "Report at scale"). A consumer that needs block data or full-page
-    // images must drop `without_block_payloads`.
-    let mut reader = wal.read_inline(start, end).without_block_payloads();
+    // images (the row rebuild from WAL, `opts.tuples`) keeps them.
+    let mut reader = wal.read_inline(start, end);
+    if !opts.tuples {
+        reader = reader.without_block_payloads();
+    }
     let mut accountant = Accountant::with_detail(switchpoint, opts.detail);
     let mut horizon = XidHorizon::default();
     let mut created = BTreeSet::new();
+    let mut tuples = tuple_log(opts);
     while let Some(rec) = reader.next_record() {
         let rec = rec?;
         if rec.lsn < switchpoint {
             horizon.add(rec);
-        } else if let Some(loc) = smgr_created(rec) {
-            created.insert(loc);
+        } else {
+            if let Some(loc) = smgr_created(rec) {
+                created.insert(loc);
+            }
+            if let Some(t) = &mut tuples {
+                t.add(rec);
+            }
         }
         match &mut list {
             Some(l) => accountant.add_observed(rec, &mut |c| l.write(c))?,
@@ -486,6 +517,7 @@ pub fn scan_wal(
         new_side_first_xid: horizon.next.map(Xid),
         created_after_switchpoint: created,
         list,
+        tuples,
     })
 }
 

@@ -126,6 +126,7 @@ mod tests {
             rows: Vec::new(),
             elapsed_ms: 1,
             error: error.map(str::to_string),
+            not_examined: Vec::new(),
         }
     }
 

@@ -637,8 +637,49 @@ pub enum Method {
     Full,
     /// Only the keys whose tuples the WAL of either node touched after the switchpoint.
     Wal,
+    /// The former primary was not read: the lost rows were rebuilt from its decoded WAL and
+    /// checked against the new primary by primary key.
+    WalDecoded,
     /// Not compared (one side only, or an error).
     None,
+}
+
+/// Where a row version's image came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageOrigin {
+    /// The WAL record's tuple data.
+    WalRecord,
+    /// The WAL record's tuple data, with the bytes shared with the old version (an UPDATE's
+    /// prefix and suffix) taken from that version.
+    WalRecordAndOldTuple,
+    /// A full-page image in the WAL.
+    FullPageImage,
+    /// The old tuple that `wal_level = logical` logged (REPLICA IDENTITY FULL).
+    LoggedOldTuple,
+    /// The new primary's row at the old version's ctid (its xmin precedes the switchpoint):
+    /// the pre-image of an UPDATE or DELETE.
+    NewPrimaryPreImage,
+    /// The new primary's current row, read by primary key.
+    NewPrimaryRow,
+}
+
+/// A lost row version whose image could not be rebuilt: counted and named, never dropped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NotExamined {
+    /// The ctid on the former primary (`(block,offset)`).
+    pub ctid: String,
+    /// What the lost transaction did there (`insert`, `update`, `delete`).
+    pub op: String,
+    /// The (sub)transaction that did it.
+    pub xid: u32,
+    /// The record's LSN.
+    pub lsn: String,
+    /// The primary key, when it is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Why it could not be rebuilt.
+    pub reason: String,
 }
 
 /// Row counts per difference kind and class.
@@ -713,6 +754,9 @@ pub struct RowVersion {
     pub xmin: u32,
     /// Column name → text value (pinned output settings), `null` for NULL.
     pub values: serde_json::Map<String, serde_json::Value>,
+    /// Where the image came from (rows rebuilt from the WAL; absent when read from a server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageOrigin>,
 }
 
 /// One differing row.
@@ -778,6 +822,9 @@ pub struct TableReport {
     pub elapsed_ms: u64,
     /// Why the comparison of this table stopped, if it did.
     pub error: Option<String>,
+    /// Lost row versions whose image could not be rebuilt from the WAL, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_examined: Vec<NotExamined>,
 }
 
 /// A sequence whose state differs between the nodes.
@@ -1626,6 +1673,7 @@ impl Wire for crate::diff::report::Method {
         match self {
             crate::diff::report::Method::Full => Method::Full,
             crate::diff::report::Method::Wal => Method::Wal,
+            crate::diff::report::Method::WalDecoded => Method::WalDecoded,
             crate::diff::report::Method::None => Method::None,
         }
     }
@@ -1685,6 +1733,36 @@ impl Wire for crate::diff::report::RowVersion {
         RowVersion {
             xmin: self.xmin.wire(),
             values: self.values.wire(),
+            image: self.image.wire(),
+        }
+    }
+}
+
+impl Wire for crate::diff::report::ImageOrigin {
+    type Out = ImageOrigin;
+    fn wire(&self) -> ImageOrigin {
+        use crate::diff::report::ImageOrigin as I;
+        match self {
+            I::WalRecord => ImageOrigin::WalRecord,
+            I::WalRecordAndOldTuple => ImageOrigin::WalRecordAndOldTuple,
+            I::FullPageImage => ImageOrigin::FullPageImage,
+            I::LoggedOldTuple => ImageOrigin::LoggedOldTuple,
+            I::NewPrimaryPreImage => ImageOrigin::NewPrimaryPreImage,
+            I::NewPrimaryRow => ImageOrigin::NewPrimaryRow,
+        }
+    }
+}
+
+impl Wire for crate::diff::report::NotExamined {
+    type Out = NotExamined;
+    fn wire(&self) -> NotExamined {
+        NotExamined {
+            ctid: self.ctid.wire(),
+            op: self.op.wire(),
+            xid: self.xid.wire(),
+            lsn: self.lsn.wire(),
+            key: self.key.wire(),
+            reason: self.reason.wire(),
         }
     }
 }
@@ -1726,6 +1804,7 @@ impl Wire for crate::diff::report::TableReport {
             rows: self.rows.wire(),
             elapsed_ms: self.elapsed_ms.wire(),
             error: self.error.wire(),
+            not_examined: self.not_examined.wire(),
         }
     }
 }

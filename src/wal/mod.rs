@@ -14,6 +14,7 @@
 //! - [`rmgr`], [`xact`], [`heap`], [`standby`]: interpretation of records by resource manager;
 //! - [`tuple`]: the tuple images of heap records (block data, full-page images decompressed
 //!   with [`pglz`], lz4 or zstd, prefix/suffix from the old tuple, logged old keys/tuples);
+//! - [`tuplelog`]: those images for the WAL after the switchpoint, kept by a scan;
 //! - [`accounting`]: decoded records + switchpoint → lost transactions;
 //! - [`xidset`]: a compact set of xids (a bitmap) for the xids of the lost commits.
 
@@ -33,6 +34,7 @@ pub mod segment;
 pub mod source;
 pub mod standby;
 pub mod tuple;
+pub mod tuplelog;
 pub mod xact;
 pub mod xidset;
 
