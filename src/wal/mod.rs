@@ -23,6 +23,7 @@ pub mod archive;
 mod buffer;
 pub mod capture;
 pub mod decoder;
+pub mod dir;
 pub mod error;
 pub mod heap;
 pub mod page;

@@ -18,10 +18,10 @@ use crate::lsn::{Lsn, SystemId};
 use crate::wal::decoder::{
     check_frame_crc, parse_frame_in, EndOfWal, Frame, FramePoll, WalDecoder,
 };
+use crate::wal::dir::{Fill, SegmentFeeder, WalDir, CHUNK};
 use crate::wal::error::{FileCtx, WalError};
 use crate::wal::page::PgVersion;
 use crate::wal::record::DecodedRecord;
-use crate::wal::source::{Fill, SegmentFeeder, WalDir, CHUNK};
 
 /// Frames per batch: enough that hand-offs are rare, few enough to keep batches in cache.
 const BATCH_FRAMES: usize = 256;
