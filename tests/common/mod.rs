@@ -1,16 +1,13 @@
-//! Minimal test-only PostgreSQL 15 cluster helper (to be replaced by `src/sandbox/`).
-//!
-//! Runs `initdb`/`pg_ctl` as the `postgres` OS user in a temp dir, on a free loopback port,
-//! and stops the server with `pg_ctl stop -m immediate` on drop (or at process exit for the
-//! shared cluster).
+//! The connection tests' cluster (sessions, replication, TLS, pacing): a thin layer over the
+//! library's sandbox (`failover_verify::sandbox`), which does the initdb, the configuration,
+//! the free port, running as `postgres` and the clean-up. What it adds: a `pg_hba.conf` with the
+//! test roles, a shared cluster per test binary, and synchronous helpers.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
-pub const BIN: &str = "/usr/lib/postgresql/15/bin";
+use failover_verify::sandbox::{self, ClusterOptions, PgInstall};
 
 /// Roles of the shared cluster: (name, password).
 pub const SCRAM_USER: (&str, &str) = ("scram_user", "scram-Secret-pw1");
@@ -30,11 +27,13 @@ host replication norepl_user 127.0.0.1/32 scram-sha-256
 host all all 127.0.0.1/32 scram-sha-256
 ";
 
+/// A running sandbox cluster; `dir` holds its Unix socket, `data` is its data directory.
 pub struct Cluster {
     pub dir: PathBuf,
     pub data: PathBuf,
     pub port: u16,
-    stopped: AtomicBool,
+    install: PgInstall,
+    inner: Mutex<Option<sandbox::Cluster>>,
 }
 
 pub fn free_port() -> u16 {
@@ -42,71 +41,64 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local_addr").port()
 }
 
-fn run(cmd: &mut Command) {
-    let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// Runs `fut` on a runtime of its own in a thread of its own, so that synchronous code (and
+/// code inside another runtime) can wait for it.
+fn block_on<T: Send>(fut: impl std::future::Future<Output = T> + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(fut)
+        })
+        .join()
+        .expect("helper thread")
+    })
 }
 
-fn as_postgres(args: &[&str]) -> Command {
-    let mut c = Command::new("runuser");
-    c.args(["-u", "postgres", "--"]).args(args);
-    c
+/// `key = value` lines of a postgresql.conf fragment, quotes removed (the sandbox quotes).
+fn settings(conf: &str) -> Vec<(String, String)> {
+    conf.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            let v = v.trim();
+            let v = v
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .unwrap_or(v);
+            (k.trim().to_string(), v.to_string())
+        })
+        .filter(|(k, _)| !k.is_empty() && !k.starts_with('#'))
+        .collect()
 }
 
 impl Cluster {
-    /// initdb + start with `extra_conf` appended to postgresql.conf and `hba` as pg_hba.conf.
-    /// `prepare` runs before start with the data dir path (e.g. to copy certificates).
+    /// A PostgreSQL 15 cluster with `extra_conf` in its configuration and `hba` as its
+    /// pg_hba.conf. `prepare` writes files for the data directory (certificates, say) into the
+    /// directory it is given; they are copied in, owned by `postgres` with mode 0600, before the
+    /// server starts.
     pub fn start_with(extra_conf: &str, hba: &str, prepare: impl FnOnce(&Path)) -> Cluster {
-        let dir = tempfile::Builder::new()
-            .prefix("fv-pg-test-")
-            .tempdir()
-            .expect("tempdir")
-            .keep();
-        let (uid, gid) = postgres_ids();
-        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown");
-        let data = dir.join("data");
-        run(as_postgres(&[
-            &format!("{BIN}/initdb"),
-            "-D",
-            data.to_str().unwrap(),
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-            "--no-sync",
-            "--no-instructions",
-        ])
-        .current_dir(&dir));
-        let port = free_port();
-        let conf = format!(
-            "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nwal_level = replica\nmax_wal_senders = 5\nfsync = off\nshared_buffers = 16MB\nmax_connections = 40\n{extra_conf}\n",
-            dir.display()
-        );
-        append(&data.join("postgresql.conf"), &conf);
-        std::fs::write(data.join("pg_hba.conf"), hba).expect("write hba");
-        prepare(&data);
-        run(as_postgres(&[
-            &format!("{BIN}/pg_ctl"),
-            "-D",
-            data.to_str().unwrap(),
-            "-l",
-            dir.join("log").to_str().unwrap(),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ])
-        .current_dir(&dir));
+        let staging = tempfile::tempdir().expect("staging dir");
+        prepare(staging.path());
+        let mut opts = ClusterOptions::new("fv-pg-test").hba(hba);
+        for entry in std::fs::read_dir(staging.path()).expect("staging dir") {
+            let path = entry.expect("staged file").path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path).expect("staged files are text (PEM)");
+            opts = opts.file(&name, &text);
+        }
+        for (k, v) in settings(extra_conf) {
+            opts = opts.setting(&k, &v);
+        }
+        let install = PgInstall::find().expect("PostgreSQL server binaries");
+        let c = block_on(sandbox::Cluster::start_primary(&install, opts)).expect("start cluster");
         Cluster {
-            dir,
-            data,
-            port,
-            stopped: AtomicBool::new(false),
+            dir: c.dir().to_path_buf(),
+            data: c.data_dir().to_path_buf(),
+            port: c.port(),
+            install,
+            inner: Mutex::new(Some(c)),
         }
     }
 
@@ -154,98 +146,62 @@ impl Cluster {
         format!("host=127.0.0.1 port={} dbname=postgres {extra}", self.port)
     }
 
-    /// Runs SQL as the superuser over the Unix socket (trust) via tokio-postgres.
-    pub async fn exec(&self, sql: &str) {
-        let (client, conn) = tokio_postgres::connect(
-            &format!(
-                "host={} port={} user=postgres dbname=postgres",
-                self.dir.display(),
-                self.port
-            ),
-            tokio_postgres::NoTls,
+    fn socket_conninfo(&self) -> String {
+        format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.dir.display(),
+            self.port
         )
-        .await
-        .expect("superuser connect");
-        let task = tokio::spawn(conn);
+    }
+
+    /// Runs SQL as the superuser over the Unix socket (trust).
+    pub async fn exec(&self, sql: &str) {
+        let client = self.superuser().await;
         client.batch_execute(sql).await.expect("setup SQL");
-        drop(client);
-        let _ = task.await;
     }
 
     /// Like `exec` but callable from sync code (and from inside a runtime).
     pub fn exec_blocking(&self, sql: &str) {
-        let sql = sql.to_string();
-        let dir = self.dir.clone();
-        let port = self.port;
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let (client, conn) = tokio_postgres::connect(
-                    &format!(
-                        "host={} port={port} user=postgres dbname=postgres",
-                        dir.display()
-                    ),
-                    tokio_postgres::NoTls,
-                )
-                .await
-                .expect("superuser connect");
-                let task = tokio::spawn(conn);
-                client.batch_execute(&sql).await.expect("setup SQL");
-                drop(client);
-                let _ = task.await;
-            })
-        })
-        .join()
-        .expect("setup thread");
+        block_on(self.exec(sql));
     }
 
     /// A superuser client over the Unix socket, for checks that need superuser.
     pub async fn superuser(&self) -> tokio_postgres::Client {
-        let (client, conn) = tokio_postgres::connect(
-            &format!(
-                "host={} port={} user=postgres dbname=postgres",
-                self.dir.display(),
-                self.port
-            ),
-            tokio_postgres::NoTls,
-        )
-        .await
-        .expect("superuser connect");
+        let (client, conn) =
+            tokio_postgres::connect(&self.socket_conninfo(), tokio_postgres::NoTls)
+                .await
+                .expect("superuser connect");
         tokio::spawn(conn);
         client
     }
 
-    /// `pg_ctl` as postgres with the given arguments after `-D data`.
+    /// `pg_ctl -D data ARGS…` as the server's user.
     pub fn pg_ctl(&self, args: &[&str]) {
-        let mut all = vec![
-            format!("{BIN}/pg_ctl"),
-            "-D".into(),
-            self.data.display().to_string(),
-        ];
-        all.extend(args.iter().map(|s| s.to_string()));
-        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        run(as_postgres(&refs).current_dir(&self.dir));
+        let mut cmd = if nix::unistd::geteuid().is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"])
+                .arg(self.install.bin("pg_ctl"));
+            c
+        } else {
+            std::process::Command::new(self.install.bin("pg_ctl"))
+        };
+        cmd.arg("-D")
+            .arg(&self.data)
+            .args(args)
+            .current_dir(&self.dir);
+        let out = cmd.output().expect("spawn pg_ctl");
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
+    /// Stops the server and removes its directory (the sandbox's clean-up).
     pub fn stop(&self) {
-        if self.stopped.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let _ = as_postgres(&[
-            &format!("{BIN}/pg_ctl"),
-            "-D",
-            self.data.to_str().unwrap_or_default(),
-            "-w",
-            "stop",
-            "-m",
-            "immediate",
-        ])
-        .current_dir(&self.dir)
-        .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        let taken = self.inner.lock().map(|mut g| g.take()).unwrap_or(None);
+        drop(taken);
     }
 }
 
@@ -255,33 +211,12 @@ impl Drop for Cluster {
     }
 }
 
-fn append(path: &Path, text: &str) {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .expect("open conf");
-    f.write_all(text.as_bytes()).expect("append conf");
-}
-
+/// The uid and gid of the `postgres` account the servers run as.
 pub fn postgres_ids() -> (u32, u32) {
-    let out = Command::new("id")
-        .args(["-u", "postgres"])
-        .output()
-        .expect("id");
-    let uid = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("uid");
-    let out = Command::new("id")
-        .args(["-g", "postgres"])
-        .output()
-        .expect("id");
-    let gid = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("gid");
-    (uid, gid)
+    sandbox::server_ids()
+        .ok()
+        .flatten()
+        .expect("the tests run as root, with a postgres account")
 }
 
 /// An environment for `ConnParams::parse` from fixed pairs (HOME points nowhere by default).
