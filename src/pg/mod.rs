@@ -6,11 +6,14 @@
 #![deny(missing_docs)]
 
 pub mod clientcert;
+mod conn_options;
+mod conn_syntax;
 mod connect;
 pub mod conninfo;
 pub mod error;
 pub mod keywords;
 pub mod multihost;
+mod pgpass;
 pub mod service;
 
 pub use conninfo::{
