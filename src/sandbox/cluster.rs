@@ -10,6 +10,7 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use super::error::{Result, SandboxError};
 use super::install::PgInstall;
+pub use super::options::{ClusterOptions, StopMode};
 use super::process::{self, tail_lines, PgCommand, ServerUser};
 use crate::lsn::{Lsn, SystemId, TimelineId};
 use crate::timeline::HistoryEntry;
@@ -25,7 +26,7 @@ pub const SUPERUSER: &str = "postgres";
 const SANDBOX_CONF: &str = "fv_sandbox.conf";
 
 /// Settings that describe a node's upstream; dropped from a copied `postgresql.auto.conf`.
-const RECOVERY_KEYS: [&str; 6] = [
+pub(super) const RECOVERY_KEYS: [&str; 6] = [
     "primary_conninfo",
     "primary_slot_name",
     "restore_command",
@@ -34,191 +35,24 @@ const RECOVERY_KEYS: [&str; 6] = [
     "synchronous_commit",
 ];
 
-/// How `pg_ctl stop` shuts a server down.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StopMode {
-    /// Wait for clients to disconnect.
-    Smart,
-    /// Disconnect clients, write a shutdown checkpoint (a clean stop).
-    Fast,
-    /// Crash stop: no checkpoint; recovery runs at the next start.
-    Immediate,
-}
-
-impl StopMode {
-    fn as_arg(self) -> &'static str {
-        match self {
-            StopMode::Smart => "smart",
-            StopMode::Fast => "fast",
-            StopMode::Immediate => "immediate",
-        }
-    }
-}
-
-/// How a new cluster is set up; build with [`ClusterOptions::new`] and the chained setters.
-#[derive(Clone, Debug)]
-pub struct ClusterOptions {
-    /// Name used in errors, the directory prefix and as a standby's `application_name`.
-    pub name: String,
-    /// WAL segment size in MB (initdb `--wal-segsize`); `None` keeps the default 16 MB.
-    pub wal_segsize_mb: Option<u32>,
-    /// `wal_level` (default `replica`).
-    pub wal_level: String,
-    /// Extra `postgresql.conf` settings, written after the sandbox's own.
-    pub settings: Vec<(String, String)>,
-    /// initdb `--data-checksums`.
-    pub data_checksums: bool,
-    /// `track_commit_timestamp`.
-    pub track_commit_timestamp: bool,
-    /// When set, TCP connections use SCRAM with this password for the `postgres` superuser.
-    pub password: Option<String>,
-    /// For standbys: make it the primary's synchronous standby.
-    pub synchronous: bool,
-    /// For standbys: copy the stopped primary's directory even when `pg_basebackup` exists.
-    pub force_cold_copy: bool,
-    /// Upper bound of every wait and command of this cluster (default 60 s).
-    pub timeout: Duration,
-    /// The whole `pg_hba.conf`, instead of the sandbox's (trust, or SCRAM with a password).
-    pub hba: Option<String>,
-    /// Files written into the data directory before the first start (name, content), owned
-    /// by the server's user with mode 0600: server certificates and keys, for example.
-    pub files: Vec<(String, String)>,
-}
-
-impl Default for ClusterOptions {
-    fn default() -> Self {
-        ClusterOptions::new("pg")
-    }
-}
-
-impl ClusterOptions {
-    /// Defaults for a cluster called `name`.
-    pub fn new(name: &str) -> Self {
-        ClusterOptions {
-            name: sanitize_name(name),
-            wal_segsize_mb: None,
-            wal_level: "replica".to_string(),
-            settings: Vec::new(),
-            data_checksums: false,
-            track_commit_timestamp: false,
-            password: None,
-            synchronous: false,
-            force_cold_copy: false,
-            hba: None,
-            files: Vec::new(),
-            timeout: Duration::from_secs(60),
-        }
-    }
-
-    /// Sets the name (letters, digits, `_` and `-` are kept; others become `_`).
-    pub fn name(mut self, name: &str) -> Self {
-        self.name = sanitize_name(name);
-        self
-    }
-
-    /// Sets the WAL segment size in MB (a power of two from 1 to 1024).
-    pub fn wal_segsize_mb(mut self, mb: u32) -> Self {
-        self.wal_segsize_mb = Some(mb);
-        self
-    }
-
-    /// Sets `wal_level` (`replica` or `logical`).
-    pub fn wal_level(mut self, level: &str) -> Self {
-        self.wal_level = level.to_string();
-        self
-    }
-
-    /// Adds a `postgresql.conf` setting (the value is quoted for you).
-    pub fn setting(mut self, key: &str, value: &str) -> Self {
-        self.settings.push((key.to_string(), value.to_string()));
-        self
-    }
-
-    /// Turns data checksums on or off (needed by `pg_rewind` unless `wal_log_hints`).
-    pub fn data_checksums(mut self, on: bool) -> Self {
-        self.data_checksums = on;
-        self
-    }
-
-    /// Turns `track_commit_timestamp` on or off.
-    pub fn track_commit_timestamp(mut self, on: bool) -> Self {
-        self.track_commit_timestamp = on;
-        self
-    }
-
-    /// Requires SCRAM password authentication over TCP with this superuser password.
-    pub fn password(mut self, password: &str) -> Self {
-        self.password = Some(password.to_string());
-        self
-    }
-
-    /// For standbys: become the primary's synchronous standby.
-    pub fn synchronous(mut self, on: bool) -> Self {
-        self.synchronous = on;
-        self
-    }
-
-    /// For standbys: use the cold-copy path even when `pg_basebackup` is installed.
-    pub fn force_cold_copy(mut self, on: bool) -> Self {
-        self.force_cold_copy = on;
-        self
-    }
-
-    /// Replaces the sandbox's `pg_hba.conf` with `text`.
-    pub fn hba(mut self, text: &str) -> Self {
-        self.hba = Some(text.to_string());
-        self
-    }
-
-    /// Writes `name` (relative to the data directory) with `content` before the first start.
-    pub fn file(mut self, name: &str, content: &str) -> Self {
-        self.files.push((name.to_string(), content.to_string()));
-        self
-    }
-
-    /// Sets the upper bound of every wait and command.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-}
-
-fn sanitize_name(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.is_empty() {
-        "pg".to_string()
-    } else {
-        s
-    }
-}
-
 /// A throwaway PostgreSQL server on a free loopback port, in its own temporary directory.
 ///
 /// Dropping it stops the server (`pg_ctl stop -m immediate`) and deletes the directory,
 /// unless [`Cluster::keep`] was called.
 #[derive(Debug)]
 pub struct Cluster {
-    install: PgInstall,
-    opts: ClusterOptions,
-    dir: PathBuf,
-    data_dir: PathBuf,
-    log_file: PathBuf,
-    port: u16,
-    user: Option<ServerUser>,
-    kept: bool,
+    pub(super) install: PgInstall,
+    pub(super) opts: ClusterOptions,
+    pub(super) dir: PathBuf,
+    pub(super) data_dir: PathBuf,
+    pub(super) log_file: PathBuf,
+    pub(super) port: u16,
+    pub(super) user: Option<ServerUser>,
+    pub(super) kept: bool,
 }
 
 /// Polls until a deadline, then fails with a [`SandboxError::Timeout`].
-struct Waiter {
+pub(super) struct Waiter {
     cluster: String,
     log_file: PathBuf,
     what: String,
@@ -227,7 +61,7 @@ struct Waiter {
 }
 
 impl Waiter {
-    async fn tick(&self, last: &str) -> Result<()> {
+    pub(super) async fn tick(&self, last: &str) -> Result<()> {
         if self.start.elapsed() >= self.timeout {
             return Err(SandboxError::Timeout {
                 cluster: self.cluster.clone(),
@@ -257,7 +91,7 @@ fn pick_port() -> Result<u16> {
     Ok(port)
 }
 
-fn quote(value: &str) -> String {
+pub(super) fn quote(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
 }
 
@@ -274,7 +108,7 @@ fn is_port_conflict(err: &SandboxError) -> bool {
 
 impl Cluster {
     /// Creates the directory of a new, not yet initialised cluster (cleaned up on drop).
-    fn allocate(install: &PgInstall, opts: ClusterOptions) -> Result<Cluster> {
+    pub(super) fn allocate(install: &PgInstall, opts: ClusterOptions) -> Result<Cluster> {
         let user = process::server_user()?;
         let base = std::env::var_os(SANDBOX_DIR_ENV)
             .map(PathBuf::from)
@@ -317,7 +151,7 @@ impl Cluster {
         Ok(c)
     }
 
-    async fn initdb(&self) -> Result<()> {
+    pub(super) async fn initdb(&self) -> Result<()> {
         let mut cmd = self
             .cmd("initdb")
             .arg("-D")
@@ -347,7 +181,7 @@ impl Cluster {
         r.map(|_| ())
     }
 
-    fn write_hba(&self) -> Result<()> {
+    pub(super) fn write_hba(&self) -> Result<()> {
         if let Some(hba) = &self.opts.hba {
             return process::write_server_file(
                 &self.data_dir.join("pg_hba.conf"),
@@ -377,7 +211,7 @@ impl Cluster {
     }
 
     /// (Re)writes `fv_sandbox.conf` (port, socket dir, WAL settings) and includes it once.
-    fn write_sandbox_conf(&self) -> Result<()> {
+    pub(super) fn write_sandbox_conf(&self) -> Result<()> {
         let o = &self.opts;
         let mut s = String::from("# managed by the failover-verify sandbox; rewritten on copy\n");
         let mut set = |k: &str, v: &str| s.push_str(&format!("{k} = {}\n", quote(v)));
@@ -430,12 +264,12 @@ impl Cluster {
         Ok(())
     }
 
-    fn cmd(&self, program: &str) -> PgCommand {
+    pub(super) fn cmd(&self, program: &str) -> PgCommand {
         PgCommand::new(&self.install, self.install.bin(program), self.user).current_dir(&self.dir)
     }
 
     /// Starts the server, picking another port when the chosen one was taken meanwhile.
-    async fn start_on_free_port(&mut self) -> Result<()> {
+    pub(super) async fn start_on_free_port(&mut self) -> Result<()> {
         let mut attempt = 0;
         loop {
             match self.start().await {
@@ -601,7 +435,7 @@ impl Cluster {
         self.log_since(0, lines)
     }
 
-    fn log_since(&self, offset: u64, lines: usize) -> String {
+    pub(super) fn log_since(&self, offset: u64, lines: usize) -> String {
         match std::fs::read(&self.log_file) {
             Ok(bytes) => {
                 let start = (offset as usize).min(bytes.len());
@@ -611,7 +445,7 @@ impl Cluster {
         }
     }
 
-    fn waiter(&self, what: impl Into<String>) -> Waiter {
+    pub(super) fn waiter(&self, what: impl Into<String>) -> Waiter {
         Waiter {
             cluster: self.name().to_string(),
             log_file: self.log_file.clone(),
@@ -662,7 +496,7 @@ impl Cluster {
         self.connect_db("postgres").await
     }
 
-    fn sql_err(&self, sql: &str, source: tokio_postgres::Error) -> SandboxError {
+    pub(super) fn sql_err(&self, sql: &str, source: tokio_postgres::Error) -> SandboxError {
         SandboxError::Sql {
             cluster: self.name().to_string(),
             sql: sql.to_string(),
@@ -681,7 +515,7 @@ impl Cluster {
         self.bounded(sql, c.batch_execute(sql)).await
     }
 
-    async fn bounded<T>(
+    pub(super) async fn bounded<T>(
         &self,
         sql: &str,
         fut: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
@@ -738,7 +572,7 @@ impl Cluster {
         row.try_get::<_, T>(0).map_err(|e| self.sql_err(sql, e))
     }
 
-    async fn query_lsn(&self, sql: &str) -> Result<Option<Lsn>> {
+    pub(super) async fn query_lsn(&self, sql: &str) -> Result<Option<Lsn>> {
         match self.query_opt_string(sql).await? {
             None => Ok(None),
             Some(s) => s.parse::<Lsn>().map(Some).map_err(|e| {
@@ -828,302 +662,6 @@ impl Cluster {
         crate::timeline::TimelineHistory::parse(&format!("{tli}.history"), tli, &text)
             .map(|h| h.entries)
             .map_err(|e| SandboxError::unexpected(self.name(), e.to_string()))
-    }
-
-    // ---------------------------------------------------------------- standbys
-
-    /// A streaming standby of this primary, by `pg_basebackup -R -X stream` when installed,
-    /// otherwise by a cold copy (this primary is stopped cleanly, copied, and restarted).
-    /// Returns once the standby is streaming.
-    pub async fn create_standby(&self, opts: ClusterOptions) -> Result<Cluster> {
-        if self.install.version_major < 12 {
-            return Err(SandboxError::Unsupported {
-                cluster: self.name().to_string(),
-                what: format!(
-                    "standbys need PostgreSQL 12+ (standby.signal); this is {}",
-                    self.install.version_string
-                ),
-            });
-        }
-        let mut opts = opts;
-        // The copy has this primary's initdb-time settings; keep the password so the copy's
-        // conninfo matches its real authentication.
-        if opts.password.is_none() {
-            opts.password = self.opts.password.clone();
-        }
-        let mut sb = Cluster::allocate(&self.install, opts)?;
-        if self.install.has("pg_basebackup") && !sb.opts.force_cold_copy {
-            let mut cmd = sb
-                .cmd("pg_basebackup")
-                .arg("-D")
-                .arg(&sb.data_dir)
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &self.port.to_string(),
-                    "-U",
-                    SUPERUSER,
-                ])
-                .args(["-X", "stream", "-c", "fast", "-R", "--no-sync"]);
-            if let Some(pw) = &self.opts.password {
-                cmd = cmd.env("PGPASSWORD", pw);
-            }
-            cmd.run(sb.name(), sb.opts.timeout * 2).await?;
-        } else {
-            self.execute("CHECKPOINT").await?;
-            self.stop(StopMode::Fast).await?;
-            let copied = PgCommand::new(&sb.install, "cp", sb.user)
-                .current_dir(&sb.dir)
-                .arg("-a")
-                .arg(&self.data_dir)
-                .arg(&sb.data_dir)
-                .run(sb.name(), sb.opts.timeout * 2)
-                .await;
-            self.start().await?;
-            copied?;
-        }
-        for f in ["postmaster.pid", "postmaster.opts"] {
-            let _ = std::fs::remove_file(sb.data_dir.join(f));
-        }
-        sb.write_sandbox_conf()?;
-        sb.configure_recovery(Some(self))?;
-        sb.start_on_free_port().await?;
-        sb.wait_streaming().await?;
-        if sb.opts.synchronous {
-            self.execute(&format!(
-                "ALTER SYSTEM SET synchronous_standby_names = '\"{}\"'",
-                sb.name()
-            ))
-            .await?;
-            self.execute("SELECT pg_reload_conf()").await?;
-            let sql = format!(
-                "SELECT sync_state FROM pg_stat_replication WHERE application_name = '{}'",
-                sb.name()
-            );
-            let w = self.waiter(format!("standby {} to become synchronous", sb.name()));
-            loop {
-                let last = match self.query_opt_string(&sql).await {
-                    Ok(Some(s)) if s == "sync" => break,
-                    Ok(s) => format!("sync_state {s:?}"),
-                    Err(e) => e.to_string(),
-                };
-                w.tick(&last).await?;
-            }
-        }
-        Ok(sb)
-    }
-
-    /// Rewrites `postgresql.auto.conf` and `standby.signal` so this node starts as a standby of
-    /// `upstream` (or of nobody, with `None`).
-    fn configure_recovery(&self, upstream: Option<&Cluster>) -> Result<()> {
-        let auto = self.data_dir.join("postgresql.auto.conf");
-        let old = std::fs::read_to_string(&auto).unwrap_or_default();
-        let mut text: String = old
-            .lines()
-            .filter(|l| {
-                let key = l.split('=').next().unwrap_or("").trim();
-                !RECOVERY_KEYS.contains(&key)
-            })
-            .map(|l| format!("{l}\n"))
-            .collect();
-        let conninfo = match upstream {
-            Some(p) => {
-                let mut s = format!(
-                    "host=127.0.0.1 port={} user={SUPERUSER} application_name={}",
-                    p.port,
-                    self.name()
-                );
-                if let Some(pw) = &p.opts.password {
-                    s.push_str(&format!(" password={}", crate::quote::conninfo_value(pw)));
-                }
-                s
-            }
-            None => String::new(),
-        };
-        text.push_str(&format!("primary_conninfo = {}\n", quote(&conninfo)));
-        text.push_str("restore_command = ''\n");
-        text.push_str("recovery_target_timeline = 'latest'\n");
-        process::write_server_file(&auto, &text, self.user, self.name())?;
-        process::write_server_file(
-            &self.data_dir.join("standby.signal"),
-            "",
-            self.user,
-            self.name(),
-        )
-    }
-
-    /// Waits until `pg_stat_wal_receiver` on this standby reports `streaming`.
-    pub async fn wait_streaming(&self) -> Result<()> {
-        let w = self.waiter("the WAL receiver to be streaming");
-        loop {
-            let last = match self
-                .query_opt_string("SELECT status FROM pg_stat_wal_receiver")
-                .await
-            {
-                Ok(Some(s)) if s == "streaming" => return Ok(()),
-                Ok(s) => format!("status {s:?}"),
-                Err(e) => e.to_string(),
-            };
-            w.tick(&last).await?;
-        }
-    }
-
-    /// Waits until this standby has replayed everything `primary` has written so far.
-    pub async fn wait_caught_up(&self, primary: &Cluster) -> Result<Lsn> {
-        let target = primary.current_wal_lsn().await?;
-        let w = self.waiter(format!("replay to reach {target} of {}", primary.name()));
-        loop {
-            let last = match self.replay_lsn().await {
-                Ok(Some(l)) if l >= target => return Ok(l),
-                Ok(l) => format!("replay lsn {l:?}"),
-                Err(e) => e.to_string(),
-            };
-            w.tick(&last).await?;
-        }
-    }
-
-    /// Waits until this standby has received WAL beyond `lsn` and replayed all it received;
-    /// returns the replay LSN (used after the primary was stopped cleanly).
-    pub async fn wait_replayed_beyond(&self, lsn: Lsn) -> Result<Lsn> {
-        let w = self.waiter(format!("WAL beyond {lsn} to be received and replayed"));
-        loop {
-            let last = match (self.receive_lsn().await, self.replay_lsn().await) {
-                (Ok(Some(recv)), Ok(Some(replay))) if recv > lsn && replay >= recv => {
-                    return Ok(replay)
-                }
-                (Ok(recv), Ok(replay)) => format!("receive {recv:?}, replay {replay:?}"),
-                (Err(e), _) | (_, Err(e)) => e.to_string(),
-            };
-            w.tick(&last).await?;
-        }
-    }
-
-    /// Stops WAL delivery to this standby: clears `primary_conninfo` (ALTER SYSTEM + reload,
-    /// a restart before PG13) and waits until `pg_stat_wal_receiver` is empty. WAL already
-    /// received is still replayed, and will be applied by a promotion.
-    pub async fn cut_off(&self) -> Result<()> {
-        self.execute("ALTER SYSTEM SET primary_conninfo = ''")
-            .await?;
-        if self.install.version_major < 13 {
-            self.restart().await?;
-        } else {
-            self.execute("SELECT pg_reload_conf()").await?;
-        }
-        let w = self.waiter("the WAL receiver to stop after cut-off");
-        loop {
-            let last = match self
-                .query_scalar::<i64>("SELECT count(*) FROM pg_stat_wal_receiver")
-                .await
-            {
-                Ok(0) => return Ok(()),
-                Ok(n) => format!("{n} WAL receiver(s)"),
-                Err(e) => e.to_string(),
-            };
-            w.tick(&last).await?;
-        }
-    }
-
-    /// Promotes this standby (`pg_promote(true, timeout)`), waits until it is out of recovery
-    /// and its new timeline's `.history` file exists, and returns the new timeline.
-    pub async fn promote(&self) -> Result<TimelineId> {
-        let secs = self.opts.timeout.as_secs().max(1);
-        let ok = self
-            .query_scalar::<bool>(&format!("SELECT pg_promote(true, {secs})"))
-            .await?;
-        if !ok {
-            return Err(SandboxError::Timeout {
-                cluster: self.name().to_string(),
-                what: "pg_promote to finish".to_string(),
-                waited: self.opts.timeout,
-                last: format!("pg_promote returned false\n{}", self.log_tail(20)),
-            });
-        }
-        let w = self.waiter("promotion to finish (out of recovery, history file written)");
-        loop {
-            let last = match self.is_in_recovery().await {
-                Ok(true) => "still in recovery".to_string(),
-                Ok(false) => {
-                    let tli = self.timeline().await?;
-                    let p = self.data_dir.join("pg_wal").join(tli.history_file_name());
-                    if p.exists() {
-                        return Ok(tli);
-                    }
-                    format!("{} not there yet", p.display())
-                }
-                Err(e) => e.to_string(),
-            };
-            w.tick(&last).await?;
-        }
-    }
-
-    /// Makes this node a streaming standby of `new_primary` (standby.signal, primary_conninfo,
-    /// `recovery_target_timeline='latest'`, restart) and waits until it streams.
-    pub async fn follow(&self, new_primary: &Cluster) -> Result<()> {
-        self.stop(StopMode::Fast).await?;
-        self.configure_recovery(Some(new_primary))?;
-        self.start().await?;
-        self.wait_streaming().await
-    }
-
-    /// Restarts this node as a standby with no upstream (`primary_conninfo=''`,
-    /// `restore_command=''`): it replays its own WAL to the end and writes nothing. Returns
-    /// `pg_last_wal_replay_lsn()` once it is in recovery and replay has stopped moving.
-    pub async fn isolate_as_standby(&self) -> Result<Lsn> {
-        self.stop(StopMode::Fast).await?;
-        self.configure_recovery(None)?;
-        self.start().await?;
-        let w = self.waiter("the isolated node to finish replaying its own WAL");
-        let mut prev: Option<Lsn> = None;
-        loop {
-            let last = match (self.is_in_recovery().await, self.replay_lsn().await) {
-                (Ok(true), Ok(Some(l))) => {
-                    if prev == Some(l) {
-                        return Ok(l);
-                    }
-                    prev = Some(l);
-                    format!("replay lsn {l}")
-                }
-                (Ok(r), Ok(l)) => format!("in recovery {r}, replay lsn {l:?}"),
-                (Err(e), _) | (_, Err(e)) => e.to_string(),
-            };
-            w.tick(&last).await?;
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Rewinds this (former primary) onto `new_primary` with `pg_rewind`, then follows it.
-    /// Destroys the divergent WAL evidence, as Patroni's `use_pg_rewind` does. Returns the tail
-    /// of pg_rewind's output.
-    pub async fn rewind_onto(&self, new_primary: &Cluster) -> Result<String> {
-        if !self.install.has("pg_rewind") {
-            return Err(SandboxError::Unsupported {
-                cluster: self.name().to_string(),
-                what: format!(
-                    "pg_rewind is not installed in {}",
-                    self.install.bindir.display()
-                ),
-            });
-        }
-        // pg_rewind reads the source's timeline from its control file, which a fresh
-        // promotion updates only at the next checkpoint.
-        new_primary.execute("CHECKPOINT").await?;
-        self.stop(StopMode::Fast).await?;
-        let mut cmd = self
-            .cmd("pg_rewind")
-            .arg(format!("--target-pgdata={}", self.data_dir.display()))
-            .arg(format!("--source-server={}", new_primary.conninfo()));
-        if let Some(pw) = &new_primary.opts.password {
-            cmd = cmd.env("PGPASSWORD", pw);
-        }
-        let out = cmd.run(self.name(), self.opts.timeout * 2).await?;
-        // pg_rewind copies the source's config files too: restore ours.
-        self.write_hba()?;
-        self.write_sandbox_conf()?;
-        self.configure_recovery(Some(new_primary))?;
-        self.start().await?;
-        self.wait_streaming().await?;
-        Ok(process::output_tail(&out))
     }
 }
 

@@ -10,8 +10,10 @@
 mod cluster;
 mod error;
 mod install;
+mod options;
 mod process;
 pub mod scenario;
+mod standby;
 
 pub use crate::timeline::HistoryEntry;
 pub use cluster::{Cluster, ClusterOptions, StopMode, SANDBOX_DIR_ENV, SUPERUSER};
