@@ -26,13 +26,14 @@
 //! whose CRC matches but whose contents are malformed.
 
 use bytes::{Buf, Bytes};
-use serde::Serialize;
-use smallvec::SmallVec;
 
 use crate::lsn::XLOG_BLCKSZ;
 use crate::lsn::{Lsn, SystemId, TimelineId};
 use crate::wal::buffer::ChunkBuf;
+pub use crate::wal::end::{EndOfWal, EndReason};
 use crate::wal::error::{FileCtx, WalError};
+use crate::wal::frame::valid_page_after;
+pub use crate::wal::frame::{check_frame_crc, parse_frame_in, Frame, FramePoll};
 use crate::wal::page::{valid_seg_size, PageHeader, PgVersion, XLP_ALL_FLAGS, XLP_LONG_HEADER};
 use crate::wal::record::{
     parse_in_chunk_into, parse_pieces_into, parse_record_bytes, record_crc_pieces, DecodedRecord,
@@ -45,132 +46,6 @@ const MAX_RECORD_LEN: u32 = 0x3FFF_FFFF;
 /// WAL positions at or past 2^62 are refused (PostgreSQL would need centuries to reach them),
 /// so LSN arithmetic below cannot overflow.
 const MAX_LSN: u64 = 1 << 62;
-
-/// Why decoding stopped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum EndReason {
-    /// `xl_tot_len` is 0: the normal end of WAL in a pre-zeroed or fresh segment.
-    ZeroLength,
-    /// `xl_tot_len` is impossible (below 24 or above 1 GB).
-    InvalidLength {
-        /// The length found.
-        tot_len: u32,
-    },
-    /// The page is all zeros (magic 0000).
-    ZeroPage,
-    /// The page's `xlp_pageaddr` is not its own LSN: a recycled segment's stale page.
-    RecycledPage {
-        /// The address the page claims.
-        pageaddr: Lsn,
-    },
-    /// A page header that is not valid here (bad magic, flags, size, timeline, missing contrecord).
-    InvalidPage {
-        /// What is wrong.
-        what: String,
-    },
-    /// `xl_prev` does not point at the previous record: stale bytes.
-    BadPrev {
-        /// The xl_prev found.
-        found: Lsn,
-        /// The previous record's LSN.
-        expected: Lsn,
-    },
-    /// The resource manager id is out of range.
-    InvalidRmgr {
-        /// The rmid found.
-        rmid: u8,
-    },
-    /// The record's CRC-32C does not match.
-    BadCrc {
-        /// The CRC stored in the record.
-        stored: u32,
-        /// The CRC computed over its bytes.
-        computed: u32,
-    },
-    /// The bytes ended (after [`WalDecoder::finish`]).
-    EndOfInput {
-        /// Whether a record had begun and was cut off.
-        partial_record: bool,
-    },
-    /// The requested end LSN was reached.
-    RequestedEnd,
-}
-
-impl EndReason {
-    /// Whether this is how WAL normally ends (no hint of damage).
-    pub fn is_clean(&self) -> bool {
-        matches!(
-            self,
-            EndReason::ZeroLength
-                | EndReason::ZeroPage
-                | EndReason::RecycledPage { .. }
-                | EndReason::RequestedEnd
-                | EndReason::EndOfInput {
-                    partial_record: false
-                }
-        )
-    }
-}
-
-impl std::fmt::Display for EndReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            EndReason::ZeroLength => write!(f, "invalid record length: expected at least 24, got 0"),
-            EndReason::InvalidLength { tot_len } => write!(f, "invalid record length {tot_len}"),
-            EndReason::ZeroPage => write!(f, "zeroed page (invalid magic number 0000)"),
-            EndReason::RecycledPage { pageaddr } => {
-                write!(f, "unexpected pageaddr {pageaddr} (recycled segment)")
-            }
-            EndReason::InvalidPage { what } => write!(f, "{what}"),
-            EndReason::BadPrev { found, expected } => {
-                write!(f, "record with incorrect prev-link {found}, expected {expected}")
-            }
-            EndReason::InvalidRmgr { rmid } => write!(f, "invalid resource manager ID {rmid}"),
-            EndReason::BadCrc { stored, computed } => write!(
-                f,
-                "incorrect resource manager data checksum (stored {stored:08X}, computed {computed:08X})"
-            ),
-            EndReason::EndOfInput { partial_record } => {
-                if *partial_record {
-                    write!(f, "input ends inside a record")
-                } else {
-                    write!(f, "end of input")
-                }
-            }
-            EndReason::RequestedEnd => write!(f, "requested end reached"),
-        }
-    }
-}
-
-/// Where and why decoding stopped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EndOfWal {
-    /// The LSN of the record (or page) that could not be read: the end of valid WAL.
-    pub lsn: Lsn,
-    /// Why.
-    pub reason: EndReason,
-    /// The file that holds `lsn`, when the bytes came from a file.
-    pub file: Option<String>,
-    /// Whether non-zero bytes follow the failure point in what was fed (hint of mid-WAL damage).
-    pub data_follows: bool,
-}
-
-impl std::fmt::Display for EndOfWal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "end of WAL: {} at {}", self.reason, self.lsn)?;
-        if let Some(file) = &self.file {
-            write!(f, " in {file}")?;
-        }
-        if self.data_follows {
-            write!(
-                f,
-                " (non-zero data follows: possible corruption in the middle of WAL)"
-            )?;
-        }
-        Ok(())
-    }
-}
 
 /// What [`WalDecoder::poll`] produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,109 +68,6 @@ pub enum Polled {
     NeedMore,
     /// Decoding is over; further polls return the same.
     End(EndOfWal),
-}
-
-/// A record that was found and checked (record header, continuation pages, CRC-32C) but not
-/// yet parsed: where its bytes lie. Finding records is sequential; parsing them is not, so a
-/// reader may hand frames to another thread (module `wal::pipeline` does).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
-    /// Where the record starts.
-    pub lsn: Lsn,
-    /// Where it ends.
-    pub end_lsn: Lsn,
-    /// Its xl_prev.
-    pub prev: Lsn,
-    /// The PostgreSQL version of its page (from the page magic).
-    pub version: PgVersion,
-    /// Whether its CRC-32C was checked (always, unless [`WalDecoder::defer_crc`]).
-    pub crc_checked: bool,
-    /// (LSN, length) of its bytes on each page it spans, in order; the lengths add up to
-    /// xl_tot_len. Each lies inside one fed chunk (the buffer never splits a page).
-    pub pieces: SmallVec<[(u64, u32); 4]>,
-}
-
-/// What [`WalDecoder::poll_frame`] produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FramePoll {
-    /// A checked record, to parse with [`WalDecoder::parse_frame`] or [`parse_frame_in`].
-    Frame(Frame),
-    /// More bytes are needed.
-    NeedMore,
-    /// Decoding is over.
-    End(EndOfWal),
-}
-
-/// Parses `frame` whose bytes lie in `chunks` ((first LSN, bytes) in LSN order, as
-/// [`WalDecoder::share_chunks`] hands them out); shares the bytes, copying only what crosses
-/// a page.
-pub fn parse_frame_in(
-    frame: &Frame,
-    chunks: &[(u64, Bytes)],
-    file: &FileCtx,
-) -> Result<DecodedRecord, WalError> {
-    let piece = |&(p, n): &(u64, u32)| -> Bytes {
-        chunk_slice(chunks, p, n as usize)
-            .map(|(b, off)| b.slice(off..off + n as usize))
-            .unwrap_or_default()
-    };
-    let rec = match frame.pieces.as_slice() {
-        [one] => RecordBytes::One(piece(one)),
-        many => RecordBytes::Pieces(many.iter().map(piece).collect()),
-    };
-    parse_record_bytes(&rec, frame.lsn, frame.end_lsn, frame.version, file)
-}
-
-/// The chunk holding `len` bytes at `lsn`, and their offset in it.
-fn chunk_slice(chunks: &[(u64, Bytes)], lsn: u64, len: usize) -> Option<(&Bytes, usize)> {
-    chunks
-        .iter()
-        .find(|(s, b)| lsn >= *s && lsn + len as u64 <= s + b.len() as u64)
-        .map(|(s, b)| (b, (lsn - s) as usize))
-}
-
-/// Checks the CRC-32C of a frame found with [`WalDecoder::defer_crc`], whose bytes lie in
-/// `chunks`; on a mismatch, says where WAL ends as the decoder would have (the file is left
-/// for the caller to name).
-pub fn check_frame_crc(frame: &Frame, chunks: &[(u64, Bytes)]) -> Result<(), EndOfWal> {
-    let slices = frame.pieces.iter().map(|&(p, n)| {
-        chunk_slice(chunks, p, n as usize).map_or(&[][..], |(b, off)| &b[off..off + n as usize])
-    });
-    let (computed, head) = record_crc_pieces(slices);
-    let stored = RecordHeader::parse(&head).map_or(0, |h| h.crc);
-    if stored == computed {
-        return Ok(());
-    }
-    let fed_end = chunks.last().map_or(0, |(s, b)| s + b.len() as u64);
-    let data_follows = valid_page_after(frame.lsn.0, fed_end, frame.version, |page| {
-        chunk_slice(chunks, page, 24).map(|(b, off)| &b[off..off + 24])
-    });
-    Err(EndOfWal {
-        lsn: frame.lsn,
-        reason: EndReason::BadCrc { stored, computed },
-        file: None,
-        data_follows,
-    })
-}
-
-/// Whether a page with a valid-looking header for `version` follows `lsn`'s page before
-/// `fed_end`: non-zero WAL after a failing record hints at damage rather than a torn tail.
-fn valid_page_after<'a>(
-    lsn: u64,
-    fed_end: u64,
-    version: PgVersion,
-    header: impl Fn(u64) -> Option<&'a [u8]>,
-) -> bool {
-    let mut page = lsn - lsn % BLCKSZ + BLCKSZ;
-    while page + 24 <= fed_end {
-        if let Some(h) = header(page).and_then(PageHeader::parse) {
-            if Some(h.magic) == version.magic() && h.pageaddr.0 == page {
-                return true;
-            }
-        }
-        page += BLCKSZ;
-    }
-    false
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
