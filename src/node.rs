@@ -94,9 +94,10 @@ impl NodeFacts {
 }
 
 use crate::finding::{Finding, FindingId};
+use crate::pg::connect_replication;
 use crate::pg::conninfo::ConnParams;
 use crate::pg::error::PgError;
-use crate::pg::replication::{connect_replication, ReplicationClient, ReplicationOptions};
+use crate::pg::replication::{ReplicationClient, ReplicationOptions};
 use crate::pg::session::{Session, SessionOptions};
 
 /// One query for everything SQL can tell; LSNs as text so they parse into [`Lsn`].

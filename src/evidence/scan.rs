@@ -9,8 +9,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::lsn::{Lsn, TimelineId, Xid};
+use crate::pg::connect_replication;
 use crate::pg::error::PgError;
-use crate::pg::replication::{connect_replication, ReplicationOptions};
+use crate::pg::replication::ReplicationOptions;
 use crate::pg::session::Session;
 use crate::pg::ConnParams;
 use crate::wal::accounting::{Accountant, Detail, LostTransactions};

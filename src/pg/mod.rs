@@ -29,9 +29,10 @@ pub mod tls;
 pub use connect::connect;
 pub use pace::Pacer;
 pub use session::{Session, SessionOptions};
+mod repl_connect;
 pub mod replication;
 
+pub use repl_connect::connect_replication;
 pub use replication::{
-    connect_replication, IdentifySystem, ReplicationClient, ReplicationOptions, TimelineEnd,
-    WalChunk, WalStream,
+    IdentifySystem, ReplicationClient, ReplicationOptions, TimelineEnd, WalChunk, WalStream,
 };

@@ -18,12 +18,10 @@ use postgres_protocol::authentication::md5_hash;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixStream};
 
-use super::conninfo::{ConnParams, Host};
+use super::conninfo::ConnParams;
 use super::error::{scrub, ErrorKind, PgError, ServerError};
 use super::session::APPLICATION_NAME;
-use super::tls::{self, TlsPlan};
 use crate::lsn::{Lsn, SystemId, TimelineId};
 
 /// Largest backend message we accept (WAL chunks are at most 128 KB + header).
@@ -91,7 +89,7 @@ pub struct TimelineEnd {
     pub next_start: Option<Lsn>,
 }
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(super) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// One result set of a simple query, values as raw bytes (text format).
@@ -103,16 +101,16 @@ struct ResultSet {
 
 /// A replication connection (`replication=true`) to one server.
 pub struct ReplicationClient {
-    io: Box<dyn Io>,
-    rbuf: BytesMut,
-    target: String,
-    user: String,
-    password: Option<String>,
-    opts: ReplicationOptions,
-    server_params: Vec<(String, String)>,
-    notices: Vec<String>,
-    stream_open: bool,
-    broken: bool,
+    pub(super) io: Box<dyn Io>,
+    pub(super) rbuf: BytesMut,
+    pub(super) target: String,
+    pub(super) user: String,
+    pub(super) password: Option<String>,
+    pub(super) opts: ReplicationOptions,
+    pub(super) server_params: Vec<(String, String)>,
+    pub(super) notices: Vec<String>,
+    pub(super) stream_open: bool,
+    pub(super) broken: bool,
 }
 
 impl std::fmt::Debug for ReplicationClient {
@@ -122,169 +120,6 @@ impl std::fmt::Debug for ReplicationClient {
             .field("user", &self.user)
             .finish_non_exhaustive()
     }
-}
-
-/// Opens a physical replication connection, bounded by the connect timeout.
-pub async fn connect_replication(
-    params: &ConnParams,
-    opts: &ReplicationOptions,
-) -> Result<ReplicationClient, PgError> {
-    let timeout = params.connect_timeout().unwrap_or(opts.connect_timeout);
-    // Several hosts: pick one with a SQL session first (libpq's rules), then stream from it.
-    let pinned;
-    let params = if params.needs_host_choice() {
-        let sopts = super::session::SessionOptions {
-            connect_timeout: timeout,
-            ..Default::default()
-        };
-        let (p, s, _) = super::multihost::choose(params, &sopts).await?;
-        s.close().await;
-        pinned = p;
-        &pinned
-    } else {
-        params
-    };
-    let target = params.target();
-    // The outer timeout bounds everything; inner waits use the same limit.
-    let inner = ReplicationOptions {
-        connect_timeout: timeout,
-        ..*opts
-    };
-    match tokio::time::timeout(timeout, connect_inner(params, &inner, &target)).await {
-        Ok(r) => r,
-        Err(_) => Err(PgError::timeout(
-            &target,
-            "opening a replication connection (TCP, TLS, authentication and startup)",
-            timeout,
-        )),
-    }
-}
-
-async fn connect_inner(
-    params: &ConnParams,
-    opts: &ReplicationOptions,
-    target: &str,
-) -> Result<ReplicationClient, PgError> {
-    let plan = tls::plan(params).map_err(|e| match e.into_kind() {
-        ErrorKind::Tls { message, hint, .. } => PgError::tls(target, message, hint),
-        other => PgError::new(other),
-    })?;
-    let io: Box<dyn Io> = match params.host() {
-        Host::Unix(_) => {
-            let path = params
-                .socket_path()
-                .ok_or_else(|| PgError::config("no socket path"))?;
-            Box::new(
-                UnixStream::connect(&path)
-                    .await
-                    .map_err(|e| PgError::connect(target, e.to_string()))?,
-            )
-        }
-        Host::Tcp(host) => {
-            let tcp = tcp_connect(host, params, target).await?;
-            match &plan {
-                TlsPlan::Disabled => Box::new(tcp),
-                TlsPlan::Optional(cfg, _) | TlsPlan::Required(cfg, _) => {
-                    let mut tcp = tcp;
-                    let mut buf = BytesMut::new();
-                    frontend::ssl_request(&mut buf);
-                    tcp.write_all(&buf)
-                        .await
-                        .map_err(|e| PgError::connect(target, e.to_string()))?;
-                    let answer = tcp.read_u8().await.map_err(|e| {
-                        PgError::protocol(target, format!("no answer to SSLRequest: {e}"))
-                    })?;
-                    match answer {
-                        b'S' => {
-                            let name = params.tls_server_name();
-                            let server_name = rustls::pki_types::ServerName::try_from(name.clone())
-                                .map_err(|e| {
-                                    PgError::tls(
-                                        target,
-                                        format!("\"{name}\" is not a valid TLS server name: {e}"),
-                                        None,
-                                    )
-                                })?;
-                            let connector = tokio_rustls::TlsConnector::from(cfg.clone());
-                            let stream =
-                                connector.connect(server_name, tcp).await.map_err(|e| {
-                                    tls::explain_handshake_error(target, &name, &e).unwrap_or_else(
-                                        || {
-                                            PgError::tls(
-                                                target,
-                                                format!("TLS handshake failed: {e}"),
-                                                None,
-                                            )
-                                        },
-                                    )
-                                })?;
-                            Box::new(stream)
-                        }
-                        b'N' if matches!(plan, TlsPlan::Required(..)) => {
-                            return Err(PgError::tls(
-                                target,
-                                format!(
-                                    "the server does not support TLS but sslmode={} requires it",
-                                    params.sslmode()
-                                ),
-                                Some(
-                                    "enable ssl on the server, or use sslmode=prefer or disable"
-                                        .into(),
-                                ),
-                            ))
-                        }
-                        b'N' => Box::new(tcp),
-                        other => {
-                            return Err(PgError::protocol(
-                                target,
-                                format!("unexpected answer {other:#04x} to SSLRequest"),
-                            ))
-                        }
-                    }
-                }
-            }
-        }
-    };
-    let mut client = ReplicationClient {
-        io,
-        rbuf: BytesMut::with_capacity(64 * 1024),
-        target: target.to_string(),
-        user: params.user().to_string(),
-        password: params.password().map(str::to_string),
-        opts: *opts,
-        server_params: Vec::new(),
-        notices: Vec::new(),
-        stream_open: false,
-        broken: false,
-    };
-    client.startup(params).await?;
-    Ok(client)
-}
-
-async fn tcp_connect(host: &str, params: &ConnParams, target: &str) -> Result<TcpStream, PgError> {
-    let port = params.port();
-    let addrs: Vec<std::net::SocketAddr> = match params.hostaddr() {
-        Some(a) => vec![std::net::SocketAddr::new(a, port)],
-        None => tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| PgError::connect(target, format!("cannot resolve host name: {e}")))?
-            .collect(),
-    };
-    let mut last = None;
-    for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(s) => {
-                let _ = s.set_nodelay(true);
-                return Ok(s);
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(PgError::connect(
-        target,
-        last.map(|e| e.to_string())
-            .unwrap_or_else(|| "the host name resolved to no addresses".into()),
-    ))
 }
 
 fn cstr(buf: &mut Bytes) -> Option<String> {
@@ -433,7 +268,7 @@ impl ReplicationClient {
         }
     }
 
-    async fn startup(&mut self, params: &ConnParams) -> Result<(), PgError> {
+    pub(super) async fn startup(&mut self, params: &ConnParams) -> Result<(), PgError> {
         let mut buf = BytesMut::new();
         let mut startup: Vec<(&str, &str)> = vec![
             ("user", params.user()),
