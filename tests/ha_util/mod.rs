@@ -3,13 +3,15 @@
 //! the independent count of lost commits with `pg_waldump`.
 #![allow(dead_code)]
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use failover_verify::lsn::Lsn;
 use failover_verify::sandbox::PgInstall;
+
+#[allow(unused_imports)] // each test binary uses a different part
+pub use crate::util::{stop_postmaster, tail, Proc};
 
 /// True when running as root: servers and managers then run through `runuser -u postgres`.
 pub fn is_root() -> bool {
@@ -62,92 +64,6 @@ pub fn pg_tempdir(prefix: &str) -> tempfile::TempDir {
         assert!(ok.success());
     }
     dir
-}
-
-/// A long-running child (a pg_auto_failover keeper) in its own process group, stopped with
-/// SIGTERM (then SIGKILL) on drop.
-pub struct Proc {
-    pub name: String,
-    child: Child,
-}
-
-impl Proc {
-    /// Starts `cmd` in a new process group with output to `log`.
-    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
-        let out = std::fs::File::create(log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        cmd.stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Proc {
-            name: name.to_string(),
-            child,
-        }
-    }
-
-    /// SIGTERM to the group, up to `grace` to exit, then SIGKILL.
-    pub fn stop(&mut self, grace: Duration) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        let pgid = self.child.id() as i32;
-        // SAFETY: kill(2) on a process group this test created.
-        unsafe { libc::kill(-pgid, libc::SIGTERM) };
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // SAFETY: as above.
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop(Duration::from_secs(30));
-    }
-}
-
-/// Stops a postmaster left running in `data_dir` (SIGQUIT, then SIGKILL).
-pub fn stop_postmaster(data_dir: &Path) {
-    let Ok(text) = std::fs::read_to_string(data_dir.join("postmaster.pid")) else {
-        return;
-    };
-    let Some(pid) = text
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse::<i32>().ok())
-    else {
-        return;
-    };
-    // SAFETY: kill(2); signal 0 only probes.
-    let alive = |pid| unsafe { libc::kill(pid, 0) } == 0;
-    if !alive(pid) {
-        return;
-    }
-    unsafe { libc::kill(pid, libc::SIGQUIT) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while alive(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    if alive(pid) {
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
-}
-
-/// The last `n` lines of a file.
-pub fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// One SQL statement as postgres over TCP; the first column of the first row as text.

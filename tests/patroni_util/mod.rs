@@ -4,14 +4,15 @@
 //! `use_pg_rewind` and extra `postgresql:` YAML as parameters.
 #![allow(dead_code)]
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use failover_verify::sandbox::PgInstall;
 
 use crate::util::closed_port;
+#[allow(unused_imports)] // each test binary uses a different part
+pub use crate::util::{stop_postmaster, tail, Proc};
 
 /// Where `.ci/install-patroni` puts the venv (override with the same variable).
 pub const VENV_ENV: &str = "FV_PATRONI_VENV";
@@ -76,94 +77,6 @@ pub fn tools_or_skip(test: &str) -> Option<Tools> {
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     closed_port()
-}
-
-// ------------------------------------------------------------------------ processes
-
-/// A child process in its own process group, stopped (TERM, then KILL) on drop.
-pub struct Proc {
-    name: String,
-    child: Child,
-}
-
-impl Proc {
-    /// Starts `cmd` in a new process group with stdout and stderr appended to `log`.
-    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
-        let out = std::fs::File::create(log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        cmd.stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Proc {
-            name: name.to_string(),
-            child,
-        }
-    }
-
-    /// SIGTERM to the group, up to `grace` to exit, then SIGKILL to the group.
-    pub fn stop(&mut self, grace: Duration) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        let pgid = self.child.id() as i32;
-        // SAFETY: kill(2) on a process group we created.
-        unsafe { libc::kill(-pgid, libc::SIGTERM) };
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        eprintln!("{}: did not stop within {grace:?}; killing it", self.name);
-        // SAFETY: as above.
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop(Duration::from_secs(30));
-    }
-}
-
-/// Stops a postmaster left behind (its pid is the first line of `postmaster.pid`).
-pub fn stop_postmaster(data_dir: &Path) {
-    let Ok(text) = std::fs::read_to_string(data_dir.join("postmaster.pid")) else {
-        return;
-    };
-    let Some(pid) = text
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse::<i32>().ok())
-    else {
-        return;
-    };
-    // SAFETY: kill(2); signal 0 only probes.
-    let alive = |pid| unsafe { libc::kill(pid, 0) } == 0;
-    if !alive(pid) {
-        return;
-    }
-    unsafe { libc::kill(pid, libc::SIGQUIT) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while alive(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    if alive(pid) {
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
-}
-
-/// The last `n` lines of a file.
-pub fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 // ------------------------------------------------------------------------ HTTP and SQL

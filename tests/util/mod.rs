@@ -1,8 +1,10 @@
 //! Shared helpers for the integration tests: find PostgreSQL, run the real binary, read JSON.
 #![allow(dead_code)]
 
-use std::process::Stdio;
-use std::time::Duration;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use failover_verify::lsn::Lsn;
 use failover_verify::sandbox::PgInstall;
@@ -136,4 +138,92 @@ pub fn lsn_at(v: &serde_json::Value, key: &str) -> Lsn {
 pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
+}
+
+// ------------------------------------------------------------------------ processes (HA manager tests)
+
+/// A child process in its own process group, stopped (TERM, then KILL) on drop.
+pub struct Proc {
+    name: String,
+    child: Child,
+}
+
+impl Proc {
+    /// Starts `cmd` in a new process group with stdout and stderr appended to `log`.
+    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
+        let out = std::fs::File::create(log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc {
+            name: name.to_string(),
+            child,
+        }
+    }
+
+    /// SIGTERM to the group, up to `grace` to exit, then SIGKILL to the group.
+    pub fn stop(&mut self, grace: Duration) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let pgid = self.child.id() as i32;
+        // SAFETY: kill(2) on a process group we created.
+        unsafe { libc::kill(-pgid, libc::SIGTERM) };
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("{}: did not stop within {grace:?}; killing it", self.name);
+        // SAFETY: as above.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(30));
+    }
+}
+
+/// Stops a postmaster left behind (its pid is the first line of `postmaster.pid`).
+pub fn stop_postmaster(data_dir: &Path) {
+    let Ok(text) = std::fs::read_to_string(data_dir.join("postmaster.pid")) else {
+        return;
+    };
+    let Some(pid) = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<i32>().ok())
+    else {
+        return;
+    };
+    // SAFETY: kill(2); signal 0 only probes.
+    let alive = |pid| unsafe { libc::kill(pid, 0) } == 0;
+    if !alive(pid) {
+        return;
+    }
+    unsafe { libc::kill(pid, libc::SIGQUIT) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if alive(pid) {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// The last `n` lines of a file.
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
