@@ -187,3 +187,53 @@ pub fn waldump_commits(install: &PgInstall, wal_dir: &Path, tli: u32, from: Lsn)
 pub fn pg_wal(data: &Path) -> PathBuf {
     data.join("pg_wal")
 }
+
+/// `compare` through an HA manager's discovery (`flag conninfo`, every member reached with
+/// `user=postgres`): checks that it reports a loss (exit 1) and that it picked the node on
+/// `new_port` as the new primary (`node2`) and the one on `former_port` as the former
+/// (`node1`), with a rule mentioning `rule`; returns the JSON report for further checks.
+pub async fn compare_via_manager(
+    flag: &str,
+    conninfo: &str,
+    manager: &str,
+    (new_port, former_port): (u16, u16),
+    rule: &str,
+) -> serde_json::Value {
+    let members = "user=postgres dbname=postgres sslmode=disable";
+    let run = crate::util::run_tool(&[
+        "compare",
+        flag,
+        conninfo,
+        "--member-conninfo",
+        members,
+        "--format",
+        "json",
+        "--connect-timeout",
+        "5",
+    ])
+    .await;
+    assert_eq!(run.code, 1, "exit 1 for loss; stderr: {}", run.stderr);
+    let j = run.json();
+    assert_eq!(j["verdict"], "loss", "{}", j["explanation"]);
+    let target = |v: &serde_json::Value| v["target"].as_str().unwrap_or_default().to_string();
+    assert!(
+        target(&j["new_primary"]).contains(&format!("port={new_port} ")),
+        "{}",
+        j["new_primary"]
+    );
+    assert!(
+        target(&j["former_primary"]).contains(&format!("port={former_port} ")),
+        "{}",
+        j["former_primary"]
+    );
+    let d = &j["discovery"];
+    assert_eq!(d["manager"], manager);
+    assert_eq!(d["new_primary"], "node2");
+    assert_eq!(d["former_primary"], "node1");
+    assert!(
+        d["former_primary_rule"].as_str().unwrap().contains(rule),
+        "{}",
+        d["former_primary_rule"]
+    );
+    j
+}
