@@ -482,7 +482,7 @@ pub fn scan_wal(
     // record-dense WAL this costs about three quarters of the CPU time of the two-thread reader
     // (BENCHMARKS.md, "Report at scale"). A consumer that needs block data or full-page
     // images (the row rebuild from WAL, `opts.tuples`) keeps them.
-    let mut reader = wal.read_inline(start, end);
+    let mut reader = wal.read_fast(start, end);
     if !opts.tuples {
         reader = reader.without_block_payloads();
     }

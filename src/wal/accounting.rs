@@ -333,6 +333,16 @@ impl Pending {
         &mut self.rels[i].1
     }
 
+    /// Empties it for reuse (its allocations kept).
+    fn reset(&mut self) {
+        self.tuples.clear();
+        self.rels.clear();
+        self.before = 0;
+        self.catalog_change = false;
+        self.db = None;
+        self.last_lsn = Lsn(0);
+    }
+
     fn merge(&mut self, p: Pending) {
         self.tuples.extend(p.tuples);
         for (rel, c) in p.rels {
@@ -345,13 +355,74 @@ impl Pending {
     }
 }
 
+/// What a commit's xids changed, gathered from their pending changes (reused from commit to
+/// commit: nothing is allocated per commit once it has grown).
+#[derive(Debug, Default)]
+struct Gathered {
+    per_rel: Vec<(RelFileLocator, ChangeCounts)>,
+    tuples: Vec<TouchedTuple>,
+    before: u64,
+    catalog: bool,
+    db: Option<u32>,
+}
+
+impl Gathered {
+    fn reset(&mut self) {
+        self.per_rel.clear();
+        self.tuples.clear();
+        self.before = 0;
+        self.catalog = false;
+        self.db = None;
+    }
+
+    /// Adds `p`'s changes (its tuples are moved out).
+    fn absorb(&mut self, p: &mut Pending) {
+        self.catalog |= p.catalog_change;
+        self.db = self.db.or(p.db);
+        self.before += p.before;
+        for (rel, c) in &p.rels {
+            match self.per_rel.iter_mut().find(|(r, _)| r == rel) {
+                Some((_, n)) => n.add(c),
+                None => self.per_rel.push((*rel, *c)),
+            }
+        }
+        self.tuples.append(&mut p.tuples);
+    }
+}
+
+/// An empty lost commit, to fill.
+fn blank_commit() -> LostCommit {
+    LostCommit {
+        top_xid: Xid(0),
+        subxids: Vec::new(),
+        lsn: Lsn(0),
+        commit_time: None,
+        db_id: None,
+        prepared: false,
+        gid: None,
+        has_invalidations: false,
+        ddl: false,
+        changes: ChangeCounts::default(),
+        per_rel: Vec::new(),
+        dropped_rels: Vec::new(),
+        changes_before_switchpoint: 0,
+    }
+}
+
 /// Streaming accountant: feed records in order, then [`Accountant::finish`].
 #[derive(Debug)]
 pub struct Accountant {
     switchpoint: Lsn,
     scan_start: Option<Lsn>,
     end_lsn: Option<Lsn>,
-    pending: XidMap<Pending>,
+    /// The pending changes of each xid: an index into `slots` (moving a transaction's
+    /// changes in and out of the map would copy them several times per commit).
+    pending: XidMap<u32>,
+    slots: Vec<Pending>,
+    free_slots: Vec<u32>,
+    gathered: Gathered,
+    /// A lost commit no list keeps any more, reused for the next one.
+    spare: Option<LostCommit>,
     prepared: XidMap<InDoubt>,
     prepared_pending: XidMap<Parts>,
     first_running: Option<Vec<Xid>>,
@@ -398,6 +469,10 @@ impl Accountant {
             scan_start: None,
             end_lsn: None,
             pending: XidMap::default(),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            gathered: Gathered::default(),
+            spare: None,
             prepared: XidMap::default(),
             prepared_pending: XidMap::default(),
             first_running: None,
@@ -431,10 +506,40 @@ impl Accountant {
         }
     }
 
+    /// The pending changes of `xid`, made empty when it had none.
+    fn slot(&mut self, xid: u32) -> &mut Pending {
+        let i = match self.pending.entry(xid) {
+            std::collections::hash_map::Entry::Occupied(e) => *e.get(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let i = match self.free_slots.pop() {
+                    Some(i) => i,
+                    None => {
+                        self.slots.push(Pending::default());
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                *v.insert(i)
+            }
+        };
+        &mut self.slots[i as usize]
+    }
+
+    /// Removes `xid`'s pending changes: handed to `f`, then emptied for reuse.
+    fn release(&mut self, xid: u32, f: impl FnOnce(&mut Pending)) {
+        if let Some(i) = self.pending.remove(&xid) {
+            let p = &mut self.slots[i as usize];
+            f(p);
+            p.reset();
+            self.free_slots.push(i);
+        }
+    }
+
     fn take_pending(&mut self, xids: impl IntoIterator<Item = Xid>) -> Parts {
-        xids.into_iter()
-            .filter_map(|x| self.pending.remove(&x.0))
-            .collect()
+        let mut parts = Parts::new();
+        for x in xids {
+            self.release(x.0, |p| parts.push(std::mem::take(p)));
+        }
+        parts
     }
 
     /// Accounts one record (records must come in WAL order).
@@ -472,7 +577,7 @@ impl Accountant {
             if let Some(s) = SeqRecord::parse(rec)? {
                 // A transaction that only called nextval names its database through it.
                 if rec.xid.0 != 0 && s.rel.db != 0 {
-                    let p = self.pending.entry(rec.xid.0).or_default();
+                    let p = self.slot(rec.xid.0);
                     p.db.get_or_insert(s.rel.db);
                 }
                 let e = self.seqs.entry(s.rel).or_insert(SequenceAdvance {
@@ -493,7 +598,7 @@ impl Accountant {
         }
         let full = self.detail == Detail::Full;
         let before = rec.lsn < self.switchpoint;
-        let p = self.pending.entry(rec.xid.0).or_default();
+        let p = self.slot(rec.xid.0);
         p.last_lsn = rec.lsn;
         let Some(rel) = h.rel else {
             if let HeapChange::Truncate { db, rel_ids, .. } = &h.change {
@@ -573,7 +678,11 @@ impl Accountant {
         let all = || std::iter::once(top).chain(subxids.iter().copied());
         match x.kind {
             XactKind::Commit | XactKind::CommitPrepared => {
-                let mut parts = self.take_pending(all());
+                let mut g = std::mem::take(&mut self.gathered);
+                g.reset();
+                for xid in all() {
+                    self.release(xid.0, |p| g.absorb(p));
+                }
                 let mut gid = x.gid.clone();
                 if x.kind == XactKind::CommitPrepared {
                     // The GID is in COMMIT PREPARED only at wal_level=logical; PREPARE has it.
@@ -582,18 +691,23 @@ impl Accountant {
                         None if after => self.prepared_before_scan.push(x.top_xid),
                         None => {}
                     }
-                    parts.extend(
-                        self.prepared_pending
-                            .remove(&x.top_xid.0)
-                            .unwrap_or_default(),
-                    );
+                    for mut p in self
+                        .prepared_pending
+                        .remove(&x.top_xid.0)
+                        .unwrap_or_default()
+                    {
+                        g.absorb(&mut p);
+                    }
                 }
                 if after {
-                    self.record_lost(&x, gid, parts, on_lost);
+                    self.record_lost(&x, gid, &mut g, on_lost);
                 }
+                self.gathered = g;
             }
             XactKind::Abort | XactKind::AbortPrepared => {
-                self.take_pending(all());
+                for xid in all() {
+                    self.release(xid.0, |_| {});
+                }
                 if x.kind == XactKind::AbortPrepared {
                     self.prepared.remove(&x.top_xid.0);
                     self.prepared_pending.remove(&x.top_xid.0);
@@ -627,8 +741,10 @@ impl Accountant {
             XactKind::Assignment => {
                 // Move subxact changes under the top-level xid so commit finds them either way.
                 for s in &x.subxids {
-                    if let Some(p) = self.pending.remove(&s.0) {
-                        self.pending.entry(x.top_xid.0).or_default().merge(p);
+                    let mut moved = None;
+                    self.release(s.0, |p| moved = Some(std::mem::take(p)));
+                    if let Some(p) = moved {
+                        self.slot(x.top_xid.0).merge(p);
                     }
                 }
             }
@@ -640,49 +756,48 @@ impl Accountant {
         &mut self,
         x: &XactRecord,
         gid: Option<String>,
-        parts: Parts,
+        g: &mut Gathered,
         on_lost: &mut dyn FnMut(&LostCommit),
     ) {
         let mut counts = ChangeCounts::default();
-        let mut before = 0u64;
-        let mut catalog = false;
-        let mut db = x.db_id;
-        let mut per_rel: Vec<(RelFileLocator, ChangeCounts)> = Vec::new();
-        for p in parts {
-            catalog |= p.catalog_change;
-            db = db.or(p.db);
-            before += p.before;
-            for (rel, c) in &p.rels {
-                self.tables.entry(*rel).or_default().add(c);
-                counts.add(c);
-                match per_rel.iter_mut().find(|(r, _)| r == rel) {
-                    Some((_, n)) => n.add(c),
-                    None => per_rel.push((*rel, *c)),
-                }
-            }
-            for mut t in p.tuples {
-                t.top_xid = x.top_xid;
-                self.touched.push(t);
-            }
+        for (rel, c) in &g.per_rel {
+            self.tables.entry(*rel).or_default().add(c);
+            counts.add(c);
         }
+        for mut t in g.tuples.drain(..) {
+            t.top_xid = x.top_xid;
+            self.touched.push(t);
+        }
+        let db = x.db_id.or(g.db);
         // Touched tuples are counted even when they are not kept.
         self.touched_count += counts.total();
-        let ddl = x.has_invalidations || !x.dropped_rels.is_empty() || catalog;
-        let commit = LostCommit {
-            top_xid: x.top_xid,
-            subxids: x.subxids.clone(),
-            lsn: x.lsn,
-            commit_time: x.commit_time,
-            db_id: db,
-            prepared: x.kind == XactKind::CommitPrepared,
-            gid,
-            has_invalidations: x.has_invalidations,
-            ddl,
-            changes: counts,
-            per_rel,
-            dropped_rels: x.dropped_rels.clone(),
-            changes_before_switchpoint: before,
+        let ddl = x.has_invalidations || !x.dropped_rels.is_empty() || g.catalog;
+        // The commit is written into a reused one (the oldest of the last `keep`, or a spare)
+        // so that the bounded lists allocate nothing per commit once full.
+        let reuse = match self.detail {
+            Detail::Bounded { keep }
+                if keep > 0 && self.lost.len() >= keep && self.tail.len() == keep =>
+            {
+                self.tail.pop_front()
+            }
+            _ => None,
         };
+        let mut commit = reuse
+            .or_else(|| self.spare.take())
+            .unwrap_or_else(blank_commit);
+        commit.top_xid = x.top_xid;
+        commit.subxids.clone_from(&x.subxids);
+        commit.lsn = x.lsn;
+        commit.commit_time = x.commit_time;
+        commit.db_id = db;
+        commit.prepared = x.kind == XactKind::CommitPrepared;
+        commit.gid = gid;
+        commit.has_invalidations = x.has_invalidations;
+        commit.ddl = ddl;
+        commit.changes = counts;
+        commit.per_rel.clone_from(&g.per_rel);
+        commit.dropped_rels.clone_from(&x.dropped_rels);
+        commit.changes_before_switchpoint = g.before;
         self.lost_count += 1;
         self.lost_xids.insert(x.top_xid.0);
         for s in &x.subxids {
@@ -717,6 +832,8 @@ impl Accountant {
                         self.tail.pop_front();
                     }
                     self.tail.push_back(commit);
+                } else {
+                    self.spare = Some(commit);
                 }
             }
         }
@@ -735,7 +852,7 @@ impl Accountant {
         let mut in_flight: Vec<Xid> = self
             .pending
             .iter()
-            .filter(|(_, p)| p.last_lsn >= sp)
+            .filter(|(_, i)| self.slots[**i as usize].last_lsn >= sp)
             .map(|(x, _)| Xid(*x))
             .collect();
         in_flight.sort();

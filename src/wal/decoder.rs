@@ -170,6 +170,23 @@ impl WalDecoder {
         self.block_payloads = keep;
     }
 
+    /// Continues a decoding that another reader did up to `start` (a record boundary or a
+    /// page start): the previous record's LSN and what the pages read so far said, so that
+    /// the checks are those of one decoder reading from the beginning.
+    pub(crate) fn resuming(
+        mut self,
+        prev: Option<Lsn>,
+        version: Option<PgVersion>,
+        sysid: Option<SystemId>,
+        latest_tli: Option<TimelineId>,
+    ) -> WalDecoder {
+        self.prev = prev.map(|p| p.0);
+        self.version = version;
+        self.sysid = sysid;
+        self.latest_tli = latest_tli;
+        self
+    }
+
     /// Declares the segment size up front (needed when `start` is not on a segment's first page).
     pub fn with_segment_size(mut self, seg_size: u64) -> WalDecoder {
         if valid_seg_size(seg_size) {

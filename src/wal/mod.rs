@@ -10,6 +10,8 @@
 //!   one timeline or along a node's timeline history;
 //! - [`archive`]: fetches segments and history files from archives (`restore_command`) and
 //!   directories into a private directory that [`source`] reads;
+//! - `fast`: the common case of [`source`] in one pass over large reads, handing anything
+//!   unusual to the reference decoder;
 //! - `pipeline`: the same on two threads (reading and checking on one, parsing on the other);
 //! - [`rmgr`], [`xact`], [`heap`], [`standby`]: interpretation of records by resource manager;
 //! - [`tuple`]: the tuple images of heap records (block data, full-page images decompressed
@@ -26,6 +28,7 @@ pub mod decoder;
 pub mod dir;
 pub mod end;
 pub mod error;
+mod fast;
 pub mod frame;
 pub mod heap;
 pub mod page;

@@ -177,7 +177,7 @@ pub struct DecodedRecord {
     /// Block references in id order (inline up to two: most records have one or two).
     pub blocks: Blocks,
     /// The main data.
-    pub main_data: Bytes,
+    pub main_data: MainData,
     /// The replication origin, when the record has one.
     pub origin: Option<u16>,
     /// The top-level xid (PG14+, wal_level=logical, records of subtransactions).
@@ -199,7 +199,7 @@ impl DecodedRecord {
             rmid: 0,
             crc: 0,
             blocks: Blocks::new(),
-            main_data: Bytes::new(),
+            main_data: MainData::default(),
             origin: None,
             toplevel_xid: None,
             version: PgVersion(0),
@@ -218,6 +218,98 @@ impl DecodedRecord {
     /// The block reference with id `id`.
     pub fn block(&self, id: u8) -> Option<&BlockRef> {
         self.blocks.iter().find(|b| b.id == id)
+    }
+}
+
+/// Main data up to this length is copied into the record ([`MainData`]).
+pub const INLINE_MAIN_DATA: usize = 62;
+
+/// A record's main data. Short main data (most records': a heap insert has 3 bytes, a commit a
+/// few dozen) is copied into the record itself, which costs less than sharing the decoder's
+/// buffer (two atomic reference-count updates per record); longer main data is shared.
+/// Dereferences to the bytes; two values are equal when their bytes are.
+#[derive(Clone)]
+pub enum MainData {
+    /// Copied: `len` bytes of `buf`.
+    Inline {
+        /// How many bytes of `buf` are used.
+        len: u8,
+        /// The bytes.
+        buf: [u8; INLINE_MAIN_DATA],
+    },
+    /// Shared with the decoder's buffer.
+    Shared(Bytes),
+}
+
+impl Default for MainData {
+    fn default() -> MainData {
+        MainData::Inline {
+            len: 0,
+            buf: [0; INLINE_MAIN_DATA],
+        }
+    }
+}
+
+impl MainData {
+    /// Empties it (dropping a shared buffer's reference).
+    pub fn clear(&mut self) {
+        match self {
+            MainData::Inline { len, .. } => *len = 0,
+            MainData::Shared(_) => *self = MainData::default(),
+        }
+    }
+
+    /// Sets it to `b`: copied when short, else `shared()`'s bytes (which must equal `b`).
+    fn set(&mut self, b: &[u8], shared: impl FnOnce() -> Bytes) {
+        if b.len() <= INLINE_MAIN_DATA {
+            if let MainData::Shared(_) = self {
+                *self = MainData::default();
+            }
+            if let MainData::Inline { len, buf } = self {
+                buf[..b.len()].copy_from_slice(b);
+                *len = b.len() as u8;
+            }
+        } else {
+            *self = MainData::Shared(shared());
+        }
+    }
+}
+
+impl From<Bytes> for MainData {
+    fn from(b: Bytes) -> MainData {
+        let mut m = MainData::default();
+        m.set(&b.clone(), || b);
+        m
+    }
+}
+
+impl std::ops::Deref for MainData {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            MainData::Inline { len, buf } => &buf[..usize::from(*len)],
+            MainData::Shared(b) => b,
+        }
+    }
+}
+
+impl AsRef<[u8]> for MainData {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq for MainData {
+    fn eq(&self, other: &MainData) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for MainData {}
+
+impl std::fmt::Debug for MainData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&Bytes::copy_from_slice(self), f)
     }
 }
 
@@ -481,6 +573,8 @@ trait Source {
     fn pieces_of(&self, off: usize, len: usize) -> Vec<Bytes>;
     /// Bytes `[off, off + len)`: shared when they lie in one piece, else gathered.
     fn range_of(&self, off: usize, len: usize) -> Bytes;
+    /// Bytes `[off, off + len)` borrowed, when they lie in one piece.
+    fn contiguous(&self, off: usize, len: usize) -> Option<&[u8]>;
 }
 
 impl Source for RecordBytes {
@@ -492,6 +586,12 @@ impl Source for RecordBytes {
     }
     fn range_of(&self, off: usize, len: usize) -> Bytes {
         self.range(off, len)
+    }
+    fn contiguous(&self, off: usize, len: usize) -> Option<&[u8]> {
+        match self {
+            RecordBytes::One(b) => b.get(off..off + len),
+            RecordBytes::Pieces(_) => None,
+        }
     }
 }
 
@@ -508,6 +608,10 @@ impl Source for InChunk<'_> {
         }
         let at = self.off + off;
         self.chunk.slice(at..at + len)
+    }
+    fn contiguous(&self, off: usize, len: usize) -> Option<&[u8]> {
+        let at = self.off + off;
+        self.chunk.get(at..at + len)
     }
 }
 
@@ -732,7 +836,13 @@ fn parse_into<S: Source>(
     if main_end != total {
         return Err(err("main data does not end the record".into()));
     }
-    out.main_data = rec.range_of(pos, main_len);
+    match rec.contiguous(pos, main_len) {
+        Some(b) => out.main_data.set(b, || rec.range_of(pos, main_len)),
+        None => {
+            let b = rec.range_of(pos, main_len);
+            out.main_data.set(&b.clone(), || b);
+        }
+    }
     out.lsn = lsn;
     out.end_lsn = end_lsn;
     out.xl_tot_len = hdr.tot_len;

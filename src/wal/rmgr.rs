@@ -301,7 +301,7 @@ impl WalStats {
                 rmid,
                 crc: 0,
                 blocks: Default::default(),
-                main_data: bytes::Bytes::new(),
+                main_data: Default::default(),
                 origin: None,
                 toplevel_xid: None,
                 version: crate::wal::page::PgVersion(v),

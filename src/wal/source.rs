@@ -9,6 +9,7 @@ use crate::wal::decoder::{EndOfWal, Poll, Polled, WalDecoder};
 use crate::wal::dir::{Fill, SegmentFeeder};
 pub use crate::wal::dir::{WalDir, CHUNK};
 use crate::wal::error::WalError;
+use crate::wal::fast::{self, FastPath, Handover};
 use crate::wal::page::PgVersion;
 use crate::wal::pipeline::{self, Learnt, Pipeline};
 use crate::wal::record::DecodedRecord;
@@ -27,6 +28,43 @@ impl WalDir {
     /// reads straight into the decoder's buffer.
     pub fn read_inline(&self, start: Lsn, end: Option<Lsn>) -> WalDirReader {
         self.reader(start, end, None)
+    }
+
+    /// Like [`Self::read_inline`], with plain full-size segments read in large chunks and
+    /// each record found, checked and parsed in one pass (module `wal::fast`); at anything
+    /// else (the end of WAL, a bad record, a compressed or `.partial` file) the reference
+    /// decoder takes over at that record, so records, end and errors are the same.
+    pub fn read_fast(&self, start: Lsn, end: Option<Lsn>) -> WalDirReader {
+        WalDirReader {
+            dir: self.clone(),
+            mode: Mode::Fast(FastPath::new(self, start, end, true)),
+            learnt: Learnt::default(),
+            done: false,
+            slot: DecodedRecord::empty(),
+            end,
+        }
+    }
+
+    /// The reference decoder on one thread from where the fast path handed over.
+    fn resume(&self, h: &Handover, end: Option<Lsn>, block_payloads: bool) -> Mode {
+        let mut decoder = WalDecoder::new(h.start)
+            .with_segment_size(self.segment_size())
+            .resuming(h.prev, h.version, h.sysid, h.latest_tli);
+        if let Some(e) = end {
+            decoder = decoder.with_end(e);
+        }
+        decoder.set_block_payloads(block_payloads);
+        if let Some((at, name)) = &h.last_file {
+            decoder.set_source_name(*at, name);
+        }
+        let files = SegmentFeeder {
+            dir: self.clone(),
+            end,
+            at: decoder.fed_up_to().0,
+            open: None,
+            ended: false,
+        };
+        Mode::Inline { decoder, files }
     }
 
     /// Like [`Self::read`], always on two threads (module `wal::pipeline`).
@@ -76,6 +114,7 @@ impl WalDir {
             learnt: Learnt::default(),
             done: false,
             slot: DecodedRecord::empty(),
+            end,
         }
     }
 }
@@ -90,6 +129,8 @@ enum Mode {
     },
     /// Found on a reading thread, parsed on the caller's.
     Pipelined(Pipeline),
+    /// The fast path on the caller's thread, until it hands over to `Inline`.
+    Fast(FastPath),
 }
 
 /// An iterator of decoded records over a [`WalDir`]; check [`Self::end_of_wal`] when it stops.
@@ -100,6 +141,8 @@ pub struct WalDirReader {
     done: bool,
     /// The record [`Self::next_record`] lends out, reused from record to record.
     slot: DecodedRecord,
+    /// The requested end (for the reference decoder after the fast path).
+    end: Option<Lsn>,
 }
 
 impl std::fmt::Debug for WalDirReader {
@@ -117,6 +160,7 @@ impl WalDirReader {
         match &self.mode {
             Mode::Inline { decoder, .. } => decoder.end_of_wal(),
             Mode::Pipelined(_) => self.learnt.end.as_ref(),
+            Mode::Fast(_) => None,
         }
     }
 
@@ -125,6 +169,7 @@ impl WalDirReader {
         match &self.mode {
             Mode::Inline { decoder, .. } => decoder.version(),
             Mode::Pipelined(_) => self.learnt.version,
+            Mode::Fast(f) => f.version(),
         }
     }
 
@@ -133,6 +178,7 @@ impl WalDirReader {
         match &self.mode {
             Mode::Inline { decoder, .. } => decoder.system_id(),
             Mode::Pipelined(_) => self.learnt.sysid,
+            Mode::Fast(f) => f.system_id(),
         }
     }
 
@@ -141,6 +187,7 @@ impl WalDirReader {
         let learnt = match &self.mode {
             Mode::Inline { decoder, .. } => decoder.segment_size(),
             Mode::Pipelined(_) => self.learnt.seg_size,
+            Mode::Fast(_) => None,
         };
         learnt.unwrap_or(self.dir.segment_size())
     }
@@ -152,24 +199,37 @@ impl WalDirReader {
         if self.done {
             return None;
         }
-        let res: Option<Result<(), WalError>> = match &mut self.mode {
-            Mode::Pipelined(p) => p.next(&mut self.learnt).map(|r| {
-                r.map(|rec| {
-                    self.slot = rec;
-                })
-            }),
-            Mode::Inline { decoder, files } => loop {
-                match decoder.poll_into(&mut self.slot) {
-                    Err(e) => break Some(Err(e)),
-                    Ok(Polled::Record) => break Some(Ok(())),
-                    Ok(Polled::End(_)) => break None,
-                    Ok(Polled::NeedMore) => match feed(decoder, files) {
-                        Ok(true) => {}
-                        Ok(false) => decoder.finish(),
-                        Err(e) => break Some(Err(e)),
-                    },
+        let res: Option<Result<(), WalError>> = loop {
+            if let Mode::Fast(f) = &mut self.mode {
+                match f.next_into(&mut self.slot) {
+                    fast::Step::Record => break Some(Ok(())),
+                    fast::Step::Handover(h) => {
+                        let keep = f.block_payloads();
+                        self.mode = self.dir.resume(&h, self.end, keep);
+                    }
                 }
-            },
+                continue;
+            }
+            break match &mut self.mode {
+                Mode::Fast(_) => None,
+                Mode::Pipelined(p) => p.next(&mut self.learnt).map(|r| {
+                    r.map(|rec| {
+                        self.slot = rec;
+                    })
+                }),
+                Mode::Inline { decoder, files } => loop {
+                    match decoder.poll_into(&mut self.slot) {
+                        Err(e) => break Some(Err(e)),
+                        Ok(Polled::Record) => break Some(Ok(())),
+                        Ok(Polled::End(_)) => break None,
+                        Ok(Polled::NeedMore) => match feed(decoder, files) {
+                            Ok(true) => {}
+                            Ok(false) => decoder.finish(),
+                            Err(e) => break Some(Err(e)),
+                        },
+                    }
+                },
+            };
         };
         match res {
             Some(Ok(())) => Some(Ok(&self.slot)),
@@ -188,8 +248,10 @@ impl WalDirReader {
     /// lends on one thread (see [`WalDecoder::without_block_payloads`]), for callers that
     /// read only headers, block references and main data.
     pub fn without_block_payloads(mut self) -> WalDirReader {
-        if let Mode::Inline { decoder, .. } = &mut self.mode {
-            decoder.set_block_payloads(false);
+        match &mut self.mode {
+            Mode::Inline { decoder, .. } => decoder.set_block_payloads(false),
+            Mode::Fast(f) => f.set_block_payloads(false),
+            Mode::Pipelined(_) => {}
         }
         self
     }
@@ -222,7 +284,11 @@ impl Iterator for WalDirReader {
         if self.done {
             return None;
         }
+        if matches!(self.mode, Mode::Fast(_)) {
+            return self.next_record().map(|r| r.cloned());
+        }
         let item = match &mut self.mode {
+            Mode::Fast(_) => None,
             Mode::Pipelined(p) => p.next(&mut self.learnt),
             Mode::Inline { decoder, files } => loop {
                 match decoder.poll() {
