@@ -20,9 +20,8 @@ use crate::lsn::{Lsn, SystemId, TimelineId, XLOG_BLCKSZ};
 use crate::wal::dir::WalDir;
 use crate::wal::error::FileCtx;
 use crate::wal::page::{PgVersion, XLP_ALL_FLAGS, XLP_LONG_HEADER};
-use crate::wal::record::{
-    parse_in_chunk_into, parse_pieces_into, DecodedRecord, InChunk, RecordBytes, RECORD_HEADER_LEN,
-};
+use crate::wal::parse::{parse_in_chunk_into, parse_pieces_into, InChunk, RecordBytes};
+use crate::wal::record::{DecodedRecord, RECORD_HEADER_LEN};
 
 const BLCKSZ: u64 = XLOG_BLCKSZ as u64;
 /// Bytes read at a time (a whole number of pages): 32 of the reference reader's reads.

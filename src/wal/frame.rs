@@ -9,9 +9,8 @@ use crate::lsn::XLOG_BLCKSZ;
 use crate::wal::end::{EndOfWal, EndReason};
 use crate::wal::error::{FileCtx, WalError};
 use crate::wal::page::{PageHeader, PgVersion};
-use crate::wal::record::{
-    parse_record_bytes, record_crc_pieces, DecodedRecord, RecordBytes, RecordHeader,
-};
+use crate::wal::parse::{parse_record_bytes, RecordBytes};
+use crate::wal::record::{record_crc_pieces, DecodedRecord, RecordHeader};
 
 const BLCKSZ: u64 = XLOG_BLCKSZ as u64;
 

@@ -4,7 +4,8 @@
 //! - [`page`]: page headers (short and long), magic numbers and PostgreSQL versions;
 //! - [`decoder`]: [`WalDecoder`], fed bytes and polled for [`DecodedRecord`]s (record reassembly
 //!   across pages and segments, CRC-32C, XLOG_SWITCH, end-of-WAL detection);
-//! - [`record`]: the decoded record and its block references;
+//! - [`record`]: the decoded record and its block references (its main data in `main_data`);
+//! - [`parse`]: a checked record parsed into its parts (DecodeXLogRecord);
 //! - [`segment`]: segment file names;
 //! - [`source`]: reads a directory of segments (plain, `.partial`, `.gz`) and feeds a decoder,
 //!   one timeline or along a node's timeline history;
@@ -17,7 +18,7 @@
 //! - [`tuple`]: the tuple images of heap records (block data, full-page images decompressed
 //!   with [`pglz`], lz4 or zstd, prefix/suffix from the old tuple, logged old keys/tuples);
 //! - [`tuplelog`]: those images for the WAL after the switchpoint, kept by a scan;
-//! - [`accounting`]: decoded records + switchpoint → lost transactions;
+//! - [`accounting`]: decoded records + switchpoint → lost transactions ([`lost`]: what it finds);
 //! - [`xidset`]: a compact set of xids (a bitmap) for the xids of the lost commits.
 
 pub mod accounting;
@@ -31,7 +32,10 @@ pub mod error;
 mod fast;
 pub mod frame;
 pub mod heap;
+pub mod lost;
+mod main_data;
 pub mod page;
+pub mod parse;
 pub mod pglz;
 mod pipeline;
 pub mod record;
