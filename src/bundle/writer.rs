@@ -801,7 +801,10 @@ mod tests {
         assert!(sums.contains(&format!("{copied_sum}  wal/000000010000000000000003\n")));
         // The streamed reports' digests, computed on the way out, are their files' digests.
         let json_sum = manifest::sha256_file(&target.join("report.json")).unwrap();
-        assert!(sums.contains(&format!("{json_sum}  report.json\n")), "{sums}");
+        assert!(
+            sums.contains(&format!("{json_sum}  report.json\n")),
+            "{sums}"
+        );
     }
 
     #[test]

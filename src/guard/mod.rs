@@ -6,7 +6,8 @@
 //! ([`classify`]); reads the stopped target's `pg_control` ([`control`]) and history files;
 //! compares them with the source's history ([`Divergence::decide`]); copies the divergent
 //! segments and history files into `<root>/<key>.capture/` ([`capture`]); then the command
-//! analyses the copy into the bundle `<root>/<key>/` and runs the real pg_rewind.
+//! runs the real pg_rewind and analyses the copy into the bundle `<root>/<key>/` (alongside
+//! pg_rewind, or before it with `--hold-when-lost`).
 
 pub mod control;
 pub mod copy;
