@@ -45,6 +45,17 @@ pub fn copy_hashed(
     buf: &mut [u8],
     times: &mut CopyTimes,
 ) -> std::io::Result<CopiedFile> {
+    copy_hashed_via(from, to, buf, times, true)
+}
+
+/// [`copy_hashed`], with the kernel copy tried (`kernel`) or not (the fallback, for its test).
+fn copy_hashed_via(
+    from: &Path,
+    to: &Path,
+    buf: &mut [u8],
+    times: &mut CopyTimes,
+    kernel: bool,
+) -> std::io::Result<CopiedFile> {
     let mut src = File::open(from)?;
     let mut dst = OpenOptions::new()
         .write(true)
@@ -53,7 +64,7 @@ pub fn copy_hashed(
         .mode(0o600)
         .open(to)?;
     let len = src.metadata()?.len();
-    let copied = if kernel_copy(&src, &dst, len)? {
+    let copied = if kernel && kernel_copy(&src, &dst, len)? {
         let mut h = Sha256::new();
         let mut bytes = 0u64;
         dst.seek(SeekFrom::Start(0))?;
@@ -183,6 +194,10 @@ mod tests {
             crate::bundle::manifest::sha256_file(&from).unwrap()
         );
         sync_file(&d.path().join("b")).unwrap();
+        // The fallback through the buffer: the same bytes, the same digest.
+        let f = copy_hashed_via(&from, &d.path().join("c"), &mut buf, &mut times, false).unwrap();
+        assert_eq!(f, c);
+        assert_eq!(std::fs::read(d.path().join("c")).unwrap(), data);
         // An existing destination is refused, not overwritten.
         assert!(copy_hashed(&from, &d.path().join("b"), &mut buf, &mut times).is_err());
         assert_eq!(
