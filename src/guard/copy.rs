@@ -80,7 +80,7 @@ fn copy_hashed_via(
         }
         CopiedFile {
             bytes,
-            sha256: crate::bundle::manifest::to_hex(&h.finalize()),
+            sha256: hex(&h.finalize()),
         }
     } else {
         // Nothing was written yet: the whole file goes through the buffer.
@@ -99,7 +99,7 @@ fn copy_hashed_via(
         }
         CopiedFile {
             bytes,
-            sha256: crate::bundle::manifest::to_hex(&h.finalize()),
+            sha256: hex(&h.finalize()),
         }
     };
     start_writeback(&dst);
@@ -171,6 +171,17 @@ pub fn sync_file(path: &Path) -> std::io::Result<()> {
     File::open(path)?.sync_all()
 }
 
+/// Lower-case hex, as `sha256sum` prints a digest.
+fn hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,7 +212,7 @@ mod tests {
         // An existing destination is refused, not overwritten.
         assert!(copy_hashed(&from, &d.path().join("b"), &mut buf, &mut times).is_err());
         assert_eq!(
-            crate::bundle::manifest::to_hex(&[0, 1, 0xab, 0xff]),
+            hex(&[0, 1, 0xab, 0xff]),
             "0001abff".to_string(),
             "lower-case, two digits a byte"
         );
