@@ -5,12 +5,19 @@
 #   - the standby is promoted and keeps running (it is the rewind source);
 #   - the guard runs as Patroni would run it, with /bin/true standing in for pg_rewind so the
 #     former primary stays diverged and the run can be repeated ($RUNS times, a fresh evidence
-#     root each time); /usr/bin/time -v gives the wall time and the peak memory.
+#     root each time); /usr/bin/time -v gives the wall time, CPU and peak memory; the guard's
+#     log lines give the split (copy with its hashing and fsync, when pg_rewind started, the
+#     analysis and its phases); each bundle is checked with `sha256sum -c`.
+#   - pg_rewind (here /bin/true) starts as soon as the copy is made, the analysis goes on
+#     alongside: with a real pg_rewind the time added is copy + max(0, analysis - rewind);
+#     with /bin/true the wall time is copy + analysis (the most it can add).
 # Usage: MB=16 RUNS=3 benches/guard_bench.sh   (as root; servers run as postgres)
+#        BUDGET=300s MB=1024 RUNS=1 benches/guard_bench.sh   (the whole analysis, past the default 30 s)
 set -euo pipefail
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 MB=${MB:-16}
 RUNS=${RUNS:-3}
+BUDGET=${BUDGET:-30s}
 OUT=${OUT:-/tmp/fv-guardbench}
 TOOL=${TOOL:-$(cd "$(dirname "$0")/.." && pwd)/target/release/failover-verify}
 PORT=${PORT:-$(( 20000 + RANDOM % 20000 ))}
@@ -67,12 +74,24 @@ as_pg "$PG_BIN/psql" -h "$SOCK" -p "$NEW_PORT" -U postgres -qAtX -c CHECKPOINT p
 for i in $(seq "$RUNS"); do
   EV="$OUT/evidence-$i"
   as_pg /usr/bin/time -v -o "$OUT/time-$i" "$TOOL" rewind-guard --pg-rewind /bin/true \
-    --evidence-root "$EV" -- -D "$P" \
+    --evidence-root "$EV" --budget "$BUDGET" -- -D "$P" \
     --source-server "host=$SOCK port=$NEW_PORT user=postgres dbname=postgres" 2> "$OUT/guard-$i.log"
   wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$OUT/time-$i")
+  cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$OUT/time-$i")
   rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$OUT/time-$i")
-  copy=$(sed -n 's/.*copied \([0-9]*\) segments (\([^)]*\)).* in \([0-9.]*\) s$/\1 segments, \2, copy \3 s/p' "$OUT/guard-$i.log")
-  sealed=$(sed -n 's/.*sealed in \([0-9.]*\) s: \(.*\)$/analysis+bundle \1 s: \2/p' "$OUT/guard-$i.log")
-  echo "run $i: wall $wall, peak RSS ${rss} kB; $copy; $sealed"
+  copy=$(sed -n 's/.*copied \([0-9]*\) segments (\([^)]*\)).* in \([0-9.]*\) s (.*hashing \([0-9.]*\) s; final fsync \([0-9.]*\) s)$/\1 segments, \2, copy \3 s (hash \4 s, fsync \5 s)/p' "$OUT/guard-$i.log")
+  started=$(sed -n 's/.* +\([0-9.]*\)s\]: running .* now.*/pg_rewind started at +\1 s/p' "$OUT/guard-$i.log")
+  sealed=$(sed -n -e 's/.*sealed in \([0-9.]*\) s: \(.*\)$/analysis+bundle \1 s: \2/p' \
+    -e 's/.*\(did not finish within the budget of [0-9.]* s\).*/analysis \1/p' "$OUT/guard-$i.log")
+  phases=$(sed -n 's/.*analysis phases: //p' "$OUT/guard-$i.log")
+  echo "run $i: wall $wall, CPU ${cpu} s, peak RSS ${rss} kB; $copy; $started; $sealed; phases: $phases"
+  after=$(sed -n 's/.*pg_rewind exited with code \([0-9]*\) after \([0-9.]*\) s; the accounting ended \([0-9.]*\) s after it/pg_rewind exit \1 at +\2 s, accounting done \3 s later/p' "$OUT/guard-$i.log")
+  [ -z "$after" ] || echo "run $i: $after"
+  if ls -d "$EV"/*-end-*[0-9A-F]/ >/dev/null 2>&1; then
+    (cd "$EV"/*-end-*[0-9A-F]/ && sha256sum -c --quiet SHA256SUMS && echo "run $i: sha256sum -c SHA256SUMS: OK") \
+      || echo "run $i: SHA256SUMS DOES NOT CHECK"
+  else
+    echo "run $i: no sealed bundle (the raw copy stays)"
+  fi
   rm -rf "$EV"
 done

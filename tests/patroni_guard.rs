@@ -308,6 +308,10 @@ async fn patroni_rewind_guard_captures_before_patroni_rewinds() {
         tail(&c.member(&r.former).log(), 80)
     );
     assert!(log.contains("evidence bundle"), "{log}");
+    // Without --hold-when-lost, pg_rewind ran as soon as the copy was made, alongside the
+    // accounting, and the guard ended with its exit code once both were done.
+    assert!(log.contains("the accounting goes on alongside"), "{log}");
+    assert!(log.contains("pg_rewind exited with code 0"), "{log}");
     // The sealed bundle.
     let sums = Command::new("sha256sum")
         .args(["-c", "--quiet", "SHA256SUMS"])

@@ -23,10 +23,18 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(h.finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>())
+    Ok(to_hex(&h.finalize()))
+}
+
+/// Lower-case hex, as `sha256sum` prints a digest.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
+    }
+    s
 }
 
 /// Every regular file under `root` except the manifest, as sorted relative paths with `/`.
@@ -67,7 +75,9 @@ pub fn list_files(root: &Path) -> Result<Vec<String>, BundleError> {
     Ok(out)
 }
 
-/// The manifest's text for `files` (relative paths under `root`).
+/// The manifest's text for `files` (relative paths under `root`). A file this process
+/// offered for adoption ([`super::adopt`]) and that is unchanged since is not read again: its
+/// digest is the one computed while it was copied.
 pub fn build(root: &Path, files: &[String]) -> Result<String, BundleError> {
     let mut text = String::new();
     for rel in files {
@@ -78,7 +88,10 @@ pub fn build(root: &Path, files: &[String]) -> Result<String, BundleError> {
             });
         }
         let path = root.join(rel);
-        let hex = sha256_file(&path).map_err(|e| BundleError::io(&path, e))?;
+        let hex = match super::adopt::digest(&path) {
+            Some(hex) => hex,
+            None => sha256_file(&path).map_err(|e| BundleError::io(&path, e))?,
+        };
         text.push_str(&format!("{hex}  {rel}\n"));
     }
     Ok(text)

@@ -7,6 +7,7 @@
 //! place when complete ([`writer`]). `compare --from-evidence DIR` checks the manifest and
 //! redoes the WAL accounting from the bundle alone ([`reader`]).
 
+pub mod adopt;
 pub mod manifest;
 pub mod meta;
 pub mod reader;

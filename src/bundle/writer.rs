@@ -196,19 +196,23 @@ impl Staging {
         let mut files: Vec<FileEntry> = Vec::new();
         let made_by = &c.command;
 
-        // The reports, in every format.
+        // The reports, in every format, streamed to their files and hashed on the way (a
+        // report with many lost rows is large: it is neither held in memory nor read again).
+        let t = std::time::Instant::now();
         for (name, format, what) in REPORT_FILES {
-            let mut buf = Vec::new();
-            crate::report::render(c.report, format, &mut buf)
-                .map_err(|e| BundleError::io(&root.join(name), e))?;
-            write_private(&root.join(name), &buf)?;
+            write_streamed(&root.join(name), |w| {
+                crate::report::render(c.report, format, w)
+            })?;
             files.push(FileEntry {
                 path: name.into(),
                 what: what.into(),
             });
         }
 
+        crate::timing::record("bundle: reports", t);
+
         // The lost rows (the row diff's export), when the row diff ran.
+        let t = std::time::Instant::now();
         if let Some(tables) = &c.report.tables {
             let dir = root.join("exports");
             mkdir_private(&dir)?;
@@ -226,6 +230,8 @@ impl Staging {
                 });
             }
         }
+
+        crate::timing::record("bundle: exports", t);
 
         // The node facts of both sides (conninfo targets redacted as in the report).
         let nodes = serde_json::json!({
@@ -254,6 +260,7 @@ impl Staging {
         }
 
         // The WAL of the lost range.
+        let t = std::time::Instant::now();
         let wal = match &c.wal {
             Some(w) => Some(self.wal_files(w, &mut files)?),
             None => {
@@ -263,6 +270,8 @@ impl Staging {
                 None
             }
         };
+
+        crate::timing::record("bundle: WAL", t);
 
         // bundle.json and the index describe every file, themselves included.
         files.push(FileEntry {
@@ -296,11 +305,13 @@ impl Staging {
         check_no_secret(&root, &c.secrets)?;
 
         // Owner-only everywhere, then the manifest over every file.
+        let t = std::time::Instant::now();
         restrict(&root)?;
         let listed = manifest::list_files(&root)?;
         let sums = manifest::build(&root, &listed)?;
         write_private(&root.join(MANIFEST), sums.as_bytes())?;
         sync_dir(&root)?;
+        crate::timing::record("bundle: manifest", t);
 
         let staged = self.tmp.keep();
         if let Err(e) = rename_noreplace(&staged, &self.target) {
@@ -329,21 +340,36 @@ impl Staging {
             .unwrap_or(w.switchpoint)
             .max(w.switchpoint);
         let last = end.segment_number(seg);
+        // Segments this process copied privately (the rewind guard's raw copy) are taken over
+        // by hard link; any other file is copied (never linked: it may stay in a live pg_wal).
+        let mut adopted = Vec::new();
         if let Some(dir) = &w.from_dir {
             let wal = crate::wal::source::WalDir::with_segment_size(dir, w.timeline, seg)
                 .map_err(|e| BundleError::Capture(e.to_string()))?;
             for segno in first..=last {
                 if let Some((path, name)) = wal.find_segment(segno) {
+                    let to = self.capture.dir().join(&name);
+                    if super::adopt::digest(&path).is_some()
+                        && std::fs::hard_link(&path, &to).is_ok()
+                    {
+                        adopted.push(crate::wal::capture::CapturedSegment { name, path: to });
+                        continue;
+                    }
                     self.capture
                         .copy_file(&path, &name)
                         .map_err(|e| BundleError::Capture(format!("{}: {e}", path.display())))?;
                 }
             }
         }
-        let kept = self
+        let mut kept = self
             .capture
             .finish(seg, first, last)
             .map_err(BundleError::Capture)?;
+        if !adopted.is_empty() {
+            sync_dir(self.capture.dir())?;
+            kept.extend(adopted);
+            kept.sort_by(|a, b| a.name.cmp(&b.name));
+        }
         let how = match &w.from_dir {
             Some(d) => format!("copied from {}", d.display()),
             None => format!(
@@ -504,6 +530,48 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
     f.sync_all().map_err(io)
 }
 
+/// Writes a new owner-only file from `fill` through a buffer, hashing the bytes on their way
+/// out; fsyncs it and offers its digest to the manifest ([`super::adopt`]).
+fn write_streamed(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<(), BundleError> {
+    use sha2::Digest;
+    /// Hashes what it passes to `inner`.
+    struct Hashing {
+        inner: std::fs::File,
+        hash: sha2::Sha256,
+    }
+    impl std::io::Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = self.inner.write(buf)?;
+            self.hash.update(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.inner.flush()
+        }
+    }
+    let io = |e| BundleError::io(path, e);
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    let mut w = std::io::BufWriter::with_capacity(
+        1 << 20,
+        Hashing {
+            inner: file,
+            hash: sha2::Sha256::new(),
+        },
+    );
+    fill(&mut w).map_err(io)?;
+    let hashing = w.into_inner().map_err(|e| io(e.into_error()))?;
+    hashing.inner.sync_all().map_err(io)?;
+    super::adopt::offer(path, &manifest::to_hex(&hashing.hash.finalize())).map_err(io)
+}
+
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), BundleError> {
     let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| BundleError::Meta {
         file: path.display().to_string(),
@@ -647,6 +715,96 @@ mod tests {
         assert!(e.to_string().contains(NODES_FILE), "{e}");
         assert!(!target.exists());
         assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
+    }
+
+    fn empty_report() -> Report {
+        use crate::divergence::Verdict;
+        use crate::report::NodeSection;
+        Report {
+            schema_version: crate::report::SCHEMA_VERSION,
+            tool: "test".into(),
+            generated_at: "2026-01-01T00:00:00Z".into(),
+            duration_ms: 1,
+            verdict: Verdict::Loss,
+            explanation: "test".into(),
+            incomplete: false,
+            new_primary: NodeSection::default(),
+            former_primary: NodeSection::default(),
+            divergence: None,
+            transactions: None,
+            tables: None,
+            findings: Vec::new(),
+            checks: Vec::new(),
+            patroni: None,
+            discovery: None,
+            downstream: None,
+        }
+    }
+
+    #[test]
+    fn offered_segments_are_linked_with_their_digest_and_others_copied() {
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("raw");
+        std::fs::create_dir(&dir).unwrap();
+        let seg = 1u64 << 20;
+        let offered = dir.join("000000010000000000000002");
+        let other = dir.join("000000010000000000000003");
+        std::fs::write(&offered, vec![2u8; seg as usize]).unwrap();
+        std::fs::write(&other, vec![3u8; seg as usize]).unwrap();
+        // A digest that is not the file's: the manifest shows it was taken, not recomputed.
+        let claimed = "ab".repeat(32);
+        super::super::adopt::offer(&offered, &claimed).unwrap();
+        let target = t.path().join("ev");
+        let report = empty_report();
+        Staging::create(&target)
+            .unwrap()
+            .finish(BundleContents {
+                report: &report,
+                command: "failover-verify compare".into(),
+                wal: Some(WalRange {
+                    timeline: TimelineId(1),
+                    segment_size: seg,
+                    switchpoint: Lsn(2 * seg + 40),
+                    scan_start: Lsn(2 * seg),
+                    requested_end: Some(Lsn(3 * seg + 100)),
+                    decoded_end: None,
+                    source: "test".into(),
+                    from_dir: Some(dir.clone()),
+                }),
+                wal_missing: None,
+                history: Vec::new(),
+                names: &BTreeMap::new(),
+                databases: &BTreeMap::new(),
+                end_from_wal: false,
+                notes: Vec::new(),
+                secrets: Vec::new(),
+            })
+            .unwrap();
+        let linked = target.join("wal/000000010000000000000002");
+        let copied = target.join("wal/000000010000000000000003");
+        assert_eq!(
+            std::fs::metadata(&linked).unwrap().ino(),
+            std::fs::metadata(&offered).unwrap().ino()
+        );
+        assert_ne!(
+            std::fs::metadata(&copied).unwrap().ino(),
+            std::fs::metadata(&other).unwrap().ino()
+        );
+        assert_eq!(std::fs::read(&copied).unwrap(), vec![3u8; seg as usize]);
+        let sums = std::fs::read_to_string(target.join(MANIFEST)).unwrap();
+        assert!(
+            sums.contains(&format!("{claimed}  wal/000000010000000000000002\n")),
+            "{sums}"
+        );
+        let copied_sum = manifest::sha256_file(&copied).unwrap();
+        assert!(sums.contains(&format!("{copied_sum}  wal/000000010000000000000003\n")));
+        // The streamed reports' digests, computed on the way out, are their files' digests.
+        let json_sum = manifest::sha256_file(&target.join("report.json")).unwrap();
+        assert!(
+            sums.contains(&format!("{json_sum}  report.json\n")),
+            "{sums}"
+        );
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub fn wrapper_options(args: &RewindGuardArgs) -> Vec<OsString> {
 }
 
 /// A log that writes each line to `<root>/guard.log` as it is made (when writable).
+#[derive(Debug)]
 struct Log {
     root: Option<PathBuf>,
     lines: Vec<String>,
@@ -70,13 +71,44 @@ impl Log {
     }
 }
 
-/// Runs the guard's part of one pg_rewind call (never the rewind itself).
+/// The guard's state between its copy and its accounting: [`prepare`] makes it, then either
+/// [`Prepared::account`] and [`Prepared::decide`] (before pg_rewind) or [`run_alongside`].
+#[derive(Debug)]
+pub struct Prepared {
+    log: Log,
+    pending: Option<Box<Pending>>,
+    reason: Option<String>,
+    passed_through: bool,
+    replica_method: bool,
+    hold_when_lost: bool,
+    pg_rewind: PathBuf,
+    accounted_at: Option<Instant>,
+}
+
+/// Runs the guard's part of one pg_rewind call (never the rewind itself), all of it before.
 pub async fn run(args: &RewindGuardArgs) -> GuardOutcome {
-    let mut log = Log {
-        root: None,
-        lines: Vec::new(),
-        started: Instant::now(),
+    let mut p = prepare(args).await;
+    p.account().await;
+    p.decide()
+}
+
+/// Everything up to and including the copy of the divergent WAL (never cut by the budget).
+pub async fn prepare(args: &RewindGuardArgs) -> Prepared {
+    let mut p = Prepared {
+        log: Log {
+            root: None,
+            lines: Vec::new(),
+            started: Instant::now(),
+        },
+        pending: None,
+        reason: None,
+        passed_through: false,
+        replica_method: args.replica_method,
+        hold_when_lost: args.hold_when_lost,
+        pg_rewind: args.pg_rewind.clone(),
+        accounted_at: None,
     };
+    let log = &mut p.log;
     let invocation = if args.replica_method {
         guard::classify_replica_method(&args.args)
     } else {
@@ -92,10 +124,8 @@ pub async fn run(args: &RewindGuardArgs) -> GuardOutcome {
             {
                 log.line(format!("passing through to pg_rewind ({why})"));
             }
-            return GuardOutcome {
-                lines: log.lines,
-                hold: None,
-            };
+            p.passed_through = true;
+            return p;
         }
         Invocation::Rewind {
             target,
@@ -120,29 +150,160 @@ pub async fn run(args: &RewindGuardArgs) -> GuardOutcome {
         target.display(),
         redact(&source_server)
     ));
-    let hold = examine(args, &target, &source_server, &mut log).await;
-    if args.replica_method {
-        log.line("exiting 1 so that Patroni runs its next replica method");
-        return GuardOutcome {
-            lines: log.lines,
-            hold: Some("replica method: always falls through".into()),
-        };
+    match examine(args, &target, &source_server, log).await {
+        Examined::Decided(reason) => p.reason = reason,
+        Examined::Copied(pending) => p.pending = Some(pending),
     }
-    let hold = match hold {
-        Some(reason) if args.hold_when_lost => {
-            let line = format!("HOLDING the rewind: {reason}");
-            log.line(line);
-            Some(reason)
+    p
+}
+
+impl Prepared {
+    /// Whether an accounting is left to do (a copy was just made).
+    pub fn pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Logs one line (to `guard.log` at once, to stderr with [`Prepared::take_lines`]).
+    pub fn line(&mut self, msg: impl Into<String>) {
+        self.log.line(msg);
+    }
+
+    /// The lines logged since the last call, for stderr.
+    pub fn take_lines(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.log.lines)
+    }
+
+    /// The accounting of the copy, if one was made, within the budget.
+    pub async fn account(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            self.reason = pending.account(&mut self.log).await;
+            self.accounted_at = Some(Instant::now());
         }
-        _ => None,
+    }
+
+    /// Whether to hold the rewind, once the accounting is done.
+    pub fn decide(mut self) -> GuardOutcome {
+        if self.passed_through {
+            return GuardOutcome {
+                lines: self.log.lines,
+                hold: None,
+            };
+        }
+        if self.replica_method {
+            self.log
+                .line("exiting 1 so that Patroni runs its next replica method");
+            return GuardOutcome {
+                lines: self.log.lines,
+                hold: Some("replica method: always falls through".into()),
+            };
+        }
+        let hold = match self.reason.take() {
+            Some(reason) if self.hold_when_lost => {
+                let line = format!("HOLDING the rewind: {reason}");
+                self.log.line(line);
+                Some(reason)
+            }
+            _ => None,
+        };
+        if hold.is_none() {
+            let line = format!("running {} now", self.pg_rewind.display());
+            self.log.line(line);
+        }
+        GuardOutcome {
+            lines: self.log.lines,
+            hold,
+        }
+    }
+}
+
+/// Without `--hold-when-lost` the accounting decides nothing: pg_rewind runs as soon as the
+/// copy is made and the accounting goes on alongside it, on the private copy. Returns
+/// pg_rewind's exit code (128 + the signal when one ended it) once both are done, so that the
+/// bundle is sealed (or its failure logged) when this call returns.
+pub async fn run_alongside(mut p: Prepared, pg_rewind: &Path, args: &[OsString]) -> i32 {
+    p.line(format!(
+        "running {} now; the accounting goes on alongside it (within the budget) and this call ends when both have",
+        pg_rewind.display()
+    ));
+    for l in p.take_lines() {
+        eprintln!("{l}");
+    }
+    let started = Instant::now();
+    let child = spawn_pg_rewind(pg_rewind, args);
+    let accounting = tokio::spawn(async move {
+        p.account().await;
+        p
+    });
+    let (code, rewound) = match child {
+        Ok(child) => {
+            let waited = tokio::task::spawn_blocking(move || {
+                let mut child = child;
+                child.wait()
+            })
+            .await;
+            let code = match waited {
+                Ok(Ok(status)) => {
+                    use std::os::unix::process::ExitStatusExt;
+                    status
+                        .code()
+                        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+                }
+                Ok(Err(e)) => {
+                    eprintln!("failover-verify rewind-guard: cannot wait for pg_rewind: {e}");
+                    1
+                }
+                Err(e) => {
+                    eprintln!("failover-verify rewind-guard: cannot wait for pg_rewind: {e}");
+                    1
+                }
+            };
+            (code, Instant::now())
+        }
+        Err(e) => {
+            eprintln!(
+                "failover-verify rewind-guard: cannot run {}: {e}",
+                pg_rewind.display()
+            );
+            (1, Instant::now())
+        }
     };
-    if hold.is_none() {
-        log.line(format!("running {} now", args.pg_rewind.display()));
+    match accounting.await {
+        Ok(mut p) => {
+            let after = p
+                .accounted_at
+                .map_or(Duration::ZERO, |t| t.saturating_duration_since(rewound));
+            p.line(format!(
+                "pg_rewind exited with code {code} after {:.2} s; the accounting ended {:.2} s after it",
+                rewound.duration_since(started).as_secs_f64(),
+                after.as_secs_f64()
+            ));
+            for l in p.take_lines() {
+                eprintln!("{l}");
+            }
+        }
+        Err(e) => eprintln!(
+            "failover-verify rewind-guard: internal error in the accounting ({e}); the raw copy stays; pg_rewind's exit code stands"
+        ),
     }
-    GuardOutcome {
-        lines: log.lines,
-        hold,
+    code
+}
+
+/// Starts the real pg_rewind with the guard's standard streams; it gets SIGTERM if the guard
+/// dies first, as it would have with the guard exec'ing it.
+fn spawn_pg_rewind(pg_rewind: &Path, args: &[OsString]) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let mut c = std::process::Command::new(pg_rewind);
+    c.args(args);
+    // SAFETY: prctl is async-signal-safe and only sets the child's parent-death signal.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
+    c.spawn()
 }
 
 /// The evidence root exists (created 0700 if not) and accepts a file.
@@ -163,26 +324,76 @@ fn redact(conninfo: &str) -> String {
         .unwrap_or_else(|_| "(unparsable conninfo)".into())
 }
 
-/// Examines the target, captures and accounts for its divergence. Returns `Some(reason)` when
-/// a hold would be justified (commits lost, or not known not to be), `None` otherwise.
+/// What [`examine`] found: a decision already (`Some(reason)` when a hold would be justified:
+/// commits lost, or not known not to be), or a fresh copy to account for.
+enum Examined {
+    Decided(Option<String>),
+    Copied(Box<Pending>),
+}
+
+/// The accounting of a fresh copy, left for later or for alongside pg_rewind.
+#[derive(Debug)]
+struct Pending {
+    source_server: String,
+    wal: PathBuf,
+    raw: PathBuf,
+    bundle: PathBuf,
+    timeline: crate::lsn::TimelineId,
+    segments: Vec<String>,
+    rerun: String,
+    budget: Duration,
+    hold: HoldCheck,
+}
+
+/// Whether lost commits justify a hold of this divergence.
+#[derive(Debug)]
+struct HoldCheck {
+    released: bool,
+    marker: PathBuf,
+    bundle: PathBuf,
+    hint: String,
+}
+
+impl HoldCheck {
+    fn lost(&self, commits: Option<u64>, log: &mut Log) -> Option<String> {
+        if self.released {
+            log.line(format!("{} exists: released", self.marker.display()));
+            return None;
+        }
+        match commits {
+            Some(0) => None,
+            Some(n) => Some(format!(
+                "{n} committed transactions were lost; evidence in {}; {}",
+                self.bundle.display(),
+                self.hint
+            )),
+            None => Some(format!(
+                "the lost transactions could not be counted; {}",
+                self.hint
+            )),
+        }
+    }
+}
+
+/// Examines the target and copies its divergent WAL aside.
 async fn examine(
     args: &RewindGuardArgs,
     target: &Path,
     source_server: &str,
     log: &mut Log,
-) -> Option<String> {
+) -> Examined {
     let ctl = match control::read(target) {
         Ok(c) => c,
         Err(e) => {
             log.line(format!("cannot examine the target: {e}"));
-            return Some(format!("the target could not be examined ({e})"));
+            return Examined::Decided(Some(format!("the target could not be examined ({e})")));
         }
     };
     let params = match ConnParams::parse_with_process_env(source_server) {
         Ok(p) => p,
         Err(e) => {
             log.line(format!("cannot parse --source-server: {e}"));
-            return Some("the source could not be read".into());
+            return Examined::Decided(Some("the source could not be read".into()));
         }
     };
     let opts = SessionOptions::default();
@@ -198,7 +409,7 @@ async fn examine(
                     "the source's system identifier {} differs from the target's {}: not the same cluster; leaving it to pg_rewind",
                     f.system_identifier.0, ctl.system_identifier.0
                 ));
-                return None;
+                return Examined::Decided(None);
             }
             Some(f) => match f.history {
                 Some(h) => h,
@@ -207,7 +418,9 @@ async fn examine(
                         "cannot read the source's timeline history: {}",
                         f.history_problem.unwrap_or_else(|| "unknown reason".into())
                     ));
-                    return Some("the source's history could not be read".into());
+                    return Examined::Decided(Some(
+                        "the source's history could not be read".into(),
+                    ));
                 }
             },
             None => {
@@ -216,12 +429,12 @@ async fn examine(
                     params.redacted(),
                     r.section.error.unwrap_or_default()
                 ));
-                return Some("the source could not be read".into());
+                return Examined::Decided(Some("the source could not be read".into()));
             }
         },
         Err(_) => {
             log.line("reading the source timed out after 30 s");
-            return Some("the source could not be read".into());
+            return Examined::Decided(Some("the source could not be read".into()));
         }
     };
     let target_history = match guard::target_history(target, ctl.timeline) {
@@ -234,7 +447,7 @@ async fn examine(
     let (timeline, fork, end) = match Divergence::decide(&ctl, &target_history, &source_history) {
         Divergence::NotDiverged { why } => {
             log.line(format!("nothing to capture: {why}"));
-            return None;
+            return Examined::Decided(None);
         }
         Divergence::Diverged {
             timeline,
@@ -251,29 +464,14 @@ async fn examine(
     let root = &args.evidence_root;
     let bundle = root.join(&key);
     let raw = root.join(format!("{key}.capture"));
-    let released = guard::release_marker(root, &key).exists();
-    let release_hint = format!(
-        "to release: touch {} (then Patroni must try again: see the README, \"The rewind guard\")",
-        guard::release_marker(root, &key).display()
-    );
-    let lost = |commits: Option<u64>, log: &mut Log| -> Option<String> {
-        if released {
-            log.line(format!(
-                "{} exists: released",
-                guard::release_marker(root, &key).display()
-            ));
-            return None;
-        }
-        match commits {
-            Some(0) => None,
-            Some(n) => Some(format!(
-                "{n} committed transactions were lost; evidence in {}; {release_hint}",
-                bundle.display()
-            )),
-            None => Some(format!(
-                "the lost transactions could not be counted; {release_hint}"
-            )),
-        }
+    let hold = HoldCheck {
+        released: guard::release_marker(root, &key).exists(),
+        marker: guard::release_marker(root, &key),
+        bundle: bundle.clone(),
+        hint: format!(
+            "to release: touch {} (then Patroni must try again: see the README, \"The rewind guard\")",
+            guard::release_marker(root, &key).display()
+        ),
     };
     if bundle.is_dir() {
         let commits = read_lost_commits(&bundle);
@@ -284,20 +482,20 @@ async fn examine(
                 "{n} lost commits"
             ))
         ));
-        return lost(commits, log);
+        return Examined::Decided(hold.lost(commits, log));
     }
     if raw.is_dir() {
         log.line(format!(
             "already copied to {} (its analysis had failed): not copied again",
             raw.display()
         ));
-        return lost(None, log);
+        return Examined::Decided(hold.lost(None, log));
     }
     if log.root.is_none() {
         log.line(format!(
             "the divergent WAL of timeline {timeline} after {fork} is NOT captured (no writable evidence root); pg_rewind will remove it"
         ));
-        return lost(None, log);
+        return Examined::Decided(hold.lost(None, log));
     }
 
     // 1. The copy (never cut by the budget): staged, then renamed into place.
@@ -309,7 +507,7 @@ async fn examine(
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staged);
             log.line(format!("the copy failed: {e}; nothing captured"));
-            return lost(None, log);
+            return Examined::Decided(hold.lost(None, log));
         }
     };
     if let Err(e) = std::fs::rename(&staged, &raw) {
@@ -319,19 +517,30 @@ async fn examine(
             staged.display(),
             raw.display()
         ));
-        return lost(None, log);
+        return Examined::Decided(hold.lost(None, log));
     }
     log.line(format!(
-        "copied {} segments ({}) and {} history files to {} in {:.2} s",
+        "copied {} segments ({}) and {} history files to {} in {:.2} s (SHA-256 of each file once: hashing {:.2} s; final fsync {:.2} s)",
         captured.segments.len(),
         crate::divergence::human_bytes(captured.bytes),
         captured.histories.len(),
         raw.display(),
-        copy_started.elapsed().as_secs_f64()
+        copy_started.elapsed().as_secs_f64(),
+        captured.times.hash.as_secs_f64(),
+        captured.times.sync.as_secs_f64(),
     ));
-
-    // 2. The accounting and the bundle, within the budget.
+    // The bundle takes these private copies over by hard link, with the digests just computed.
     let wal = raw.join("wal");
+    for (name, sha256) in &captured.digests {
+        if let Err(e) = crate::bundle::adopt::offer(&wal.join(name), sha256) {
+            log.line(format!(
+                "{}: {e}; the bundle will copy it instead",
+                wal.join(name).display()
+            ));
+        }
+    }
+
+    // 2. The accounting and the bundle, within the budget: now or alongside pg_rewind.
     let rerun = format!(
         "failover-verify compare --new-primary '{}' --former-wal-dir {} --former-timeline {} --evidence-dir {}",
         params.redacted(),
@@ -339,54 +548,97 @@ async fn examine(
         timeline.0,
         bundle.display()
     );
-    let budget = args.budget;
-    let analysis_started = Instant::now();
-    let result =
-        tokio::time::timeout(budget, analyse(source_server, &wal, timeline, &bundle)).await;
-    match result {
-        Ok(Ok(report)) => {
-            let commits = report.transactions.as_ref().map(|t| t.lost_commits as u64);
-            log.line(format!(
-                "evidence bundle {} sealed in {:.2} s: verdict {}, {} lost commits{}",
-                bundle.display(),
-                analysis_started.elapsed().as_secs_f64(),
-                report.verdict.as_str(),
-                commits.map_or("unknown".into(), |n| n.to_string()),
-                if report.incomplete {
-                    " (incomplete: see the report)"
-                } else {
-                    ""
+    Examined::Copied(Box::new(Pending {
+        source_server: source_server.to_string(),
+        wal,
+        raw,
+        bundle,
+        timeline,
+        segments: captured.digests.into_keys().collect(),
+        rerun,
+        budget: args.budget,
+        hold,
+    }))
+}
+
+impl Pending {
+    /// Runs `compare` on the copy into the bundle within the budget; removes the copy once
+    /// the bundle is sealed. Returns `Some(reason)` when a hold would be justified.
+    async fn account(self, log: &mut Log) -> Option<String> {
+        let Pending {
+            source_server,
+            wal,
+            raw,
+            bundle,
+            timeline,
+            segments,
+            rerun,
+            budget,
+            hold,
+        } = self;
+        crate::timing::enable(true);
+        let analysis_started = Instant::now();
+        // Its own task, so that the budget holds even while the analysis computes or writes
+        // without yielding (a large bundle); at the budget it is abandoned, not awaited.
+        let (w, b) = (wal.clone(), bundle.clone());
+        let mut task = tokio::spawn(async move { analyse(&source_server, &w, timeline, &b).await });
+        let result = match tokio::time::timeout(budget, &mut task).await {
+            Ok(Ok(r)) => Ok(r.map_err(|e| e.to_string())),
+            Ok(Err(e)) => Ok(Err(format!("the analysis stopped: {e}"))),
+            Err(elapsed) => {
+                task.abort();
+                Err(elapsed)
+            }
+        };
+        match result {
+            Ok(Ok(report)) => {
+                let commits = report.transactions.as_ref().map(|t| t.lost_commits as u64);
+                log.line(format!(
+                    "evidence bundle {} sealed in {:.2} s: verdict {}, {} lost commits{}",
+                    bundle.display(),
+                    analysis_started.elapsed().as_secs_f64(),
+                    report.verdict.as_str(),
+                    commits.map_or("unknown".into(), |n| n.to_string()),
+                    if report.incomplete {
+                        " (incomplete: see the report)"
+                    } else {
+                        ""
+                    }
+                ));
+                log.line(format!("analysis phases: {}", phases()));
+                for name in &segments {
+                    crate::bundle::adopt::withdraw(&wal.join(name));
                 }
-            ));
-            match std::fs::remove_dir_all(&raw) {
-                Ok(()) => {}
-                Err(e) => log.line(format!(
-                    "cannot remove the raw copy {} (the bundle holds the lost WAL): {e}",
+                match std::fs::remove_dir_all(&raw) {
+                    Ok(()) => {}
+                    Err(e) => log.line(format!(
+                        "cannot remove the raw copy {} (the bundle holds the lost WAL): {e}",
+                        raw.display()
+                    )),
+                }
+                let loss = super::Exit::for_report(&report) == super::Exit::Loss;
+                match commits {
+                    Some(n) if n > 0 || !loss => hold.lost(Some(n), log),
+                    _ if loss => hold.lost(None, log),
+                    _ => None,
+                }
+            }
+            Ok(Err(e)) => {
+                log.line(format!(
+                    "the accounting failed: {e}; the raw copy stays in {}; to analyse it: {rerun}",
                     raw.display()
-                )),
+                ));
+                hold.lost(None, log)
             }
-            let loss = super::Exit::for_report(&report) == super::Exit::Loss;
-            match commits {
-                Some(n) if n > 0 || !loss => lost(Some(n), log),
-                _ if loss => lost(None, log),
-                _ => None,
+            Err(_) => {
+                crate::pg::session::cancel_all().await;
+                log.line(format!(
+                    "the accounting did not finish within the budget of {:.1} s (abandoned; a hidden .<name>.incomplete-* directory beside the bundle may be left, remove it); the raw copy stays in {}; to analyse it: {rerun}",
+                    budget.as_secs_f64(),
+                    raw.display()
+                ));
+                hold.lost(None, log)
             }
-        }
-        Ok(Err(e)) => {
-            log.line(format!(
-                "the accounting failed: {e}; the raw copy stays in {}; to analyse it: {rerun}",
-                raw.display()
-            ));
-            lost(None, log)
-        }
-        Err(_) => {
-            crate::pg::session::cancel_all().await;
-            log.line(format!(
-                "the accounting did not finish within the budget of {:.1} s; the raw copy stays in {}; to analyse it: {rerun}",
-                budget.as_secs_f64(),
-                raw.display()
-            ));
-            lost(None, log)
         }
     }
 }
@@ -425,6 +677,31 @@ async fn analyse(
     };
     let input = super::compare::CompareInput::from_args(&args)?;
     super::compare::run(&input).await.map(|o| o.report)
+}
+
+/// The analysis's phases and their times (`compare: former timeline's WAL 2.10 s, ...`), for
+/// the log: what a faster decoder or bundle would shorten.
+fn phases() -> String {
+    let mut sums: Vec<(&'static str, Duration)> = Vec::new();
+    for (name, d) in crate::timing::take() {
+        match sums.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, t)) => *t += d,
+            None => sums.push((name, d)),
+        }
+    }
+    if sums.is_empty() {
+        return "none recorded".into();
+    }
+    sums.iter()
+        .map(|(n, d)| {
+            format!(
+                "{} {:.2} s",
+                n.trim_start_matches("compare: "),
+                d.as_secs_f64()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `transactions.lost_commits` of a sealed bundle's report.json.

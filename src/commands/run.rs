@@ -272,7 +272,9 @@ async fn run_compare(
 }
 
 /// `rewind-guard`: the guard's own work (a panic in it is caught and logged), then the real
-/// pg_rewind in this process's place, with exactly the given arguments.
+/// pg_rewind with exactly the given arguments: in this process's place once the guard is done,
+/// or, without `--hold-when-lost`, as a child as soon as the copy is made, the accounting
+/// going on alongside (the exit code is pg_rewind's).
 async fn rewind_guard(args: &RewindGuardArgs) -> Exit {
     use super::rewind_guard;
     if args.print_wrapper {
@@ -284,7 +286,23 @@ async fn rewind_guard(args: &RewindGuardArgs) -> Exit {
         };
     }
     let owned = args.clone();
-    match tokio::spawn(async move { rewind_guard::run(&owned).await }).await {
+    // Without --hold-when-lost the accounting decides nothing: it runs alongside pg_rewind.
+    let alongside = !args.hold_when_lost && !args.replica_method;
+    let outcome = match tokio::spawn(async move { rewind_guard::prepare(&owned).await }).await {
+        Ok(p) if alongside && p.pending() => {
+            let code = rewind_guard::run_alongside(p, &args.pg_rewind, &args.args).await;
+            std::process::exit(code)
+        }
+        Ok(mut p) => {
+            tokio::spawn(async move {
+                p.account().await;
+                p.decide()
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match outcome {
         Ok(outcome) => {
             for l in &outcome.lines {
                 eprintln!("{l}");

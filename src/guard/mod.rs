@@ -6,9 +6,11 @@
 //! ([`classify`]); reads the stopped target's `pg_control` ([`control`]) and history files;
 //! compares them with the source's history ([`Divergence::decide`]); copies the divergent
 //! segments and history files into `<root>/<key>.capture/` ([`capture`]); then the command
-//! analyses the copy into the bundle `<root>/<key>/` and runs the real pg_rewind.
+//! runs the real pg_rewind and analyses the copy into the bundle `<root>/<key>/` (alongside
+//! pg_rewind, or before it with `--hold-when-lost`).
 
 pub mod control;
+pub mod copy;
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
@@ -231,6 +233,10 @@ pub struct Captured {
     pub bytes: u64,
     /// The segment size found in pg_wal.
     pub seg_size: u64,
+    /// Each copied segment's SHA-256 (hex), computed while it was copied, by file name.
+    pub digests: std::collections::BTreeMap<String, String>,
+    /// Where the copy's time went (hashing, the final fsyncs).
+    pub times: copy::CopyTimes,
 }
 
 /// Why the capture failed.
@@ -321,40 +327,50 @@ pub fn capture(
             .create(&wal)
             .map_err(io("cannot create", &wal))?;
     }
+    // Each file copied and hashed once (its writeback started at once), then one fsync per
+    // file at the end, when most of its pages are already written, then the directories.
+    let mut buf = vec![0u8; copy::COPY_BUFFER];
+    let mut times = copy::CopyTimes::default();
+    let mut digests = std::collections::BTreeMap::new();
     let mut bytes = 0;
+    let mut written = Vec::new();
     for n in segments.iter().chain(histories.iter()) {
-        bytes += copy_synced(&pg_wal.join(n), &wal.join(n))?;
+        let (from, to) = (pg_wal.join(n), wal.join(n));
+        let c = copy::copy_hashed(&from, &to, &mut buf, &mut times)
+            .map_err(io("cannot copy to", &to))?;
+        bytes += c.bytes;
+        if n.len() == 24 {
+            digests.insert(n.clone(), c.sha256);
+        }
+        written.push(to);
     }
-    bytes += copy_synced(
+    let control = dest.join("pg_control");
+    bytes += copy::copy_hashed(
         &data_dir.join("global").join("pg_control"),
-        &dest.join("pg_control"),
-    )?;
-    for d in [&wal, dest] {
-        std::fs::File::open(d)
-            .and_then(|f| f.sync_all())
-            .map_err(io("cannot sync", d))?;
+        &control,
+        &mut buf,
+        &mut times,
+    )
+    .map_err(io("cannot copy to", &control))?
+    .bytes;
+    written.push(control);
+    let synced = std::time::Instant::now();
+    for f in written
+        .iter()
+        .map(PathBuf::as_path)
+        .chain([wal.as_path(), dest])
+    {
+        copy::sync_file(f).map_err(io("cannot sync", f))?;
     }
+    times.sync = synced.elapsed();
     Ok(Captured {
         segments,
         histories,
         bytes,
         seg_size,
+        digests,
+        times,
     })
-}
-
-/// Copies one file (owner-only) and fsyncs it; returns its size.
-fn copy_synced(from: &Path, to: &Path) -> Result<u64, CaptureError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut src = std::fs::File::open(from).map_err(io("cannot open", from))?;
-    let mut dst = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(to)
-        .map_err(io("cannot create", to))?;
-    let n = std::io::copy(&mut src, &mut dst).map_err(io("cannot copy to", to))?;
-    dst.sync_all().map_err(io("cannot sync", to))?;
-    Ok(n)
 }
 
 /// Reads the history of `timeline` from `data_dir/pg_wal` (root for timeline 1).
@@ -609,6 +625,15 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         assert_eq!(c.histories, vec!["00000002.history".to_string()]);
+        // Each segment's digest, computed during the copy, is the copy's SHA-256.
+        assert_eq!(c.digests.len(), c.segments.len());
+        for n in &c.segments {
+            assert_eq!(
+                c.digests[n],
+                crate::bundle::manifest::sha256_file(&dest.join("wal").join(n)).unwrap()
+            );
+        }
+        assert_eq!(c.bytes, 6 * (1 << 20) + 13 + 8192);
         assert!(dest.join("wal/00000002.history").is_file());
         assert!(dest.join("pg_control").is_file());
         // An existing destination is refused.
