@@ -67,6 +67,9 @@ pub struct RewindGuardArgs {
     /// `--pg-rewind` is not run.
     #[arg(long)]
     pub replica_method: bool,
+    /// Internal: the detached accounting of a copy the guard made (the hand-off file it wrote).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub analyse_capture: Option<std::path::PathBuf>,
     /// pg_rewind's arguments.
     #[arg(last = true, value_name = "PG_REWIND_ARGS", allow_hyphen_values = true)]
     pub args: Vec<std::ffi::OsString>,

@@ -181,6 +181,36 @@ impl Prepared {
         }
     }
 
+    /// Hands the accounting of the copy to a detached process of this program (its own
+    /// session, no standard streams: the caller of pg_rewind waits for nothing of it), so
+    /// that the rewind waits for the copy only. Returns its pid; on failure the accounting
+    /// stays here.
+    pub fn detach(&mut self, exe: &Path, args: &RewindGuardArgs) -> Result<u32, String> {
+        let Some(pending) = self.pending.take() else {
+            return Err("nothing to analyse".into());
+        };
+        let handoff = Handoff {
+            source_server: pending.source_server.clone(),
+            wal: pending.wal.clone(),
+            raw: pending.raw.clone(),
+            bundle: pending.bundle.clone(),
+            timeline: pending.timeline.0,
+            digests: pending.digests.clone(),
+            rerun: pending.rerun.clone(),
+            budget_ms: pending.budget.as_millis() as u64,
+        };
+        let path = pending.raw.join(HANDOFF);
+        let spawned = serde_json::to_vec_pretty(&handoff)
+            .map_err(|e| e.to_string())
+            .and_then(|b| std::fs::write(&path, b).map_err(|e| format!("{}: {e}", path.display())))
+            .and_then(|()| spawn_analysis(exe, args, &path).map_err(|e| e.to_string()));
+        if spawned.is_err() {
+            let _ = std::fs::remove_file(&path);
+            self.pending = Some(pending);
+        }
+        spawned
+    }
+
     /// Whether to hold the rewind, once the accounting is done.
     pub fn decide(mut self) -> GuardOutcome {
         if self.passed_through {
@@ -288,6 +318,87 @@ pub async fn run_alongside(mut p: Prepared, pg_rewind: &Path, args: &[OsString])
     code
 }
 
+/// Starts `exe rewind-guard --analyse-capture HANDOFF` in a session of its own, with no
+/// standard streams (Patroni reads pg_rewind's output to its end: an heir of those pipes would
+/// hold it up) and the guard's environment (`PGPASSFILE`).
+fn spawn_analysis(exe: &Path, args: &RewindGuardArgs, handoff: &Path) -> std::io::Result<u32> {
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let mut c = std::process::Command::new(exe);
+    c.arg("rewind-guard")
+        .arg("--pg-rewind")
+        .arg(&args.pg_rewind)
+        .arg("--evidence-root")
+        .arg(&args.evidence_root)
+        .arg("--analyse-capture")
+        .arg(handoff)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe; it only detaches the child from our session.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(c.spawn()?.id())
+}
+
+/// `rewind-guard --analyse-capture HANDOFF`: the accounting of a copy the guard made, sealed
+/// into its bundle within the budget, logged to `guard.log`. Returns the exit code (0 once
+/// logged, whatever the outcome: the log says it).
+pub async fn analyse_capture(args: &RewindGuardArgs, handoff: &Path) -> i32 {
+    let mut log = Log {
+        root: Some(args.evidence_root.clone()),
+        lines: Vec::new(),
+        started: Instant::now(),
+    };
+    let h: Handoff = match std::fs::read(handoff)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(h) => h,
+        Err(e) => {
+            log.line(format!(
+                "detached analysis: cannot read {}: {e}; the raw copy stays beside it",
+                handoff.display()
+            ));
+            return 1;
+        }
+    };
+    let _ = std::fs::remove_file(handoff);
+    for (name, sha256) in &h.digests {
+        let _ = crate::bundle::adopt::offer(&h.wal.join(name), sha256);
+    }
+    log.line(format!(
+        "detached analysis of {} started (budget {:.1} s)",
+        h.raw.display(),
+        h.budget_ms as f64 / 1000.0
+    ));
+    let pending = Pending {
+        source_server: h.source_server,
+        wal: h.wal,
+        raw: h.raw,
+        hold: HoldCheck {
+            released: false,
+            marker: PathBuf::new(),
+            bundle: h.bundle.clone(),
+            hint: String::new(),
+        },
+        bundle: h.bundle,
+        timeline: crate::lsn::TimelineId(h.timeline),
+        digests: h.digests,
+        rerun: h.rerun,
+        budget: Duration::from_millis(h.budget_ms),
+    };
+    // No hold can follow (the rewind is done or under way): the outcome is the log's.
+    let _ = pending.account(&mut log).await;
+    0
+}
+
 /// Starts the real pg_rewind with the guard's standard streams; it gets SIGTERM if the guard
 /// dies first, as it would have with the guard exec'ing it.
 fn spawn_pg_rewind(pg_rewind: &Path, args: &[OsString]) -> std::io::Result<std::process::Child> {
@@ -339,11 +450,29 @@ struct Pending {
     raw: PathBuf,
     bundle: PathBuf,
     timeline: crate::lsn::TimelineId,
-    segments: Vec<String>,
+    /// The copied files and their SHA-256.
+    digests: std::collections::BTreeMap<String, String>,
     rerun: String,
     budget: Duration,
     hold: HoldCheck,
 }
+
+/// What a detached analysis needs, written into the raw copy as `analysis.json` by the guard
+/// and read by `rewind-guard --analyse-capture` (this process is pg_rewind by then).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Handoff {
+    source_server: String,
+    wal: PathBuf,
+    raw: PathBuf,
+    bundle: PathBuf,
+    timeline: u32,
+    digests: std::collections::BTreeMap<String, String>,
+    rerun: String,
+    budget_ms: u64,
+}
+
+/// The name of the hand-off file in the raw copy.
+const HANDOFF: &str = "analysis.json";
 
 /// Whether lost commits justify a hold of this divergence.
 #[derive(Debug)]
@@ -554,7 +683,7 @@ async fn examine(
         raw,
         bundle,
         timeline,
-        segments: captured.digests.into_keys().collect(),
+        digests: captured.digests,
         rerun,
         budget: args.budget,
         hold,
@@ -571,7 +700,7 @@ impl Pending {
             raw,
             bundle,
             timeline,
-            segments,
+            digests,
             rerun,
             budget,
             hold,
@@ -606,7 +735,7 @@ impl Pending {
                     }
                 ));
                 log.line(format!("analysis phases: {}", phases()));
-                for name in &segments {
+                for name in digests.keys() {
                     crate::bundle::adopt::withdraw(&wal.join(name));
                 }
                 match std::fs::remove_dir_all(&raw) {

@@ -285,13 +285,38 @@ async fn rewind_guard(args: &RewindGuardArgs) -> Exit {
             Err(e) => fail_msg(format!("cannot write the wrapper: {e}")),
         };
     }
+    if let Some(handoff) = &args.analyse_capture {
+        let code = rewind_guard::analyse_capture(args, handoff).await;
+        return if code == 0 { Exit::NoLoss } else { Exit::Error };
+    }
     let owned = args.clone();
-    // Without --hold-when-lost the accounting decides nothing: it runs alongside pg_rewind.
+    // Without --hold-when-lost the accounting decides nothing: a detached process does it
+    // while pg_rewind runs in this one's place (else alongside pg_rewind, here).
     let alongside = !args.hold_when_lost && !args.replica_method;
     let outcome = match tokio::spawn(async move { rewind_guard::prepare(&owned).await }).await {
-        Ok(p) if alongside && p.pending() => {
-            let code = rewind_guard::run_alongside(p, &args.pg_rewind, &args.args).await;
-            std::process::exit(code)
+        Ok(mut p) if alongside && p.pending() => {
+            let detached = std::env::current_exe()
+                .map_err(|e| e.to_string())
+                .and_then(|exe| p.detach(&exe, args));
+            match detached {
+                Ok(pid) => {
+                    p.line(format!(
+                        "the accounting goes on in process {pid}, detached (it seals the bundle and logs here); running {} now in this process's place",
+                        args.pg_rewind.display()
+                    ));
+                    for l in p.take_lines() {
+                        eprintln!("{l}");
+                    }
+                    return exec_pg_rewind(&args.pg_rewind, &args.args);
+                }
+                Err(e) => {
+                    p.line(format!(
+                        "cannot detach the accounting ({e}); it runs alongside pg_rewind here"
+                    ));
+                    let code = rewind_guard::run_alongside(p, &args.pg_rewind, &args.args).await;
+                    std::process::exit(code)
+                }
+            }
         }
         Ok(mut p) => {
             tokio::spawn(async move {
