@@ -21,6 +21,7 @@ use crate::report::cluster::{
     CLUSTER_SCHEMA_VERSION,
 };
 
+use super::discover::DiscoveryPlan;
 use super::{CommandError, Exit};
 use crate::report::{now_rfc3339, tool_id};
 
@@ -53,8 +54,25 @@ impl ClusterInput {
         out.dedup();
         out
     }
+}
 
-    /// Parses the flags (conninfo strings with the process environment, timeouts).
+/// What the cluster flags say, before any server or HA manager is asked.
+#[derive(Debug, Clone)]
+pub struct ClusterPlan {
+    /// `--primary`, when given.
+    pub primary: Option<ConnParams>,
+    /// `--node`s.
+    pub nodes: Vec<ConnParams>,
+    /// Timeouts for every session.
+    pub session: SessionOptions,
+    /// The HA manager to ask (`--patroni`, `--repmgr`, ...): it names the primary (unless
+    /// `--primary`) and every other member with data is a node.
+    pub manager: Option<DiscoveryPlan>,
+}
+
+impl ClusterPlan {
+    /// Parses the flags (conninfo strings with the process environment, timeouts). Pure: no
+    /// server and no HA manager is asked.
     pub fn from_args(args: &ClusterArgs) -> Result<Self, CommandError> {
         let parse = |flag: &'static str, s: &str| {
             ConnParams::parse_with_process_env(s).map_err(|e| CommandError::Usage {
@@ -62,53 +80,74 @@ impl ClusterInput {
                 message: e.to_string(),
             })
         };
-        // Discovery (--patroni, --repmgr, ...): the primary is the manager's (unless
-        // --primary), every other member with data a node.
-        let discovery = super::compare::discover(&args.patroni, &args.discovery, &args.timeouts)?;
-        let primary = match (&args.primary, &discovery) {
-            (Some(s), _) => Some(parse("--primary", s)?),
-            (None, Some(d)) => Some(d.conninfo(d.new_primary()?)?),
-            (None, None) if !args.nodes.is_empty() => None,
-            (None, None) => {
+        let manager = DiscoveryPlan::from_args(&args.patroni, &args.discovery, &args.timeouts);
+        let primary = match &args.primary {
+            Some(s) => Some(parse("--primary", s)?),
+            None if manager.is_some() || !args.nodes.is_empty() => None,
+            None => {
                 return Err(CommandError::Usage {
                     flag: "--primary",
                     message: "name the primary (a conninfo), or pass --patroni, --repmgr, --pg-auto-failover, --cnpg-status or --node".into(),
                 })
             }
         };
-        let mut nodes: Vec<ConnParams> = args
+        let nodes = args
             .nodes
             .iter()
             .map(|s| parse("--node", s))
             .collect::<Result<_, _>>()?;
-        if let Some(d) = &discovery {
-            use crate::discovery::Role;
-            for m in d
-                .section
-                .members
-                .iter()
-                .filter(|m| !matches!(m.role, Role::Primary | Role::Witness))
-            {
-                match d.conninfo(m) {
-                    Ok(p) if primary.as_ref().is_none_or(|x| p.target() != x.target()) => {
-                        nodes.push(p)
-                    }
-                    Ok(_) => {}
-                    // A member the manager gives no address for is left out, as Patroni's are.
-                    Err(_) if m.address().is_none() && m.conninfo.is_none() => {}
-                    Err(e) => return Err(e.into()),
-                }
+        Ok(ClusterPlan {
+            primary,
+            nodes,
+            session: args.timeouts.session_options(),
+            manager,
+        })
+    }
+
+    /// The gather step's first part: asks the HA manager the plan names (if any), within the
+    /// run's timeouts, for the primary, the other members, and Patroni's configuration.
+    pub async fn resolve(self) -> Result<ClusterInput, CommandError> {
+        let ClusterPlan {
+            mut primary,
+            mut nodes,
+            session,
+            manager,
+        } = self;
+        let Some(manager) = manager else {
+            return Ok(ClusterInput {
+                primary,
+                nodes: dedup_by_target(nodes),
+                session,
+                patroni_config: None,
+            });
+        };
+        let d = manager.discover().await?;
+        if primary.is_none() {
+            primary = Some(d.conninfo(d.new_primary()?)?);
+        }
+        use crate::discovery::Role;
+        for m in d
+            .section
+            .members
+            .iter()
+            .filter(|m| !matches!(m.role, Role::Primary | Role::Witness))
+        {
+            match d.conninfo(m) {
+                Ok(p) if primary.as_ref().is_none_or(|x| p.target() != x.target()) => nodes.push(p),
+                Ok(_) => {}
+                // A member the manager gives no address for is left out, as Patroni's are.
+                Err(_) if m.address().is_none() && m.conninfo.is_none() => {}
+                Err(e) => return Err(e.into()),
             }
         }
-        let (connect_timeout, _, _) = args.timeouts.durations();
-        let patroni_config = discovery
-            .as_ref()
-            .and_then(|d| d.patroni.as_ref())
-            .map(|_| super::compare::patroni_config(&args.patroni, connect_timeout));
+        let patroni_config = match d.patroni {
+            Some(_) => manager.patroni_config().await,
+            None => None,
+        };
         Ok(ClusterInput {
             primary,
             nodes: dedup_by_target(nodes),
-            session: args.timeouts.session_options(),
+            session,
             patroni_config,
         })
     }

@@ -21,14 +21,16 @@ use crate::timeline::TimelineHistory;
 use crate::wal::accounting::Detail;
 use crate::wal::archive::{WalSource, WalStage};
 
+use super::discover::DiscoveryPlan;
 use super::{CommandError, Outcome};
 use crate::report::{now_rfc3339, tool_id};
 
-/// The parsed inputs of a comparison.
+/// The inputs of a comparison. `N` is the promoted node: [`ConnParams`] once known, and
+/// `Option<ConnParams>` in a [`ComparePlan`] (`None`: the HA manager names it).
 #[derive(Debug, Clone)]
-pub struct CompareInput {
+pub struct CompareInput<N = ConnParams> {
     /// The promoted node.
-    pub new_primary: ConnParams,
+    pub new_primary: N,
     /// The node that was primary before the failover (or any node left on its timeline).
     pub former_primary: Option<ConnParams>,
     /// A directory holding the former timeline's WAL segments.
@@ -57,8 +59,19 @@ pub struct CompareInput {
     pub command_line: String,
 }
 
-impl CompareInput {
-    /// Parses the flags (conninfo strings with the process environment, timeouts).
+/// What the compare flags say, before any server or HA manager is asked: the nodes the flags
+/// name, and the discovery that names the others ([`ComparePlan::resolve`]).
+#[derive(Debug, Clone)]
+pub struct ComparePlan {
+    /// The inputs from the flags alone; no discovery result yet.
+    pub input: CompareInput<Option<ConnParams>>,
+    /// The HA manager to ask (`--patroni`, `--repmgr`, `--pg-auto-failover`, `--cnpg-status`).
+    pub manager: Option<DiscoveryPlan>,
+}
+
+impl ComparePlan {
+    /// Parses the flags (conninfo strings with the process environment, timeouts). Pure: no
+    /// server and no HA manager is asked (only `--checks-dir` is read).
     pub fn from_args(args: &CompareArgs) -> Result<Self, CommandError> {
         let parse = |flag: &'static str, s: &str| {
             ConnParams::parse_with_process_env(s).map_err(|e| CommandError::Usage {
@@ -115,36 +128,14 @@ impl CompareInput {
                     args.restore_timeout
                 ),
             })?;
-        let mut discovery = discover(&args.patroni, &args.discovery, &args.timeouts)?;
-        if let Some(d) = &mut discovery {
-            // The sections forget the choices that flags override.
-            if args.new_primary.is_some() {
-                d.section.new_primary = None;
-                if let Some(p) = &mut d.patroni {
-                    p.section.new_primary = None;
-                }
-            }
-            if args.former_primary.is_some() || wal_files {
-                d.section.former_primary = None;
-                d.section.former_primary_rule = None;
-                if let Some(p) = &mut d.patroni {
-                    p.section.former_primary = None;
-                    p.section.former_primary_rule = None;
-                }
-            }
-        }
-        let new_primary = match (&args.new_primary, &discovery) {
-            (Some(s), _) => parse("--new-primary", s)?,
-            (None, Some(d)) => d.conninfo(d.new_primary()?)?,
-            (None, None) => {
-                return Err(CommandError::Usage {
-                    flag: "--new-primary",
-                    message: "name the new primary (a conninfo), or pass --patroni, --repmgr, --pg-auto-failover or --cnpg-status".into(),
-                })
-            }
+        let manager = DiscoveryPlan::from_args(&args.patroni, &args.discovery, &args.timeouts);
+        let new_primary = match &args.new_primary {
+            Some(s) => Some(parse("--new-primary", s)?),
+            None if manager.is_some() => None,
+            None => return Err(no_new_primary()),
         };
-        let former_primary = match (&args.former_primary, &discovery) {
-            (Some(s), _) => {
+        let former_primary = match &args.former_primary {
+            Some(s) => {
                 let p = parse("--former-primary", s)?;
                 // The exact node matters here: several hosts need an explicit rule.
                 if p.is_multi_host() && !p.target_session_attrs_given() {
@@ -159,8 +150,7 @@ impl CompareInput {
                 }
                 Some(p)
             }
-            (None, Some(d)) if !wal_files => Some(d.conninfo(&d.former_primary()?.member)?),
-            _ => None,
+            None => None,
         };
         // Before the row diff's options, so that a bad combination is named as --max-rate.
         let throttle =
@@ -170,7 +160,7 @@ impl CompareInput {
                     message,
                 }
             })?;
-        Ok(CompareInput {
+        let input = CompareInput {
             new_primary,
             former_primary,
             former_wal_dir: args.former_wal_dir.clone(),
@@ -190,14 +180,98 @@ impl CompareInput {
                 }
             })?,
             busy_share: throttle.busy_share,
-            discovery,
+            discovery: None,
             evidence_dir: args.evidence_dir.clone(),
             command_line: crate::bundle::redacted_command_line(
                 &std::env::args_os()
                     .map(|a| a.to_string_lossy().into_owned())
                     .collect::<Vec<_>>(),
             ),
-        })
+        };
+        Ok(ComparePlan { input, manager })
+    }
+
+    /// The gather step's first part: asks the HA manager the plan names (if any), within the
+    /// run's timeouts, and takes from it the nodes the flags did not name.
+    pub async fn resolve(self) -> Result<CompareInput, CommandError> {
+        let discovery = match &self.manager {
+            Some(m) => Some(m.discover().await?),
+            None => None,
+        };
+        with_discovery(self.input, discovery)
+    }
+}
+
+/// The input with the nodes `discovery` names where the flags named none.
+fn with_discovery(
+    i: CompareInput<Option<ConnParams>>,
+    mut discovery: Option<crate::discovery::Discovery>,
+) -> Result<CompareInput, CommandError> {
+    let wal_files = i.former_wal_dir.is_some() || !i.former_archive.is_empty();
+    if let Some(d) = &mut discovery {
+        // The sections forget the choices that flags override.
+        if i.new_primary.is_some() {
+            d.section.new_primary = None;
+            if let Some(p) = &mut d.patroni {
+                p.section.new_primary = None;
+            }
+        }
+        if i.former_primary.is_some() || wal_files {
+            d.section.former_primary = None;
+            d.section.former_primary_rule = None;
+            if let Some(p) = &mut d.patroni {
+                p.section.former_primary = None;
+                p.section.former_primary_rule = None;
+            }
+        }
+    }
+    let new_primary = match (i.new_primary, &discovery) {
+        (Some(p), _) => p,
+        (None, Some(d)) => d.conninfo(d.new_primary()?)?,
+        (None, None) => return Err(no_new_primary()),
+    };
+    let former_primary = match (i.former_primary, &discovery) {
+        (Some(p), _) => Some(p),
+        (None, Some(d)) if !wal_files => Some(d.conninfo(&d.former_primary()?.member)?),
+        _ => None,
+    };
+    Ok(CompareInput {
+        new_primary,
+        former_primary,
+        former_wal_dir: i.former_wal_dir,
+        former_archive: i.former_archive,
+        restore_timeout: i.restore_timeout,
+        former_timeline: i.former_timeline,
+        session: i.session,
+        checks: i.checks,
+        tables: i.tables,
+        busy_share: i.busy_share,
+        discovery,
+        evidence_dir: i.evidence_dir,
+        command_line: i.command_line,
+    })
+}
+
+/// `--new-primary` missing with no HA manager to name it.
+fn no_new_primary() -> CommandError {
+    CommandError::Usage {
+        flag: "--new-primary",
+        message: "name the new primary (a conninfo), or pass --patroni, --repmgr, --pg-auto-failover or --cnpg-status".into(),
+    }
+}
+
+impl CompareInput {
+    /// Parses flags that name the nodes themselves (no HA manager to ask); with `--patroni`,
+    /// `--repmgr`, ... use [`ComparePlan::from_args`] and [`ComparePlan::resolve`].
+    pub fn from_args(args: &CompareArgs) -> Result<Self, CommandError> {
+        let plan = ComparePlan::from_args(args)?;
+        if let Some(m) = &plan.manager {
+            return Err(CommandError::Usage {
+                flag: m.flag(),
+                message: "an HA manager is asked in the command's gather step (ComparePlan::resolve), not while parsing".into(),
+            });
+        }
+        with_discovery(plan.input, None)
     }
 }
 
@@ -259,69 +333,6 @@ async fn pin_hosts(
         }
     }
     Ok((out, new_choice, former_choice))
-}
-
-/// Asks Patroni (`--patroni`) for the members and the history, when URLs were given.
-/// `GET /config` (Patroni's dynamic configuration) from the first --patroni URL that answers.
-pub(crate) fn patroni_config(
-    args: &crate::cli::PatroniArgs,
-    connect_timeout: std::time::Duration,
-) -> Result<serde_json::Value, String> {
-    let timeout = std::time::Duration::try_from_secs_f64(args.timeout.max(0.1))
-        .unwrap_or(std::time::Duration::from_secs(10));
-    let client = crate::patroni::Client::new(crate::patroni::HttpOptions {
-        connect_timeout: connect_timeout.min(timeout),
-        timeout,
-    });
-    let mut errors = Vec::new();
-    for url in &args.urls {
-        let base = crate::patroni::base_url(url).map_err(|e| e.to_string())?;
-        match client.get_json(&format!("{base}/config"), "Patroni's dynamic configuration") {
-            Ok(v) => return Ok(v),
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    Err(errors.join("; "))
-}
-
-pub(crate) fn patroni_discovery(
-    args: &crate::cli::PatroniArgs,
-    connect_timeout: std::time::Duration,
-) -> Result<Option<crate::patroni::Discovery>, CommandError> {
-    if args.urls.is_empty() {
-        return Ok(None);
-    }
-    let timeout = std::time::Duration::try_from_secs_f64(args.timeout.max(0.1))
-        .unwrap_or(std::time::Duration::from_secs(10));
-    let opts = crate::patroni::HttpOptions {
-        connect_timeout: connect_timeout.min(timeout),
-        timeout,
-    };
-    Ok(Some(crate::patroni::discover(&args.urls, opts)?))
-}
-
-/// Asks the HA manager the flags name (Patroni, repmgr, pg_auto_failover, CloudNativePG),
-/// if any, for the members and the promotions, in the manager-neutral form.
-pub(crate) fn discover(
-    patroni: &crate::cli::PatroniArgs,
-    other: &crate::cli::DiscoveryArgs,
-    timeouts: &crate::cli::TimeoutArgs,
-) -> Result<Option<crate::discovery::Discovery>, CommandError> {
-    let (connect_timeout, _, _) = timeouts.durations();
-    if let Some(p) = patroni_discovery(patroni, connect_timeout)? {
-        return Ok(Some(crate::discovery::patroni::from_patroni(
-            &p,
-            &patroni.conninfo,
-        )));
-    }
-    match other.source() {
-        None => Ok(None),
-        Some(source) => Ok(Some(crate::discovery::discover(
-            &source,
-            &other.member_conninfo,
-            &timeouts.session_options(),
-        )?)),
-    }
 }
 
 /// Findings about a discovery by repmgr, pg_auto_failover or CloudNativePG: a tie in choosing
@@ -1709,6 +1720,39 @@ pub fn parse_lsn_flag(flag: &'static str, s: &str) -> Result<Lsn, CommandError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parsing_names_the_patroni_url_without_asking_it() {
+        use clap::Parser;
+        // Nothing listens on port 1: asking would fail (refused), so success proves no request.
+        let url = "http://127.0.0.1:1";
+        let cli = crate::cli::Cli::try_parse_from(["failover-verify", "compare", "--patroni", url])
+            .expect("flags");
+        let crate::cli::Command::Compare(args) = cli.command else {
+            panic!("not a compare: {:?}", cli.command);
+        };
+        let started = Instant::now();
+        let plan = ComparePlan::from_args(&args).expect("parsing asks no one");
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+        match &plan.manager {
+            Some(DiscoveryPlan::Patroni { urls, .. }) => assert_eq!(urls, &[url]),
+            other => panic!("no Patroni plan: {other:?}"),
+        }
+        assert!(plan.input.new_primary.is_none() && plan.input.former_primary.is_none());
+        assert!(plan.input.discovery.is_none());
+        // The sync entry point refuses to ask, rather than asking while parsing.
+        assert!(matches!(
+            CompareInput::from_args(&args),
+            Err(CommandError::Usage {
+                flag: "--patroni",
+                ..
+            })
+        ));
+    }
 
     fn new_primary(tli: u32, history: &str) -> NodeFacts {
         NodeFacts {
