@@ -11,7 +11,9 @@ use crate::wal::heap::Tid;
 
 use super::chains::PreImage;
 use super::model::*;
-use super::shapes::{parse_tid, tid_text, to_map};
+use crate::diff::bisect::to_map;
+
+use super::shapes::{parse_tid, tid_text};
 
 impl DbRows<'_, '_> {
     /// The visible rows at `tids` on the new primary whose xmin precedes the switchpoint.

@@ -1,5 +1,6 @@
 //! Small conversions into the row diff's report shapes: origins, keys, ctids, empty tables.
 
+use crate::diff::bisect::to_map;
 use crate::diff::bisect::Key;
 use crate::diff::report::{ClassCounts, ImageOrigin, Method, NotExamined, Presence, TableReport};
 use crate::wal::heap::Tid;
@@ -60,20 +61,6 @@ pub(super) fn empty_table(db: &str, schema: &str, table: &str) -> TableReport {
 
 pub(super) fn key_map(cols: &[String], k: &Key) -> serde_json::Map<String, serde_json::Value> {
     to_map(cols, k.clone())
-}
-
-pub(super) fn to_map(
-    names: &[String],
-    vals: Vec<Option<String>>,
-) -> serde_json::Map<String, serde_json::Value> {
-    names
-        .iter()
-        .cloned()
-        .zip(vals.into_iter().map(|v| {
-            v.map(serde_json::Value::String)
-                .unwrap_or(serde_json::Value::Null)
-        }))
-        .collect()
 }
 
 pub(super) fn tid_text(t: Tid) -> String {

@@ -10,7 +10,9 @@ use crate::wal::tuplelog::LoggedRecord;
 use crate::wal::RelFileLocator;
 
 use super::chains::*;
-use super::shapes::{empty_table, parse_tid, tid_text, to_map};
+use crate::diff::bisect::to_map;
+
+use super::shapes::{empty_table, parse_tid, tid_text};
 use super::*;
 
 fn rec(lsn: u64, xid: u32, new: Vec<(Tid, NewTupleOp)>, delete: Option<Tid>) -> LoggedRecord {
