@@ -10,9 +10,9 @@ use crate::diff::sql::{ident, qualified, typed};
 use crate::wal::heap::Tid;
 
 use super::chains::PreImage;
-use super::model::*;
 use crate::diff::bisect::to_map;
 
+use super::model::{pg, DbRows, TableInfo, WalRowsError, PER_QUERY};
 use super::shapes::{parse_tid, tid_text};
 
 impl DbRows<'_, '_> {

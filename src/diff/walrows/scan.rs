@@ -10,8 +10,10 @@ use crate::wal::tuplelog::LoggedRecord;
 use crate::wal::RelFileLocator;
 
 use super::chains::record_tids;
-use super::model::*;
-use super::shapes::*;
+use super::model::{
+    pg, DbRows, TableInfo, WalRows, WalRowsError, WalRowsInput, FIRST_NORMAL_OID, NAMED,
+};
+use super::shapes::{empty_table, not_examined};
 
 /// Rebuilds the lost rows of every table the lost transactions wrote in, database by database,
 /// and checks them against the new primary.

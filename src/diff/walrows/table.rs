@@ -2,6 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::chains::{build_chains, record_tids, Ctx, Resolved};
+use super::model::{pg, DbRows, TableInfo, WalRowsError, PER_QUERY};
+use super::shapes::{empty_table, key_map, not_examined, tid_text};
 use crate::diff::bisect::Key;
 use crate::diff::classify::xid_follows_or_equals;
 use crate::diff::report::{
@@ -15,10 +18,6 @@ use crate::wal::heap::Tid;
 use crate::wal::tuple::TupleImage;
 use crate::wal::tuplelog::LoggedRecord;
 use crate::wal::RelFileLocator;
-
-use super::chains::*;
-use super::model::*;
-use super::shapes::*;
 
 impl DbRows<'_, '_> {
     pub(super) async fn table(

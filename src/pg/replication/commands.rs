@@ -8,7 +8,7 @@ use postgres_protocol::message::frontend;
 use crate::lsn::{Lsn, SystemId, TimelineId};
 use crate::pg::error::{ErrorKind, PgError};
 
-use super::client::*;
+use super::client::{cstr, IdentifySystem, ReplicationClient, ResultSet};
 use super::stream::WalStream;
 
 impl ReplicationClient {

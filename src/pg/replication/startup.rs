@@ -5,11 +5,10 @@ use postgres_protocol::authentication::md5_hash;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
 use postgres_protocol::message::frontend;
 
+use super::client::{cstr, ReplicationClient};
 use crate::pg::conninfo::ConnParams;
 use crate::pg::error::{ErrorKind, PgError};
 use crate::pg::session::APPLICATION_NAME;
-
-use super::client::*;
 
 impl ReplicationClient {
     pub(crate) async fn startup(&mut self, params: &ConnParams) -> Result<(), PgError> {

@@ -5,10 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::{Buf, BufMut, BytesMut};
 use postgres_protocol::message::frontend;
 
+use super::client::{ReplicationClient, TimelineEnd, WalChunk, PG_EPOCH_OFFSET_US};
 use crate::lsn::{Lsn, TimelineId};
 use crate::pg::error::PgError;
-
-use super::client::*;
 
 /// A running `START_REPLICATION` stream; borrows the client until stopped or ended.
 pub struct WalStream<'a> {
