@@ -52,8 +52,8 @@ pub struct ClusterPlan {
 }
 
 impl ClusterPlan {
-    /// Parses the flags (conninfo strings with the process environment, timeouts). Pure: no
-    /// server and no HA manager is asked.
+    /// Parses the flags (conninfo strings with the process environment, timeouts). No server
+    /// and no HA manager is asked; only local files are read (a service or password file).
     pub fn from_args(args: &ClusterArgs) -> Result<Self, CommandError> {
         let parse = |flag: &'static str, s: &str| {
             ConnParams::parse_with_process_env(s).map_err(|e| CommandError::Usage {
@@ -141,4 +141,27 @@ pub(super) fn dedup_by_target(nodes: Vec<ConnParams>) -> Vec<ConnParams> {
         .into_iter()
         .filter(|p| seen.insert(p.target()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsing_names_the_patroni_url_without_asking_it() {
+        use clap::Parser;
+        // Nothing listens on port 1: asking would fail (refused), so success proves no request.
+        let url = "http://127.0.0.1:1";
+        let cli = crate::cli::Cli::try_parse_from(["failover-verify", "cluster", "--patroni", url])
+            .expect("flags");
+        let crate::cli::Command::Cluster(args) = cli.command else {
+            panic!("not a cluster: {:?}", cli.command);
+        };
+        let plan = ClusterPlan::from_args(&args).expect("parsing asks no one");
+        match &plan.manager {
+            Some(DiscoveryPlan::Patroni { urls, .. }) => assert_eq!(urls, &[url]),
+            other => panic!("no Patroni plan: {other:?}"),
+        }
+        assert!(plan.primary.is_none() && plan.nodes.is_empty());
+    }
 }

@@ -57,8 +57,9 @@ pub struct ComparePlan {
 }
 
 impl ComparePlan {
-    /// Parses the flags (conninfo strings with the process environment, timeouts). Pure: no
-    /// server and no HA manager is asked (only `--checks-dir` is read).
+    /// Parses the flags (conninfo strings with the process environment, timeouts). No server
+    /// and no HA manager is asked; only local files are read (`--checks-dir`, a service or
+    /// password file).
     pub fn from_args(args: &CompareArgs) -> Result<Self, CommandError> {
         let parse = |flag: &'static str, s: &str| {
             ConnParams::parse_with_process_env(s).map_err(|e| CommandError::Usage {
