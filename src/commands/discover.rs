@@ -1,5 +1,8 @@
-//! HA-manager discovery for a command's gather step: planned from the flags without I/O,
-//! then asked (Patroni's REST API, repmgr, pg_auto_failover, CloudNativePG) asynchronously.
+//! HA-manager discovery for a command's gather step: planned from the flags, asked async.
+//!
+//! The plan ([`DiscoveryPlan`]) is built without I/O; [`DiscoveryPlan::discover`] then asks
+//! Patroni's REST API (on the blocking pool), repmgr or pg_auto_failover (async sessions) or
+//! reads CloudNativePG's status, each within the run's timeouts.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Unit tests of the rows rebuilt from the WAL: chains through updates and deletes, the cross-check.
+//! Unit tests of the rows rebuilt from the WAL: chains through updates and deletes, cross-check.
 
 use crate::diff::report::{DiffKind, RowDiff, RowVersion, TablesReport};
 use crate::lsn::Lsn;

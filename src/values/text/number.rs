@@ -1,4 +1,4 @@
-//! Numbers as PostgreSQL prints them (float4/float8 shortest round-trip, numeric), and fixed-width reads.
+//! Numbers as PostgreSQL prints them (float4/float8, numeric), and fixed-width reads.
 
 use std::fmt::Write as _;
 
