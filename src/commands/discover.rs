@@ -128,3 +128,64 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use clap::Parser;
+
+    use super::DiscoveryPlan;
+    use crate::cli::{Cli, Command};
+    use crate::commands::cluster::ClusterPlan;
+    use crate::commands::compare::{CompareInput, ComparePlan};
+    use crate::commands::CommandError;
+
+    /// Nothing listens on port 1: asking would fail (refused), so success proves no request.
+    const URL: &str = "http://127.0.0.1:1";
+
+    fn command(name: &str) -> Command {
+        Cli::try_parse_from(["failover-verify", name, "--patroni", URL])
+            .expect("flags")
+            .command
+    }
+
+    fn names_the_url(plan: Option<&DiscoveryPlan>) {
+        match plan {
+            Some(DiscoveryPlan::Patroni { urls, .. }) => assert_eq!(urls, &[URL]),
+            other => panic!("no Patroni plan: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parsing_compare_flags_names_the_patroni_url_without_asking_it() {
+        let Command::Compare(args) = command("compare") else {
+            panic!("not a compare");
+        };
+        let started = Instant::now();
+        let plan = ComparePlan::from_args(&args).expect("parsing asks no one");
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(500), "{took:?}");
+        names_the_url(plan.manager.as_ref());
+        assert!(plan.input.new_primary.is_none() && plan.input.former_primary.is_none());
+        assert!(plan.input.discovery.is_none());
+        // The sync entry point refuses to ask, rather than asking while parsing.
+        assert!(matches!(
+            CompareInput::from_args(&args),
+            Err(CommandError::Usage {
+                flag: "--patroni",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn parsing_cluster_flags_names_the_patroni_url_without_asking_it() {
+        let Command::Cluster(args) = command("cluster") else {
+            panic!("not a cluster");
+        };
+        let plan = ClusterPlan::from_args(&args).expect("parsing asks no one");
+        names_the_url(plan.manager.as_ref());
+        assert!(plan.primary.is_none() && plan.nodes.is_empty());
+    }
+}

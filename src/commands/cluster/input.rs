@@ -142,26 +142,3 @@ pub(super) fn dedup_by_target(nodes: Vec<ConnParams>) -> Vec<ConnParams> {
         .filter(|p| seen.insert(p.target()))
         .collect()
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parsing_names_the_patroni_url_without_asking_it() {
-        use clap::Parser;
-        // Nothing listens on port 1: asking would fail (refused), so success proves no request.
-        let url = "http://127.0.0.1:1";
-        let cli = crate::cli::Cli::try_parse_from(["failover-verify", "cluster", "--patroni", url])
-            .expect("flags");
-        let crate::cli::Command::Cluster(args) = cli.command else {
-            panic!("not a cluster: {:?}", cli.command);
-        };
-        let plan = ClusterPlan::from_args(&args).expect("parsing asks no one");
-        match &plan.manager {
-            Some(DiscoveryPlan::Patroni { urls, .. }) => assert_eq!(urls, &[url]),
-            other => panic!("no Patroni plan: {other:?}"),
-        }
-        assert!(plan.primary.is_none() && plan.nodes.is_empty());
-    }
-}

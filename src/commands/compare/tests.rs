@@ -1,47 +1,11 @@
-//! Unit tests of the compare command: flag parsing and timelines placed from WAL files.
+//! Unit tests of the compare command: timelines placed from WAL files.
 
-use std::time::{Duration, Instant};
-
-use crate::commands::discover::DiscoveryPlan;
 use crate::lsn::{Lsn, TimelineId};
 use crate::node::NodeFacts;
 use crate::timeline::TimelineHistory;
 
 use super::former_wal::analyze_from_files;
 use super::*;
-
-#[test]
-fn parsing_names_the_patroni_url_without_asking_it() {
-    use clap::Parser;
-    // Nothing listens on port 1: asking would fail (refused), so success proves no request.
-    let url = "http://127.0.0.1:1";
-    let cli = crate::cli::Cli::try_parse_from(["failover-verify", "compare", "--patroni", url])
-        .expect("flags");
-    let crate::cli::Command::Compare(args) = cli.command else {
-        panic!("not a compare: {:?}", cli.command);
-    };
-    let started = Instant::now();
-    let plan = ComparePlan::from_args(&args).expect("parsing asks no one");
-    assert!(
-        started.elapsed() < Duration::from_millis(500),
-        "{:?}",
-        started.elapsed()
-    );
-    match &plan.manager {
-        Some(DiscoveryPlan::Patroni { urls, .. }) => assert_eq!(urls, &[url]),
-        other => panic!("no Patroni plan: {other:?}"),
-    }
-    assert!(plan.input.new_primary.is_none() && plan.input.former_primary.is_none());
-    assert!(plan.input.discovery.is_none());
-    // The sync entry point refuses to ask, rather than asking while parsing.
-    assert!(matches!(
-        CompareInput::from_args(&args),
-        Err(CommandError::Usage {
-            flag: "--patroni",
-            ..
-        })
-    ));
-}
 
 fn new_primary(tli: u32, history: &str) -> NodeFacts {
     NodeFacts {
