@@ -11,8 +11,9 @@
 //! never from above, and no two modules (nor two files) import each other in a circle:
 //! `tests/architecture.rs` reads the imports and holds the code to this map.
 //!
-//! - L1 `commands`: one module per subcommand: gather → analyse → build the report; the cron
-//!   decision; output to files and stdout. `main.rs` (above everything) only parses and
+//! - L1 `commands`: one module per subcommand: flags → a plan (no I/O) → gather (HA-manager
+//!   discovery first, `commands::discover`) → analyse → build the report; the cron decision;
+//!   output to files and stdout. `main.rs` (above everything) only parses and
 //!   dispatches.
 //! - L1 `cli`: the command-line flags (clap).
 //! - L1 `state`: the cron state file (what was already reported).

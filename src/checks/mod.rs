@@ -9,13 +9,14 @@
 mod catalog;
 pub(crate) use catalog::strip_trailing_semicolons;
 mod compare;
+mod evaluate;
 mod result;
 mod run;
+mod summary;
 
 pub use catalog::{Catalog, CatalogError, Check, ListRow, Origin, Override};
-pub use compare::{
-    display_value, evaluate, CompareMode, Comparison, EvalError, Evaluation, Row, RunsOn,
-};
+pub use compare::{display_value, CompareMode, Comparison, EvalError, Evaluation, Row, RunsOn};
+pub use evaluate::evaluate;
 pub use result::{severity_name, CheckResult, CheckStatus, MAX_RESULT_ROWS};
 pub use run::{run_checks, run_checks_with, RunOptions, DEFAULT_IN_FLIGHT_PER_NODE};
 

@@ -7,7 +7,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use super::compare::{default_summaries, evaluate, fill_summary, Row};
+use super::compare::Row;
+use super::evaluate::evaluate;
+use super::summary::{default_summaries, fill_summary};
 use super::{
     strip_trailing_semicolons, Catalog, Check, CheckResult, CheckStatus, RunsOn, MAX_RESULT_ROWS,
 };

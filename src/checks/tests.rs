@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use super::catalog::BUILTIN;
-use super::compare::{default_summaries, fill_summary};
+use super::summary::{default_summaries, fill_summary};
 use super::*;
 use crate::finding::Severity;
 

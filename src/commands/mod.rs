@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod compare;
 pub mod cron;
 pub mod demo;
+pub mod discover;
 pub mod from_evidence;
 mod gather;
 pub mod outcome;

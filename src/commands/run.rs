@@ -36,7 +36,7 @@ pub async fn run(cli: &Cli) -> Exit {
             return run_compare_with_state(args, cli).await;
         }
         Command::Compare(args) => {
-            let result = match super::compare::CompareInput::from_args(args) {
+            let result = match compare_input(args).await {
                 Ok(input) => {
                     print_notices(&input.notices(), cli.quiet);
                     run_compare(&input, cli).await
@@ -143,7 +143,7 @@ async fn run_cluster(args: &ClusterArgs, cli: &Cli) -> Exit {
         Ok(s) => s,
         Err(exit) => return exit,
     };
-    let result = match super::cluster::ClusterInput::from_args(args) {
+    let result = match cluster_input(args).await {
         Ok(input) => {
             // Cron mode (--state) stays silent while nothing changes.
             print_notices(&input.notices(), cli.quiet || args.state.is_some());
@@ -186,7 +186,7 @@ async fn run_compare_with_state(args: &CompareArgs, cli: &Cli) -> Exit {
         Err(exit) => return exit,
     };
     // Cron mode (--state) stays silent while nothing changes: no notices.
-    let result = match super::compare::CompareInput::from_args(args) {
+    let result = match compare_input(args).await {
         Ok(input) => run_compare(&input, cli).await,
         Err(e) => Err(e),
     };
@@ -255,6 +255,20 @@ fn finish_cron(
         eprintln!("verdict: {}", r.verdict);
     }
     plan.exit
+}
+
+/// The compare flags parsed (no I/O), then the HA manager they name asked.
+async fn compare_input(args: &CompareArgs) -> Result<super::compare::CompareInput, CommandError> {
+    super::compare::ComparePlan::from_args(args)?
+        .resolve()
+        .await
+}
+
+/// The cluster flags parsed (no I/O), then the HA manager they name asked.
+async fn cluster_input(args: &ClusterArgs) -> Result<super::cluster::ClusterInput, CommandError> {
+    super::cluster::ClusterPlan::from_args(args)?
+        .resolve()
+        .await
 }
 
 /// Runs `compare` with progress on stderr (a bar on a terminal, lines with `-v`).

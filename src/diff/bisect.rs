@@ -595,7 +595,8 @@ fn opt_json(v: Option<String>) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
-fn to_map(
+/// The row's columns by name, NULL as JSON null.
+pub(super) fn to_map(
     names: &[String],
     vals: Vec<Option<String>>,
 ) -> serde_json::Map<String, serde_json::Value> {

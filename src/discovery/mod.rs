@@ -16,7 +16,7 @@ pub mod repmgr;
 
 use crate::pg::session::SessionOptions;
 
-pub(crate) use model::{block_on, connect};
+pub(crate) use model::connect;
 pub use model::{
     member_conninfo, Discovery, DiscoveryError, DiscoverySection, Event, EventKind, FormerChoice,
     Manager, Member, Role,
@@ -34,14 +34,14 @@ pub enum Source {
 }
 
 /// Runs the discovery `source` asks for, with `template` for every member's conninfo.
-pub fn discover(
+pub async fn discover(
     source: &Source,
     template: &str,
     session: &SessionOptions,
 ) -> Result<Discovery, DiscoveryError> {
     match source {
-        Source::Repmgr(c) => repmgr::discover(c, template, session),
-        Source::PgAutoFailover(c) => pg_auto_failover::discover(c, template, session),
+        Source::Repmgr(c) => repmgr::discover(c, template, session).await,
+        Source::PgAutoFailover(c) => pg_auto_failover::discover(c, template, session).await,
         Source::Cnpg(path) => cnpg::discover_file(path, template),
     }
 }

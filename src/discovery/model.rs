@@ -354,27 +354,6 @@ pub fn member_conninfo(
     ConnParams::parse(&conninfo, env).map_err(|e| bad(e.to_string()))
 }
 
-/// Runs `fut` to completion on a private single-thread runtime in a scoped thread, so that
-/// the synchronous flag parsing can read a manager's database from inside (or outside) the
-/// main runtime. Every await in `fut` is bounded by the session timeouts.
-pub(crate) fn block_on<F>(fut: F) -> Result<F::Output, String>
-where
-    F: std::future::Future + Send,
-    F::Output: Send,
-{
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map(|rt| rt.block_on(fut))
-                .map_err(|e| format!("cannot start a runtime: {e}"))
-        })
-        .join()
-        .unwrap_or_else(|_| Err("the discovery thread panicked".into()))
-    })
-}
-
 /// Opens a read-only session to a manager's database, naming the manager on failure.
 pub(crate) async fn connect(
     manager: &'static str,

@@ -8,8 +8,8 @@
 //! still reports an older timeline than the new primary.
 
 use super::{
-    block_on, connect, Discovery, DiscoveryError, DiscoverySection, Event, EventKind, FormerChoice,
-    Manager, Member, Role,
+    connect, Discovery, DiscoveryError, DiscoverySection, Event, EventKind, FormerChoice, Manager,
+    Member, Role,
 };
 use crate::lsn::Lsn;
 use crate::pg::conninfo::ConnParams;
@@ -153,7 +153,7 @@ async fn read(s: &Session) -> Result<(Vec<NodeRow>, Vec<EventRow>), String> {
 }
 
 /// Reads the monitor at `conninfo` and builds the discovery.
-pub fn discover(
+pub async fn discover(
     conninfo: &str,
     template: &str,
     session: &SessionOptions,
@@ -164,7 +164,7 @@ pub fn discover(
             source,
         }
     })?;
-    let (nodes, events) = block_on(async {
+    let (nodes, events) = async {
         let s = connect(MANAGER, &params, session).await?;
         let r = read(&s).await;
         s.close().await;
@@ -174,12 +174,8 @@ pub fn discover(
             target: params.target(),
             reason,
         })
-    })
-    .map_err(|reason| DiscoveryError::Unreachable {
-        manager: MANAGER,
-        target: params.target(),
-        reason,
-    })??;
+    }
+    .await?;
     if nodes.is_empty() {
         return Err(DiscoveryError::NotManager {
             manager: MANAGER,

@@ -11,8 +11,8 @@
 use futures_util::future::join_all;
 
 use super::{
-    block_on, connect, member_conninfo, Discovery, DiscoveryError, DiscoverySection, Event,
-    EventKind, FormerChoice, Manager, Member, Role,
+    connect, member_conninfo, Discovery, DiscoveryError, DiscoverySection, Event, EventKind,
+    FormerChoice, Manager, Member, Role,
 };
 use crate::pg::conninfo::ConnParams;
 use crate::pg::session::{Session, SessionOptions};
@@ -147,7 +147,7 @@ fn address(conninfo: &str) -> (Option<String>, Option<u16>) {
 }
 
 /// Asks the node at `conninfo`, then every node it lists, and builds the discovery.
-pub fn discover(
+pub async fn discover(
     conninfo: &str,
     template: &str,
     session: &SessionOptions,
@@ -158,7 +158,7 @@ pub fn discover(
             source,
         }
     })?;
-    let result = block_on(async {
+    let result = async {
         let first_session = connect(MANAGER, &params, session).await?;
         let first =
             read_view(&first_session)
@@ -203,12 +203,8 @@ pub fn discover(
         }))
         .await;
         Ok::<_, DiscoveryError>((first, others, reads))
-    })
-    .map_err(|reason| DiscoveryError::Unreachable {
-        manager: MANAGER,
-        target: params.target(),
-        reason,
-    })??;
+    }
+    .await?;
     let (first, others, reads) = result;
     let first_name = first
         .nodes
