@@ -191,3 +191,55 @@ fn bounded_detail_keeps_the_totals_and_the_ends() {
     assert_eq!(b.in_flight, full.in_flight);
     assert_eq!(b.running_at_scan_start, full.running_at_scan_start);
 }
+
+/// The full accountant with a tuple limit: under the limit it is the full accountant; past it,
+/// it falls back to what the bounded one keeps (the ends, no tuples), with every total exact.
+#[test]
+fn a_tuple_limit_falls_back_to_bounded_detail_with_exact_totals() {
+    use failover_verify::wal::accounting::{Accountant, Detail};
+    let m = meta();
+    let dir = WalDir::open(fixture_dir(), TimelineId(1)).unwrap();
+    let mut it = dir.read(m.start, None);
+    let recs: Vec<_> = it.by_ref().map(|r| r.unwrap()).collect();
+    let end = it.end_of_wal().cloned();
+    let full = account(recs.clone(), m.switchpoint, end.clone()).unwrap();
+    let n = full.lost_commits.len();
+    assert!(full.touched_tuple_count > 4, "{}", full.touched_tuple_count);
+    let with_limit = |limit: u64| {
+        let mut acc =
+            Accountant::with_detail(m.switchpoint, Detail::Full).with_tuple_limit(limit, 2);
+        for r in &recs {
+            acc.add(r).unwrap();
+        }
+        acc.finish(end.clone())
+    };
+
+    // A limit the loss stays under: nothing changes.
+    let under = with_limit(full.touched_tuple_count + 1_000_000);
+    assert_eq!(under.tuple_limit_exceeded, None);
+    assert_eq!(under.detail, Detail::Full);
+    assert_eq!(under.touched_tuples, full.touched_tuples);
+    assert_eq!(under.lost_commits, full.lost_commits);
+
+    // A limit the loss passes: bounded detail, every count exact.
+    let over = with_limit(3);
+    assert_eq!(over.tuple_limit_exceeded, Some(3));
+    assert_eq!(over.detail, Detail::Bounded { keep: 2 });
+    assert!(over.touched_tuples.is_empty());
+    assert_eq!(over.touched_tuple_count, full.touched_tuple_count);
+    assert_eq!(over.lost_commit_count, n as u64);
+    let ends: Vec<_> = full.lost_commits[..2]
+        .iter()
+        .chain(&full.lost_commits[n - 2..])
+        .cloned()
+        .collect();
+    assert_eq!(over.lost_commits, ends);
+    assert_eq!(over.lost_commits_omitted, (n - 4) as u64);
+    assert_eq!(over.tables, full.tables);
+    assert_eq!(over.databases, full.databases);
+    assert_eq!(over.lost_xids, full.lost_xids);
+    assert_eq!(over.abort_count, full.abort_count);
+    assert_eq!(over.lost_ddl_count, full.lost_ddl_count);
+    assert!(over.aborts_after_switchpoint.len() <= 2 && over.lost_ddl.len() <= 2);
+    assert_eq!(over.in_flight, full.in_flight);
+}

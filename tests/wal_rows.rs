@@ -267,6 +267,24 @@ async fn scenario(install: &PgInstall) {
         );
     }
 
+    // A row limit the loss passes: the rows are counted, not compared, and the counts agree.
+    let capped = compare(
+        &standby,
+        &[
+            "--former-primary",
+            &primary.conninfo(),
+            "--max-lost-rows",
+            "3",
+        ],
+    )
+    .await;
+    assert_eq!(
+        capped.code, 1,
+        "PG{major}: {}\n{}",
+        capped.stderr, capped.stdout
+    );
+    check_capped(&capped.json(), &live, &format!("PG{major} live"));
+
     // The former primary goes away: its last segment archived, stopped, deleted.
     let last: String = primary
         .query_one_string("SELECT pg_walfile_name(pg_switch_wal())")
@@ -298,6 +316,26 @@ async fn scenario(install: &PgInstall) {
         finding(&from_wal, "wal_rows_not_examined").is_none(),
         "PG{major}: {}",
         finding(&from_wal, "wal_rows_not_examined").unwrap()
+    );
+    let capped = compare(
+        &standby,
+        &[
+            "--former-wal-archive",
+            arch.path().to_str().unwrap(),
+            "--max-lost-rows",
+            "3",
+        ],
+    )
+    .await;
+    assert_eq!(
+        capped.code, 1,
+        "PG{major}: {}\n{}",
+        capped.stderr, capped.stdout
+    );
+    check_capped(
+        &capped.json(),
+        &from_wal,
+        &format!("PG{major} from the archive"),
     );
     let wal_rows = lost_rows(&from_wal);
     check_rows(
@@ -390,6 +428,43 @@ async fn scenario(install: &PgInstall) {
     }
     assert_eq!(restored.get(&9999), new_rows.get(&9999));
     assert!(!restored.contains_key(&2002) && !restored.contains_key(&900));
+}
+
+/// A report whose loss passed `--max-lost-rows 3`: `rows_not_compared` says so, no row is
+/// listed, and every count of the lost transactions equals the uncapped report's.
+fn check_capped(capped: &Value, full: &Value, what: &str) {
+    let f = finding(capped, "rows_not_compared")
+        .unwrap_or_else(|| panic!("{what}: no rows_not_compared in {}", capped["findings"]));
+    assert_eq!(f["severity"], "critical", "{what}: {f}");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 3 row versions"),
+        "{what}: {f}"
+    );
+    assert!(finding(full, "rows_not_compared").is_none(), "{what}");
+    assert!(
+        capped["tables"].is_null(),
+        "{what}: rows compared past the limit: {}",
+        capped["tables"]
+    );
+    assert_eq!(capped["verdict"], full["verdict"], "{what}");
+    let (c, u) = (&capped["transactions"], &full["transactions"]);
+    assert!(u["touched_tuples"].as_u64().unwrap() > 3, "{what}: {u}");
+    for k in [
+        "lost_commits",
+        "row_changes",
+        "tables_changed",
+        "tables",
+        "databases",
+        "touched_tuples",
+        "lost_ddl",
+        "aborts_after_switchpoint",
+        "in_flight",
+    ] {
+        assert_eq!(c[k], u[k], "{what}: transactions.{k}");
+    }
 }
 
 /// Checks lost rows against the workload and the rows read directly from both servers: the

@@ -50,6 +50,25 @@ pub struct TableArgs {
     /// compared) or `full` (every row of every table).
     #[arg(long = "tables-mode", value_enum, value_name = "MODE", default_value_t = TablesMode::Auto)]
     pub tables_mode: TablesMode,
+    /// List the lost rows one by one only while the lost transactions changed at most N row
+    /// versions (`unlimited`: always). Past it the per-table counts stay exact, the rows are
+    /// not compared (finding `rows_not_compared`), and memory stays flat whatever the loss.
+    #[arg(long = "max-lost-rows", value_name = "N|unlimited", default_value = "100000", value_parser = parse_row_limit)]
+    pub max_lost_rows: u64,
+}
+
+/// The default of `--max-lost-rows`: about 300 MB at the most (some 3 kB per row version
+/// kept, with its images and both sides' rows).
+pub const DEFAULT_MAX_LOST_ROWS: u64 = 100_000;
+
+/// Parses a number of row versions, or `unlimited` (`u64::MAX`).
+fn parse_row_limit(s: &str) -> Result<u64, String> {
+    match s.trim() {
+        "unlimited" => Ok(u64::MAX),
+        t => t
+            .parse()
+            .map_err(|_| format!("{s}: a number of row versions, or unlimited")),
+    }
 }
 
 /// Which rows the table comparison reads (`--tables-mode`).
@@ -303,6 +322,9 @@ pub struct DiffOptions {
     pub export_dir: Option<PathBuf>,
     /// Which rows to read (the caller picks the planner accordingly).
     pub mode: TablesMode,
+    /// Past this many row versions changed by the lost transactions, the rows are counted
+    /// per table, not compared (`--max-lost-rows`; `u64::MAX`: no limit).
+    pub max_lost_rows: u64,
 }
 
 impl Default for DiffOptions {
@@ -318,6 +340,7 @@ impl Default for DiffOptions {
             leaf_rows: 1024,
             export_dir: None,
             mode: TablesMode::Auto,
+            max_lost_rows: DEFAULT_MAX_LOST_ROWS,
         }
     }
 }
@@ -352,6 +375,7 @@ impl DiffOptions {
             leaf_rows: (a.chunk_rows * 4).max(1024),
             export_dir: a.export_dir.clone(),
             mode: a.tables_mode,
+            max_lost_rows: a.max_lost_rows,
         }))
     }
 }

@@ -43,6 +43,10 @@ pub struct ScanOptions {
     /// Keep the heap tuple images after the switchpoint ([`Scan::tuples`]) for the rows
     /// rebuilt from the WAL.
     pub tuples: bool,
+    /// With [`Detail::Full`]: keep at most this many touched tuples (and tuple images); past
+    /// it the scan falls back to bounded detail and keeps no tuples
+    /// ([`LostTransactions::tuple_limit_exceeded`](crate::wal::lost::LostTransactions)).
+    pub max_tuples: Option<u64>,
 }
 
 impl ScanOptions {
@@ -53,6 +57,7 @@ impl ScanOptions {
             list: None,
             horizon: true,
             tuples: false,
+            max_tuples: None,
         }
     }
 
@@ -65,6 +70,7 @@ impl ScanOptions {
             list,
             horizon: false,
             tuples: false,
+            max_tuples: None,
         }
     }
 }
@@ -219,6 +225,15 @@ fn tuple_log(opts: &ScanOptions) -> Option<TupleLog> {
         .then(|| TupleLog::with_limit(TupleLog::DEFAULT_LIMIT))
 }
 
+/// The accountant for `opts`.
+fn accountant(switchpoint: Lsn, opts: &ScanOptions) -> Accountant {
+    let a = Accountant::with_detail(switchpoint, opts.detail);
+    match opts.max_tuples {
+        Some(n) => a.with_tuple_limit(n, INLINE_LOST_XIDS),
+        None => a,
+    }
+}
+
 /// The list writer for `opts`, when it asks for one.
 fn list_writer(opts: &ScanOptions) -> Result<Option<ListWriter>, ScanError> {
     Ok(opts.list.as_ref().map(ListWriter::create).transpose()?)
@@ -239,7 +254,7 @@ impl<'c> Scanner<'c> {
         Ok(Scanner {
             decoder,
             capture: None,
-            accountant: Accountant::with_detail(switchpoint, opts.detail),
+            accountant: accountant(switchpoint, opts),
             horizon: XidHorizon::default(),
             switchpoint,
             start,
@@ -286,6 +301,9 @@ impl<'c> Scanner<'c> {
                     match &mut self.list {
                         Some(l) => self.accountant.add_observed(&rec, &mut |c| l.write(c))?,
                         None => self.accountant.add(&rec)?,
+                    }
+                    if self.tuples.is_some() && self.accountant.tuple_limit_exceeded() {
+                        self.tuples = None;
                     }
                 }
                 Poll::NeedMore => return Ok(false),
@@ -486,7 +504,7 @@ pub fn scan_wal(
     if !opts.tuples {
         reader = reader.without_block_payloads();
     }
-    let mut accountant = Accountant::with_detail(switchpoint, opts.detail);
+    let mut accountant = accountant(switchpoint, opts);
     let mut horizon = XidHorizon::default();
     let mut created = BTreeSet::new();
     let mut tuples = tuple_log(opts);
@@ -505,6 +523,9 @@ pub fn scan_wal(
         match &mut list {
             Some(l) => accountant.add_observed(rec, &mut |c| l.write(c))?,
             None => accountant.add(rec)?,
+        }
+        if tuples.is_some() && accountant.tuple_limit_exceeded() {
+            tuples = None;
         }
     }
     let end = reader.end_of_wal().cloned();

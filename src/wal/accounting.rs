@@ -209,6 +209,12 @@ pub struct Accountant {
     abort_count: u64,
     seqs: BTreeMap<RelFileLocator, SequenceAdvance>,
     stats: WalStats,
+    /// With [`Detail::Full`]: past this many tuples kept, fall back to bounded detail.
+    tuple_limit: Option<(u64, usize)>,
+    /// Tuples kept so far with [`Detail::Full`] (pending or lost).
+    tuples_kept: u64,
+    /// The limit that made the accountant fall back to bounded detail.
+    limit_exceeded: Option<u64>,
 }
 
 /// Microseconds in a minute.
@@ -257,7 +263,47 @@ impl Accountant {
             abort_count: 0,
             seqs: BTreeMap::new(),
             stats: WalStats::default(),
+            tuple_limit: None,
+            tuples_kept: 0,
+            limit_exceeded: None,
         }
+    }
+
+    /// With [`Detail::Full`], keeps at most `limit` touched tuples: past it the accountant
+    /// drops the tuples and keeps the first and the last `keep` lost commits, as
+    /// [`Detail::Bounded`] does, so that memory stays flat whatever the loss. Every count stays
+    /// exact; [`LostTransactions::tuple_limit_exceeded`] says that it happened.
+    pub fn with_tuple_limit(mut self, limit: u64, keep: usize) -> Accountant {
+        self.tuple_limit = Some((limit, keep));
+        self
+    }
+
+    /// Whether the tuple limit was passed (the tuples are no longer kept).
+    pub fn tuple_limit_exceeded(&self) -> bool {
+        self.limit_exceeded.is_some()
+    }
+
+    /// Falls back from [`Detail::Full`] to [`Detail::Bounded`] (the tuple limit was passed).
+    fn fall_back(&mut self, limit: u64, keep: usize) {
+        self.limit_exceeded = Some(limit);
+        self.detail = Detail::Bounded { keep };
+        self.touched = Vec::new();
+        for p in &mut self.slots {
+            p.tuples = Vec::new();
+        }
+        for parts in self.prepared_pending.values_mut() {
+            for p in parts.iter_mut() {
+                p.tuples = Vec::new();
+            }
+        }
+        self.gathered.tuples = Vec::new();
+        if self.lost.len() > keep {
+            let mut rest = self.lost.split_off(keep);
+            let from = rest.len().saturating_sub(keep);
+            self.tail = rest.drain(from..).collect();
+        }
+        self.aborts.truncate(keep);
+        self.lost_ddl.truncate(keep);
     }
 
     /// Whether a list bounded by the detail has room for one more (the first `keep`).
@@ -291,7 +337,10 @@ impl Accountant {
         if let Some(i) = self.pending.remove(&xid) {
             let p = &mut self.slots[i as usize];
             f(p);
+            // Tuples still here are dropped (the others were moved on, and stay kept).
+            let dropped = p.tuples.len() as u64;
             p.reset();
+            self.tuples_kept = self.tuples_kept.saturating_sub(dropped);
             self.free_slots.push(i);
         }
     }
@@ -360,6 +409,8 @@ impl Accountant {
         }
         let full = self.detail == Detail::Full;
         let before = rec.lsn < self.switchpoint;
+        let kept_before = self.tuples_kept;
+        let mut kept = 0u64;
         let p = self.slot(rec.xid.0);
         p.last_lsn = rec.lsn;
         let Some(rel) = h.rel else {
@@ -377,7 +428,7 @@ impl Accountant {
         if rel.db != 0 {
             p.db.get_or_insert(rel.db);
         }
-        let push = |p: &mut Pending, tid: Tid, old: Option<Tid>, op: TupleOp| {
+        let mut push = |p: &mut Pending, tid: Tid, old: Option<Tid>, op: TupleOp| {
             let c = p.counts(rel);
             match op {
                 TupleOp::Insert => c.inserts += 1,
@@ -387,6 +438,7 @@ impl Accountant {
             }
             p.before += u64::from(before);
             if full {
+                kept += 1;
                 p.tuples.push(TouchedTuple {
                     rel,
                     tid,
@@ -430,6 +482,12 @@ impl Accountant {
         }
         if is_catalog(&rel) {
             p.catalog_change = true;
+        }
+        self.tuples_kept = kept_before + kept;
+        if let Some((limit, keep)) = self.tuple_limit {
+            if full && self.tuples_kept > limit {
+                self.fall_back(limit, keep);
+            }
         }
     }
 
@@ -526,9 +584,13 @@ impl Accountant {
             self.tables.entry(*rel).or_default().add(c);
             counts.add(c);
         }
-        for mut t in g.tuples.drain(..) {
-            t.top_xid = x.top_xid;
-            self.touched.push(t);
+        if self.detail == Detail::Full {
+            for mut t in g.tuples.drain(..) {
+                t.top_xid = x.top_xid;
+                self.touched.push(t);
+            }
+        } else {
+            g.tuples.clear();
         }
         let db = x.db_id.or(g.db);
         // Touched tuples are counted even when they are not kept.
@@ -666,6 +728,7 @@ impl Accountant {
             sequences: self.seqs.into_values().collect(),
             touched_tuples: self.touched,
             touched_tuple_count: self.touched_count,
+            tuple_limit_exceeded: self.limit_exceeded,
             running_at_scan_start,
             prepared_before_scan: self.prepared_before_scan,
             wal_stats_after_switchpoint: self.stats,

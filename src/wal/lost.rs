@@ -241,6 +241,9 @@ pub struct LostTransactions {
     pub touched_tuples: Vec<TouchedTuple>,
     /// How many tuples the lost transactions touched (exact).
     pub touched_tuple_count: u64,
+    /// The tuple limit that made the accounting drop the touched tuples and fall back to
+    /// bounded detail (see `Accountant::with_tuple_limit`), if it did.
+    pub tuple_limit_exceeded: Option<u64>,
     /// Xids running at the first RUNNING_XACTS record read that turned out lost: their changes
     /// before the scan start (if any) are not counted.
     pub running_at_scan_start: Vec<Xid>,

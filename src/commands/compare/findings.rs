@@ -240,6 +240,18 @@ pub(super) fn lower_bound_note(ev: &Evidence) -> Option<String> {
     ))
 }
 
+/// The finding for lost transactions that changed more row versions than `--max-lost-rows`:
+/// they are counted per table, not compared.
+pub(super) fn rows_not_compared(limit: u64, changed: u64) -> Finding {
+    Finding::new(
+        FindingId::RowsNotCompared,
+        format!(
+            "the WAL after the switchpoint holds more than {limit} row versions (--max-lost-rows), the lost transactions changed {changed}: they are counted per table (exact), not compared or listed row by row"
+        ),
+    )
+    .with_hint("re-run compare with --max-lost-rows unlimited --export-dir DIR to list every lost row (memory and time grow with the rows: about 3 kB per row version)")
+}
+
 /// Findings that follow from the row diff.
 pub(super) fn table_findings(t: &crate::diff::TablesReport) -> Vec<Finding> {
     let c = &t.totals;

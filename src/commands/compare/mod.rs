@@ -26,7 +26,9 @@ use crate::wal::archive::{WalSource, WalStage};
 use super::{CommandError, Outcome};
 use crate::report::{now_rfc3339, tool_id};
 
-use findings::{discovery_findings, history_findings, patroni_findings, table_findings};
+use findings::{
+    discovery_findings, history_findings, patroni_findings, rows_not_compared, table_findings,
+};
 pub(crate) use findings::{settle_with_wal, transaction_findings};
 use former_wal::{analyze_from_dir, analyze_from_stage};
 use input::pin_hosts;
@@ -192,6 +194,8 @@ pub async fn run_with_progress(
     let mut wal_rows_input: Option<WalRowsParts> = None;
     let mut touched_databases: Vec<String> = Vec::new();
     let mut downstream: Option<crate::downstream::Downstream> = None;
+    // More rows changed than --max-lost-rows: counted per table, not compared.
+    let mut rows_over_limit = false;
     let wal_range = analysis
         .divergence
         .as_ref()
@@ -259,6 +263,13 @@ pub async fn run_with_progress(
                 list,
                 horizon: row_diff || keep_tuples,
                 tuples: keep_tuples,
+                // Past the row limit the accounting falls back to bounded detail: the rows
+                // are counted, not compared (rows_not_compared below).
+                max_tuples: input
+                    .tables
+                    .as_ref()
+                    .map(|o| o.max_lost_rows)
+                    .filter(|n| *n != u64::MAX),
             };
             let mut evidence = None;
             let count = sources.len();
@@ -375,6 +386,10 @@ pub async fn run_with_progress(
                     ev.transactions.lost_ddl_unnamed = unnamed;
                     crate::timing::record("compare: name the lost DDL", t);
                     touched_databases = ev.touched_databases();
+                    if let Some(limit) = ev.lost.tuple_limit_exceeded {
+                        rows_over_limit = true;
+                        findings.push(rows_not_compared(limit, ev.lost.touched_tuple_count));
+                    }
                     settle_with_wal(&mut analysis, &ev, files_only);
                     findings.extend(transaction_findings(&ev, "--export-dir DIR"));
                     attribution = Some(crate::diff::Attribution::from_evidence(&ev));
@@ -434,7 +449,9 @@ pub async fn run_with_progress(
     // Which rows: table checksums down to single rows, attributed with the lost xids.
     let tables = match (&input.tables, &input.former_primary, &former_facts) {
         (Some(opts), Some(former), Some(_))
-            if !files_only && matches!(analysis.verdict, Verdict::Loss | Verdict::NoLoss) =>
+            if !files_only
+                && !rows_over_limit
+                && matches!(analysis.verdict, Verdict::Loss | Verdict::NoLoss) =>
         {
             let attribution = attribution.clone().unwrap_or_default();
             // Every database the lost WAL touched is compared, not only the conninfo's, and the
@@ -516,9 +533,12 @@ pub async fn run_with_progress(
     // The lost rows from the WAL: the row-level report when the former primary was not read,
     // a cross-check of the live rows when it was.
     let mut tables = tables;
-    if let (Some(opts), Some(parts), Some(attribution)) =
-        (&input.tables, &wal_rows_input, &attribution)
-    {
+    if let (Some(opts), Some(parts), Some(attribution), false) = (
+        &input.tables,
+        &wal_rows_input,
+        &attribution,
+        rows_over_limit,
+    ) {
         let former_read = former_facts.is_some() && !files_only;
         if analysis.verdict == Verdict::Loss && (tables.is_some() || !former_read) {
             let t = Instant::now();
