@@ -221,7 +221,7 @@ finding_ids! {
     /// The lost rows were counted per table, not listed: more row versions than the limit.
     RowsNotCompared = "rows_not_compared", Critical, Loss,
         "The lost transactions changed more row versions than --max-lost-rows: they are counted per table (exact), not compared or listed row by row.",
-        "Re-run compare with --max-lost-rows unlimited --export-dir DIR to list every lost row (memory and time grow with the rows: about 3 kB per row version).";
+        "Re-run compare with --max-lost-rows unlimited --export-dir DIR to list every lost row (memory and time grow with the rows: up to about 5 kB per row version).";
     /// The rows decoded from the WAL differ from the rows read from the former primary.
     WalRowsDisagree = "wal_rows_disagree", Warning, Nothing,
         "The lost rows rebuilt from the WAL differ from those read from the running former primary: the two independent paths disagree.",

@@ -53,13 +53,13 @@ pub struct TableArgs {
     /// List the lost rows one by one only while the lost transactions changed at most N row
     /// versions (`unlimited`: always). Past it the per-table counts stay exact, the rows are
     /// not compared (finding `rows_not_compared`), and memory stays flat whatever the loss.
-    #[arg(long = "max-lost-rows", value_name = "N|unlimited", default_value = "100000", value_parser = parse_row_limit)]
+    #[arg(long = "max-lost-rows", value_name = "N|unlimited", default_value_t = DEFAULT_MAX_LOST_ROWS, value_parser = parse_row_limit)]
     pub max_lost_rows: u64,
 }
 
-/// The default of `--max-lost-rows`: about 300 MB at the most (some 3 kB per row version
-/// kept, with its images and both sides' rows).
-pub const DEFAULT_MAX_LOST_ROWS: u64 = 100_000;
+/// The default of `--max-lost-rows`: under 64 MB of memory at the most (up to some 5 kB per
+/// row version kept, with the page images it needs; BENCHMARKS.md, "Report at scale").
+pub const DEFAULT_MAX_LOST_ROWS: u64 = 5_000;
 
 /// Parses a number of row versions, or `unlimited` (`u64::MAX`).
 fn parse_row_limit(s: &str) -> Result<u64, String> {

@@ -78,6 +78,8 @@ struct Pending {
     rels: smallvec::SmallVec<[(RelFileLocator, ChangeCounts); 2]>,
     /// Changes (tuples and truncates) recorded before the switchpoint.
     before: u64,
+    /// Tuples in `tuples` recorded at or after the switchpoint.
+    after_kept: u64,
     catalog_change: bool,
     db: Option<u32>,
     last_lsn: Lsn,
@@ -100,6 +102,7 @@ impl Pending {
         self.tuples.clear();
         self.rels.clear();
         self.before = 0;
+        self.after_kept = 0;
         self.catalog_change = false;
         self.db = None;
         self.last_lsn = Lsn(0);
@@ -111,6 +114,7 @@ impl Pending {
             self.counts(rel).add(&c);
         }
         self.before += p.before;
+        self.after_kept += p.after_kept;
         self.catalog_change |= p.catalog_change;
         self.db = self.db.or(p.db);
         self.last_lsn = self.last_lsn.max(p.last_lsn);
@@ -211,8 +215,9 @@ pub struct Accountant {
     stats: WalStats,
     /// With [`Detail::Full`]: past this many tuples kept, fall back to bounded detail.
     tuple_limit: Option<(u64, usize)>,
-    /// Tuples kept so far with [`Detail::Full`] (pending or lost).
-    tuples_kept: u64,
+    /// Tuples kept with [`Detail::Full`] in pending changes, recorded at or after the
+    /// switchpoint (those before it mostly belong to transactions that commit before it).
+    pending_after: u64,
     /// The limit that made the accountant fall back to bounded detail.
     limit_exceeded: Option<u64>,
 }
@@ -264,7 +269,7 @@ impl Accountant {
             seqs: BTreeMap::new(),
             stats: WalStats::default(),
             tuple_limit: None,
-            tuples_kept: 0,
+            pending_after: 0,
             limit_exceeded: None,
         }
     }
@@ -281,6 +286,16 @@ impl Accountant {
     /// Whether the tuple limit was passed (the tuples are no longer kept).
     pub fn tuple_limit_exceeded(&self) -> bool {
         self.limit_exceeded.is_some()
+    }
+
+    /// Falls back to bounded detail when the tuples kept (lost, or pending since the
+    /// switchpoint) pass the limit.
+    fn check_tuple_limit(&mut self) {
+        if let (Some((limit, keep)), Detail::Full) = (self.tuple_limit, self.detail) {
+            if self.touched.len() as u64 + self.pending_after > limit {
+                self.fall_back(limit, keep);
+            }
+        }
     }
 
     /// Falls back from [`Detail::Full`] to [`Detail::Bounded`] (the tuple limit was passed).
@@ -337,10 +352,10 @@ impl Accountant {
         if let Some(i) = self.pending.remove(&xid) {
             let p = &mut self.slots[i as usize];
             f(p);
-            // Tuples still here are dropped (the others were moved on, and stay kept).
-            let dropped = p.tuples.len() as u64;
+            // Its tuples are dropped, or moved to the lost ones (`touched`, counted there).
+            let after = p.after_kept;
             p.reset();
-            self.tuples_kept = self.tuples_kept.saturating_sub(dropped);
+            self.pending_after = self.pending_after.saturating_sub(after);
             self.free_slots.push(i);
         }
     }
@@ -409,7 +424,6 @@ impl Accountant {
         }
         let full = self.detail == Detail::Full;
         let before = rec.lsn < self.switchpoint;
-        let kept_before = self.tuples_kept;
         let mut kept = 0u64;
         let p = self.slot(rec.xid.0);
         p.last_lsn = rec.lsn;
@@ -438,7 +452,10 @@ impl Accountant {
             }
             p.before += u64::from(before);
             if full {
-                kept += 1;
+                if !before {
+                    kept += 1;
+                    p.after_kept += 1;
+                }
                 p.tuples.push(TouchedTuple {
                     rel,
                     tid,
@@ -483,12 +500,8 @@ impl Accountant {
         if is_catalog(&rel) {
             p.catalog_change = true;
         }
-        self.tuples_kept = kept_before + kept;
-        if let Some((limit, keep)) = self.tuple_limit {
-            if full && self.tuples_kept > limit {
-                self.fall_back(limit, keep);
-            }
-        }
+        self.pending_after += kept;
+        self.check_tuple_limit();
     }
 
     fn add_xact(&mut self, x: XactRecord, on_lost: &mut dyn FnMut(&LostCommit)) {
@@ -589,6 +602,7 @@ impl Accountant {
                 t.top_xid = x.top_xid;
                 self.touched.push(t);
             }
+            self.check_tuple_limit();
         } else {
             g.tuples.clear();
         }

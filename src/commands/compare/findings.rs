@@ -249,7 +249,7 @@ pub(super) fn rows_not_compared(limit: u64, changed: u64) -> Finding {
             "the WAL after the switchpoint holds more than {limit} row versions (--max-lost-rows), the lost transactions changed {changed}: they are counted per table (exact), not compared or listed row by row"
         ),
     )
-    .with_hint("re-run compare with --max-lost-rows unlimited --export-dir DIR to list every lost row (memory and time grow with the rows: about 3 kB per row version)")
+    .with_hint("re-run compare with --max-lost-rows unlimited --export-dir DIR to list every lost row (memory and time grow with the rows: up to about 5 kB per row version)")
 }
 
 /// Findings that follow from the row diff.
