@@ -1,7 +1,8 @@
-//! The accounting handed to a detached process of the guard: the hand-off file, starting the process, and what it runs.
+//! The accounting handed to a detached process of the guard: the hand-off file, starting the
+//! process, and what it runs.
 
 use super::examine::{HoldCheck, Pending};
-use super::Log;
+use super::log::Log;
 use crate::cli::RewindGuardArgs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

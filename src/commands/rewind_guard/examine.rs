@@ -1,6 +1,7 @@
-//! What the guard examines before pg_rewind runs: the divergence, the private copy of the lost WAL, and the accounting that seals it as an evidence bundle.
+//! What the guard examines before pg_rewind runs: the divergence, the private copy of the lost
+//! WAL, and the accounting that seals it as an evidence bundle.
 
-use super::Log;
+use super::log::Log;
 use crate::cli::RewindGuardArgs;
 use crate::guard::{self, control, Divergence};
 use crate::pg::session::SessionOptions;

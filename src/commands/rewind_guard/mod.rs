@@ -4,6 +4,7 @@
 
 mod detach;
 mod examine;
+mod log;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use crate::pg::ConnParams;
 pub use detach::analyse_capture;
 use detach::{spawn_analysis, Handoff, HANDOFF};
 use examine::{examine, Examined, Pending};
+use log::Log;
 
 /// What the guard decided; `main` prints `lines` to stderr and then runs or holds.
 #[derive(Debug, Default)]
@@ -45,36 +47,6 @@ pub fn wrapper_options(args: &RewindGuardArgs) -> Vec<OsString> {
         o.push("--replica-method".into());
     }
     o
-}
-
-/// A log that writes each line to `<root>/guard.log` as it is made (when writable).
-#[derive(Debug)]
-pub(super) struct Log {
-    pub(super) root: Option<PathBuf>,
-    pub(super) lines: Vec<String>,
-    pub(super) started: Instant,
-}
-
-impl Log {
-    pub(super) fn line(&mut self, msg: impl Into<String>) {
-        let msg = msg.into();
-        let line = format!(
-            "failover-verify rewind-guard [{} pid {} +{:.1}s]: {msg}",
-            crate::report::now_rfc3339(),
-            std::process::id(),
-            self.started.elapsed().as_secs_f64()
-        );
-        if let Some(root) = &self.root {
-            if let Err(e) = guard::append_log(root, &line) {
-                let root = root.display().to_string();
-                self.root = None;
-                self.lines.push(format!(
-                    "failover-verify rewind-guard: cannot append to {root}/guard.log: {e}"
-                ));
-            }
-        }
-        self.lines.push(line);
-    }
 }
 
 /// The guard's state between its copy and its accounting: [`prepare`] makes it, then either

@@ -20,8 +20,9 @@
 //! - sequence advances (Sequence LOG) after the switchpoint are lost whatever the transaction
 //!   (nextval is not transactional).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+mod pending;
+
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::lsn::{Lsn, Xid};
 use crate::wal::decoder::EndOfWal;
@@ -33,6 +34,8 @@ use crate::wal::standby::{RunningXacts, SeqRecord};
 use crate::wal::xact::{PgTimestamp, XactKind, XactRecord};
 use crate::wal::xidset::XidSet;
 
+use pending::{blank_commit, Gathered, Parts, Pending, XidMap};
+
 pub use crate::wal::lost::{
     AbortAfter, ChangeCounts, DatabaseChanges, Detail, InDoubt, LostCommit, LostTransactions,
     MinuteCommits, SequenceAdvance, TableChanges, TouchedTuple, TupleOp,
@@ -40,140 +43,6 @@ pub use crate::wal::lost::{
 
 /// OIDs below this are assigned at initdb: system catalogs (FirstNormalObjectId).
 pub const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
-
-/// A hasher for xid keys: one multiply (FxHash's) instead of SipHash, which costs more than
-/// the rest of accounting a record. Xids are not chosen by an adversary who could aim for
-/// collisions (the WAL was written by the server), and a collision only costs time.
-#[derive(Debug, Default, Clone, Copy)]
-struct XidHasher(u64);
-
-const FX_K: u64 = 0x517c_c1b7_2722_0a95;
-
-impl Hasher for XidHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(FX_K);
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.0 = (self.0.rotate_left(5) ^ u64::from(n)).wrapping_mul(FX_K);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// A map keyed by xid.
-type XidMap<V> = HashMap<u32, V, BuildHasherDefault<XidHasher>>;
-
-/// The pending changes of a transaction's xids (most have one).
-type Parts = smallvec::SmallVec<[Pending; 1]>;
-
-/// The changes of one transaction whose commit or abort has not been read yet.
-#[derive(Debug, Default)]
-struct Pending {
-    /// The tuples ([`Detail::Full`] only).
-    tuples: Vec<TouchedTuple>,
-    /// Change counts per relation (a transaction touches few: a linear search is fastest).
-    rels: smallvec::SmallVec<[(RelFileLocator, ChangeCounts); 2]>,
-    /// Changes (tuples and truncates) recorded before the switchpoint.
-    before: u64,
-    /// Tuples in `tuples` recorded at or after the switchpoint.
-    after_kept: u64,
-    catalog_change: bool,
-    db: Option<u32>,
-    last_lsn: Lsn,
-}
-
-impl Pending {
-    fn counts(&mut self, rel: RelFileLocator) -> &mut ChangeCounts {
-        let i = match self.rels.iter().position(|(r, _)| *r == rel) {
-            Some(i) => i,
-            None => {
-                self.rels.push((rel, ChangeCounts::default()));
-                self.rels.len() - 1
-            }
-        };
-        &mut self.rels[i].1
-    }
-
-    /// Empties it for reuse (its allocations kept).
-    fn reset(&mut self) {
-        self.tuples.clear();
-        self.rels.clear();
-        self.before = 0;
-        self.after_kept = 0;
-        self.catalog_change = false;
-        self.db = None;
-        self.last_lsn = Lsn(0);
-    }
-
-    fn merge(&mut self, p: Pending) {
-        self.tuples.extend(p.tuples);
-        for (rel, c) in p.rels {
-            self.counts(rel).add(&c);
-        }
-        self.before += p.before;
-        self.after_kept += p.after_kept;
-        self.catalog_change |= p.catalog_change;
-        self.db = self.db.or(p.db);
-        self.last_lsn = self.last_lsn.max(p.last_lsn);
-    }
-}
-
-/// What a commit's xids changed, gathered from their pending changes (reused from commit to
-/// commit: nothing is allocated per commit once it has grown).
-#[derive(Debug, Default)]
-struct Gathered {
-    per_rel: Vec<(RelFileLocator, ChangeCounts)>,
-    tuples: Vec<TouchedTuple>,
-    before: u64,
-    catalog: bool,
-    db: Option<u32>,
-}
-
-impl Gathered {
-    fn reset(&mut self) {
-        self.per_rel.clear();
-        self.tuples.clear();
-        self.before = 0;
-        self.catalog = false;
-        self.db = None;
-    }
-
-    /// Adds `p`'s changes (its tuples are moved out).
-    fn absorb(&mut self, p: &mut Pending) {
-        self.catalog |= p.catalog_change;
-        self.db = self.db.or(p.db);
-        self.before += p.before;
-        for (rel, c) in &p.rels {
-            match self.per_rel.iter_mut().find(|(r, _)| r == rel) {
-                Some((_, n)) => n.add(c),
-                None => self.per_rel.push((*rel, *c)),
-            }
-        }
-        self.tuples.append(&mut p.tuples);
-    }
-}
-
-/// An empty lost commit, to fill.
-fn blank_commit() -> LostCommit {
-    LostCommit {
-        top_xid: Xid(0),
-        subxids: Vec::new(),
-        lsn: Lsn(0),
-        commit_time: None,
-        db_id: None,
-        prepared: false,
-        gid: None,
-        has_invalidations: false,
-        ddl: false,
-        changes: ChangeCounts::default(),
-        per_rel: Vec::new(),
-        dropped_rels: Vec::new(),
-        changes_before_switchpoint: 0,
-    }
-}
 
 /// Streaming accountant: feed records in order, then [`Accountant::finish`].
 #[derive(Debug)]

@@ -9,16 +9,18 @@
 //! header, the cluster's system identifier. Only files named exactly as PostgreSQL asks for them
 //! are fetched: never a `.partial`, which in a shared archive is the *new* primary's copy.
 
+mod fetch;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::lsn::{SystemId, TimelineId};
 use crate::wal::page::PageHeader;
 use crate::wal::segment::segment_file_name;
+pub use fetch::substitute;
+use fetch::{last_line, run_with_timeout};
 
 /// The default time limit of one `restore_command` call.
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -195,82 +197,6 @@ pub struct WalStage {
     histories: BTreeMap<String, StagedFile>,
     absent: BTreeSet<String>,
     disagreements: Vec<Disagreement>,
-}
-
-/// Replaces `%f`, `%p`, `%r` and `%%` in a `restore_command` as PostgreSQL does (an unknown
-/// `%x` and a trailing `%` stay as they are).
-pub fn substitute(template: &str, file: &str, path: &str, oldest_needed: &str) -> String {
-    let mut out = String::with_capacity(template.len() + path.len());
-    let mut chars = template.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.peek().copied() {
-            Some('f') => out.push_str(file),
-            Some('p') => out.push_str(path),
-            Some('r') => out.push_str(oldest_needed),
-            Some('%') => out.push('%'),
-            _ => {
-                out.push('%');
-                continue;
-            }
-        }
-        chars.next();
-    }
-    out
-}
-
-/// Runs `command` through `sh -c` in its own process group; `Ok(Some(status))`, or
-/// `Ok(None)` when it was killed at `timeout`. Its stderr goes to `stderr_file`.
-fn run_with_timeout(
-    command: &str,
-    stderr_file: &Path,
-    timeout: Duration,
-) -> std::io::Result<Option<std::process::ExitStatus>> {
-    let err = std::fs::File::create(stderr_file)?;
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(Stdio::null())
-        .stdout(err.try_clone()?)
-        .stderr(err)
-        .process_group(0)
-        .spawn()?;
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(2);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        if started.elapsed() >= timeout {
-            // The whole group: `sh -c` may have forked the archiver.
-            let pgid = child.id() as i32;
-            // SAFETY: kill has no memory-safety preconditions; the group is the child's own.
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            return Ok(None);
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(50));
-    }
-}
-
-/// The last non-empty line of a command's output, shortened, as `: line`.
-fn last_line(path: &Path) -> String {
-    let text = std::fs::read(path).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
-    match text.lines().rev().map(str::trim).find(|l| !l.is_empty()) {
-        Some(l) if l.chars().count() > 240 => {
-            format!(": {}…", l.chars().take(240).collect::<String>())
-        }
-        Some(l) => format!(": {l}"),
-        None => String::new(),
-    }
 }
 
 /// The first offset where two segment copies differ on a page that is valid WAL in both
@@ -613,125 +539,4 @@ impl WalStage {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_as_postgresql_replaces_them() {
-        assert_eq!(
-            substitute("cp /a/%f \"%p\" # %r %% %x %", "F", "/t/P", "R"),
-            "cp /a/F \"/t/P\" # R % %x %"
-        );
-        assert_eq!(substitute("%%f", "F", "P", "R"), "%f");
-    }
-
-    #[test]
-    fn secrets_in_a_command_are_redacted() {
-        assert_eq!(
-            redact_command("AWS_SECRET_ACCESS_KEY=abc PGPASSWORD=pw wal-g wal-fetch %f %p --repo1-s3-key=k1 --stanza=main"),
-            "AWS_SECRET_ACCESS_KEY=*** PGPASSWORD=*** wal-g wal-fetch %f %p --repo1-s3-key=*** --stanza=main"
-        );
-    }
-
-    fn stage(sources: Vec<WalSource>, timeout: Duration) -> WalStage {
-        WalStage::new(sources, timeout, 1 << 20, Some(SystemId(7))).unwrap()
-    }
-
-    /// A 1 MB segment whose pages all carry valid headers, with `sysid`.
-    fn segment(segno: u64, sysid: u64) -> Vec<u8> {
-        let mut b = vec![0u8; 1 << 20];
-        for (i, page) in b.chunks_mut(8192).enumerate() {
-            page[0..2].copy_from_slice(&0xD110u16.to_le_bytes());
-            page[2..4].copy_from_slice(&(if i == 0 { 2u16 } else { 0 }).to_le_bytes());
-            page[4..8].copy_from_slice(&1u32.to_le_bytes());
-            let addr = segno * (1 << 20) + (i * 8192) as u64;
-            page[8..16].copy_from_slice(&addr.to_le_bytes());
-            if i == 0 {
-                page[24..32].copy_from_slice(&sysid.to_le_bytes());
-                page[32..36].copy_from_slice(&(1u32 << 20).to_le_bytes());
-                page[36..40].copy_from_slice(&8192u32.to_le_bytes());
-            }
-        }
-        b
-    }
-
-    #[test]
-    fn restore_command_outcomes() {
-        let arch = tempfile::tempdir().unwrap();
-        let name = segment_file_name(TimelineId(1), 3, 1 << 20);
-        std::fs::write(arch.path().join(&name), segment(3, 7)).unwrap();
-        let cp = WalSource::RestoreCommand(format!("cp {}/%f %p", arch.path().display()));
-        let mut s = stage(vec![cp.clone()], Duration::from_secs(10));
-        assert!(s.fetch_segment(TimelineId(1), 3).unwrap());
-        assert!(s.path().join(&name).is_file());
-        assert!(
-            !s.fetch_segment(TimelineId(1), 4).unwrap(),
-            "cp exits 1: not found"
-        );
-
-        let failing = WalSource::RestoreCommand("echo 'no such stanza' >&2; exit 3".into());
-        let e = stage(vec![failing], Duration::from_secs(10))
-            .fetch_segment(TimelineId(1), 3)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains(&name) && e.contains("status 3") && e.contains("no such stanza"),
-            "{e}"
-        );
-
-        let t = Instant::now();
-        let hang = WalSource::RestoreCommand("sleep 30; cp x %p".into());
-        let e = stage(vec![hang], Duration::from_millis(300))
-            .fetch_segment(TimelineId(1), 3)
-            .unwrap_err();
-        assert!(matches!(e, ArchiveError::TimedOut { .. }), "{e}");
-        assert!(t.elapsed() < Duration::from_secs(10));
-
-        let short =
-            WalSource::RestoreCommand(format!("head -c 100000 {}/%f > %p", arch.path().display()));
-        let e = stage(vec![short], Duration::from_secs(10))
-            .fetch_segment(TimelineId(1), 3)
-            .unwrap_err();
-        assert!(
-            matches!(e, ArchiveError::Truncated { size: 100000, .. }),
-            "{e}"
-        );
-
-        let other = tempfile::tempdir().unwrap();
-        std::fs::write(other.path().join(&name), segment(3, 8)).unwrap();
-        let e = stage(
-            vec![WalSource::Directory(other.path().into())],
-            Duration::from_secs(1),
-        )
-        .fetch_segment(TimelineId(1), 3)
-        .unwrap_err();
-        assert!(matches!(e, ArchiveError::OtherCluster { .. }), "{e}");
-    }
-
-    #[test]
-    fn two_sources_that_disagree_are_recorded() {
-        let a = tempfile::tempdir().unwrap();
-        let b = tempfile::tempdir().unwrap();
-        let name = segment_file_name(TimelineId(1), 3, 1 << 20);
-        let seg = segment(3, 7);
-        let mut other = seg.clone();
-        other[3 * 8192 + 100] ^= 1;
-        std::fs::write(a.path().join(&name), &seg).unwrap();
-        std::fs::write(b.path().join(&name), &other).unwrap();
-        let mut s = stage(
-            vec![
-                WalSource::Directory(a.path().into()),
-                WalSource::Directory(b.path().into()),
-            ],
-            Duration::from_secs(1),
-        );
-        assert!(s.fetch_segment(TimelineId(1), 3).unwrap());
-        assert_eq!(s.disagreements().len(), 1);
-        assert_eq!(s.disagreements()[0].offset, 3 * 8192 + 100);
-        // A stale (recycled) page in one copy is not a disagreement.
-        let mut stale = seg.clone();
-        stale[5 * 8192 + 8] ^= 0x10; // its page address
-        stale[5 * 8192 + 200] ^= 1;
-        assert_eq!(first_valid_difference(&seg, &stale, 3 << 20), None);
-    }
-}
+mod tests;

@@ -1,0 +1,142 @@
+//! A transaction's changes while its commit or abort is not read yet, what a commit gathers
+//! from them, and the xid-keyed maps that hold them.
+
+use crate::lsn::{Lsn, Xid};
+use crate::wal::lost::{ChangeCounts, LostCommit, TouchedTuple};
+use crate::wal::record::RelFileLocator;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A hasher for xid keys: one multiply (FxHash's) instead of SipHash, which costs more than
+/// the rest of accounting a record. Xids are not chosen by an adversary who could aim for
+/// collisions (the WAL was written by the server), and a collision only costs time.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct XidHasher(u64);
+
+pub(super) const FX_K: u64 = 0x517c_c1b7_2722_0a95;
+
+impl Hasher for XidHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(FX_K);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(n)).wrapping_mul(FX_K);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by xid.
+pub(super) type XidMap<V> = HashMap<u32, V, BuildHasherDefault<XidHasher>>;
+
+/// The pending changes of a transaction's xids (most have one).
+pub(super) type Parts = smallvec::SmallVec<[Pending; 1]>;
+
+/// The changes of one transaction whose commit or abort has not been read yet.
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    /// The tuples ([`Detail::Full`] only).
+    pub(super) tuples: Vec<TouchedTuple>,
+    /// Change counts per relation (a transaction touches few: a linear search is fastest).
+    pub(super) rels: smallvec::SmallVec<[(RelFileLocator, ChangeCounts); 2]>,
+    /// Changes (tuples and truncates) recorded before the switchpoint.
+    pub(super) before: u64,
+    /// Tuples in `tuples` recorded at or after the switchpoint.
+    pub(super) after_kept: u64,
+    pub(super) catalog_change: bool,
+    pub(super) db: Option<u32>,
+    pub(super) last_lsn: Lsn,
+}
+
+impl Pending {
+    pub(super) fn counts(&mut self, rel: RelFileLocator) -> &mut ChangeCounts {
+        let i = match self.rels.iter().position(|(r, _)| *r == rel) {
+            Some(i) => i,
+            None => {
+                self.rels.push((rel, ChangeCounts::default()));
+                self.rels.len() - 1
+            }
+        };
+        &mut self.rels[i].1
+    }
+
+    /// Empties it for reuse (its allocations kept).
+    pub(super) fn reset(&mut self) {
+        self.tuples.clear();
+        self.rels.clear();
+        self.before = 0;
+        self.after_kept = 0;
+        self.catalog_change = false;
+        self.db = None;
+        self.last_lsn = Lsn(0);
+    }
+
+    pub(super) fn merge(&mut self, p: Pending) {
+        self.tuples.extend(p.tuples);
+        for (rel, c) in p.rels {
+            self.counts(rel).add(&c);
+        }
+        self.before += p.before;
+        self.after_kept += p.after_kept;
+        self.catalog_change |= p.catalog_change;
+        self.db = self.db.or(p.db);
+        self.last_lsn = self.last_lsn.max(p.last_lsn);
+    }
+}
+
+/// What a commit's xids changed, gathered from their pending changes (reused from commit to
+/// commit: nothing is allocated per commit once it has grown).
+#[derive(Debug, Default)]
+pub(super) struct Gathered {
+    pub(super) per_rel: Vec<(RelFileLocator, ChangeCounts)>,
+    pub(super) tuples: Vec<TouchedTuple>,
+    pub(super) before: u64,
+    pub(super) catalog: bool,
+    pub(super) db: Option<u32>,
+}
+
+impl Gathered {
+    pub(super) fn reset(&mut self) {
+        self.per_rel.clear();
+        self.tuples.clear();
+        self.before = 0;
+        self.catalog = false;
+        self.db = None;
+    }
+
+    /// Adds `p`'s changes (its tuples are moved out).
+    pub(super) fn absorb(&mut self, p: &mut Pending) {
+        self.catalog |= p.catalog_change;
+        self.db = self.db.or(p.db);
+        self.before += p.before;
+        for (rel, c) in &p.rels {
+            match self.per_rel.iter_mut().find(|(r, _)| r == rel) {
+                Some((_, n)) => n.add(c),
+                None => self.per_rel.push((*rel, *c)),
+            }
+        }
+        self.tuples.append(&mut p.tuples);
+    }
+}
+
+/// An empty lost commit, to fill.
+pub(super) fn blank_commit() -> LostCommit {
+    LostCommit {
+        top_xid: Xid(0),
+        subxids: Vec::new(),
+        lsn: Lsn(0),
+        commit_time: None,
+        db_id: None,
+        prepared: false,
+        gid: None,
+        has_invalidations: false,
+        ddl: false,
+        changes: ChangeCounts::default(),
+        per_rel: Vec::new(),
+        dropped_rels: Vec::new(),
+        changes_before_switchpoint: 0,
+    }
+}
