@@ -1,12 +1,13 @@
 //! Writing a bundle's files privately and durably: modes, fsync, no-replace renames, streamed
 //! copies.
 
-use crate::bundle::manifest;
-use crate::bundle::BundleError;
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+
+use crate::bundle::manifest;
+use crate::bundle::BundleError;
 
 pub(super) fn mkdir_private(dir: &Path) -> Result<(), BundleError> {
     DirBuilder::new()

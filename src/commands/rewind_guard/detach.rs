@@ -1,11 +1,13 @@
 //! The accounting handed to a detached process of the guard: the hand-off file, starting the
 //! process, and what it runs.
 
-use super::examine::{HoldCheck, Pending};
-use super::log::Log;
-use crate::cli::RewindGuardArgs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use crate::cli::RewindGuardArgs;
+
+use super::examine::{HoldCheck, Pending};
+use super::log::Log;
 
 /// Starts `exe rewind-guard --analyse-capture HANDOFF` in a session of its own, with no
 /// standard streams (Patroni reads pg_rewind's output to its end: an heir of those pipes would

@@ -1,14 +1,16 @@
 //! What the guard examines before pg_rewind runs: the divergence, the private copy of the lost
 //! WAL, and the accounting that seals it as an evidence bundle.
 
-use super::log::Log;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
 use crate::cli::RewindGuardArgs;
 use crate::guard::{self, control, Divergence};
 use crate::pg::session::SessionOptions;
 use crate::pg::ConnParams;
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+
+use super::log::Log;
 
 /// What [`examine`] found: a decision already (`Some(reason)` when a hold would be justified:
 /// commits lost, or not known not to be), or a fresh copy to account for.

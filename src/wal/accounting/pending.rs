@@ -1,11 +1,12 @@
 //! A transaction's changes while its commit or abort is not read yet, what a commit gathers
 //! from them, and the xid-keyed maps that hold them.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use crate::lsn::{Lsn, Xid};
 use crate::wal::lost::{ChangeCounts, LostCommit, TouchedTuple};
 use crate::wal::record::RelFileLocator;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 /// A hasher for xid keys: one multiply (FxHash's) instead of SipHash, which costs more than
 /// the rest of accounting a record. Xids are not chosen by an adversary who could aim for
