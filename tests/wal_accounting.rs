@@ -116,17 +116,27 @@ fn lost_transactions_of_the_fixture() {
     assert!(json.contains("\"lost_commits\""));
 }
 
+/// The fixture's metadata, its records from the start, and how its WAL ends.
+fn fixture_records() -> (
+    Meta,
+    Vec<failover_verify::wal::record::DecodedRecord>,
+    Option<failover_verify::wal::decoder::EndOfWal>,
+) {
+    let m = meta();
+    let dir = WalDir::open(fixture_dir(), TimelineId(1)).unwrap();
+    let mut it = dir.read(m.start, None);
+    let recs: Vec<_> = it.by_ref().map(|r| r.unwrap()).collect();
+    let end = it.end_of_wal().cloned();
+    (m, recs, end)
+}
+
 /// The bounded accountant on the same fixture: the same totals and aggregates as the full one,
 /// only the first and last `keep` commits kept whole, no touched tuples kept, and every lost
 /// commit handed to the observer once, in WAL order.
 #[test]
 fn bounded_detail_keeps_the_totals_and_the_ends() {
     use failover_verify::wal::accounting::{Accountant, Detail};
-    let m = meta();
-    let dir = WalDir::open(fixture_dir(), TimelineId(1)).unwrap();
-    let mut it = dir.read(m.start, None);
-    let recs: Vec<_> = it.by_ref().map(|r| r.unwrap()).collect();
-    let end = it.end_of_wal().cloned();
+    let (m, recs, end) = fixture_records();
     let full = account(recs.clone(), m.switchpoint, end.clone()).unwrap();
     let n = full.lost_commits.len();
     assert!(n >= 7, "{n}");
@@ -197,11 +207,7 @@ fn bounded_detail_keeps_the_totals_and_the_ends() {
 #[test]
 fn a_tuple_limit_falls_back_to_bounded_detail_with_exact_totals() {
     use failover_verify::wal::accounting::{Accountant, Detail};
-    let m = meta();
-    let dir = WalDir::open(fixture_dir(), TimelineId(1)).unwrap();
-    let mut it = dir.read(m.start, None);
-    let recs: Vec<_> = it.by_ref().map(|r| r.unwrap()).collect();
-    let end = it.end_of_wal().cloned();
+    let (m, recs, end) = fixture_records();
     let full = account(recs.clone(), m.switchpoint, end.clone()).unwrap();
     let n = full.lost_commits.len();
     assert!(full.touched_tuple_count > 4, "{}", full.touched_tuple_count);

@@ -268,22 +268,13 @@ async fn scenario(install: &PgInstall) {
     }
 
     // A row limit the loss passes: the rows are counted, not compared, and the counts agree.
-    let capped = compare(
+    check_capped(
         &standby,
-        &[
-            "--former-primary",
-            &primary.conninfo(),
-            "--max-lost-rows",
-            "3",
-        ],
+        &["--former-primary", &primary.conninfo()],
+        &live,
+        &format!("PG{major} live"),
     )
     .await;
-    assert_eq!(
-        capped.code, 1,
-        "PG{major}: {}\n{}",
-        capped.stderr, capped.stdout
-    );
-    check_capped(&capped.json(), &live, &format!("PG{major} live"));
 
     // The former primary goes away: its last segment archived, stopped, deleted.
     let last: String = primary
@@ -317,26 +308,13 @@ async fn scenario(install: &PgInstall) {
         "PG{major}: {}",
         finding(&from_wal, "wal_rows_not_examined").unwrap()
     );
-    let capped = compare(
-        &standby,
-        &[
-            "--former-wal-archive",
-            arch.path().to_str().unwrap(),
-            "--max-lost-rows",
-            "3",
-        ],
-    )
-    .await;
-    assert_eq!(
-        capped.code, 1,
-        "PG{major}: {}\n{}",
-        capped.stderr, capped.stdout
-    );
     check_capped(
-        &capped.json(),
+        &standby,
+        &["--former-wal-archive", arch.path().to_str().unwrap()],
         &from_wal,
         &format!("PG{major} from the archive"),
-    );
+    )
+    .await;
     let wal_rows = lost_rows(&from_wal);
     check_rows(
         &wal_rows,
@@ -430,9 +408,15 @@ async fn scenario(install: &PgInstall) {
     assert!(!restored.contains_key(&2002) && !restored.contains_key(&900));
 }
 
-/// A report whose loss passed `--max-lost-rows 3`: `rows_not_compared` says so, no row is
-/// listed, and every count of the lost transactions equals the uncapped report's.
-fn check_capped(capped: &Value, full: &Value, what: &str) {
+/// `compare` with `source` and `--max-lost-rows 3`, a limit the loss passes: it exits 1,
+/// `rows_not_compared` says so, no row is compared, and every count of the lost transactions
+/// equals the uncapped report's (`full`).
+async fn check_capped(new: &Cluster, source: &[&str], full: &Value, what: &str) {
+    let mut args = source.to_vec();
+    args.extend(["--max-lost-rows", "3"]);
+    let run = compare(new, &args).await;
+    assert_eq!(run.code, 1, "{what}: {}\n{}", run.stderr, run.stdout);
+    let capped = &run.json();
     let f = finding(capped, "rows_not_compared")
         .unwrap_or_else(|| panic!("{what}: no rows_not_compared in {}", capped["findings"]));
     assert_eq!(f["severity"], "critical", "{what}: {f}");

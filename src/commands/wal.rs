@@ -54,18 +54,8 @@ pub async fn run(args: &WalArgs) -> Result<Outcome, CommandError> {
         },
         e => CommandError::Wal(e),
     })?;
-    let (rels, unnamed) = evidence::ddl::name_lost_ddl(
-        None,
-        None,
-        &SessionOptions::default(),
-        &ev.lost,
-        &ev.created_after_switchpoint,
-        &ev.databases,
-        ev.transactions.new_side_first_xid,
-    )
-    .await;
-    ev.transactions.lost_ddl_relations = rels;
-    ev.transactions.lost_ddl_unnamed = unnamed;
+    ev.name_lost_ddl(None, None, &SessionOptions::default())
+        .await;
     let end = ev.lost.end_lsn.unwrap_or(switchpoint).max(switchpoint);
     let mut analysis = Analysis {
         verdict: Verdict::Inconclusive,

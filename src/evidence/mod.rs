@@ -566,6 +566,29 @@ pub async fn walinspect_check(
 }
 
 impl Evidence {
+    /// Names the relations the lost DDL created, altered or dropped (see
+    /// [`ddl::name_lost_ddl`]: from `former`'s catalogs, else `new`'s) into
+    /// `transactions.lost_ddl_relations` and `lost_ddl_unnamed`.
+    pub async fn name_lost_ddl(
+        &mut self,
+        former: Option<&ConnParams>,
+        new: Option<&ConnParams>,
+        opts: &SessionOptions,
+    ) {
+        let (rels, unnamed) = ddl::name_lost_ddl(
+            former,
+            new,
+            opts,
+            &self.lost,
+            &self.created_after_switchpoint,
+            &self.databases,
+            self.transactions.new_side_first_xid,
+        )
+        .await;
+        self.transactions.lost_ddl_relations = rels;
+        self.transactions.lost_ddl_unnamed = unnamed;
+    }
+
     /// The names of the databases the lost transactions wrote in (on the former primary),
     /// sorted; databases whose name is unknown are left out (the caveats say why).
     pub fn touched_databases(&self) -> Vec<String> {

@@ -452,16 +452,7 @@ mod tests {
     /// The pg15 fixture (four 1 MB segments with an XLOG_SWITCH), gunzipped into a temp dir.
     fn fixture() -> (tempfile::TempDir, Lsn) {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wal/pg15");
-        let tmp = tempfile::tempdir().expect("tempdir");
-        for e in std::fs::read_dir(&src).expect("fixture dir").flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(base) = name.strip_suffix(".gz") {
-                let f = std::fs::File::open(e.path()).expect("open");
-                let mut d = flate2::read::GzDecoder::new(f);
-                let mut out = std::fs::File::create(tmp.path().join(base)).expect("create");
-                std::io::copy(&mut d, &mut out).expect("gunzip");
-            }
-        }
+        let tmp = crate::wal::fixture::pg15_copy();
         let meta: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(src.join("meta.json")).expect("meta.json"),
         )

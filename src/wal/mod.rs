@@ -30,6 +30,8 @@ pub mod dir;
 pub mod end;
 pub mod error;
 mod fast;
+#[cfg(test)]
+mod fixture;
 pub mod frame;
 pub mod heap;
 pub mod lost;

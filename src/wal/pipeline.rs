@@ -286,21 +286,7 @@ mod tests {
     use crate::wal::decoder::EndReason;
     use crate::wal::source::WalDir;
 
-    /// The PostgreSQL 15 fixture's segments, uncompressed, in a temporary directory.
-    fn fixture_copy() -> tempfile::TempDir {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wal/pg15");
-        let tmp = tempfile::tempdir().expect("tempdir");
-        for e in std::fs::read_dir(&src).expect("fixture dir").flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(base) = name.strip_suffix(".gz") {
-                let f = std::fs::File::open(e.path()).expect("open");
-                let mut d = flate2::read::GzDecoder::new(f);
-                let mut out = std::fs::File::create(tmp.path().join(base)).expect("create");
-                std::io::copy(&mut d, &mut out).expect("gunzip");
-            }
-        }
-        tmp
-    }
+    use crate::wal::fixture::pg15_copy as fixture_copy;
 
     /// A record's CRC mismatch ends WAL at that record with the same [`EndOfWal`] whichever
     /// thread checks it: the reading thread (`ahead` 0), the caller's (`ahead` huge), or the

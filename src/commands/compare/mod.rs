@@ -372,18 +372,8 @@ pub async fn run_with_progress(
                         evidence::Names::Former(p) => Some(p),
                         _ => None,
                     };
-                    let (rels, unnamed) = evidence::ddl::name_lost_ddl(
-                        former_names,
-                        Some(&input.new_primary),
-                        &input.session,
-                        &ev.lost,
-                        &ev.created_after_switchpoint,
-                        &ev.databases,
-                        ev.transactions.new_side_first_xid,
-                    )
-                    .await;
-                    ev.transactions.lost_ddl_relations = rels;
-                    ev.transactions.lost_ddl_unnamed = unnamed;
+                    ev.name_lost_ddl(former_names, Some(&input.new_primary), &input.session)
+                        .await;
                     crate::timing::record("compare: name the lost DDL", t);
                     touched_databases = ev.touched_databases();
                     if let Some(limit) = ev.lost.tuple_limit_exceeded {
