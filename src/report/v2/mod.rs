@@ -23,6 +23,31 @@ use crate::finding::Finding;
 /// The version of the JSON layout; bumped when a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 2;
 
+/// The most JSON the differing rows of `tables[].rows` take in one report (compact, summed over
+/// the tables in order); the rows past it are counted in `rows_omitted`, so the report stays
+/// small whatever the loss (the export directory lists every row).
+pub const INLINE_ROWS_BYTES: usize = 512 * 1024;
+
+/// Leaves in `tables[].rows` only the rows that fit in `budget` bytes of compact JSON, in
+/// order across the tables, and counts the others in each table's `rows_omitted`.
+pub fn cap_inline_rows(tables: &mut TablesReport, budget: usize) {
+    let mut used = 0usize;
+    for t in &mut tables.tables {
+        let mut keep = 0;
+        for r in &t.rows {
+            let size = serde_json::to_vec(r).map_or(0, |v| v.len());
+            if used + size > budget {
+                used = budget;
+                break;
+            }
+            used += size;
+            keep += 1;
+        }
+        t.rows_omitted += (t.rows.len() - keep) as u64;
+        t.rows.truncate(keep);
+    }
+}
+
 /// Everything one run found, in the order a reader needs it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "failover-verify report, version 2")]
@@ -79,6 +104,10 @@ pub struct Report {
 impl Report {
     /// The wire form of an analysed report.
     pub fn from_report(r: &super::Report) -> Report {
+        let mut tables = r.tables.wire();
+        if let Some(t) = &mut tables {
+            cap_inline_rows(t, INLINE_ROWS_BYTES);
+        }
         Report {
             schema_version: SCHEMA_VERSION,
             tool: r.tool.clone(),
@@ -92,7 +121,7 @@ impl Report {
             former_primary: r.former_primary.wire(),
             divergence: r.divergence.wire(),
             transactions: r.transactions.wire(),
-            tables: r.tables.wire(),
+            tables,
             findings: r.findings.clone(),
             checks: r.checks.wire(),
             patroni: r.patroni.wire(),
@@ -121,6 +150,60 @@ pub use wire::Wire;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rows past the budget are counted, not listed, in order across the tables; under
+    /// the budget nothing changes.
+    #[test]
+    fn inline_rows_stop_at_the_budget_and_count_the_rest() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/reports/loss_rows_conflicts.json"
+        );
+        let fixture: crate::report::Report =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let wire = Report::from_report(&fixture);
+        let mut tables = wire.tables.expect("the fixture has tables");
+        let before: Vec<usize> = tables.tables.iter().map(|t| t.rows.len()).collect();
+        assert!(before.iter().sum::<usize>() >= 4, "{before:?}");
+        let unchanged = tables.clone();
+        cap_inline_rows(&mut tables, usize::MAX);
+        assert_eq!(tables, unchanged);
+
+        // Every table's rows many times over, then a budget of a few rows.
+        for t in &mut tables.tables {
+            let rows = t.rows.clone();
+            for _ in 0..99 {
+                t.rows.extend(rows.iter().cloned());
+            }
+        }
+        let all: Vec<usize> = tables.tables.iter().map(|t| t.rows.len()).collect();
+        let size = |r: &RowDiff| serde_json::to_vec(r).unwrap().len();
+        let first = &tables
+            .tables
+            .iter()
+            .find(|t| !t.rows.is_empty())
+            .unwrap()
+            .rows;
+        let budget = first.iter().take(3).map(size).sum::<usize>();
+        let mut capped = tables.clone();
+        cap_inline_rows(&mut capped, budget);
+        let kept: usize = capped.tables.iter().map(|t| t.rows.len()).sum();
+        assert_eq!(kept, 3);
+        let used: usize = capped.tables.iter().flat_map(|t| &t.rows).map(size).sum();
+        assert!(used <= budget, "{used} > {budget}");
+        for (t, n) in capped.tables.iter().zip(&all) {
+            assert_eq!(
+                t.rows.len() as u64 + t.rows_omitted,
+                *n as u64,
+                "{}",
+                t.table
+            );
+        }
+        // The rows kept are the first ones, in order.
+        let listed: Vec<&RowDiff> = capped.tables.iter().flat_map(|t| &t.rows).collect();
+        let original: Vec<&RowDiff> = tables.tables.iter().flat_map(|t| &t.rows).take(3).collect();
+        assert_eq!(listed, original);
+    }
 
     #[test]
     fn the_committed_schema_is_the_generated_one() {

@@ -260,8 +260,14 @@ pub struct TableReport {
     pub queries: u64,
     /// Counts per kind and class.
     pub counts: ClassCounts,
-    /// Every differing row.
+    /// The differing rows, in order, as long as they fit in 512 KiB of compact JSON for all
+    /// tables together (`INLINE_ROWS_BYTES`).
     pub rows: Vec<RowDiff>,
+    /// Differing rows left out of `rows` by that budget: `rows` and `rows_omitted` together are
+    /// every differing row (`counts` counts them all; the export directory's CSV files list
+    /// them all).
+    #[serde(default)]
+    pub rows_omitted: u64,
     /// Wall time for this table, in milliseconds.
     pub elapsed_ms: u64,
     /// Why the comparison of this table stopped, if it did.
@@ -535,6 +541,7 @@ impl Wire for crate::diff::report::TableReport {
             queries: self.queries.wire(),
             counts: self.counts.wire(),
             rows: self.rows.wire(),
+            rows_omitted: 0,
             elapsed_ms: self.elapsed_ms.wire(),
             error: self.error.wire(),
             not_examined: self.not_examined.wire(),
