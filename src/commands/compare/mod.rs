@@ -523,12 +523,10 @@ pub async fn run_with_progress(
     // The lost rows from the WAL: the row-level report when the former primary was not read,
     // a cross-check of the live rows when it was.
     let mut tables = tables;
-    if let (Some(opts), Some(parts), Some(attribution), false) = (
-        &input.tables,
-        &wal_rows_input,
-        &attribution,
-        rows_over_limit,
-    ) {
+    // (Past --max-lost-rows the scan kept no tuples, so there are no parts.)
+    if let (Some(opts), Some(parts), Some(attribution)) =
+        (&input.tables, &wal_rows_input, &attribution)
+    {
         let former_read = former_facts.is_some() && !files_only;
         if analysis.verdict == Verdict::Loss && (tables.is_some() || !former_read) {
             let t = Instant::now();

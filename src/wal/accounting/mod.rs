@@ -172,13 +172,14 @@ impl Accountant {
         self.limit_exceeded = Some(limit);
         self.detail = Detail::Bounded { keep };
         self.touched = Vec::new();
-        for p in &mut self.slots {
+        self.pending_after = 0;
+        let parts = self
+            .prepared_pending
+            .values_mut()
+            .flat_map(|p| p.iter_mut());
+        for p in self.slots.iter_mut().chain(parts) {
             p.tuples = Vec::new();
-        }
-        for parts in self.prepared_pending.values_mut() {
-            for p in parts.iter_mut() {
-                p.tuples = Vec::new();
-            }
+            p.after_kept = 0;
         }
         self.gathered.tuples = Vec::new();
         if self.lost.len() > keep {
