@@ -153,9 +153,10 @@ pub async fn gather(
             };
             let seg_size = wal.segment_size();
             let result = step_back(
-                |start| {
+                |start, cut_short| {
                     let w = wal.clone();
-                    let o = scan_opts.clone();
+                    let mut o = scan_opts.clone();
+                    o.stop_when_earlier_needed = cut_short;
                     async move {
                         tokio::task::spawn_blocking(move || {
                             scan::scan_wal(&w, start, end, switchpoint, &o)
@@ -195,10 +196,11 @@ pub async fn gather(
                 )
             };
             let result = step_back(
-                |start| {
+                |start, cut_short| {
                     let st = stage.clone();
                     let h = history.clone();
-                    let o = scan_opts.clone();
+                    let mut o = scan_opts.clone();
+                    o.stop_when_earlier_needed = cut_short;
                     async move {
                         tokio::task::spawn_blocking(move || {
                             scan_files(&st, &h, start, end, switchpoint, &o)
@@ -262,7 +264,7 @@ pub async fn gather(
             if *can_replicate {
                 let ropts = crate::node::replication_options(opts);
                 let r = step_back(
-                    |start| {
+                    |start, _| {
                         scan::scan_replication(
                             params,
                             &ropts,
@@ -300,7 +302,7 @@ pub async fn gather(
                 Some(a) => a,
                 None => {
                     let r = step_back(
-                        |start| {
+                        |start, _| {
                             scan::scan_sql_files(
                                 session,
                                 tli,
@@ -498,6 +500,11 @@ fn scan_start(switchpoint: Lsn, seg_size: u64, back: u64) -> Option<Lsn> {
 /// transactions were already running at the first RUNNING_XACTS record read (or, when
 /// `need_horizon`, while no xid before the switchpoint was read); keeps the earliest scan that
 /// could be read.
+///
+/// `scan(start, cut_short)`: with `cut_short` a scan may stop as soon as it is certain that an
+/// earlier start is needed ([`Scan::cut_short`]), so that a step back costs a few records, not
+/// a second pass over the whole loss; a scan that stopped so is read again in full only when
+/// no earlier WAL can be read.
 async fn step_back<F, Fut>(
     mut scan: F,
     switchpoint: Lsn,
@@ -505,15 +512,19 @@ async fn step_back<F, Fut>(
     need_horizon: bool,
 ) -> Result<Scan, ScanError>
 where
-    F: FnMut(Lsn) -> Fut,
+    F: FnMut(Lsn, bool) -> Fut,
     Fut: std::future::Future<Output = Result<Scan, ScanError>>,
 {
     let mut best: Option<Scan> = None;
+    // The latest start whose scan stopped early, to read in full if nothing earlier can be.
+    let mut cut_at: Option<Lsn> = None;
     for back in 0..=MAX_STEP_BACK_SEGMENTS {
         let Some(start) = scan_start(switchpoint, seg_size, back) else {
             break;
         };
-        match scan(start).await {
+        let may_cut = back < MAX_STEP_BACK_SEGMENTS && start.0 >= seg_size;
+        match scan(start, may_cut).await {
+            Ok(s) if s.cut_short => cut_at = Some(start),
             Ok(s) => {
                 // Also step back while no xid precedes the switchpoint in what was read: the
                 // row diff needs the new primary's first xid (the switchpoint horizon).
@@ -521,15 +532,19 @@ where
                     && s.prepared_before_scan.is_empty()
                     && (s.new_side_first_xid.is_some() || !need_horizon);
                 best = Some(s);
+                cut_at = None;
                 if done {
                     break;
                 }
             }
-            Err(e) if best.is_none() => return Err(e),
+            Err(e) if best.is_none() && cut_at.is_none() => return Err(e),
             // A failing archive is an error wherever it fails; a missing older file is not.
             Err(ScanError::Archive(e)) if !e.is_not_found() => return Err(ScanError::Archive(e)),
             Err(_) => break, // older WAL is gone: keep what we have
         }
+    }
+    if let Some(start) = cut_at {
+        return scan(start, false).await;
     }
     best.ok_or_else(|| {
         ScanError::Task(format!("no WAL segment before {switchpoint} to start from"))
@@ -609,3 +624,6 @@ impl Evidence {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -47,6 +47,10 @@ pub struct ScanOptions {
     /// it the scan falls back to bounded detail and keeps no tuples
     /// ([`LostTransactions::tuple_limit_exceeded`](crate::wal::lost::LostTransactions)).
     pub max_tuples: Option<u64>,
+    /// Stop as soon as it is certain that the scan must start earlier (a lost transaction was
+    /// running at the first RUNNING_XACTS record, a COMMIT PREPARED lost whose PREPARE was not
+    /// read, or, with `horizon`, no xid before the switchpoint): [`Scan::cut_short`].
+    pub stop_when_earlier_needed: bool,
 }
 
 impl ScanOptions {
@@ -58,6 +62,7 @@ impl ScanOptions {
             horizon: true,
             tuples: false,
             max_tuples: None,
+            stop_when_earlier_needed: false,
         }
     }
 
@@ -71,6 +76,7 @@ impl ScanOptions {
             horizon: false,
             tuples: false,
             max_tuples: None,
+            stop_when_earlier_needed: false,
         }
     }
 }
@@ -145,6 +151,9 @@ pub struct Scan {
     pub list: Option<ListWriter>,
     /// The heap tuple images after the switchpoint, when [`ScanOptions::tuples`] asked.
     pub tuples: Option<TupleLog>,
+    /// The scan stopped early because it must start earlier
+    /// ([`ScanOptions::stop_when_earlier_needed`]): its figures are partial.
+    pub cut_short: bool,
 }
 
 /// The relfilenode an SMGR CREATE record creates (rmgr 2, info 0x10), if `rec` is one.
@@ -328,6 +337,7 @@ impl<'c> Scanner<'c> {
             created_after_switchpoint: self.created,
             list: self.list,
             tuples: self.tuples,
+            cut_short: false,
         })
     }
 }
@@ -508,6 +518,7 @@ pub fn scan_wal(
     let mut horizon = XidHorizon::default();
     let mut created = BTreeSet::new();
     let mut tuples = tuple_log(opts);
+    let mut cut_short = false;
     while let Some(rec) = reader.next_record() {
         let rec = rec?;
         if rec.lsn < switchpoint {
@@ -527,6 +538,13 @@ pub fn scan_wal(
         if tuples.is_some() && accountant.tuple_limit_exceeded() {
             tuples = None;
         }
+        if opts.stop_when_earlier_needed
+            && (accountant.needs_earlier_start()
+                || (opts.horizon && rec.lsn >= switchpoint && horizon.next.is_none()))
+        {
+            cut_short = true;
+            break;
+        }
     }
     let end = reader.end_of_wal().cloned();
     let lost = accountant.finish(end.clone());
@@ -540,6 +558,7 @@ pub fn scan_wal(
         created_after_switchpoint: created,
         list,
         tuples,
+        cut_short,
     })
 }
 

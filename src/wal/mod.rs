@@ -13,6 +13,8 @@
 //!   directories into a private directory that [`source`] reads;
 //! - `fast`: the common case of [`source`] in one pass over large reads, handing anything
 //!   unusual to the reference decoder;
+//! - `parallel`: the fast path on worker threads, each decoding ranges of the files, handed
+//!   out in order with every joint checked;
 //! - `pipeline`: the same on two threads (reading and checking on one, parsing on the other);
 //! - [`rmgr`], [`xact`], [`heap`], [`standby`]: interpretation of records by resource manager;
 //! - [`tuple`]: the tuple images of heap records (block data, full-page images decompressed
@@ -31,12 +33,13 @@ pub mod end;
 pub mod error;
 mod fast;
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 pub mod frame;
 pub mod heap;
 pub mod lost;
 mod main_data;
 pub mod page;
+mod parallel;
 pub mod parse;
 pub mod pglz;
 mod pipeline;

@@ -11,6 +11,7 @@ pub use crate::wal::dir::{WalDir, CHUNK};
 use crate::wal::error::WalError;
 use crate::wal::fast::{self, FastPath, Handover};
 use crate::wal::page::PgVersion;
+use crate::wal::parallel::{self, Parallel};
 use crate::wal::pipeline::{self, Learnt, Pipeline};
 use crate::wal::record::DecodedRecord;
 
@@ -34,10 +35,31 @@ impl WalDir {
     /// each record found, checked and parsed in one pass (module `wal::fast`); at anything
     /// else (the end of WAL, a bad record, a compressed or `.partial` file) the reference
     /// decoder takes over at that record, so records, end and errors are the same.
+    ///
+    /// With more than one CPU and enough WAL, the ranges of the files are decoded on worker
+    /// threads side by side and handed out in order (module `wal::parallel`), with the same
+    /// records, end and errors.
     pub fn read_fast(&self, start: Lsn, end: Option<Lsn>) -> WalDirReader {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.read_parallel(start, end, cpus, parallel::RANGE)
+    }
+
+    /// [`Self::read_fast`] with `workers` threads (one: on the caller's) and ranges of
+    /// `range` bytes.
+    pub(crate) fn read_parallel(
+        &self,
+        start: Lsn,
+        end: Option<Lsn>,
+        workers: usize,
+        range: u64,
+    ) -> WalDirReader {
+        let mode = match Parallel::plan(self, start, end, workers, range) {
+            Some(p) => Mode::Parallel(Box::new(p)),
+            None => Mode::Fast(FastPath::new(self, start, end, true)),
+        };
         WalDirReader {
             dir: self.clone(),
-            mode: Mode::Fast(FastPath::new(self, start, end, true)),
+            mode,
             learnt: Learnt::default(),
             done: false,
             slot: DecodedRecord::empty(),
@@ -131,6 +153,8 @@ enum Mode {
     Pipelined(Pipeline),
     /// The fast path on the caller's thread, until it hands over to `Inline`.
     Fast(FastPath),
+    /// The fast path on worker threads, until it hands over to `Fast`.
+    Parallel(Box<Parallel>),
 }
 
 /// An iterator of decoded records over a [`WalDir`]; check [`Self::end_of_wal`] when it stops.
@@ -160,7 +184,7 @@ impl WalDirReader {
         match &self.mode {
             Mode::Inline { decoder, .. } => decoder.end_of_wal(),
             Mode::Pipelined(_) => self.learnt.end.as_ref(),
-            Mode::Fast(_) => None,
+            Mode::Fast(_) | Mode::Parallel(_) => None,
         }
     }
 
@@ -170,6 +194,7 @@ impl WalDirReader {
             Mode::Inline { decoder, .. } => decoder.version(),
             Mode::Pipelined(_) => self.learnt.version,
             Mode::Fast(f) => f.version(),
+            Mode::Parallel(p) => p.version(),
         }
     }
 
@@ -179,6 +204,7 @@ impl WalDirReader {
             Mode::Inline { decoder, .. } => decoder.system_id(),
             Mode::Pipelined(_) => self.learnt.sysid,
             Mode::Fast(f) => f.system_id(),
+            Mode::Parallel(p) => p.system_id(),
         }
     }
 
@@ -187,7 +213,7 @@ impl WalDirReader {
         let learnt = match &self.mode {
             Mode::Inline { decoder, .. } => decoder.segment_size(),
             Mode::Pipelined(_) => self.learnt.seg_size,
-            Mode::Fast(_) => None,
+            Mode::Fast(_) | Mode::Parallel(_) => None,
         };
         learnt.unwrap_or(self.dir.segment_size())
     }
@@ -200,6 +226,13 @@ impl WalDirReader {
             return None;
         }
         let res: Option<Result<(), WalError>> = loop {
+            if let Mode::Parallel(p) = &mut self.mode {
+                if p.advance() {
+                    break Some(Ok(()));
+                }
+                self.mode = Mode::Fast(p.fallback());
+                continue;
+            }
             if let Mode::Fast(f) = &mut self.mode {
                 match f.next_into(&mut self.slot) {
                     fast::Step::Record => break Some(Ok(())),
@@ -207,11 +240,13 @@ impl WalDirReader {
                         let keep = f.block_payloads();
                         self.mode = self.dir.resume(&h, self.end, keep);
                     }
+                    // No stop is set on this path.
+                    fast::Step::RangeEnd => break None,
                 }
                 continue;
             }
             break match &mut self.mode {
-                Mode::Fast(_) => None,
+                Mode::Fast(_) | Mode::Parallel(_) => None,
                 Mode::Pipelined(p) => p.next(&mut self.learnt).map(|r| {
                     r.map(|rec| {
                         self.slot = rec;
@@ -232,7 +267,16 @@ impl WalDirReader {
             };
         };
         match res {
-            Some(Ok(())) => Some(Ok(&self.slot)),
+            Some(Ok(())) => match &self.mode {
+                Mode::Parallel(p) => match p.current() {
+                    Some(rec) => Some(Ok(rec)),
+                    None => {
+                        self.done = true;
+                        None
+                    }
+                },
+                _ => Some(Ok(&self.slot)),
+            },
             Some(Err(e)) => {
                 self.done = true;
                 Some(Err(e))
@@ -251,6 +295,7 @@ impl WalDirReader {
         match &mut self.mode {
             Mode::Inline { decoder, .. } => decoder.set_block_payloads(false),
             Mode::Fast(f) => f.set_block_payloads(false),
+            Mode::Parallel(p) => p.set_block_payloads(false),
             Mode::Pipelined(_) => {}
         }
         self
@@ -259,6 +304,12 @@ impl WalDirReader {
     /// Whether the files are read and checked on a second thread.
     pub fn is_pipelined(&self) -> bool {
         matches!(self.mode, Mode::Pipelined(_))
+    }
+
+    /// Whether ranges of the files are decoded on worker threads (until the one-thread path
+    /// takes over).
+    pub fn is_parallel(&self) -> bool {
+        matches!(self.mode, Mode::Parallel(_))
     }
 }
 
@@ -284,11 +335,11 @@ impl Iterator for WalDirReader {
         if self.done {
             return None;
         }
-        if matches!(self.mode, Mode::Fast(_)) {
+        if matches!(self.mode, Mode::Fast(_) | Mode::Parallel(_)) {
             return self.next_record().map(|r| r.cloned());
         }
         let item = match &mut self.mode {
-            Mode::Fast(_) => None,
+            Mode::Fast(_) | Mode::Parallel(_) => None,
             Mode::Pipelined(p) => p.next(&mut self.learnt),
             Mode::Inline { decoder, files } => loop {
                 match decoder.poll() {

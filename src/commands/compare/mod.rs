@@ -270,6 +270,7 @@ pub async fn run_with_progress(
                     .as_ref()
                     .map(|o| o.max_lost_rows)
                     .filter(|n| *n != u64::MAX),
+                stop_when_earlier_needed: false,
             };
             let mut evidence = None;
             let count = sources.len();

@@ -89,6 +89,8 @@ pub struct Accountant {
     pending_after: u64,
     /// The limit that made the accountant fall back to bounded detail.
     limit_exceeded: Option<u64>,
+    /// A lost commit's xid was running at the first RUNNING_XACTS record.
+    running_lost: bool,
 }
 
 /// Microseconds in a minute.
@@ -140,6 +142,7 @@ impl Accountant {
             tuple_limit: None,
             pending_after: 0,
             limit_exceeded: None,
+            running_lost: false,
         }
     }
 
@@ -150,6 +153,13 @@ impl Accountant {
     pub fn with_tuple_limit(mut self, limit: u64, keep: usize) -> Accountant {
         self.tuple_limit = Some((limit, keep));
         self
+    }
+
+    /// Whether the scan certainly had to start earlier: a lost commit's xid was running at the
+    /// first RUNNING_XACTS record (so [`LostTransactions::running_at_scan_start`] will not be
+    /// empty), or a COMMIT PREPARED was lost whose PREPARE precedes the records read.
+    pub fn needs_earlier_start(&self) -> bool {
+        self.running_lost || !self.prepared_before_scan.is_empty()
     }
 
     /// Whether the tuple limit was passed (the tuples are no longer kept).
@@ -265,6 +275,7 @@ impl Accountant {
         }
         if self.first_running.is_none() {
             if let Some(r) = RunningXacts::parse(rec)? {
+                self.running_lost = r.xids.iter().any(|x| self.lost_xids.contains(&x.0));
                 self.first_running = Some(r.xids);
                 return Ok(());
             }
@@ -510,6 +521,12 @@ impl Accountant {
         self.lost_xids.insert(x.top_xid.0);
         for s in &x.subxids {
             self.lost_xids.insert(s.0);
+        }
+        if !self.running_lost {
+            if let Some(r) = &self.first_running {
+                let all = || std::iter::once(&x.top_xid).chain(&x.subxids);
+                self.running_lost = r.iter().any(|x| all().any(|y| y == x));
+            }
         }
         let d = self.databases.entry(db).or_insert(DatabaseChanges {
             db_id: db,

@@ -24,8 +24,12 @@ use crate::wal::parse::{parse_in_chunk_into, parse_pieces_into, InChunk, RecordB
 use crate::wal::record::{DecodedRecord, RECORD_HEADER_LEN};
 
 const BLCKSZ: u64 = XLOG_BLCKSZ as u64;
-/// Bytes read at a time (a whole number of pages): 32 of the reference reader's reads.
-pub(crate) const FAST_CHUNK: usize = 4 << 20;
+/// Bytes read at a time (a whole number of pages). Reads into a buffer that stays in the
+/// CPU's cache copy several times faster than larger ones (measured on 1.2 GB of segments:
+/// 0.11 s of system time at 64–128 KB a read, 0.29–0.41 s at 192 KB–4 MB).
+pub(crate) const FAST_CHUNK: usize = 128 << 10;
+/// Chunk buffers kept for reuse (records lent out may still hold the latest ones).
+const POOL: usize = 8;
 /// The largest record length the reference decoder accepts.
 const MAX_RECORD_LEN: u32 = 0x3FFF_FFFF;
 /// XLP_FIRST_IS_CONTRECORD.
@@ -54,6 +58,8 @@ pub(crate) struct Handover {
 pub(crate) enum Step {
     /// A record was decoded into the slot.
     Record,
+    /// The next record starts at or after the stop set by [`FastPath::stop_at`].
+    RangeEnd,
     /// Stop: hand over to the reference decoder.
     Handover(Handover),
 }
@@ -65,6 +71,20 @@ struct CheckedPage {
     hlen: u64,
     info: u16,
     rem_len: u32,
+}
+
+/// Where a fast path stands after a record: enough to resume exactly there
+/// ([`FastPath::resuming`]), as if it had read everything before itself.
+#[derive(Debug, Clone)]
+pub(crate) struct ResumeState {
+    /// Where the next record is looked for.
+    pub next: u64,
+    /// The record just returned.
+    pub prev: u64,
+    pub version: Option<PgVersion>,
+    pub sysid: Option<SystemId>,
+    pub latest_tli: Option<TimelineId>,
+    pub file_name: Option<(Lsn, String)>,
 }
 
 /// Reads plain, full-size segment files of a [`WalDir`] in large chunks and decodes them.
@@ -90,6 +110,16 @@ pub(crate) struct FastPath {
     sysid: Option<SystemId>,
     latest_tli: Option<TimelineId>,
     scratch: Vec<u8>,
+    /// Records starting at or after this are not returned ([`Step::RangeEnd`]).
+    stop_at: Option<u64>,
+    range_end: bool,
+    /// The timeline of the first page checked.
+    first_tli: Option<TimelineId>,
+    /// The version and system identifier every page must have (stricter than the reference
+    /// decoder, which learns them from the pages: used where they are known in advance).
+    expect: (Option<PgVersion>, Option<SystemId>),
+    /// Chunk buffers to reuse.
+    pool: Vec<Bytes>,
 }
 
 impl FastPath {
@@ -120,7 +150,73 @@ impl FastPath {
             sysid: None,
             latest_tli: None,
             scratch: Vec::new(),
+            stop_at: None,
+            range_end: false,
+            first_tli: None,
+            expect: (None, None),
+            pool: Vec::new(),
         }
+    }
+
+    /// A fast path that resumes at `st`, as if it had read everything up to there.
+    pub(crate) fn resuming(
+        dir: &WalDir,
+        st: &ResumeState,
+        end: Option<Lsn>,
+        block_payloads: bool,
+    ) -> FastPath {
+        let mut f = FastPath::new(dir, Lsn(st.next), end, block_payloads);
+        f.next = st.next;
+        f.prev = Some(st.prev);
+        f.positioned = true;
+        f.started = true;
+        f.version = st.version;
+        f.sysid = st.sysid;
+        f.latest_tli = st.latest_tli;
+        f.file_name = st.file_name.clone();
+        f
+    }
+
+    /// Stops ([`Step::RangeEnd`]) before the first record that starts at or after `stop`.
+    pub(crate) fn stop_at(mut self, stop: Option<u64>) -> FastPath {
+        self.stop_at = stop;
+        self
+    }
+
+    /// Requires every page to have this version and every long header this system id.
+    pub(crate) fn expecting(mut self, version: PgVersion, sysid: SystemId) -> FastPath {
+        self.expect = (Some(version), Some(sysid));
+        self
+    }
+
+    /// Hands over the chunk buffers (to the next fast path of the same thread).
+    pub(crate) fn take_pool(&mut self) -> Vec<Bytes> {
+        let mut pool = std::mem::take(&mut self.pool);
+        pool.push(std::mem::take(&mut self.chunk));
+        pool
+    }
+
+    /// Takes chunk buffers to reuse.
+    pub(crate) fn with_pool(mut self, pool: Vec<Bytes>) -> FastPath {
+        self.pool = pool;
+        self
+    }
+
+    /// Where it stands after the last record returned (`None` before the first).
+    pub(crate) fn state(&self) -> Option<ResumeState> {
+        Some(ResumeState {
+            next: self.next,
+            prev: self.prev.filter(|_| self.started)?,
+            version: self.version,
+            sysid: self.sysid,
+            latest_tli: self.latest_tli,
+            file_name: self.file_name.clone(),
+        })
+    }
+
+    /// The timeline of the first page checked.
+    pub(crate) fn first_tli(&self) -> Option<TimelineId> {
+        self.first_tli
     }
 
     /// Whether block data and images are kept.
@@ -191,16 +287,26 @@ impl FastPath {
         let (_, f) = self.file.as_mut()?;
         let off = page % seg;
         let len = (seg - off).min(FAST_CHUNK as u64) as usize;
-        // The previous chunk is usually free again (records hold slices only until the next
-        // record): reuse its memory.
-        let mut buf = match std::mem::take(&mut self.chunk).try_into_mut() {
-            Ok(m) if m.capacity() >= len => {
+        // A chunk is free again once no record lent out holds a slice of it: reuse its memory.
+        let old = std::mem::take(&mut self.chunk);
+        if !old.is_empty() {
+            self.pool.push(old);
+        }
+        let free = self
+            .pool
+            .iter()
+            .position(|b| b.is_unique() && b.len() >= len);
+        let buf = free.and_then(|i| self.pool.swap_remove(i).try_into_mut().ok());
+        if self.pool.len() > POOL {
+            self.pool.remove(0);
+        }
+        let mut buf = match buf {
+            Some(m) => {
                 let mut v: Vec<u8> = m.into();
                 v.truncate(len);
-                v.resize(len, 0);
                 v
             }
-            _ => vec![0u8; len],
+            None => vec![0u8; len],
         };
         f.seek(SeekFrom::Start(off)).ok()?;
         f.read_exact(&mut buf).ok()?;
@@ -221,7 +327,7 @@ impl FastPath {
         let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         let u64_at = |i: usize| u64::from(u32_at(i)) | (u64::from(u32_at(i + 4)) << 32);
         let version = PgVersion::from_magic(u16_at(0))?;
-        if self.version.is_some_and(|v| v != version) {
+        if self.version.or(self.expect.0).is_some_and(|v| v != version) {
             return None;
         }
         let info = u16_at(2);
@@ -237,7 +343,7 @@ impl FastPath {
                 return None;
             }
             let s = SystemId(u64_at(24));
-            if sysid.is_some_and(|k| k != s) {
+            if sysid.or(self.expect.1).is_some_and(|k| k != s) {
                 return None;
             }
             sysid = Some(s);
@@ -250,6 +356,7 @@ impl FastPath {
         self.version = Some(version);
         self.sysid = sysid;
         self.latest_tli = Some(tli);
+        self.first_tli.get_or_insert(tli);
         let p = CheckedPage {
             lsn: page,
             hlen: if long { 40 } else { 24 },
@@ -291,6 +398,7 @@ impl FastPath {
         }
         loop {
             match self.one(out) {
+                None if self.range_end => return Step::RangeEnd,
                 None => return self.handover(),
                 Some(lsn) => {
                     if self.started {
@@ -323,6 +431,10 @@ impl FastPath {
         if lsn == page {
             lsn += p.hlen;
         } else if lsn - page < p.hlen {
+            return None;
+        }
+        if self.stop_at.is_some_and(|s| lsn >= s) {
+            self.range_end = true;
             return None;
         }
         if self.end.is_some_and(|e| lsn >= e) {
@@ -441,173 +553,4 @@ fn crc_ok(rec: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use crate::lsn::{Lsn, TimelineId};
-    use crate::wal::dir::WalDir;
-    use crate::wal::record::DecodedRecord;
-    use crate::wal::source::WalDirReader;
-
-    /// The pg15 fixture (four 1 MB segments with an XLOG_SWITCH), gunzipped into a temp dir.
-    fn fixture() -> (tempfile::TempDir, Lsn) {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wal/pg15");
-        let tmp = crate::wal::fixture::pg15_copy();
-        let meta: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(src.join("meta.json")).expect("meta.json"),
-        )
-        .expect("json");
-        let start = meta["start"].as_str().expect("start").parse().expect("lsn");
-        (tmp, start)
-    }
-
-    /// Everything a reader says: the records (or the error, as text), the end of WAL, the
-    /// version and the system identifier.
-    type Said = (
-        Vec<Result<DecodedRecord, String>>,
-        Option<String>,
-        Option<u32>,
-        Option<u64>,
-    );
-
-    fn drain(mut r: WalDirReader) -> Said {
-        let mut out = Vec::new();
-        while let Some(rec) = r.next_record() {
-            out.push(rec.cloned().map_err(|e| e.to_string()));
-        }
-        let end = r.end_of_wal().map(|e| format!("{e:?}"));
-        (
-            out,
-            end,
-            r.version().map(|v| v.0),
-            r.system_id().map(|s| s.0),
-        )
-    }
-
-    /// The fast path and the reference decoder say the same, with and without payloads.
-    fn same(dir: &WalDir, start: Lsn, end: Option<Lsn>, what: &str) -> usize {
-        let want = drain(dir.read_inline(start, end));
-        let got = drain(dir.read_fast(start, end));
-        assert_eq!(got.1, want.1, "{what}: end of WAL");
-        assert_eq!(got.0.len(), want.0.len(), "{what}: record count");
-        assert!(got.0 == want.0, "{what}: records differ");
-        assert_eq!(
-            (got.2, got.3),
-            (want.2, want.3),
-            "{what}: version, system id"
-        );
-        let bare = |r: WalDirReader| drain(r.without_block_payloads());
-        assert!(
-            bare(dir.read_fast(start, end)) == bare(dir.read_inline(start, end)),
-            "{what}: without payloads"
-        );
-        want.0.len()
-    }
-
-    #[test]
-    fn the_same_records_end_and_errors_as_the_reference_decoder() {
-        let (tmp, start) = fixture();
-        let dir = WalDir::open(tmp.path(), TimelineId(1)).expect("open");
-        let n = same(&dir, start, None, "whole");
-        assert!(n > 1000, "{n} records");
-        let all: Vec<DecodedRecord> = dir
-            .read_inline(start, None)
-            .map(|r| r.expect("record"))
-            .collect();
-        // Starts at record boundaries, pages, segments; inside a page header; not a boundary.
-        let mut starts: Vec<Lsn> = all.iter().step_by(211).map(|r| r.lsn).collect();
-        starts.extend([
-            Lsn(start.0 + 8192),
-            Lsn(start.0 + 3 * 8192 + 24),
-            Lsn(0xC0_0000),
-        ]);
-        starts.extend([Lsn(start.0 + 8192 + 8), Lsn(all[40].lsn.0 + 8)]);
-        for s in starts {
-            same(&dir, s, None, &format!("start {s}"));
-        }
-        // Ends at record starts, inside records, at pages.
-        for r in all.iter().step_by(307) {
-            for e in [
-                r.lsn,
-                Lsn(r.lsn.0 + 5),
-                r.end_lsn,
-                Lsn(r.lsn.0 - r.lsn.0 % 8192),
-            ] {
-                same(&dir, start, Some(e), &format!("end {e}"));
-            }
-        }
-    }
-
-    #[test]
-    fn damaged_or_unusual_files_are_handed_to_the_reference_decoder() {
-        let (tmp, start) = fixture();
-        let dir = WalDir::open(tmp.path(), TimelineId(1)).expect("open");
-        let all: Vec<DecodedRecord> = dir
-            .read_inline(start, None)
-            .map(|r| r.expect("record"))
-            .collect();
-        let seg = dir.segment_size();
-        let file_of = |lsn: Lsn| {
-            tmp.path().join(crate::wal::segment::segment_file_name_for(
-                TimelineId(1),
-                lsn,
-                seg,
-            ))
-        };
-        let damage = |lsn: Lsn, at: u64, what: &str| {
-            let path = file_of(lsn);
-            let orig = std::fs::read(&path).expect("read");
-            let mut b = orig.clone();
-            b[((lsn.0 % seg) + at) as usize] ^= 0x40;
-            std::fs::write(&path, &b).expect("write");
-            same(&dir, start, None, what);
-            std::fs::write(&path, &orig).expect("restore");
-        };
-        let in_page = all
-            .iter()
-            .skip(all.len() / 3)
-            .find(|r| r.lsn.0 % 8192 + u64::from(r.xl_tot_len) < 8192)
-            .expect("an in-page record");
-        damage(
-            in_page.lsn,
-            u64::from(in_page.xl_tot_len) - 1,
-            "CRC of an in-page record",
-        );
-        damage(in_page.lsn, 8, "xl_prev of an in-page record");
-        damage(in_page.lsn, 17, "rmid of an in-page record");
-        let crossing = all
-            .iter()
-            .skip(all.len() / 2)
-            .find(|r| r.lsn.0 % 8192 + u64::from(r.xl_tot_len) > 8192 + 64)
-            .expect("a record crossing a page");
-        let next_page = crossing.lsn.0 - crossing.lsn.0 % 8192 + 8192;
-        damage(Lsn(next_page), 40, "the continued part of a record");
-        damage(Lsn(next_page), 16, "xlp_rem_len of a continuation page");
-        damage(Lsn(next_page), 0, "the magic of a page");
-        damage(Lsn(next_page), 9, "xlp_pageaddr of a page");
-        damage(Lsn(next_page), 4, "xlp_tli of a page");
-        damage(
-            Lsn(0xD0_0000),
-            25,
-            "the system id of a segment's first page",
-        );
-        // A compressed segment in the middle, a short one, a missing one.
-        let mid = file_of(Lsn(0xC0_0000));
-        let orig = std::fs::read(&mid).expect("read");
-        let mut enc = flate2::write::GzEncoder::new(
-            std::fs::File::create(format!("{}.gz", mid.display())).expect("create"),
-            flate2::Compression::fast(),
-        );
-        std::io::Write::write_all(&mut enc, &orig).expect("gzip");
-        enc.finish().expect("gzip");
-        std::fs::remove_file(&mid).expect("rm");
-        same(&dir, start, None, "a compressed segment");
-        std::fs::remove_file(format!("{}.gz", mid.display())).expect("rm gz");
-        std::fs::write(&mid, &orig[..orig.len() / 2]).expect("short");
-        same(&dir, start, None, "a short segment");
-        std::fs::remove_file(&mid).expect("rm");
-        same(&dir, start, None, "a missing segment");
-        std::fs::write(&mid, &orig).expect("restore");
-        same(&dir, start, None, "restored");
-    }
-}
+pub(crate) mod tests;
