@@ -7,9 +7,11 @@
 //! [`Handover`]: where the reference decoder resumes, with what this path learnt. The
 //! reference decoder then reads the same bytes again and says what they are (the end of WAL and
 //! why, or an error with the file's name). So the records, the end of WAL and the errors are the
-//! reference decoder's by construction; this path only makes the common case cheap: one read
-//! of [`FAST_CHUNK`] bytes instead of sixteen, one pass over each record that finds, checks and
-//! parses it, and no per-record bookkeeping of where the bytes lie.
+//! reference decoder's by construction; this path only makes the common case cheap: reads of
+//! [`FAST_CHUNK`] bytes straight into a reused buffer, one pass over each record that finds,
+//! checks and parses it, and no per-record bookkeeping of where the bytes lie. A fast path can
+//! also decode one range of the files for `wal::parallel` ([`FastPath::stop_at`]) and resume
+//! where another stopped ([`FastPath::resuming`]).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -81,9 +83,13 @@ pub(crate) struct ResumeState {
     pub next: u64,
     /// The record just returned.
     pub prev: u64,
+    /// The version from the pages read.
     pub version: Option<PgVersion>,
+    /// The system identifier from the long page headers read.
     pub sysid: Option<SystemId>,
+    /// The latest page timeline read.
     pub latest_tli: Option<TimelineId>,
+    /// The last file read (where it starts, its name).
     pub file_name: Option<(Lsn, String)>,
 }
 
