@@ -490,13 +490,15 @@ pub fn dir_seg_size(dir: &std::path::Path, tli: TimelineId) -> u64 {
         .unwrap_or(16 * 1024 * 1024)
 }
 
-/// The start of the segment `back` segments before the one holding `switchpoint`.
+/// The start of the segment `back` segments before the one holding the last WAL byte before
+/// `switchpoint` (the switchpoint's own segment, or the one before when the switchpoint is a
+/// segment's first byte: a standby fed whole segments from an archive is promoted there).
 fn scan_start(switchpoint: Lsn, seg_size: u64, back: u64) -> Option<Lsn> {
-    let segno = switchpoint.segment_number(seg_size).checked_sub(back)?;
+    let segno = (switchpoint.0.saturating_sub(1) / seg_size).checked_sub(back)?;
     Some(Lsn(segno * seg_size))
 }
 
-/// Scans from the switchpoint's segment, stepping back a segment at a time while lost
+/// Scans from the segment of the last WAL byte before the switchpoint, stepping back a segment at a time while lost
 /// transactions were already running at the first RUNNING_XACTS record read (or, when
 /// `need_horizon`, while no xid before the switchpoint was read); keeps the earliest scan that
 /// could be read.
@@ -537,7 +539,16 @@ where
                     break;
                 }
             }
-            Err(e) if best.is_none() && cut_at.is_none() => return Err(e),
+            Err(e) if best.is_none() && cut_at.is_none() => {
+                // A switchpoint on a segment boundary: without the segment before it, start at
+                // the switchpoint's own segment (as much as there is).
+                let own = Lsn(switchpoint.0 - switchpoint.0 % seg_size);
+                let older_gone = !matches!(&e, ScanError::Archive(a) if !a.is_not_found());
+                if start < own && older_gone {
+                    return scan(own, false).await;
+                }
+                return Err(e);
+            }
             // A failing archive is an error wherever it fails; a missing older file is not.
             Err(ScanError::Archive(e)) if !e.is_not_found() => return Err(ScanError::Archive(e)),
             Err(_) => break, // older WAL is gone: keep what we have

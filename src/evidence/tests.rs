@@ -35,7 +35,16 @@ async fn cut_short_scans_step_back_to_the_same_scan() {
         .map(|r| r.expect("record").lsn)
         .collect();
     let mut cut = 0;
-    for (i, sp) in records.iter().enumerate().step_by(97) {
+    // Every 97th record, and segment boundaries: the scan starts in the segment before (for
+    // the first segment, missing before it, in its own).
+    let boundaries = [Lsn(0xB0_0000), Lsn(0xC0_0000), Lsn(0xE0_0000)];
+    let switchpoints: Vec<Lsn> = records
+        .iter()
+        .step_by(97)
+        .copied()
+        .chain(boundaries)
+        .collect();
+    for (i, sp) in switchpoints.iter().enumerate() {
         for horizon in [false, true] {
             let mut opts = ScanOptions::full();
             opts.horizon = horizon;
@@ -59,8 +68,15 @@ async fn cut_short_scans_step_back_to_the_same_scan() {
                 (Ok(a), Ok(b)) => {
                     assert!(!a.cut_short && !b.cut_short, "record {i}: a cut scan kept");
                     assert_eq!(said(&a), said(&b), "record {i} at {sp}, horizon {horizon}");
+                    if boundaries.contains(sp) {
+                        let first = Lsn(0xB0_0000.max(sp.0 - seg));
+                        assert!(a.start <= first, "{sp}: scan from {}", a.start);
+                    }
                 }
-                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                (Err(a), Err(b)) => {
+                    assert!(!boundaries.contains(sp), "{sp}: {a}");
+                    assert_eq!(a.to_string(), b.to_string());
+                }
                 (a, b) => panic!(
                     "record {i}: {:?} against {:?}",
                     a.map(|s| said(&s)),

@@ -317,7 +317,7 @@ impl Parallel {
         let n = self.workers.min(self.plan.bounds.len() + 1);
         for w in 0..n {
             let (tx, rx) = sync_channel(AHEAD);
-            let (back, back_rx) = sync_channel(2);
+            let (back, back_rx) = sync_channel(AHEAD);
             let plan = self.plan.clone();
             let payloads = self.block_payloads;
             let spawned = std::thread::Builder::new()

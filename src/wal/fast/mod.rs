@@ -298,11 +298,12 @@ impl FastPath {
         if !old.is_empty() {
             self.pool.push(old);
         }
+        // The latest free one: its memory is the likeliest to be in the CPU's cache still.
         let free = self
             .pool
             .iter()
-            .position(|b| b.is_unique() && b.len() >= len);
-        let buf = free.and_then(|i| self.pool.swap_remove(i).try_into_mut().ok());
+            .rposition(|b| b.is_unique() && b.len() >= len);
+        let buf = free.and_then(|i| self.pool.remove(i).try_into_mut().ok());
         if self.pool.len() > POOL {
             self.pool.remove(0);
         }
