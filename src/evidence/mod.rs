@@ -494,14 +494,16 @@ pub fn dir_seg_size(dir: &std::path::Path, tli: TimelineId) -> u64 {
 /// `switchpoint` (the switchpoint's own segment, or the one before when the switchpoint is a
 /// segment's first byte: a standby fed whole segments from an archive is promoted there).
 fn scan_start(switchpoint: Lsn, seg_size: u64, back: u64) -> Option<Lsn> {
-    let segno = (switchpoint.0.saturating_sub(1) / seg_size).checked_sub(back)?;
+    let segno = Lsn(switchpoint.0.saturating_sub(1))
+        .segment_number(seg_size)
+        .checked_sub(back)?;
     Some(Lsn(segno * seg_size))
 }
 
-/// Scans from the segment of the last WAL byte before the switchpoint, stepping back a segment at a time while lost
-/// transactions were already running at the first RUNNING_XACTS record read (or, when
-/// `need_horizon`, while no xid before the switchpoint was read); keeps the earliest scan that
-/// could be read.
+/// Scans from the segment of the last WAL byte before the switchpoint, stepping back a segment
+/// at a time while lost transactions were already running at the first RUNNING_XACTS record
+/// read (or, when `need_horizon`, while no xid before the switchpoint was read); keeps the
+/// earliest scan that could be read.
 ///
 /// `scan(start, cut_short)`: with `cut_short` a scan may stop as soon as it is certain that an
 /// earlier start is needed ([`Scan::cut_short`]), so that a step back costs a few records, not

@@ -162,6 +162,16 @@ impl Accountant {
         self.running_lost || !self.prepared_before_scan.is_empty()
     }
 
+    /// Notes whether a lost commit's xid is in the first RUNNING_XACTS record (what
+    /// [`LostTransactions::running_at_scan_start`] will hold), as soon as it is so.
+    fn note_running_lost(&mut self) {
+        let lost = &self.lost_xids;
+        self.running_lost = self
+            .first_running
+            .as_ref()
+            .is_some_and(|r| r.iter().any(|x| lost.contains(&x.0)));
+    }
+
     /// Whether the tuple limit was passed (the tuples are no longer kept).
     pub fn tuple_limit_exceeded(&self) -> bool {
         self.limit_exceeded.is_some()
@@ -275,8 +285,8 @@ impl Accountant {
         }
         if self.first_running.is_none() {
             if let Some(r) = RunningXacts::parse(rec)? {
-                self.running_lost = r.xids.iter().any(|x| self.lost_xids.contains(&x.0));
                 self.first_running = Some(r.xids);
+                self.note_running_lost();
                 return Ok(());
             }
         }
@@ -523,10 +533,7 @@ impl Accountant {
             self.lost_xids.insert(s.0);
         }
         if !self.running_lost {
-            if let Some(r) = &self.first_running {
-                let all = || std::iter::once(&x.top_xid).chain(&x.subxids);
-                self.running_lost = r.iter().any(|x| all().any(|y| y == x));
-            }
+            self.note_running_lost();
         }
         let d = self.databases.entry(db).or_insert(DatabaseChanges {
             db_id: db,
