@@ -31,10 +31,12 @@ use crate::wal::record::DecodedRecord;
 pub(crate) const RANGE: u64 = 512 << 10;
 /// Records per batch handed from a worker to the caller.
 const BATCH: usize = 256;
-/// Batches a worker may have waiting. Records that keep block data hold slices of the chunks
-/// read, so this bounds memory too (`compare --former-wal-dir` on 2 million lost commits: 49 MB
-/// at 8, 73 MB at 32, for the same speed).
-const AHEAD: usize = 8;
+/// Batches a worker may have waiting: more than a range of record-dense WAL holds (about 20
+/// batches of pgbench records), so that a worker finishes its range and starts its next while
+/// the caller is still on the range before (with 8, a worker waited for the caller and the
+/// two workers took turns). Records that keep block data hold slices of the chunks read, so
+/// this bounds memory too.
+const AHEAD: usize = 24;
 /// The most worker threads.
 const MAX_WORKERS: usize = 8;
 
