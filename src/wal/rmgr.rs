@@ -225,8 +225,8 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, rec: &DecodedRecord) {
-        let fpi = rec.fpi_len();
+    /// Counts `rec`, whose full-page images take `fpi` bytes.
+    fn add(&mut self, rec: &DecodedRecord, fpi: u64) {
         self.count += 1;
         self.fpi_bytes += fpi;
         self.record_bytes += u64::from(rec.xl_tot_len).saturating_sub(fpi);
@@ -262,10 +262,11 @@ impl Default for WalStats {
 impl WalStats {
     /// Counts one record.
     pub fn add(&mut self, rec: &DecodedRecord) {
-        self.total.add(rec);
+        let fpi = rec.fpi_len();
+        self.total.add(rec, fpi);
         let i = usize::from(rec.rmid) * 16 + usize::from(rec.info >> 4);
         if let (Some(c), Some(v)) = (self.table.get_mut(i), self.versions.get_mut(i)) {
-            c.add(rec);
+            c.add(rec, fpi);
             *v = rec.version.0;
         }
     }

@@ -34,7 +34,7 @@ use crate::wal::standby::{RunningXacts, SeqRecord};
 use crate::wal::xact::{PgTimestamp, XactKind, XactRecord};
 use crate::wal::xidset::XidSet;
 
-use pending::{blank_commit, Gathered, Parts, Pending, XidMap};
+use pending::{blank_commit, Gathered, Parts, Pending, RelMap, XidMap};
 
 pub use crate::wal::lost::{
     AbortAfter, ChangeCounts, DatabaseChanges, Detail, InDoubt, LostCommit, LostTransactions,
@@ -69,13 +69,17 @@ pub struct Accountant {
     tail: VecDeque<LostCommit>,
     lost_count: u64,
     lost_xids: XidSet,
-    databases: BTreeMap<Option<u32>, DatabaseChanges>,
+    /// Per database (a handful: searched in turn, sorted at the end).
+    databases: Vec<DatabaseChanges>,
     minutes: BTreeMap<i64, u64>,
+    /// The commits of the latest minute, not yet in `minutes` (commits come in time order,
+    /// nearly always: one map update per minute instead of one per commit).
+    minute_run: Option<(i64, u64)>,
     first_time: Option<PgTimestamp>,
     last_time: Option<PgTimestamp>,
     lost_ddl: Vec<Xid>,
     lost_ddl_count: u64,
-    tables: BTreeMap<RelFileLocator, ChangeCounts>,
+    tables: RelMap<ChangeCounts>,
     touched: Vec<TouchedTuple>,
     touched_count: u64,
     aborts: Vec<AbortAfter>,
@@ -126,13 +130,14 @@ impl Accountant {
             tail: VecDeque::new(),
             lost_count: 0,
             lost_xids: XidSet::new(),
-            databases: BTreeMap::new(),
+            databases: Vec::new(),
             minutes: BTreeMap::new(),
+            minute_run: None,
             first_time: None,
             last_time: None,
             lost_ddl: Vec::new(),
             lost_ddl_count: 0,
-            tables: BTreeMap::new(),
+            tables: RelMap::default(),
             touched: Vec::new(),
             touched_count: 0,
             aborts: Vec::new(),
@@ -535,15 +540,29 @@ impl Accountant {
         if !self.running_lost {
             self.note_running_lost();
         }
-        let d = self.databases.entry(db).or_insert(DatabaseChanges {
-            db_id: db,
-            commits: 0,
-            counts: ChangeCounts::default(),
-        });
+        let d = match self.databases.iter().position(|d| d.db_id == db) {
+            Some(i) => &mut self.databases[i],
+            None => {
+                self.databases.push(DatabaseChanges {
+                    db_id: db,
+                    commits: 0,
+                    counts: ChangeCounts::default(),
+                });
+                self.databases.last_mut().expect("just pushed")
+            }
+        };
         d.commits += 1;
         d.counts.add(&counts);
         if let Some(t) = x.commit_time {
-            *self.minutes.entry(t.0.div_euclid(MINUTE_US)).or_default() += 1;
+            let minute = t.0.div_euclid(MINUTE_US);
+            match &mut self.minute_run {
+                Some((m, n)) if *m == minute => *n += 1,
+                run => {
+                    if let Some((m, n)) = run.replace((minute, 1)) {
+                        *self.minutes.entry(m).or_default() += n;
+                    }
+                }
+            }
             self.first_time = Some(self.first_time.map_or(t, |f| f.min(t)));
             self.last_time = Some(self.last_time.map_or(t, |l| l.max(t)));
         }
@@ -572,8 +591,14 @@ impl Accountant {
     }
 
     /// Finishes the accounting; `end` is how decoding ended, if known.
-    pub fn finish(self, end: Option<EndOfWal>) -> LostTransactions {
+    pub fn finish(mut self, end: Option<EndOfWal>) -> LostTransactions {
         let sp = self.switchpoint;
+        if let Some((m, n)) = self.minute_run.take() {
+            *self.minutes.entry(m).or_default() += n;
+        }
+        self.databases.sort_by_key(|d| d.db_id);
+        let mut tables: Vec<(RelFileLocator, ChangeCounts)> = self.tables.into_iter().collect();
+        tables.sort_by_key(|(rel, _)| *rel);
         let lost_xids = self.lost_xids;
         let running_at_scan_start = self
             .first_running
@@ -610,7 +635,7 @@ impl Accountant {
             lost_commit_count: self.lost_count,
             lost_commits,
             lost_xids,
-            databases: self.databases.into_values().collect(),
+            databases: self.databases,
             commits_per_minute: self
                 .minutes
                 .into_iter()
@@ -624,8 +649,7 @@ impl Accountant {
             abort_count: self.abort_count,
             in_doubt,
             in_flight,
-            tables: self
-                .tables
+            tables: tables
                 .into_iter()
                 .map(|(rel, counts)| TableChanges {
                     rel,

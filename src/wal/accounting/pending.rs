@@ -33,6 +33,10 @@ impl Hasher for XidHasher {
 /// A map keyed by xid.
 pub(super) type XidMap<V> = HashMap<u32, V, BuildHasherDefault<XidHasher>>;
 
+/// A map keyed by relation (the same hasher: a B-tree costs more per lost commit, and the
+/// report sorts the relations once at the end).
+pub(super) type RelMap<V> = HashMap<RelFileLocator, V, BuildHasherDefault<XidHasher>>;
+
 /// The pending changes of a transaction's xids (most have one).
 pub(super) type Parts = smallvec::SmallVec<[Pending; 1]>;
 
