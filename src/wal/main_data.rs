@@ -56,6 +56,26 @@ impl MainData {
     }
 }
 
+impl MainData {
+    /// [`Self::set`] to the first `len` bytes of `window`, which may go on past them: when it
+    /// holds [`INLINE_MAIN_DATA`] bytes, short main data is copied as that many (a fixed-size
+    /// copy costs less than a call to copy a few bytes; the bytes past `len` are not used).
+    pub(crate) fn set_from_window(
+        &mut self,
+        window: &[u8],
+        len: usize,
+        shared: impl FnOnce() -> Bytes,
+    ) {
+        match (window.get(..INLINE_MAIN_DATA), &mut *self) {
+            (Some(w), MainData::Inline { len: l, buf }) if len <= INLINE_MAIN_DATA => {
+                buf.copy_from_slice(w);
+                *l = len as u8;
+            }
+            _ => self.set(window.get(..len).unwrap_or_default(), shared),
+        }
+    }
+}
+
 impl From<Bytes> for MainData {
     fn from(b: Bytes) -> MainData {
         let mut m = MainData::default();

@@ -6,6 +6,7 @@
 //!   across pages and segments, CRC-32C, XLOG_SWITCH, end-of-WAL detection);
 //! - [`record`]: the decoded record and its block references (its main data in `main_data`);
 //! - [`parse`]: a checked record parsed into its parts (DecodeXLogRecord);
+//! - [`crc`]: a whole record's CRC-32C (the CPU's instruction for short records);
 //! - [`segment`]: segment file names;
 //! - [`source`]: reads a directory of segments (plain, `.partial`, `.gz`) and feeds a decoder,
 //!   one timeline or along a node's timeline history;
@@ -27,6 +28,7 @@ pub mod accounting;
 pub mod archive;
 mod buffer;
 pub mod capture;
+pub mod crc;
 pub mod decoder;
 pub mod dir;
 pub mod end;

@@ -221,6 +221,18 @@ impl Parallel {
         }
     }
 
+    /// Moves to the next record of the batch in hand ([`Self::current`]); `false` (nothing
+    /// moved) when the batch is used up or there is none: then [`Self::advance`].
+    pub(crate) fn step_in_batch(&mut self) -> bool {
+        match &self.batch {
+            Some(b) if self.pos > 0 && self.pos < b.len => {
+                self.pos += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The record [`Self::advance`] moved to.
     pub(crate) fn current(&self) -> Option<&DecodedRecord> {
         let b = self.batch.as_ref()?;

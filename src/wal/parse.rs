@@ -222,6 +222,11 @@ trait Source {
     fn range_of(&self, off: usize, len: usize) -> Bytes;
     /// Bytes `[off, off + len)` borrowed, when they lie in one piece.
     fn contiguous(&self, off: usize, len: usize) -> Option<&[u8]>;
+    /// Bytes from `off` on, at least `len` of them, borrowed where they can be (they may run
+    /// past the record: only the first `len` are the record's).
+    fn window(&self, off: usize, len: usize) -> Option<&[u8]> {
+        self.contiguous(off, len)
+    }
 }
 
 impl Source for RecordBytes {
@@ -260,6 +265,43 @@ impl Source for InChunk<'_> {
         let at = self.off + off;
         self.chunk.get(at..at + len)
     }
+    fn window(&self, off: usize, len: usize) -> Option<&[u8]> {
+        let at = self.off + off;
+        let w = self.chunk.get(at..)?;
+        (w.len() >= len).then_some(w)
+    }
+}
+
+/// A whole record borrowed from a caller's buffer, parsed without its block data and images
+/// (main data longer than [`crate::wal::record::INLINE_MAIN_DATA`] is copied out).
+pub(crate) struct Borrowed<'a>(pub(crate) &'a [u8]);
+
+impl Source for Borrowed<'_> {
+    fn total(&self) -> usize {
+        self.0.len()
+    }
+    fn pieces_of(&self, off: usize, len: usize) -> Vec<Bytes> {
+        vec![self.range_of(off, len)]
+    }
+    fn range_of(&self, off: usize, len: usize) -> Bytes {
+        Bytes::copy_from_slice(self.0.get(off..off + len).unwrap_or_default())
+    }
+    fn contiguous(&self, off: usize, len: usize) -> Option<&[u8]> {
+        self.0.get(off..off + len)
+    }
+}
+
+/// Parses a complete, CRC-checked record held in `rec` into `out` without its block data and
+/// images: nothing of the record is copied but long main data.
+pub(crate) fn parse_borrowed_into(
+    rec: &[u8],
+    lsn: Lsn,
+    end_lsn: Lsn,
+    version: PgVersion,
+    file: &FileCtx,
+    out: &mut DecodedRecord,
+) -> Result<(), WalError> {
+    parse_into(&Borrowed(rec), rec, false, lsn, end_lsn, version, file, out)
 }
 
 /// Parses a complete, CRC-checked record lying in one chunk into `out` (see
@@ -313,8 +355,10 @@ fn parse_into<S: Source>(
         pos: RECORD_HEADER_LEN,
     };
     let total = rec.total();
+    // The slot's block references are overwritten in place (clearing and rebuilding them cost
+    // a few per cent of decoding), their payloads emptied; the rest are dropped at the end.
     let blocks = &mut out.blocks;
-    blocks.clear();
+    let mut n = 0;
     let mut datatotal: usize = 0;
     let mut main_len: usize = 0;
     let mut origin = None;
@@ -432,25 +476,51 @@ fn parse_into<S: Source>(
                     })?
                 };
                 let block = c.u32().ok_or_else(short)?;
-                blocks.push(BlockRef {
-                    id,
-                    rel,
-                    fork: fork_flags & 0x0F,
-                    block,
-                    has_image,
-                    image_len,
-                    apply_image,
-                    hole_offset,
-                    hole_length,
-                    compression,
-                    will_init: fork_flags & BKPBLOCK_WILL_INIT != 0,
-                    data_len,
-                    data: Bytes::new(),
-                    image: ImageBytes::default(),
-                });
+                let will_init = fork_flags & BKPBLOCK_WILL_INIT != 0;
+                let fork = fork_flags & 0x0F;
+                match blocks.get_mut(n) {
+                    Some(b) => {
+                        b.id = id;
+                        b.rel = rel;
+                        b.fork = fork;
+                        b.block = block;
+                        b.has_image = has_image;
+                        b.image_len = image_len;
+                        b.apply_image = apply_image;
+                        b.hole_offset = hole_offset;
+                        b.hole_length = hole_length;
+                        b.compression = compression;
+                        b.will_init = will_init;
+                        b.data_len = data_len;
+                        if !b.data.is_empty() {
+                            b.data = Bytes::new();
+                        }
+                        b.image.0.clear();
+                    }
+                    None => blocks.push(BlockRef {
+                        id,
+                        rel,
+                        fork,
+                        block,
+                        has_image,
+                        image_len,
+                        apply_image,
+                        hole_offset,
+                        hole_length,
+                        compression,
+                        will_init,
+                        data_len,
+                        data: Bytes::new(),
+                        image: ImageBytes::default(),
+                    }),
+                }
+                n += 1;
             }
             other => return Err(err(format!("invalid block_id {other}"))),
         }
+    }
+    if blocks.len() > n {
+        blocks.truncate(n);
     }
     if total.saturating_sub(c.pos) != datatotal {
         return Err(err(format!(
@@ -483,8 +553,10 @@ fn parse_into<S: Source>(
     if main_end != total {
         return Err(err("main data does not end the record".into()));
     }
-    match rec.contiguous(pos, main_len) {
-        Some(b) => out.main_data.set(b, || rec.range_of(pos, main_len)),
+    match rec.window(pos, main_len) {
+        Some(w) => out
+            .main_data
+            .set_from_window(w, main_len, || rec.range_of(pos, main_len)),
         None => {
             let b = rec.range_of(pos, main_len);
             out.main_data.set(&b.clone(), || b);

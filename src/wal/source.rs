@@ -225,6 +225,17 @@ impl WalDirReader {
         if self.done {
             return None;
         }
+        // The common case first: the next record of the batch in hand.
+        let in_batch = match &mut self.mode {
+            Mode::Parallel(p) => p.step_in_batch(),
+            _ => false,
+        };
+        if in_batch {
+            return match &self.mode {
+                Mode::Parallel(p) => p.current().map(Ok),
+                _ => None,
+            };
+        }
         let res: Option<Result<(), WalError>> = loop {
             if let Mode::Parallel(p) = &mut self.mode {
                 if p.advance() {

@@ -22,7 +22,7 @@
 
 mod pending;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use crate::lsn::{Lsn, Xid};
 use crate::wal::decoder::EndOfWal;
@@ -55,8 +55,11 @@ pub struct Accountant {
     pending: XidMap<u32>,
     slots: Vec<Pending>,
     free_slots: Vec<u32>,
+    /// The xid looked up last and its slot: a transaction's records often come one after
+    /// another, and this saves hashing its xid again.
+    last_slot: Option<(u32, u32)>,
     gathered: Gathered,
-    /// A lost commit no list keeps any more, reused for the next one.
+    /// The lost commit written when no list keeps one (`Detail::Bounded { keep: 0 }`).
     spare: Option<LostCommit>,
     prepared: XidMap<InDoubt>,
     prepared_pending: XidMap<Parts>,
@@ -65,8 +68,10 @@ pub struct Accountant {
     detail: Detail,
     /// All lost commits ([`Detail::Full`]) or the first `keep`.
     lost: Vec<LostCommit>,
-    /// The last `keep` lost commits after those in `lost` ([`Detail::Bounded`]).
-    tail: VecDeque<LostCommit>,
+    /// The last `keep` lost commits after those in `lost` ([`Detail::Bounded`]): a ring whose
+    /// oldest is at `tail_head` once full, each new commit written over the oldest in place.
+    tail: Vec<LostCommit>,
+    tail_head: usize,
     lost_count: u64,
     lost_xids: XidSet,
     /// Per database (a handful: searched in turn, sorted at the end).
@@ -119,6 +124,7 @@ impl Accountant {
             pending: XidMap::default(),
             slots: Vec::new(),
             free_slots: Vec::new(),
+            last_slot: None,
             gathered: Gathered::default(),
             spare: None,
             prepared: XidMap::default(),
@@ -127,7 +133,8 @@ impl Accountant {
             prepared_before_scan: Vec::new(),
             detail,
             lost: Vec::new(),
-            tail: VecDeque::new(),
+            tail: Vec::new(),
+            tail_head: 0,
             lost_count: 0,
             lost_xids: XidSet::new(),
             databases: Vec::new(),
@@ -211,6 +218,7 @@ impl Accountant {
             let mut rest = self.lost.split_off(keep);
             let from = rest.len().saturating_sub(keep);
             self.tail = rest.drain(from..).collect();
+            self.tail_head = 0;
         }
         self.aborts.truncate(keep);
         self.lost_ddl.truncate(keep);
@@ -226,6 +234,11 @@ impl Accountant {
 
     /// The pending changes of `xid`, made empty when it had none.
     fn slot(&mut self, xid: u32) -> &mut Pending {
+        if let Some((x, i)) = self.last_slot {
+            if x == xid {
+                return &mut self.slots[i as usize];
+            }
+        }
         let i = match self.pending.entry(xid) {
             std::collections::hash_map::Entry::Occupied(e) => *e.get(),
             std::collections::hash_map::Entry::Vacant(v) => {
@@ -239,11 +252,15 @@ impl Accountant {
                 *v.insert(i)
             }
         };
+        self.last_slot = Some((xid, i));
         &mut self.slots[i as usize]
     }
 
     /// Removes `xid`'s pending changes: handed to `f`, then emptied for reuse.
     fn release(&mut self, xid: u32, f: impl FnOnce(&mut Pending)) {
+        if self.last_slot.is_some_and(|(x, _)| x == xid) {
+            self.last_slot = None;
+        }
         if let Some(i) = self.pending.remove(&xid) {
             let p = &mut self.slots[i as usize];
             f(p);
@@ -506,32 +523,6 @@ impl Accountant {
         // Touched tuples are counted even when they are not kept.
         self.touched_count += counts.total();
         let ddl = x.has_invalidations || !x.dropped_rels.is_empty() || g.catalog;
-        // The commit is written into a reused one (the oldest of the last `keep`, or a spare)
-        // so that the bounded lists allocate nothing per commit once full.
-        let reuse = match self.detail {
-            Detail::Bounded { keep }
-                if keep > 0 && self.lost.len() >= keep && self.tail.len() == keep =>
-            {
-                self.tail.pop_front()
-            }
-            _ => None,
-        };
-        let mut commit = reuse
-            .or_else(|| self.spare.take())
-            .unwrap_or_else(blank_commit);
-        commit.top_xid = x.top_xid;
-        commit.subxids.clone_from(&x.subxids);
-        commit.lsn = x.lsn;
-        commit.commit_time = x.commit_time;
-        commit.db_id = db;
-        commit.prepared = x.kind == XactKind::CommitPrepared;
-        commit.gid = gid;
-        commit.has_invalidations = x.has_invalidations;
-        commit.ddl = ddl;
-        commit.changes = counts;
-        commit.per_rel.clone_from(&g.per_rel);
-        commit.dropped_rels.clone_from(&x.dropped_rels);
-        commit.changes_before_switchpoint = g.before;
         self.lost_count += 1;
         self.lost_xids.insert(x.top_xid.0);
         for s in &x.subxids {
@@ -572,22 +563,40 @@ impl Accountant {
                 self.lost_ddl.push(x.top_xid);
             }
         }
-        on_lost(&commit);
-        match self.detail {
-            Detail::Full => self.lost.push(commit),
-            Detail::Bounded { keep } => {
-                if self.lost.len() < keep {
-                    self.lost.push(commit);
-                } else if keep > 0 {
-                    if self.tail.len() == keep {
-                        self.tail.pop_front();
-                    }
-                    self.tail.push_back(commit);
+        // The commit is written in place, into the list that keeps it (over the oldest of the
+        // last `keep` once they are full), so that nothing is moved or allocated per commit.
+        let commit = match self.detail {
+            Detail::Bounded { keep } if self.lost.len() >= keep => {
+                if keep == 0 {
+                    self.spare.get_or_insert_with(blank_commit)
+                } else if self.tail.len() < keep {
+                    self.tail.push(blank_commit());
+                    self.tail.last_mut().expect("just pushed")
                 } else {
-                    self.spare = Some(commit);
+                    let i = self.tail_head;
+                    self.tail_head = (i + 1) % keep;
+                    &mut self.tail[i]
                 }
             }
-        }
+            _ => {
+                self.lost.push(blank_commit());
+                self.lost.last_mut().expect("just pushed")
+            }
+        };
+        commit.top_xid = x.top_xid;
+        commit.subxids.clone_from(&x.subxids);
+        commit.lsn = x.lsn;
+        commit.commit_time = x.commit_time;
+        commit.db_id = db;
+        commit.prepared = x.kind == XactKind::CommitPrepared;
+        commit.gid = gid;
+        commit.has_invalidations = x.has_invalidations;
+        commit.ddl = ddl;
+        commit.changes = counts;
+        commit.per_rel.clone_from(&g.per_rel);
+        commit.dropped_rels.clone_from(&x.dropped_rels);
+        commit.changes_before_switchpoint = g.before;
+        on_lost(commit);
     }
 
     /// Finishes the accounting; `end` is how decoding ended, if known.
@@ -620,7 +629,9 @@ impl Accountant {
             .collect();
         in_doubt.sort_by_key(|p| p.lsn);
         let mut lost_commits = self.lost;
-        lost_commits.extend(self.tail);
+        let mut tail = self.tail;
+        tail.rotate_left(self.tail_head);
+        lost_commits.extend(tail);
         LostTransactions {
             switchpoint: sp,
             scan_start: self.scan_start,

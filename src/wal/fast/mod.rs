@@ -22,7 +22,9 @@ use crate::lsn::{Lsn, SystemId, TimelineId, XLOG_BLCKSZ};
 use crate::wal::dir::WalDir;
 use crate::wal::error::FileCtx;
 use crate::wal::page::{PgVersion, XLP_ALL_FLAGS, XLP_LONG_HEADER};
-use crate::wal::parse::{parse_in_chunk_into, parse_pieces_into, InChunk, RecordBytes};
+use crate::wal::parse::{
+    parse_borrowed_into, parse_in_chunk_into, parse_pieces_into, InChunk, RecordBytes,
+};
 use crate::wal::record::{DecodedRecord, RECORD_HEADER_LEN};
 
 const BLCKSZ: u64 = XLOG_BLCKSZ as u64;
@@ -431,9 +433,12 @@ impl FastPath {
     /// Finds, checks and parses the record at `next` into `out`; advances past it. `None`
     /// (nothing advanced) when the reference decoder must look at it.
     fn one(&mut self, out: &mut DecodedRecord) -> Option<u64> {
-        // The slot's slices of the chunk go now, so that its memory can be reused.
+        // The slot's slices of the chunk go now, so that its memory can be reused (without
+        // block payloads only long main data holds one).
         out.main_data.clear();
-        out.blocks.clear();
+        if self.block_payloads {
+            out.blocks.clear();
+        }
         let mut lsn = self.next;
         let page = lsn - lsn % BLCKSZ;
         let p = self.check_page(page)?;
@@ -481,6 +486,16 @@ impl FastPath {
                 block_payloads: self.block_payloads,
             };
             parse_in_chunk_into(&rec, Lsn(lsn), Lsn(end_lsn), version, &FileCtx(None), out)
+        } else if !self.block_payloads {
+            // Gathered already: parsed where it lies (only long main data is copied out).
+            parse_borrowed_into(
+                &self.scratch,
+                Lsn(lsn),
+                Lsn(end_lsn),
+                version,
+                &FileCtx(None),
+                out,
+            )
         } else {
             let rec = RecordBytes::One(Bytes::copy_from_slice(&self.scratch));
             parse_pieces_into(
@@ -556,9 +571,7 @@ impl FastPath {
 
 /// Whether the record's stored CRC-32C matches its bytes (`[24, len)` then `[0, 20)`).
 fn crc_ok(rec: &[u8]) -> bool {
-    let stored = u32::from_le_bytes([rec[20], rec[21], rec[22], rec[23]]);
-    let c = crc32c::crc32c_append(crc32c::crc32c(&rec[RECORD_HEADER_LEN..]), &rec[..20]);
-    c == stored
+    crate::wal::crc::record_crc_ok(rec)
 }
 
 #[cfg(test)]
