@@ -213,7 +213,7 @@ pub(crate) struct InChunk<'a> {
 }
 
 /// Where a record's bytes lie, for [`parse_into`].
-trait Source {
+pub(crate) trait Source {
     /// Total length (xl_tot_len).
     fn total(&self) -> usize;
     /// Bytes `[off, off + len)` as shared slices of the pieces they lie in.
@@ -272,8 +272,9 @@ impl Source for InChunk<'_> {
     }
 }
 
-/// A whole record borrowed from a caller's buffer, parsed without its block data and images
-/// (main data longer than [`crate::wal::record::INLINE_MAIN_DATA`] is copied out).
+/// A whole record borrowed from a caller's buffer, to parse without its block data and images
+/// ([`parse_into`] with `block_payloads` false: nothing is copied but main data longer than
+/// [`crate::wal::record::INLINE_MAIN_DATA`]).
 pub(crate) struct Borrowed<'a>(pub(crate) &'a [u8]);
 
 impl Source for Borrowed<'_> {
@@ -289,19 +290,6 @@ impl Source for Borrowed<'_> {
     fn contiguous(&self, off: usize, len: usize) -> Option<&[u8]> {
         self.0.get(off..off + len)
     }
-}
-
-/// Parses a complete, CRC-checked record held in `rec` into `out` without its block data and
-/// images: nothing of the record is copied but long main data.
-pub(crate) fn parse_borrowed_into(
-    rec: &[u8],
-    lsn: Lsn,
-    end_lsn: Lsn,
-    version: PgVersion,
-    file: &FileCtx,
-    out: &mut DecodedRecord,
-) -> Result<(), WalError> {
-    parse_into(&Borrowed(rec), rec, false, lsn, end_lsn, version, file, out)
 }
 
 /// Parses a complete, CRC-checked record lying in one chunk into `out` (see
@@ -333,7 +321,7 @@ pub(crate) fn parse_in_chunk_into(
 /// The parser proper: `head` holds the record's first bytes (at least its block headers, or
 /// the whole record when shorter); payloads are taken from `rec`.
 #[allow(clippy::too_many_arguments)] // the record, where it is, and what to keep
-fn parse_into<S: Source>(
+pub(crate) fn parse_into<S: Source>(
     rec: &S,
     head: &[u8],
     block_payloads: bool,
@@ -476,43 +464,26 @@ fn parse_into<S: Source>(
                     })?
                 };
                 let block = c.u32().ok_or_else(short)?;
-                let will_init = fork_flags & BKPBLOCK_WILL_INIT != 0;
-                let fork = fork_flags & 0x0F;
-                match blocks.get_mut(n) {
-                    Some(b) => {
-                        b.id = id;
-                        b.rel = rel;
-                        b.fork = fork;
-                        b.block = block;
-                        b.has_image = has_image;
-                        b.image_len = image_len;
-                        b.apply_image = apply_image;
-                        b.hole_offset = hole_offset;
-                        b.hole_length = hole_length;
-                        b.compression = compression;
-                        b.will_init = will_init;
-                        b.data_len = data_len;
-                        if !b.data.is_empty() {
-                            b.data = Bytes::new();
-                        }
-                        b.image.0.clear();
+                if blocks.len() <= n {
+                    blocks.push(BlockRef::default());
+                }
+                if let Some(b) = blocks.get_mut(n) {
+                    b.id = id;
+                    b.rel = rel;
+                    b.fork = fork_flags & 0x0F;
+                    b.block = block;
+                    b.has_image = has_image;
+                    b.image_len = image_len;
+                    b.apply_image = apply_image;
+                    b.hole_offset = hole_offset;
+                    b.hole_length = hole_length;
+                    b.compression = compression;
+                    b.will_init = fork_flags & BKPBLOCK_WILL_INIT != 0;
+                    b.data_len = data_len;
+                    if !b.data.is_empty() {
+                        b.data = Bytes::new();
                     }
-                    None => blocks.push(BlockRef {
-                        id,
-                        rel,
-                        fork,
-                        block,
-                        has_image,
-                        image_len,
-                        apply_image,
-                        hole_offset,
-                        hole_length,
-                        compression,
-                        will_init,
-                        data_len,
-                        data: Bytes::new(),
-                        image: ImageBytes::default(),
-                    }),
+                    b.image.0.clear();
                 }
                 n += 1;
             }

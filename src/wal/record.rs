@@ -66,9 +66,10 @@ impl std::fmt::Display for RelFileLocator {
 }
 
 /// How a full-page image is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub enum Compression {
     /// Not compressed.
+    #[default]
     None,
     /// pglz (the only method before PG15).
     Pglz,
@@ -79,7 +80,7 @@ pub enum Compression {
 }
 
 /// One block reference of a record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlockRef {
     /// Block id, 0..=32.
     pub id: u8,

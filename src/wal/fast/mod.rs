@@ -23,7 +23,7 @@ use crate::wal::dir::WalDir;
 use crate::wal::error::FileCtx;
 use crate::wal::page::{PgVersion, XLP_ALL_FLAGS, XLP_LONG_HEADER};
 use crate::wal::parse::{
-    parse_borrowed_into, parse_in_chunk_into, parse_pieces_into, InChunk, RecordBytes,
+    parse_in_chunk_into, parse_into, parse_pieces_into, Borrowed, InChunk, RecordBytes,
 };
 use crate::wal::record::{DecodedRecord, RECORD_HEADER_LEN};
 
@@ -488,8 +488,10 @@ impl FastPath {
             parse_in_chunk_into(&rec, Lsn(lsn), Lsn(end_lsn), version, &FileCtx(None), out)
         } else if !self.block_payloads {
             // Gathered already: parsed where it lies (only long main data is copied out).
-            parse_borrowed_into(
+            parse_into(
+                &Borrowed(&self.scratch),
                 &self.scratch,
+                false,
                 Lsn(lsn),
                 Lsn(end_lsn),
                 version,
