@@ -249,3 +249,137 @@ fn a_tuple_limit_falls_back_to_bounded_detail_with_exact_totals() {
     assert!(over.aborts_after_switchpoint.len() <= 2 && over.lost_ddl.len() <= 2);
     assert_eq!(over.in_flight, full.in_flight);
 }
+
+/// The accounting of `recs[..=i]` says an earlier start is needed.
+fn needs_earlier(
+    recs: &[failover_verify::wal::record::DecodedRecord],
+    switchpoint: failover_verify::lsn::Lsn,
+) -> bool {
+    let so_far = account(recs.iter().cloned(), switchpoint, None).unwrap();
+    !so_far.running_at_scan_start.is_empty() || !so_far.prepared_before_scan.is_empty()
+}
+
+/// `needs_earlier_start` says, after every record, what the accounting of the records so far
+/// finds: a lost commit's xid running at the first RUNNING_XACTS record, or a COMMIT PREPARED
+/// whose PREPARE was not read. On the fixture from its start and from each record (everything
+/// after the start lost; its RUNNING_XACTS records list no xid).
+#[test]
+fn an_earlier_start_is_needed_exactly_when_the_records_so_far_say_so() {
+    use failover_verify::wal::accounting::Accountant;
+    let (_, recs, _) = fixture_records();
+    for k in (0..recs.len()).step_by(97) {
+        let recs = &recs[k..];
+        let switchpoint = recs[0].lsn;
+        let mut acc = Accountant::new(switchpoint);
+        for (i, r) in recs.iter().enumerate() {
+            acc.add(r).unwrap();
+            if i % 41 == 0 || i + 1 == recs.len() {
+                let want = needs_earlier(&recs[..=i], switchpoint);
+                assert_eq!(acc.needs_earlier_start(), want, "from {k}, after {}", r.lsn);
+            }
+        }
+    }
+}
+
+/// The same on made-up records: a lost commit of an xid (or of a subtransaction) that the first
+/// RUNNING_XACTS record lists, read before or after that record.
+#[test]
+fn a_lost_commit_running_at_the_first_running_xacts_needs_an_earlier_start() {
+    use failover_verify::lsn::Lsn;
+    use failover_verify::wal::accounting::Accountant;
+    use failover_verify::wal::record::{DecodedRecord, MainData};
+    let rec = |lsn: u64, rmid: u8, info: u8, xid: u32, md: Vec<u8>| {
+        let mut r = DecodedRecord::empty();
+        r.lsn = Lsn(lsn);
+        r.end_lsn = Lsn(lsn + 64);
+        r.rmid = rmid;
+        r.info = info;
+        r.xid = Xid(xid);
+        r.main_data = MainData::from(bytes::Bytes::from(md));
+        r
+    };
+    // xl_running_xacts: xcnt, subxcnt, overflow, nextXid, oldest, latestCompleted, xids.
+    let running = |lsn: u64, xids: &[u32]| {
+        let mut md = Vec::new();
+        md.extend_from_slice(&(xids.len() as u32).to_le_bytes());
+        md.extend_from_slice(&0u32.to_le_bytes());
+        md.extend_from_slice(&[0, 0, 0, 0]);
+        for v in [800u32, 600, 699] {
+            md.extend_from_slice(&v.to_le_bytes());
+        }
+        for x in xids {
+            md.extend_from_slice(&x.to_le_bytes());
+        }
+        rec(lsn, 8, 0x10, 0, md)
+    };
+    // xl_xact_commit: the time; with subtransactions, XLOG_XACT_HAS_INFO and their list.
+    let commit = |lsn: u64, xid: u32, subxids: &[u32]| {
+        let mut md = 1_000_000i64.to_le_bytes().to_vec();
+        if subxids.is_empty() {
+            return rec(lsn, 1, 0x00, xid, md);
+        }
+        md.extend_from_slice(&0x02u32.to_le_bytes());
+        md.extend_from_slice(&(subxids.len() as u32).to_le_bytes());
+        for x in subxids {
+            md.extend_from_slice(&x.to_le_bytes());
+        }
+        rec(lsn, 1, 0x80, xid, md)
+    };
+    let cases: Vec<(&str, Vec<DecodedRecord>, bool)> = vec![
+        (
+            "a running xid commits after the record",
+            vec![
+                running(100, &[700, 701]),
+                commit(200, 699, &[]),
+                commit(300, 701, &[]),
+            ],
+            true,
+        ),
+        (
+            "a running xid committed before the record",
+            vec![
+                commit(50, 700, &[]),
+                commit(60, 699, &[]),
+                running(100, &[700]),
+            ],
+            true,
+        ),
+        (
+            "a running subtransaction commits with its parent",
+            vec![running(100, &[705]), commit(200, 704, &[705])],
+            true,
+        ),
+        (
+            "no running xid commits",
+            vec![
+                running(100, &[700]),
+                commit(200, 699, &[]),
+                commit(300, 702, &[]),
+            ],
+            false,
+        ),
+        (
+            "a running xid commits before the switchpoint",
+            vec![
+                running(100, &[700]),
+                commit(150, 700, &[]),
+                commit(300, 702, &[]),
+            ],
+            false,
+        ),
+    ];
+    for (what, recs, end) in cases {
+        let switchpoint = Lsn(if what.contains("before the switchpoint") {
+            200
+        } else {
+            0
+        });
+        let mut acc = Accountant::new(switchpoint);
+        for (i, r) in recs.iter().enumerate() {
+            acc.add(r).unwrap();
+            let want = needs_earlier(&recs[..=i], switchpoint);
+            assert_eq!(acc.needs_earlier_start(), want, "{what}: after {}", r.lsn);
+        }
+        assert_eq!(acc.needs_earlier_start(), end, "{what}");
+    }
+}

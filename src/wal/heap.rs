@@ -132,8 +132,18 @@ impl HeapRecord {
             what: format!("heap record: {what}"),
             lsn: rec.lsn,
         };
-        let md: &[u8] = &rec.main_data;
         let op = rec.info & XLOG_HEAP_OPMASK;
+        if rec.rmid == RM_HEAP2_ID && op != 0x50 && op != 0x60 {
+            // Prune, vacuum, freeze, visible, new_cid, rewrite: no user-visible change.
+            return Ok(Some(HeapRecord {
+                lsn: rec.lsn,
+                xid: rec.xid,
+                rel: rec.block(0).map(|b| b.rel),
+                init_page: rec.info & XLOG_HEAP_INIT_PAGE != 0,
+                change: HeapChange::Other,
+            }));
+        }
+        let md: &[u8] = &rec.main_data;
         let init_page = rec.info & XLOG_HEAP_INIT_PAGE != 0;
         let b0 = rec.block(0);
         let blk0 = || b0.map(|b| b.block).ok_or_else(|| err("no block 0"));

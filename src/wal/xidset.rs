@@ -1,9 +1,9 @@
 //! A compact set of transaction ids (a bitmap), for the xids of millions of lost commits.
 //!
 //! The bitmap is kept in 64 Ki-xid blocks, so a dense range of xids takes a bit each, not a
-//! hash-table entry.
-
-use std::collections::BTreeMap;
+//! hash-table entry. The blocks are in a list sorted by number (a loss spans a handful), and an
+//! insert looks at the block of the last insert first: xids of lost commits come nearly in
+//! order, so a search is rare.
 
 /// Xids per block (one bit each).
 const BLOCK_XIDS: u32 = 1 << 16;
@@ -11,11 +11,22 @@ const BLOCK_XIDS: u32 = 1 << 16;
 const BLOCK_WORDS: usize = (BLOCK_XIDS / 64) as usize;
 
 /// A set of 32-bit xids. Dense ranges cost 8 KB per 65,536 xids; a lone xid costs one block.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct XidSet {
-    blocks: BTreeMap<u32, Box<[u64; BLOCK_WORDS]>>,
+    /// Blocks by number, ascending; none is empty.
+    blocks: Vec<(u32, Box<[u64; BLOCK_WORDS]>)>,
     len: usize,
+    /// The index in `blocks` of the last insert's block.
+    last: usize,
 }
+
+impl PartialEq for XidSet {
+    fn eq(&self, other: &XidSet) -> bool {
+        self.len == other.len && self.blocks == other.blocks
+    }
+}
+
+impl Eq for XidSet {}
 
 impl std::fmt::Debug for XidSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -34,10 +45,21 @@ impl XidSet {
 
     /// Adds `xid`; `true` when it was not there yet.
     pub fn insert(&mut self, xid: u32) -> bool {
-        let block = self
-            .blocks
-            .entry(xid / BLOCK_XIDS)
-            .or_insert_with(|| Box::new([0u64; BLOCK_WORDS]));
+        let n = xid / BLOCK_XIDS;
+        let i = match self.blocks.get(self.last) {
+            Some((b, _)) if *b == n => self.last,
+            _ => match self.blocks.binary_search_by_key(&n, |(b, _)| *b) {
+                Ok(i) => i,
+                Err(i) => {
+                    self.blocks.insert(i, (n, Box::new([0u64; BLOCK_WORDS])));
+                    i
+                }
+            },
+        };
+        self.last = i;
+        let Some((_, block)) = self.blocks.get_mut(i) else {
+            return false; // found or inserted just above
+        };
         let bit = xid % BLOCK_XIDS;
         let word = &mut block[(bit / 64) as usize];
         let mask = 1u64 << (bit % 64);
@@ -49,9 +71,11 @@ impl XidSet {
 
     /// Whether `xid` is in the set.
     pub fn contains(&self, xid: &u32) -> bool {
-        let Some(block) = self.blocks.get(&(xid / BLOCK_XIDS)) else {
+        let n = xid / BLOCK_XIDS;
+        let Ok(i) = self.blocks.binary_search_by_key(&n, |(b, _)| *b) else {
             return false;
         };
+        let block = &self.blocks[i].1;
         let bit = xid % BLOCK_XIDS;
         block[(bit / 64) as usize] & (1u64 << (bit % 64)) != 0
     }
@@ -130,6 +154,23 @@ mod tests {
             assert!(!s.contains(&x), "{x}");
         }
         assert_eq!(s.iter().collect::<Vec<_>>(), xs.to_vec());
+    }
+
+    #[test]
+    fn the_same_set_whatever_the_order_of_inserts() {
+        let xs: Vec<u32> = (0..5000u32)
+            .map(|i| i.wrapping_mul(2_654_435_761) % 600_000)
+            .collect();
+        let forward: XidSet = xs.iter().copied().collect();
+        let backward: XidSet = xs.iter().rev().copied().collect();
+        assert_eq!(forward, backward);
+        let mut sorted = xs.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(forward.len(), sorted.len());
+        assert_eq!(backward.iter().collect::<Vec<_>>(), sorted);
+        assert!(sorted.iter().all(|x| backward.contains(x)));
+        assert!(!forward.contains(&600_001));
     }
 
     #[test]

@@ -529,7 +529,12 @@ impl Accountant {
             self.lost_xids.insert(s.0);
         }
         if !self.running_lost {
-            self.note_running_lost();
+            // Only this commit's xids can have made it so since the last check.
+            if let Some(r) = &self.first_running {
+                self.running_lost = std::iter::once(x.top_xid)
+                    .chain(x.subxids.iter().copied())
+                    .any(|x| r.contains(&x));
+            }
         }
         let d = match self.databases.iter().position(|d| d.db_id == db) {
             Some(i) => &mut self.databases[i],
