@@ -54,9 +54,7 @@ impl MainData {
             *self = MainData::Shared(shared());
         }
     }
-}
 
-impl MainData {
     /// [`Self::set`] to the first `len` bytes of `window`, which may go on past them: when it
     /// holds [`INLINE_MAIN_DATA`] bytes, short main data is copied as that many (a fixed-size
     /// copy costs less than a call to copy a few bytes; the bytes past `len` are not used).

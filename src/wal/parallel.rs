@@ -180,11 +180,8 @@ impl Parallel {
     /// must take over ([`Self::fallback`]).
     pub(crate) fn advance(&mut self) -> bool {
         loop {
-            if let Some(b) = &self.batch {
-                if self.pos < b.len {
-                    self.pos += 1;
-                    return true;
-                }
+            if self.step_in_batch() {
+                return true;
             }
             if let Some(b) = self.batch.take() {
                 self.finish_batch(b);
@@ -225,7 +222,7 @@ impl Parallel {
     /// moved) when the batch is used up or there is none: then [`Self::advance`].
     pub(crate) fn step_in_batch(&mut self) -> bool {
         match &self.batch {
-            Some(b) if self.pos > 0 && self.pos < b.len => {
+            Some(b) if self.pos < b.len => {
                 self.pos += 1;
                 true
             }
