@@ -388,7 +388,10 @@ fn work(
             .stop_at(plan.bounds.get(r).copied())
             .expecting(plan.version, plan.sysid)
             .with_pool(std::mem::take(&mut pool));
-        let mut recs = back.try_recv().unwrap_or_default();
+        // A batch's records are sized for a whole batch at once: grown record by record, a
+        // new batch's vector was reallocated (and its records copied) eight times.
+        let fresh = || Vec::with_capacity(BATCH);
+        let mut recs = back.try_recv().unwrap_or_else(|_| fresh());
         let mut len = 0;
         let whole = loop {
             if recs.len() <= len {
@@ -404,7 +407,7 @@ fn work(
             if len > 0 {
                 let Some(state) = fp.state() else { return };
                 let b = Batch {
-                    recs: std::mem::replace(&mut recs, back.try_recv().unwrap_or_default()),
+                    recs: std::mem::replace(&mut recs, back.try_recv().unwrap_or_else(|_| fresh())),
                     len,
                     state,
                     first_tli: fp.first_tli(),

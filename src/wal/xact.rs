@@ -180,6 +180,7 @@ fn rd_at(b: &[u8], off: usize, lsn: Lsn) -> Rd<'_> {
 
 impl XactRecord {
     /// Interprets a Transaction record; `Ok(None)` for other rmgrs.
+    #[inline] // built in place by the accountant (once per commit)
     pub fn parse(rec: &DecodedRecord) -> Result<Option<XactRecord>, WalError> {
         if rec.rmid != RM_XACT_ID {
             return Ok(None);

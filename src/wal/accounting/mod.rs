@@ -29,7 +29,7 @@ use crate::wal::decoder::EndOfWal;
 use crate::wal::error::WalError;
 use crate::wal::heap::{HeapChange, HeapRecord, Tid};
 use crate::wal::record::{DecodedRecord, RelFileLocator};
-use crate::wal::rmgr::WalStats;
+use crate::wal::rmgr::{WalStats, RM_HEAP2_ID, RM_HEAP_ID, RM_XACT_ID};
 use crate::wal::standby::{RunningXacts, SeqRecord};
 use crate::wal::xact::{PgTimestamp, XactKind, XactRecord};
 use crate::wal::xidset::XidSet;
@@ -191,6 +191,7 @@ impl Accountant {
 
     /// Falls back to bounded detail when the tuples kept (lost, or pending since the
     /// switchpoint) pass the limit.
+    #[inline] // once per heap change: nearly always nothing to do
     fn check_tuple_limit(&mut self) {
         if let (Some((limit, keep)), Detail::Full) = (self.tuple_limit, self.detail) {
             if self.touched.len() as u64 + self.pending_after > limit {
@@ -297,13 +298,21 @@ impl Accountant {
         if after {
             self.stats.add(rec);
         }
-        if let Some(h) = HeapRecord::parse(rec)? {
-            self.add_heap(rec, h);
-            return Ok(());
-        }
-        if let Some(x) = XactRecord::parse(rec)? {
-            self.add_xact(x, on_lost);
-            return Ok(());
+        // Each interpreter reads its own rmgr's records only: the others are not called.
+        match rec.rmid {
+            RM_HEAP_ID | RM_HEAP2_ID => {
+                if let Some(h) = HeapRecord::parse(rec)? {
+                    self.add_heap(rec, h);
+                }
+                return Ok(());
+            }
+            RM_XACT_ID => {
+                if let Some(x) = XactRecord::parse(rec)? {
+                    self.add_xact(x, on_lost);
+                }
+                return Ok(());
+            }
+            _ => {}
         }
         if self.first_running.is_none() {
             if let Some(r) = RunningXacts::parse(rec)? {
@@ -417,19 +426,16 @@ impl Accountant {
         self.check_tuple_limit();
     }
 
-    fn add_xact(&mut self, x: XactRecord, on_lost: &mut dyn FnMut(&LostCommit)) {
+    fn add_xact(&mut self, mut x: XactRecord, on_lost: &mut dyn FnMut(&LostCommit)) {
         let after = x.lsn >= self.switchpoint;
-        let subxids = x.subxids.clone();
-        let top = x.top_xid;
-        let all = || std::iter::once(top).chain(subxids.iter().copied());
         match x.kind {
             XactKind::Commit | XactKind::CommitPrepared => {
                 let mut g = std::mem::take(&mut self.gathered);
                 g.reset();
-                for xid in all() {
+                for xid in xids_of(&x) {
                     self.release(xid.0, |p| g.absorb(p));
                 }
-                let mut gid = x.gid.clone();
+                let mut gid = x.gid.take();
                 if x.kind == XactKind::CommitPrepared {
                     // The GID is in COMMIT PREPARED only at wal_level=logical; PREPARE has it.
                     match self.prepared.remove(&x.top_xid.0) {
@@ -446,12 +452,12 @@ impl Accountant {
                     }
                 }
                 if after {
-                    self.record_lost(&x, gid, &mut g, on_lost);
+                    self.record_lost(&mut x, gid, &mut g, on_lost);
                 }
                 self.gathered = g;
             }
             XactKind::Abort | XactKind::AbortPrepared => {
-                for xid in all() {
+                for xid in xids_of(&x) {
                     self.release(xid.0, |_| {});
                 }
                 if x.kind == XactKind::AbortPrepared {
@@ -471,7 +477,7 @@ impl Accountant {
                 }
             }
             XactKind::Prepare => {
-                let parts = self.take_pending(all());
+                let parts = self.take_pending(xids_of(&x));
                 self.prepared_pending.insert(x.top_xid.0, parts);
                 self.prepared.insert(
                     x.top_xid.0,
@@ -500,7 +506,7 @@ impl Accountant {
 
     fn record_lost(
         &mut self,
-        x: &XactRecord,
+        x: &mut XactRecord,
         gid: Option<String>,
         g: &mut Gathered,
         on_lost: &mut dyn FnMut(&LostCommit),
@@ -589,7 +595,8 @@ impl Accountant {
             }
         };
         commit.top_xid = x.top_xid;
-        commit.subxids.clone_from(&x.subxids);
+        // Moved, not copied: the record and the gathered changes are not read again.
+        std::mem::swap(&mut commit.subxids, &mut x.subxids);
         commit.lsn = x.lsn;
         commit.commit_time = x.commit_time;
         commit.db_id = db;
@@ -598,8 +605,8 @@ impl Accountant {
         commit.has_invalidations = x.has_invalidations;
         commit.ddl = ddl;
         commit.changes = counts;
-        commit.per_rel.clone_from(&g.per_rel);
-        commit.dropped_rels.clone_from(&x.dropped_rels);
+        std::mem::swap(&mut commit.per_rel, &mut g.per_rel);
+        std::mem::swap(&mut commit.dropped_rels, &mut x.dropped_rels);
         commit.changes_before_switchpoint = g.before;
         on_lost(commit);
     }
@@ -682,6 +689,11 @@ impl Accountant {
             wal_stats_after_switchpoint: self.stats,
         }
     }
+}
+
+/// A transaction record's top-level xid and its subtransactions'.
+fn xids_of(x: &XactRecord) -> impl Iterator<Item = Xid> + '_ {
+    std::iter::once(x.top_xid).chain(x.subxids.iter().copied())
 }
 
 /// Accounts all `records` (in WAL order) for a failover at `switchpoint`.
