@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::lsn::{Lsn, TimelineId, Xid};
@@ -14,15 +15,16 @@ use crate::pg::error::PgError;
 use crate::pg::replication::ReplicationOptions;
 use crate::pg::session::Session;
 use crate::pg::ConnParams;
-use crate::wal::accounting::{Accountant, Detail, LostTransactions};
+use crate::wal::accounting::range::{RangeAccount, RangeAccountant};
+use crate::wal::accounting::{Accountant, Detail, LostTransactions, Spare};
 use crate::wal::capture::WalCapture;
 use crate::wal::decoder::{EndOfWal, Poll, WalDecoder};
 use crate::wal::segment::segment_file_name;
-use crate::wal::source::WalDir;
+use crate::wal::source::{WalDir, WORK_RANGE};
 use crate::wal::standby::{Checkpoint, RunningXacts};
 use crate::wal::tuplelog::TupleLog;
 use crate::wal::xact::XactRecord;
-use crate::wal::{DecodedRecord, RelFileLocator, WalError};
+use crate::wal::{DecodedRecord, RangeWork, RelFileLocator, WalError};
 
 use super::lostlist::{ListError, ListTarget, ListWriter};
 
@@ -154,6 +156,8 @@ pub struct Scan {
     /// The scan stopped early because it must start earlier
     /// ([`ScanOptions::stop_when_earlier_needed`]): its figures are partial.
     pub cut_short: bool,
+    /// Ranges of the files accounted on worker threads (the rest was read record by record).
+    pub ranges_taken: usize,
 }
 
 /// The relfilenode an SMGR CREATE record creates (rmgr 2, info 0x10), if `rec` is one.
@@ -210,6 +214,63 @@ impl XidHorizon {
         }
         if let Ok(Some(c)) = Checkpoint::parse(rec) {
             self.saw_next(c.next_xid.0);
+        }
+    }
+}
+
+/// What [`scan_wal`] does with one range of records on the worker thread that decoded it.
+struct ScanRange {
+    switchpoint: Lsn,
+    account: RangeAccountant,
+    horizon: XidHorizon,
+    created: BTreeSet<RelFileLocator>,
+    after_switchpoint: bool,
+}
+
+/// What a range yielded.
+struct ScanRangeOut {
+    account: RangeAccount,
+    horizon: XidHorizon,
+    created: BTreeSet<RelFileLocator>,
+    /// Whether the range holds records at or after the switchpoint.
+    after_switchpoint: bool,
+}
+
+impl ScanRange {
+    fn new(switchpoint: Lsn, detail: Detail, spare: Spare) -> ScanRange {
+        ScanRange {
+            switchpoint,
+            account: RangeAccountant::new(switchpoint, detail, spare),
+            horizon: XidHorizon::default(),
+            created: BTreeSet::new(),
+            after_switchpoint: false,
+        }
+    }
+}
+
+impl RangeWork for ScanRange {
+    type Out = ScanRangeOut;
+
+    fn record(&mut self, rec: &DecodedRecord) -> bool {
+        if rec.lsn < self.switchpoint {
+            self.horizon.add(rec);
+        } else {
+            self.after_switchpoint = true;
+            if let Some(loc) = smgr_created(rec) {
+                self.created.insert(loc);
+            }
+        }
+        // A record the accountant cannot read is read again on the caller's thread, which
+        // reports it as the one-thread scan does.
+        matches!(self.account.add(rec), Ok(true))
+    }
+
+    fn finish(self) -> ScanRangeOut {
+        ScanRangeOut {
+            account: self.account.finish(),
+            horizon: self.horizon,
+            created: self.created,
+            after_switchpoint: self.after_switchpoint,
         }
     }
 }
@@ -338,6 +399,7 @@ impl<'c> Scanner<'c> {
             list: self.list,
             tuples: self.tuples,
             cut_short: false,
+            ranges_taken: 0,
         })
     }
 }
@@ -494,6 +556,26 @@ pub fn scan_wal(
     switchpoint: Lsn,
     opts: &ScanOptions,
 ) -> Result<Scan, ScanError> {
+    // Without block data and images, with bounded detail and without a list file (which every
+    // lost commit goes to, in order), whole ranges of the files are accounted on the worker
+    // threads that decode them ([`ScanRange`]).
+    let by_ranges =
+        !opts.tuples && matches!(opts.detail, Detail::Bounded { .. }) && opts.list.is_none();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let ranges = by_ranges.then(|| (cpus, WORK_RANGE.min(wal.segment_size())));
+    scan_wal_in(wal, start, end, switchpoint, opts, ranges)
+}
+
+/// [`scan_wal`], accounting ranges of `ranges.1` bytes on `ranges.0` worker threads when
+/// given (else every record on this thread).
+pub(crate) fn scan_wal_in(
+    wal: &WalDir,
+    start: Lsn,
+    end: Option<Lsn>,
+    switchpoint: Lsn,
+    opts: &ScanOptions,
+    ranges: Option<(usize, u64)>,
+) -> Result<Scan, ScanError> {
     // Without the first segment there is nothing to start from (not an empty range).
     let first = start.segment_number(wal.segment_size());
     if wal.find_segment(first).is_none() {
@@ -505,12 +587,14 @@ pub fn scan_wal(
         .into());
     }
     let mut list = list_writer(opts)?;
-    // One thread, one reused record slot, block data and images not sliced out (nothing
-    // below reads them: the accountant reads headers, block references and main data). On
-    // record-dense WAL this costs about three quarters of the CPU time of the two-thread reader
-    // (BENCHMARKS.md, "Report at scale"). A consumer that needs block data or full-page
-    // images (the row rebuild from WAL, `opts.tuples`) keeps them.
-    let mut reader = wal.read_fast(start, end);
+    // Block data and images are not sliced out unless a consumer reads them (the row rebuild
+    // from WAL, `opts.tuples`): the accountant reads headers, block references and main data.
+    // Ranges accounted on the workers come back here as figures, added in WAL order exactly as
+    // the records would be (BENCHMARKS.md, "Report at scale"); the rest is read here.
+    let mut reader = match ranges {
+        Some((workers, range)) => wal.read_parallel(start, end, workers, range),
+        None => wal.read_fast(start, end),
+    };
     if !opts.tuples {
         reader = reader.without_block_payloads();
     }
@@ -519,7 +603,38 @@ pub fn scan_wal(
     let mut created = BTreeSet::new();
     let mut tuples = tuple_log(opts);
     let mut cut_short = false;
-    while let Some(rec) = reader.next_record() {
+    let mut ranges_taken = 0;
+    if ranges.is_some() {
+        let detail = opts.detail;
+        // The memory of ranges accounted goes back to the workers for their next ranges.
+        let spares: Arc<Mutex<Vec<Spare>>> = Arc::default();
+        let for_workers = spares.clone();
+        reader.take_ranges(
+            move || {
+                let spare = for_workers.lock().ok().and_then(|mut s| s.pop());
+                ScanRange::new(switchpoint, detail, spare.unwrap_or_default())
+            },
+            |r: ScanRangeOut| {
+                ranges_taken += 1;
+                let spare = accountant.add_range(r.account);
+                if let Ok(mut s) = spares.lock() {
+                    s.push(spare);
+                }
+                if let Some(n) = r.horizon.next {
+                    horizon.saw_next(n);
+                }
+                created.extend(r.created);
+                cut_short = opts.stop_when_earlier_needed
+                    && (accountant.needs_earlier_start()
+                        || (opts.horizon && r.after_switchpoint && horizon.next.is_none()));
+                !cut_short
+            },
+        );
+    }
+    while !cut_short {
+        let Some(rec) = reader.next_record() else {
+            break;
+        };
         let rec = rec?;
         if rec.lsn < switchpoint {
             horizon.add(rec);
@@ -559,8 +674,12 @@ pub fn scan_wal(
         list,
         tuples,
         cut_short,
+        ranges_taken,
     })
 }
+
+#[cfg(test)]
+mod range_tests;
 
 #[cfg(test)]
 mod tests {

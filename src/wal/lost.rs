@@ -101,6 +101,15 @@ impl ChangeCounts {
         self.truncates += o.truncates;
     }
 
+    /// Takes `o` back out (counts added before).
+    pub(crate) fn take(&mut self, o: &ChangeCounts) {
+        self.inserts = self.inserts.saturating_sub(o.inserts);
+        self.updates = self.updates.saturating_sub(o.updates);
+        self.hot_updates = self.hot_updates.saturating_sub(o.hot_updates);
+        self.deletes = self.deletes.saturating_sub(o.deletes);
+        self.truncates = self.truncates.saturating_sub(o.truncates);
+    }
+
     /// Total row changes.
     pub fn total(&self) -> u64 {
         self.inserts + self.updates + self.hot_updates + self.deletes

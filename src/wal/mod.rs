@@ -15,13 +15,15 @@
 //! - `fast`: the common case of [`source`] in one pass over large reads, handing anything
 //!   unusual to the reference decoder;
 //! - `parallel`: the fast path on worker threads, each decoding ranges of the files, handed
-//!   out in order with every joint checked;
+//!   out in order with every joint checked, or worked on where they are decoded
+//!   ([`RangeWork`]: a range's result, not its records, crosses threads);
 //! - `pipeline`: the same on two threads (reading and checking on one, parsing on the other);
 //! - [`rmgr`], [`xact`], [`heap`], [`standby`]: interpretation of records by resource manager;
 //! - [`tuple`]: the tuple images of heap records (block data, full-page images decompressed
 //!   with [`pglz`], lz4 or zstd, prefix/suffix from the old tuple, logged old keys/tuples);
 //! - [`tuplelog`]: those images for the WAL after the switchpoint, kept by a scan;
-//! - [`accounting`]: decoded records + switchpoint → lost transactions ([`lost`]: what it finds);
+//! - [`accounting`]: decoded records + switchpoint → lost transactions ([`lost`]: what it finds),
+//!   one record at a time or a range at a time (`accounting::range`);
 //! - [`xidset`]: a compact set of xids (a bitmap) for the xids of the lost commits.
 
 pub mod accounting;
@@ -58,6 +60,7 @@ pub mod xidset;
 pub use decoder::{EndOfWal, EndReason, Poll, Polled, WalDecoder};
 pub use error::WalError;
 pub use page::PgVersion;
+pub use parallel::ranges::RangeWork;
 pub use record::{BlockRef, Compression, DecodedRecord, RelFileLocator};
 
 pub use crate::lsn::XLOG_BLCKSZ;

@@ -232,6 +232,12 @@ impl Counts {
         self.record_bytes += u64::from(rec.xl_tot_len).saturating_sub(fpi);
     }
 
+    fn merge(&mut self, o: &Counts) {
+        self.count += o.count;
+        self.fpi_bytes += o.fpi_bytes;
+        self.record_bytes += o.record_bytes;
+    }
+
     /// Record plus FPI bytes (pg_waldump's "Combined size").
     pub fn combined(&self) -> u64 {
         self.record_bytes + self.fpi_bytes
@@ -268,6 +274,21 @@ impl WalStats {
         if let (Some(c), Some(v)) = (self.table.get_mut(i), self.versions.get_mut(i)) {
             c.add(rec, fpi);
             *v = rec.version.0;
+        }
+    }
+
+    /// Adds the counts of `o` (records counted elsewhere, later in the WAL) and empties it
+    /// (its memory is reused).
+    pub fn merge_from(&mut self, o: &mut WalStats) {
+        self.total.merge(&o.total);
+        o.total = Counts::default();
+        let rows = self.table.iter_mut().zip(self.versions.iter_mut());
+        for ((c, v), (oc, ov)) in rows.zip(o.table.iter_mut().zip(&o.versions)) {
+            if oc.count > 0 {
+                c.merge(oc);
+                *v = *ov;
+                *oc = Counts::default();
+            }
         }
     }
 

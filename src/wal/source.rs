@@ -11,6 +11,8 @@ pub use crate::wal::dir::{WalDir, CHUNK};
 use crate::wal::error::WalError;
 use crate::wal::fast::{self, FastPath, Handover};
 use crate::wal::page::PgVersion;
+use crate::wal::parallel::ranges::RangeWork;
+pub use crate::wal::parallel::WORK_RANGE;
 use crate::wal::parallel::{self, Parallel};
 use crate::wal::pipeline::{self, Learnt, Pipeline};
 use crate::wal::record::DecodedRecord;
@@ -315,6 +317,23 @@ impl WalDirReader {
     /// Whether the files are read and checked on a second thread.
     pub fn is_pipelined(&self) -> bool {
         matches!(self.mode, Mode::Pipelined(_))
+    }
+
+    /// Works whole ranges on the worker threads, each with a [`RangeWork`] from `make` that is
+    /// given every record of its range, and hands the results to `take` in WAL order while it
+    /// returns `true`; the reader then goes on on the caller's thread after the last range
+    /// taken (the end of WAL and any error are found there). Does nothing unless the reader
+    /// decodes on worker threads ([`Self::is_parallel`]) and no record was read yet.
+    pub fn take_ranges<W, F>(&mut self, make: F, take: impl FnMut(W::Out) -> bool)
+    where
+        W: RangeWork,
+        F: Fn() -> W + Send + Clone + 'static,
+    {
+        if let Mode::Parallel(p) = &mut self.mode {
+            p.take_ranges(make, take);
+            let fast = p.fallback();
+            self.mode = Mode::Fast(fast);
+        }
     }
 
     /// Whether ranges of the files are decoded on worker threads (until the one-thread path

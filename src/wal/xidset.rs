@@ -102,6 +102,25 @@ impl XidSet {
         })
     }
 
+    /// Adds every xid of `other`.
+    pub fn union_with(&mut self, other: XidSet) {
+        for (n, words) in other.blocks {
+            match self.blocks.binary_search_by_key(&n, |(b, _)| *b) {
+                Ok(i) => {
+                    let block = &mut self.blocks[i].1;
+                    for (w, o) in block.iter_mut().zip(words.iter()) {
+                        self.len += (o & !*w).count_ones() as usize;
+                        *w |= o;
+                    }
+                }
+                Err(i) => {
+                    self.len += words.iter().map(|w| w.count_ones() as usize).sum::<usize>();
+                    self.blocks.insert(i, (n, words));
+                }
+            }
+        }
+    }
+
     /// Heap bytes used (for the benchmark and tests).
     pub fn heap_bytes(&self) -> usize {
         self.blocks.len() * (BLOCK_WORDS * 8 + 32)

@@ -1,8 +1,9 @@
 //! Lost-transaction accounting: decoded records from a scan start up to the end of the former
 //! primary's WAL, plus the switchpoint, give the exact list of lost commits and their changes.
 //!
-//! Pure: no I/O, no SQL. Feed records in WAL order with [`Accountant::add`], then call
-//! [`Accountant::finish`]. With [`Detail::Bounded`] memory stays flat in the number of lost
+//! Pure: no I/O, no SQL. Feed records in WAL order with [`Accountant::add`] (or whole ranges
+//! accounted apart, on other threads, with [`Accountant::add_range`]: module [`range`]), then
+//! call [`Accountant::finish`]. With [`Detail::Bounded`] memory stays flat in the number of lost
 //! transactions: totals, per-table, per-database and per-minute figures stay exact, only the
 //! first and last lost commits are kept whole, and [`Accountant::add_observed`] hands every
 //! lost commit to the caller as it is found (to stream the complete list to a file). Start the scan at the redo point of the last checkpoint (or the last
@@ -20,7 +21,9 @@
 //! - sequence advances (Sequence LOG) after the switchpoint are lost whatever the transaction
 //!   (nextval is not transactional).
 
+mod log;
 mod pending;
+pub mod range;
 
 use std::collections::BTreeMap;
 
@@ -35,6 +38,8 @@ use crate::wal::xact::{PgTimestamp, XactKind, XactRecord};
 use crate::wal::xidset::XidSet;
 
 use pending::{blank_commit, Gathered, Parts, Pending, RelMap, XidMap};
+
+pub use log::Spare;
 
 pub use crate::wal::lost::{
     AbortAfter, ChangeCounts, DatabaseChanges, Detail, InDoubt, LostCommit, LostTransactions,
@@ -100,6 +105,19 @@ pub struct Accountant {
     limit_exceeded: Option<u64>,
     /// A lost commit's xid was running at the first RUNNING_XACTS record.
     running_lost: bool,
+    /// Accounting one range of the WAL: what the accountant in WAL order needs to correct
+    /// (module `range`).
+    log: Option<Box<log::RangeLog>>,
+}
+
+/// What [`Accountant::take_record`] leaves to be accounted in WAL order.
+enum Taken {
+    /// Nothing: the record is accounted.
+    Done,
+    /// A transaction record.
+    Xact(XactRecord),
+    /// The first RUNNING_XACTS record's xids.
+    Running(Vec<Xid>),
 }
 
 /// Microseconds in a minute.
@@ -155,6 +173,7 @@ impl Accountant {
             pending_after: 0,
             limit_exceeded: None,
             running_lost: false,
+            log: None,
         }
     }
 
@@ -292,6 +311,18 @@ impl Accountant {
         rec: &DecodedRecord,
         on_lost: &mut dyn FnMut(&LostCommit),
     ) -> Result<(), WalError> {
+        match self.take_record(rec)? {
+            Taken::Done => {}
+            Taken::Xact(x) => self.add_xact(x, on_lost),
+            Taken::Running(xids) => self.add_first_running(xids),
+        }
+        Ok(())
+    }
+
+    /// Accounts what `rec` holds on its own (heap changes, sequence advances, statistics);
+    /// what must be accounted in WAL order with the other transactions' records is returned.
+    #[inline] // once per record, from two callers
+    fn take_record(&mut self, rec: &DecodedRecord) -> Result<Taken, WalError> {
         self.scan_start.get_or_insert(rec.lsn);
         self.end_lsn = Some(rec.end_lsn);
         let after = rec.lsn >= self.switchpoint;
@@ -304,21 +335,19 @@ impl Accountant {
                 if let Some(h) = HeapRecord::parse(rec)? {
                     self.add_heap(rec, h);
                 }
-                return Ok(());
+                return Ok(Taken::Done);
             }
             RM_XACT_ID => {
-                if let Some(x) = XactRecord::parse(rec)? {
-                    self.add_xact(x, on_lost);
-                }
-                return Ok(());
+                return Ok(match XactRecord::parse(rec)? {
+                    Some(x) => Taken::Xact(x),
+                    None => Taken::Done,
+                });
             }
             _ => {}
         }
         if self.first_running.is_none() {
             if let Some(r) = RunningXacts::parse(rec)? {
-                self.first_running = Some(r.xids);
-                self.note_running_lost();
-                return Ok(());
+                return Ok(Taken::Running(r.xids));
             }
         }
         if after {
@@ -337,7 +366,15 @@ impl Accountant {
                 e.last_logged_value = s.last_value.or(e.last_logged_value);
             }
         }
-        Ok(())
+        Ok(Taken::Done)
+    }
+
+    /// The first RUNNING_XACTS record's xids.
+    fn add_first_running(&mut self, xids: Vec<Xid>) {
+        if self.first_running.is_none() {
+            self.first_running = Some(xids);
+            self.note_running_lost();
+        }
     }
 
     fn add_heap(&mut self, rec: &DecodedRecord, h: HeapRecord) {
@@ -432,8 +469,19 @@ impl Accountant {
             XactKind::Commit | XactKind::CommitPrepared => {
                 let mut g = std::mem::take(&mut self.gathered);
                 g.reset();
+                // Accounting a range, a commit of several xids keeps each one's changes.
+                let mut parts = Vec::new();
+                let keep_parts = self.log.is_some() && !x.subxids.is_empty();
                 for xid in xids_of(&x) {
-                    self.release(xid.0, |p| g.absorb(p));
+                    self.release(xid.0, |p| {
+                        if keep_parts {
+                            parts.push((xid.0, p.clone()));
+                        }
+                        g.absorb(p)
+                    });
+                }
+                if let Some(log) = &mut self.log {
+                    log.commit(&x, after.then_some(self.lost_count), parts);
                 }
                 let mut gid = x.gid.take();
                 if x.kind == XactKind::CommitPrepared {
@@ -459,6 +507,9 @@ impl Accountant {
             XactKind::Abort | XactKind::AbortPrepared => {
                 for xid in xids_of(&x) {
                     self.release(xid.0, |_| {});
+                }
+                if let Some(log) = &mut self.log {
+                    log.commit(&x, None, Vec::new());
                 }
                 if x.kind == XactKind::AbortPrepared {
                     self.prepared.remove(&x.top_xid.0);
@@ -572,11 +623,43 @@ impl Accountant {
             self.lost_ddl_count += 1;
             if self.room(self.lost_ddl.len()) {
                 self.lost_ddl.push(x.top_xid);
+                if let Some(log) = &mut self.log {
+                    log.ddl_seqs.push(self.lost_count - 1);
+                }
             }
         }
-        // The commit is written in place, into the list that keeps it (over the oldest of the
-        // last `keep` once they are full), so that nothing is moved or allocated per commit.
-        let commit = match self.detail {
+        if let Some(log) = &mut self.log {
+            log.lost.push(log::LostInfo {
+                db,
+                has_db_id: x.db_id.is_some(),
+                counts,
+                ddl,
+                before: g.before,
+            });
+        }
+        let commit = self.commit_slot();
+        commit.top_xid = x.top_xid;
+        // Moved, not copied: the record and the gathered changes are not read again.
+        std::mem::swap(&mut commit.subxids, &mut x.subxids);
+        commit.lsn = x.lsn;
+        commit.commit_time = x.commit_time;
+        commit.db_id = db;
+        commit.prepared = x.kind == XactKind::CommitPrepared;
+        commit.gid = gid;
+        commit.has_invalidations = x.has_invalidations;
+        commit.ddl = ddl;
+        commit.changes = counts;
+        std::mem::swap(&mut commit.per_rel, &mut g.per_rel);
+        std::mem::swap(&mut commit.dropped_rels, &mut x.dropped_rels);
+        commit.changes_before_switchpoint = g.before;
+        on_lost(commit);
+    }
+
+    /// The lost commit to write the next one into: in place, in the list that keeps it (over
+    /// the oldest of the last `keep` once they are full), so that nothing is moved or allocated
+    /// per commit.
+    fn commit_slot(&mut self) -> &mut LostCommit {
+        match self.detail {
             Detail::Bounded { keep } if self.lost.len() >= keep => {
                 if keep == 0 {
                     self.spare.get_or_insert_with(blank_commit)
@@ -593,22 +676,7 @@ impl Accountant {
                 self.lost.push(blank_commit());
                 self.lost.last_mut().expect("just pushed")
             }
-        };
-        commit.top_xid = x.top_xid;
-        // Moved, not copied: the record and the gathered changes are not read again.
-        std::mem::swap(&mut commit.subxids, &mut x.subxids);
-        commit.lsn = x.lsn;
-        commit.commit_time = x.commit_time;
-        commit.db_id = db;
-        commit.prepared = x.kind == XactKind::CommitPrepared;
-        commit.gid = gid;
-        commit.has_invalidations = x.has_invalidations;
-        commit.ddl = ddl;
-        commit.changes = counts;
-        std::mem::swap(&mut commit.per_rel, &mut g.per_rel);
-        std::mem::swap(&mut commit.dropped_rels, &mut x.dropped_rels);
-        commit.changes_before_switchpoint = g.before;
-        on_lost(commit);
+        }
     }
 
     /// Finishes the accounting; `end` is how decoding ended, if known.

@@ -41,7 +41,7 @@ pub(super) type RelMap<V> = HashMap<RelFileLocator, V, BuildHasherDefault<XidHas
 pub(super) type Parts = smallvec::SmallVec<[Pending; 1]>;
 
 /// The changes of one transaction whose commit or abort has not been read yet.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Pending {
     /// The tuples ([`Detail::Full`] only).
     pub(super) tuples: Vec<TouchedTuple>,

@@ -1,0 +1,62 @@
+//! Ranges accounted on worker threads against every record accounted on one thread: the same
+//! scan, on the pg15 fixture (savepoints, aborts, two-phase commits, DDL, two databases), for
+//! switchpoints all over it, ranges down to one page (so that transactions cross range
+//! boundaries everywhere), and a few or many lost commits kept.
+
+use super::{scan_wal_in, Scan, ScanOptions};
+use crate::lsn::{Lsn, TimelineId};
+use crate::wal::accounting::Detail;
+use crate::wal::dir::WalDir;
+
+/// Everything a scan found that ranges could change.
+fn said(s: &Scan) -> String {
+    format!(
+        "{:?} start {} cut {} horizon {:?} created {:?} end {:?}",
+        s.lost, s.start, s.cut_short, s.new_side_first_xid, s.created_after_switchpoint, s.end
+    )
+}
+
+#[test]
+fn ranges_account_exactly_as_one_record_at_a_time() {
+    let tmp = crate::wal::fixture::pg15_copy();
+    let dir = WalDir::open(tmp.path(), TimelineId(1)).expect("open");
+    let records: Vec<Lsn> = dir
+        .read_inline(Lsn(0xB0_0028), None)
+        .map(|r| r.expect("record").lsn)
+        .collect();
+    let mut taken = 0;
+    let mut compared = 0;
+    for (i, sp) in records.iter().step_by(41).enumerate() {
+        for start in [Lsn(0xB0_0028), Lsn(0xC0_0000)] {
+            if start > *sp {
+                continue;
+            }
+            for (keep, range) in [(100, 8192), (3, 16384), (1, 65536), (0, 8192)] {
+                let opts = ScanOptions {
+                    detail: Detail::Bounded { keep },
+                    horizon: i % 2 == 0,
+                    ..ScanOptions::bounded(None)
+                };
+                let one = scan_wal_in(&dir, start, None, *sp, &opts, None);
+                let by_ranges = scan_wal_in(&dir, start, None, *sp, &opts, Some((2, range)));
+                let (one, by_ranges) = match (one, by_ranges) {
+                    (Ok(a), Ok(b)) => (a, b),
+                    (Err(a), Err(b)) => {
+                        assert_eq!(a.to_string(), b.to_string(), "{sp} from {start}");
+                        continue;
+                    }
+                    (a, b) => panic!("{sp} from {start}: {:?} against {:?}", a.is_ok(), b.is_ok()),
+                };
+                let ctx = format!("switchpoint {sp} from {start}, keep {keep}, range {range}");
+                assert_eq!(said(&one), said(&by_ranges), "{ctx}");
+                taken += by_ranges.ranges_taken;
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 50, "{compared} scans compared");
+    assert!(
+        taken > 100,
+        "only {taken} ranges were accounted on worker threads"
+    );
+}
