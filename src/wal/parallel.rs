@@ -31,7 +31,7 @@ pub(crate) mod ranges;
 
 /// Bytes of WAL per range: a divisor of every segment size (1 MB and up).
 pub(crate) const RANGE: u64 = 512 << 10;
-/// Bytes of WAL per range when whole ranges are worked on the workers ([`RangeWork`]), or a
+/// Bytes of WAL per range when whole ranges are worked on the workers ([`ranges::RangeWork`]), or a
 /// segment when smaller: on 1.2 GB of record-dense WAL, 2 MB ranges cost half the system time
 /// of 512 KB ones (each range opens its file and starts reading afresh).
 pub const WORK_RANGE: u64 = 2 << 20;

@@ -9,7 +9,7 @@
 //!   the changes it holds, so the earlier ones are gathered into that commit now, with the
 //!   same code and in the same order as one pass would (earlier changes first), and every
 //!   figure the commit fed (its counts, its tables, its database, whether it is DDL, the lost
-//!   commit kept) is corrected; [`RangeLog`] keeps what that needs;
+//!   commit kept) is corrected; the range's log (module `log`) keeps what that needs;
 //! - the first RUNNING_XACTS record: the range's first counts only when no earlier range had
 //!   one;
 //! - changes still pending at the range's end are added to the xids' pending changes.
@@ -151,7 +151,6 @@ impl Accountant {
                 for (_, p) in earlier.iter_mut() {
                     g.absorb(p);
                 }
-                // One xid: the range's gathered changes are that xid's.
                 // One xid: the range's gathered changes are that xid's. Only a kept commit
                 // needs them by relation (their order after the earlier ones'); the figures
                 // below add the earlier changes' counts to the range's.
@@ -236,27 +235,32 @@ impl Accountant {
         taken
     }
 
-    /// The lost commit at `seq` (its index among all lost commits), when it is kept.
-    fn kept_commit(&self, seq: u64) -> Option<&LostCommit> {
+    /// Where the lost commit at `seq` (its index among all lost commits) is kept, if it is:
+    /// in `lost` (`false`) or in the `tail` ring (`true`), at that index.
+    fn kept_at(&self, seq: u64) -> Option<(bool, usize)> {
         let i = usize::try_from(seq).ok()?;
-        if let Some(c) = self.lost.get(i) {
-            return Some(c);
+        if i < self.lost.len() {
+            return Some((false, i));
         }
         let n = self.tail.len();
         let first = usize::try_from(self.lost_count).ok()?.checked_sub(n)?;
         let k = i.checked_sub(first)?;
-        self.tail.get((self.tail_head + k) % n.max(1))
+        (k < n).then(|| (true, (self.tail_head + k) % n))
+    }
+
+    /// The lost commit at `seq`, when it is kept.
+    fn kept_commit(&self, seq: u64) -> Option<&LostCommit> {
+        match self.kept_at(seq)? {
+            (false, i) => self.lost.get(i),
+            (true, i) => self.tail.get(i),
+        }
     }
 
     fn kept_commit_mut(&mut self, seq: u64) -> Option<&mut LostCommit> {
-        let i = usize::try_from(seq).ok()?;
-        if i < self.lost.len() {
-            return self.lost.get_mut(i);
+        match self.kept_at(seq)? {
+            (false, i) => self.lost.get_mut(i),
+            (true, i) => self.tail.get_mut(i),
         }
-        let n = self.tail.len();
-        let first = usize::try_from(self.lost_count).ok()?.checked_sub(n)?;
-        let k = i.checked_sub(first)?;
-        self.tail.get_mut((self.tail_head + k) % n.max(1))
     }
 
     /// Adds a corrected range's figures to these.
