@@ -20,7 +20,7 @@ use crate::wal::accounting::{Accountant, Detail, LostTransactions, Spare};
 use crate::wal::capture::WalCapture;
 use crate::wal::decoder::{EndOfWal, Poll, WalDecoder};
 use crate::wal::segment::segment_file_name;
-use crate::wal::source::{WalDir, WORK_RANGE};
+use crate::wal::source::{WalDir, WalDirReader, WORK_RANGE};
 use crate::wal::standby::{Checkpoint, RunningXacts};
 use crate::wal::tuplelog::TupleLog;
 use crate::wal::xact::XactRecord;
@@ -556,18 +556,92 @@ pub fn scan_wal(
     switchpoint: Lsn,
     opts: &ScanOptions,
 ) -> Result<Scan, ScanError> {
-    // Without block data and images, with bounded detail and without a list file (which every
-    // lost commit goes to, in order), whole ranges of the files are accounted on the worker
-    // threads that decode them ([`ScanRange`]).
-    let by_ranges =
-        !opts.tuples && matches!(opts.detail, Detail::Bounded { .. }) && opts.list.is_none();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let ranges = by_ranges.then(|| (cpus, WORK_RANGE.min(wal.segment_size())));
+    let ranges = (cpus >= 2).then(|| (cpus, WORK_RANGE.min(wal.segment_size())));
     scan_wal_in(wal, start, end, switchpoint, opts, ranges)
 }
 
+/// When ranges of the files can be accounted on the worker threads ([`ScanRange`]): every
+/// range needs bounded detail, no block data or images, and no list file (which every lost
+/// commit goes to, in order).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum RangesWhen {
+    /// From the start: a bounded scan.
+    FromStart,
+    /// Once the tuple limit was passed ([`ScanOptions::max_tuples`]): from then on the scan
+    /// keeps no tuples and bounded detail, and the rest of the files is accounted in ranges.
+    PastTupleLimit,
+    /// Never: every record is read on the caller's thread.
+    Never,
+}
+
+impl RangesWhen {
+    fn of(opts: &ScanOptions) -> RangesWhen {
+        if opts.list.is_some() {
+            RangesWhen::Never
+        } else if !opts.tuples && matches!(opts.detail, Detail::Bounded { .. }) {
+            RangesWhen::FromStart
+        } else if opts.max_tuples.is_some() {
+            RangesWhen::PastTupleLimit
+        } else {
+            RangesWhen::Never
+        }
+    }
+}
+
+/// What a scan has found so far, as ranges and records add to it.
+struct Found {
+    accountant: Accountant,
+    horizon: XidHorizon,
+    created: BTreeSet<RelFileLocator>,
+    cut_short: bool,
+    ranges_taken: usize,
+}
+
+impl Found {
+    /// Accounts ranges in WAL order until the workers stop or the scan is cut short: from
+    /// the start of a reader that decodes on worker threads, else (`from_here`) after the
+    /// records `reader` read so far, on `workers` threads in ranges of `range` bytes. The
+    /// reader goes on after the last range taken.
+    fn take_ranges(
+        &mut self,
+        reader: &mut WalDirReader,
+        from_here: Option<(usize, u64)>,
+        switchpoint: Lsn,
+        opts: &ScanOptions,
+    ) {
+        let detail = self.accountant.detail();
+        // The memory of ranges accounted goes back to the workers for their next ranges.
+        let spares: Arc<Mutex<Vec<Spare>>> = Arc::default();
+        let for_workers = spares.clone();
+        let make = move || {
+            let spare = for_workers.lock().ok().and_then(|mut s| s.pop());
+            ScanRange::new(switchpoint, detail, spare.unwrap_or_default())
+        };
+        let take = |r: ScanRangeOut| {
+            self.ranges_taken += 1;
+            let spare = self.accountant.add_range(r.account);
+            if let Ok(mut s) = spares.lock() {
+                s.push(spare);
+            }
+            if let Some(n) = r.horizon.next {
+                self.horizon.saw_next(n);
+            }
+            self.created.extend(r.created);
+            self.cut_short = opts.stop_when_earlier_needed
+                && (self.accountant.needs_earlier_start()
+                    || (opts.horizon && r.after_switchpoint && self.horizon.next.is_none()));
+            !self.cut_short
+        };
+        match from_here {
+            Some((workers, range)) => reader.take_ranges_from_here(workers, range, make, take),
+            None => reader.take_ranges(make, take),
+        }
+    }
+}
+
 /// [`scan_wal`], accounting ranges of `ranges.1` bytes on `ranges.0` worker threads when
-/// given (else every record on this thread).
+/// given and the options allow ([`RangesWhen`]); else every record on this thread.
 pub(crate) fn scan_wal_in(
     wal: &WalDir,
     start: Lsn,
@@ -587,55 +661,60 @@ pub(crate) fn scan_wal_in(
         .into());
     }
     let mut list = list_writer(opts)?;
+    let when = match ranges {
+        Some(_) => RangesWhen::of(opts),
+        None => RangesWhen::Never,
+    };
     // Block data and images are not sliced out unless a consumer reads them (the row rebuild
     // from WAL, `opts.tuples`): the accountant reads headers, block references and main data.
     // Ranges accounted on the workers come back here as figures, added in WAL order exactly as
     // the records would be (BENCHMARKS.md, "Report at scale"); the rest is read here.
-    let mut reader = match ranges {
-        Some((workers, range)) => wal.read_parallel(start, end, workers, range),
-        None => wal.read_fast(start, end),
+    let mut reader = match (ranges, when) {
+        (Some((workers, range)), RangesWhen::FromStart) => {
+            wal.read_parallel(start, end, workers, range)
+        }
+        _ => wal.read_fast(start, end),
     };
     if !opts.tuples {
         reader = reader.without_block_payloads();
     }
-    let mut accountant = accountant(switchpoint, opts);
-    let mut horizon = XidHorizon::default();
-    let mut created = BTreeSet::new();
+    let mut found = Found {
+        accountant: accountant(switchpoint, opts),
+        horizon: XidHorizon::default(),
+        created: BTreeSet::new(),
+        cut_short: false,
+        ranges_taken: 0,
+    };
     let mut tuples = tuple_log(opts);
-    let mut cut_short = false;
-    let mut ranges_taken = 0;
-    if ranges.is_some() {
-        let detail = opts.detail;
-        // The memory of ranges accounted goes back to the workers for their next ranges.
-        let spares: Arc<Mutex<Vec<Spare>>> = Arc::default();
-        let for_workers = spares.clone();
-        reader.take_ranges(
-            move || {
-                let spare = for_workers.lock().ok().and_then(|mut s| s.pop());
-                ScanRange::new(switchpoint, detail, spare.unwrap_or_default())
-            },
-            |r: ScanRangeOut| {
-                ranges_taken += 1;
-                let spare = accountant.add_range(r.account);
-                if let Ok(mut s) = spares.lock() {
-                    s.push(spare);
+    // Ranges still to be taken once the records allow it.
+    let mut ranges_later = match (ranges, when) {
+        (Some(_), RangesWhen::FromStart) => {
+            found.take_ranges(&mut reader, None, switchpoint, opts);
+            None
+        }
+        (Some(r), RangesWhen::PastTupleLimit) => Some(r),
+        _ => None,
+    };
+    while !found.cut_short {
+        if let Some(r) = ranges_later {
+            if found.accountant.tuple_limit_exceeded() && reader.can_take_ranges_from_here() {
+                ranges_later = None;
+                found.take_ranges(&mut reader, Some(r), switchpoint, opts);
+                if found.cut_short {
+                    break;
                 }
-                if let Some(n) = r.horizon.next {
-                    horizon.saw_next(n);
-                }
-                created.extend(r.created);
-                cut_short = opts.stop_when_earlier_needed
-                    && (accountant.needs_earlier_start()
-                        || (opts.horizon && r.after_switchpoint && horizon.next.is_none()));
-                !cut_short
-            },
-        );
-    }
-    while !cut_short {
+            }
+        }
         let Some(rec) = reader.next_record() else {
             break;
         };
         let rec = rec?;
+        let Found {
+            accountant,
+            horizon,
+            created,
+            ..
+        } = &mut found;
         if rec.lsn < switchpoint {
             horizon.add(rec);
         } else {
@@ -657,24 +736,24 @@ pub(crate) fn scan_wal_in(
             && (accountant.needs_earlier_start()
                 || (opts.horizon && rec.lsn >= switchpoint && horizon.next.is_none()))
         {
-            cut_short = true;
+            found.cut_short = true;
             break;
         }
     }
     let end = reader.end_of_wal().cloned();
-    let lost = accountant.finish(end.clone());
+    let lost = found.accountant.finish(end.clone());
     Ok(Scan {
         start,
         pg_version: reader.version().map(|v| v.0),
         prepared_before_scan: lost.prepared_before_scan.clone(),
         lost,
         end,
-        new_side_first_xid: horizon.next.map(Xid),
-        created_after_switchpoint: created,
+        new_side_first_xid: found.horizon.next.map(Xid),
+        created_after_switchpoint: found.created,
         list,
         tuples,
-        cut_short,
-        ranges_taken,
+        cut_short: found.cut_short,
+        ranges_taken: found.ranges_taken,
     })
 }
 

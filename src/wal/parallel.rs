@@ -81,6 +81,9 @@ struct Plan {
     bounds: Vec<u64>,
     version: PgVersion,
     sysid: SystemId,
+    /// Where the first range resumes, when the plan starts after records already read
+    /// ([`Parallel::plan_resuming`]).
+    resume: Option<ResumeState>,
 }
 
 impl Plan {
@@ -95,8 +98,11 @@ impl Plan {
             Some(prev) => Lsn(self.bounds[prev]),
             None => self.start,
         };
-        FastPath::new(&self.dir, start, self.end, payloads)
-            .stop_at(self.bounds.get(r).copied())
+        let path = match (&self.resume, r) {
+            (Some(st), 0) => FastPath::resuming(&self.dir, st, self.end, payloads),
+            _ => FastPath::new(&self.dir, start, self.end, payloads),
+        };
+        path.stop_at(self.bounds.get(r).copied())
             .expecting(self.version, self.sysid)
             .with_pool(pool)
     }
@@ -127,6 +133,29 @@ impl Parallel {
     pub(crate) fn plan(
         dir: &WalDir,
         start: Lsn,
+        end: Option<Lsn>,
+        workers: usize,
+        range: u64,
+    ) -> Option<Parallel> {
+        Self::plan_at(dir, start, None, end, workers, range)
+    }
+
+    /// [`Self::plan`] for the records after those a fast path read up to `st` (its first range
+    /// resumes exactly there, [`FastPath::resuming`]).
+    pub(crate) fn plan_resuming(
+        dir: &WalDir,
+        st: &ResumeState,
+        end: Option<Lsn>,
+        workers: usize,
+        range: u64,
+    ) -> Option<Parallel> {
+        Self::plan_at(dir, Lsn(st.next), Some(st), end, workers, range)
+    }
+
+    fn plan_at(
+        dir: &WalDir,
+        start: Lsn,
+        resume: Option<&ResumeState>,
         end: Option<Lsn>,
         workers: usize,
         range: u64,
@@ -172,7 +201,10 @@ impl Parallel {
         if header_seg > last? {
             return None;
         }
-        let (version, sysid) = first_header(dir, header_seg)?;
+        let (version, sysid) = match resume.map(|st| (st.version, st.sysid)) {
+            Some((Some(v), Some(s))) => (v, s),
+            _ => first_header(dir, header_seg)?,
+        };
         Some(Parallel {
             plan: Plan {
                 dir: dir.clone(),
@@ -181,6 +213,7 @@ impl Parallel {
                 bounds,
                 version,
                 sysid,
+                resume: resume.cloned(),
             },
             workers,
             block_payloads: true,
@@ -190,7 +223,7 @@ impl Parallel {
             range_fresh: true,
             batch: None,
             pos: 0,
-            cur: None,
+            cur: resume.cloned(),
         })
     }
 
@@ -253,6 +286,12 @@ impl Parallel {
             }
             _ => false,
         }
+    }
+
+    /// Whether every record of the batch in hand was handed out (or there is none): then
+    /// [`Self::fallback`] resumes right after the last record handed out.
+    pub(crate) fn between_batches(&self) -> bool {
+        self.batch.as_ref().is_none_or(|b| self.pos >= b.len)
     }
 
     /// The record [`Self::advance`] moved to.

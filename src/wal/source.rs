@@ -336,6 +336,50 @@ impl WalDirReader {
         }
     }
 
+    /// Whether the ranges after the records read so far can be worked by
+    /// [`Self::take_ranges_from_here`] now: the reader decodes on worker threads and has
+    /// handed out every record of the batch in hand, or reads on this thread with the fast path.
+    pub fn can_take_ranges_from_here(&self) -> bool {
+        match &self.mode {
+            Mode::Parallel(p) => p.between_batches(),
+            Mode::Fast(f) => f.state().is_some(),
+            Mode::Inline { .. } | Mode::Pipelined(_) => false,
+        }
+    }
+
+    /// [`Self::take_ranges`] for the records after those read so far, on `workers` threads in
+    /// ranges of `range` bytes; from here on no block data or images are kept. Does nothing
+    /// unless [`Self::can_take_ranges_from_here`] (or when too little plain WAL is left to share
+    /// out); in any case the reader goes on after the last range taken.
+    pub fn take_ranges_from_here<W, F>(
+        &mut self,
+        workers: usize,
+        range: u64,
+        make: F,
+        take: impl FnMut(W::Out) -> bool,
+    ) where
+        W: RangeWork,
+        F: Fn() -> W + Send + Clone + 'static,
+    {
+        if !self.can_take_ranges_from_here() || self.done {
+            return;
+        }
+        if let Mode::Parallel(p) = &mut self.mode {
+            let fast = p.fallback();
+            self.mode = Mode::Fast(fast);
+        }
+        let Mode::Fast(fast) = &mut self.mode else {
+            return;
+        };
+        fast.set_block_payloads(false);
+        let Some(st) = fast.state() else { return };
+        if let Some(mut p) = Parallel::plan_resuming(&self.dir, &st, self.end, workers, range) {
+            p.set_block_payloads(false);
+            p.take_ranges(make, take);
+            self.mode = Mode::Fast(p.fallback());
+        }
+    }
+
     /// Whether ranges of the files are decoded on worker threads (until the one-thread path
     /// takes over).
     pub fn is_parallel(&self) -> bool {

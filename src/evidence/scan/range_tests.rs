@@ -60,3 +60,50 @@ fn ranges_account_exactly_as_one_record_at_a_time() {
         "only {taken} ranges were accounted on worker threads"
     );
 }
+
+/// A scan that keeps tuples (the row diff, `compare`) reads record by record until its tuple
+/// limit is passed, then accounts the rest of the files in ranges: the same figures as reading
+/// every record, whichever record the limit is passed at.
+#[test]
+fn ranges_past_the_tuple_limit_account_as_one_record_at_a_time() {
+    let tmp = crate::wal::fixture::pg15_copy();
+    let dir = WalDir::open(tmp.path(), TimelineId(1)).expect("open");
+    let records: Vec<Lsn> = dir
+        .read_inline(Lsn(0xB0_0028), None)
+        .map(|r| r.expect("record").lsn)
+        .collect();
+    let mut taken = 0;
+    let mut past_limit = 0;
+    for sp in records.iter().step_by(97) {
+        for (limit, range) in [
+            (0, 8192),
+            (3, 16384),
+            (40, 8192),
+            (400, 32768),
+            (1 << 40, 8192),
+        ] {
+            let opts = ScanOptions {
+                tuples: true,
+                max_tuples: Some(limit),
+                ..ScanOptions::full()
+            };
+            let start = Lsn(0xB0_0028);
+            let one = scan_wal_in(&dir, start, None, *sp, &opts, None).expect("one thread");
+            let by_ranges =
+                scan_wal_in(&dir, start, None, *sp, &opts, Some((2, range))).expect("ranges");
+            let ctx = format!("switchpoint {sp}, limit {limit}, range {range}");
+            assert_eq!(said(&one), said(&by_ranges), "{ctx}");
+            assert_eq!(one.tuples.is_some(), by_ranges.tuples.is_some(), "{ctx}");
+            if limit == 1 << 40 {
+                assert_eq!(by_ranges.ranges_taken, 0, "{ctx}: ranges below the limit");
+            }
+            past_limit += usize::from(one.lost.tuple_limit_exceeded.is_some());
+            taken += by_ranges.ranges_taken;
+        }
+    }
+    assert!(past_limit > 20, "only {past_limit} scans passed the limit");
+    assert!(
+        taken > 100,
+        "only {taken} ranges were accounted on worker threads"
+    );
+}

@@ -203,6 +203,11 @@ impl Accountant {
             .is_some_and(|r| r.iter().any(|x| lost.contains(&x.0)));
     }
 
+    /// The detail kept now: [`Detail::Bounded`] once the tuple limit was passed.
+    pub fn detail(&self) -> Detail {
+        self.detail
+    }
+
     /// Whether the tuple limit was passed (the tuples are no longer kept).
     pub fn tuple_limit_exceeded(&self) -> bool {
         self.limit_exceeded.is_some()
