@@ -114,8 +114,9 @@ pub struct Accountant {
 enum Taken {
     /// Nothing: the record is accounted.
     Done,
-    /// A transaction record.
-    Xact(XactRecord),
+    /// A transaction record, for the caller to parse ([`XactRecord::parse`]) and account in
+    /// WAL order (handing the parsed record back would copy it twice per commit).
+    Xact,
     /// The first RUNNING_XACTS record's xids.
     Running(Vec<Xid>),
 }
@@ -318,7 +319,11 @@ impl Accountant {
     ) -> Result<(), WalError> {
         match self.take_record(rec)? {
             Taken::Done => {}
-            Taken::Xact(x) => self.add_xact(x, on_lost),
+            Taken::Xact => {
+                if let Some(x) = XactRecord::parse(rec)? {
+                    self.add_xact(x, on_lost);
+                }
+            }
             Taken::Running(xids) => self.add_first_running(xids),
         }
         Ok(())
@@ -342,12 +347,7 @@ impl Accountant {
                 }
                 return Ok(Taken::Done);
             }
-            RM_XACT_ID => {
-                return Ok(match XactRecord::parse(rec)? {
-                    Some(x) => Taken::Xact(x),
-                    None => Taken::Done,
-                });
-            }
+            RM_XACT_ID => return Ok(Taken::Xact),
             _ => {}
         }
         if self.first_running.is_none() {

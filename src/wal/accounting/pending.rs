@@ -118,6 +118,12 @@ impl Gathered {
         self.catalog |= p.catalog_change;
         self.db = self.db.or(p.db);
         self.before += p.before;
+        if self.per_rel.is_empty() {
+            // The first (most often the only) xid of the commit: nothing to merge with.
+            self.per_rel.extend_from_slice(&p.rels);
+            self.tuples.append(&mut p.tuples);
+            return;
+        }
         for (rel, c) in &p.rels {
             match self.per_rel.iter_mut().find(|(r, _)| r == rel) {
                 Some((_, n)) => n.add(c),

@@ -24,7 +24,7 @@ use super::{Accountant, Taken};
 use crate::lsn::{Lsn, Xid};
 use crate::wal::lost::{ChangeCounts, DatabaseChanges, Detail, LostCommit, SequenceAdvance};
 use crate::wal::record::DecodedRecord;
-use crate::wal::xact::XactKind;
+use crate::wal::xact::{XactKind, XactRecord};
 
 /// Accounts one range of records ([`Self::add`] in WAL order, then [`Self::finish`]).
 #[derive(Debug)]
@@ -61,15 +61,19 @@ impl RangeAccountant {
     pub fn add(&mut self, rec: &DecodedRecord) -> Result<bool, crate::wal::WalError> {
         match self.acct.take_record(rec)? {
             Taken::Done => {}
-            Taken::Xact(x) => match x.kind {
-                XactKind::Commit | XactKind::Abort | XactKind::Invalidation => {
-                    self.acct.add_xact(x, &mut |_| {})
+            Taken::Xact => {
+                if let Some(x) = XactRecord::parse(rec)? {
+                    match x.kind {
+                        XactKind::Commit | XactKind::Abort | XactKind::Invalidation => {
+                            self.acct.add_xact(x, &mut |_| {})
+                        }
+                        XactKind::Prepare
+                        | XactKind::CommitPrepared
+                        | XactKind::AbortPrepared
+                        | XactKind::Assignment => return Ok(false),
+                    }
                 }
-                XactKind::Prepare
-                | XactKind::CommitPrepared
-                | XactKind::AbortPrepared
-                | XactKind::Assignment => return Ok(false),
-            },
+            }
             Taken::Running(xids) => self.acct.add_first_running(xids),
         }
         Ok(true)
