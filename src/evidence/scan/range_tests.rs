@@ -16,14 +16,20 @@ fn said(s: &Scan) -> String {
     )
 }
 
-#[test]
-fn ranges_account_exactly_as_one_record_at_a_time() {
+/// The pg15 fixture (its copy, kept while the directory is used), and its records' LSNs.
+fn fixture() -> (tempfile::TempDir, WalDir, Vec<Lsn>) {
     let tmp = crate::wal::fixture::pg15_copy();
     let dir = WalDir::open(tmp.path(), TimelineId(1)).expect("open");
     let records: Vec<Lsn> = dir
         .read_inline(Lsn(0xB0_0028), None)
         .map(|r| r.expect("record").lsn)
         .collect();
+    (tmp, dir, records)
+}
+
+#[test]
+fn ranges_account_exactly_as_one_record_at_a_time() {
+    let (_tmp, dir, records) = fixture();
     let mut taken = 0;
     let mut compared = 0;
     for (i, sp) in records.iter().step_by(41).enumerate() {
@@ -66,12 +72,7 @@ fn ranges_account_exactly_as_one_record_at_a_time() {
 /// every record, whichever record the limit is passed at.
 #[test]
 fn ranges_past_the_tuple_limit_account_as_one_record_at_a_time() {
-    let tmp = crate::wal::fixture::pg15_copy();
-    let dir = WalDir::open(tmp.path(), TimelineId(1)).expect("open");
-    let records: Vec<Lsn> = dir
-        .read_inline(Lsn(0xB0_0028), None)
-        .map(|r| r.expect("record").lsn)
-        .collect();
+    let (_tmp, dir, records) = fixture();
     let mut taken = 0;
     let mut past_limit = 0;
     for sp in records.iter().step_by(97) {
