@@ -318,6 +318,135 @@ pub(crate) fn parse_in_chunk_into(
     )
 }
 
+/// A block's full-page image fields, as its header gives them.
+#[derive(Clone, Copy)]
+struct Image {
+    has_image: bool,
+    image_len: u16,
+    apply_image: bool,
+    hole_offset: u16,
+    hole_length: u16,
+    compression: Compression,
+}
+
+impl Image {
+    /// No image.
+    const NONE: Image = Image {
+        has_image: false,
+        image_len: 0,
+        apply_image: false,
+        hole_offset: 0,
+        hole_length: 0,
+        compression: Compression::None,
+    };
+}
+
+/// Writes block reference `n` into the slot's `blocks` in place (a new one when there are
+/// fewer), its payloads emptied: `(id, fork_flags, data_len)` as the header gives them.
+#[inline]
+fn put_block(
+    blocks: &mut crate::wal::record::Blocks,
+    n: usize,
+    (id, fork_flags, data_len): (u8, u8, u16),
+    rel: RelFileLocator,
+    block: u32,
+    image: Image,
+) {
+    if blocks.len() <= n {
+        blocks.push(BlockRef::default());
+    }
+    if let Some(b) = blocks.get_mut(n) {
+        b.id = id;
+        b.rel = rel;
+        b.fork = fork_flags & 0x0F;
+        b.block = block;
+        b.has_image = image.has_image;
+        b.image_len = image.image_len;
+        b.apply_image = image.apply_image;
+        b.hole_offset = image.hole_offset;
+        b.hole_length = image.hole_length;
+        b.compression = image.compression;
+        b.will_init = fork_flags & BKPBLOCK_WILL_INIT != 0;
+        b.data_len = data_len;
+        if !b.data.is_empty() {
+            b.data = Bytes::new();
+        }
+        b.image.0.clear();
+    }
+}
+
+/// The block headers of the commonest records, read without the general loop.
+struct CommonHeaders {
+    /// Block 0's `fork_flags`, data length, relation and block number, when there is one.
+    block: Option<(u8, u16, RelFileLocator, u32)>,
+    /// Where the headers end.
+    pos: usize,
+    /// The payload bytes the headers announce.
+    datatotal: usize,
+    main_len: usize,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Set in tests: [`common_headers`] declines every record (the general loop reads them all).
+    static GENERAL_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The headers of a record of `total` bytes whose first bytes are `head`, when they have one
+/// of the commonest shapes: no block reference, or block 0 alone with its relation, no image
+/// and consistent data flags; then short main data; and the payloads fill the rest of the
+/// record exactly. For these the general loop of [`parse_into`] finds exactly this, checks
+/// included; any other record (or a malformed one) is `None`, for the loop.
+#[inline]
+fn common_headers(head: &[u8], total: usize) -> Option<CommonHeaders> {
+    #[cfg(test)]
+    if GENERAL_ONLY.with(std::cell::Cell::get) {
+        return None;
+    }
+    let u16_at = |i: usize| u16::from_le_bytes([head[i], head[i + 1]]);
+    let u32_at = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+    const ONE_BLOCK_END: usize = RECORD_HEADER_LEN + 20 + 2;
+    match *head.get(RECORD_HEADER_LEN)? {
+        XLR_BLOCK_ID_DATA_SHORT => {
+            let main_len = usize::from(*head.get(RECORD_HEADER_LEN + 1)?);
+            let pos = RECORD_HEADER_LEN + 2;
+            (total.checked_sub(pos)? == main_len).then_some(CommonHeaders {
+                block: None,
+                pos,
+                datatotal: main_len,
+                main_len,
+            })
+        }
+        0 if head.len() >= ONE_BLOCK_END => {
+            let fork_flags = head[RECORD_HEADER_LEN + 1];
+            if fork_flags & (BKPBLOCK_HAS_IMAGE | BKPBLOCK_SAME_REL) != 0
+                || head[ONE_BLOCK_END - 2] != XLR_BLOCK_ID_DATA_SHORT
+            {
+                return None;
+            }
+            let data_len = u16_at(RECORD_HEADER_LEN + 2);
+            if (fork_flags & BKPBLOCK_HAS_DATA != 0) != (data_len != 0) {
+                return None;
+            }
+            let rel = RelFileLocator {
+                spc: u32_at(RECORD_HEADER_LEN + 4),
+                db: u32_at(RECORD_HEADER_LEN + 8),
+                rel: u32_at(RECORD_HEADER_LEN + 12),
+            };
+            let block = u32_at(RECORD_HEADER_LEN + 16);
+            let main_len = usize::from(head[ONE_BLOCK_END - 1]);
+            let datatotal = usize::from(data_len) + main_len;
+            (total.checked_sub(ONE_BLOCK_END)? == datatotal).then_some(CommonHeaders {
+                block: Some((fork_flags, data_len, rel, block)),
+                pos: ONE_BLOCK_END,
+                datatotal,
+                main_len,
+            })
+        }
+        _ => None,
+    }
+}
+
 /// The parser proper: `head` holds the record's first bytes (at least its block headers, or
 /// the whole record when shorter); payloads are taken from `rec`.
 #[allow(clippy::too_many_arguments)] // the record, where it is, and what to keep
@@ -354,6 +483,24 @@ pub(crate) fn parse_into<S: Source>(
     let mut last_rel: Option<RelFileLocator> = None;
     let mut max_id: i32 = -1;
     let short = || err("truncated block header".into());
+    if let Some(h) = common_headers(head, total) {
+        // What the loop below finds for these headers, found without it.
+        if let Some((fork_flags, data_len, rel, block)) = h.block {
+            put_block(
+                blocks,
+                0,
+                (0, fork_flags, data_len),
+                rel,
+                block,
+                Image::NONE,
+            );
+            n = 1;
+        }
+        datatotal = h.datatotal;
+        main_len = h.main_len;
+        // The headers end where the payloads fill the rest: the loop does not run.
+        c.pos = h.pos;
+    }
     while total.saturating_sub(c.pos) > datatotal {
         let id = c.u8().ok_or_else(short)?;
         match id {
@@ -464,27 +611,15 @@ pub(crate) fn parse_into<S: Source>(
                     })?
                 };
                 let block = c.u32().ok_or_else(short)?;
-                if blocks.len() <= n {
-                    blocks.push(BlockRef::default());
-                }
-                if let Some(b) = blocks.get_mut(n) {
-                    b.id = id;
-                    b.rel = rel;
-                    b.fork = fork_flags & 0x0F;
-                    b.block = block;
-                    b.has_image = has_image;
-                    b.image_len = image_len;
-                    b.apply_image = apply_image;
-                    b.hole_offset = hole_offset;
-                    b.hole_length = hole_length;
-                    b.compression = compression;
-                    b.will_init = fork_flags & BKPBLOCK_WILL_INIT != 0;
-                    b.data_len = data_len;
-                    if !b.data.is_empty() {
-                        b.data = Bytes::new();
-                    }
-                    b.image.0.clear();
-                }
+                let image = Image {
+                    has_image,
+                    image_len,
+                    apply_image,
+                    hole_offset,
+                    hole_length,
+                    compression,
+                };
+                put_block(blocks, n, (id, fork_flags, data_len), rel, block, image);
                 n += 1;
             }
             other => return Err(err(format!("invalid block_id {other}"))),
@@ -546,3 +681,6 @@ pub(crate) fn parse_into<S: Source>(
     out.version = version;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
