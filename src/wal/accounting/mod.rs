@@ -37,7 +37,7 @@ use crate::wal::standby::{RunningXacts, SeqRecord};
 use crate::wal::xact::{PgTimestamp, XactKind, XactRecord};
 use crate::wal::xidset::XidSet;
 
-use pending::{blank_commit, Gathered, Parts, Pending, RelMap, XidMap};
+use pending::{blank_commit, Gathered, Parts, Pending, RelMap, XidMap, XidSlots};
 
 pub use log::Spare;
 
@@ -57,7 +57,7 @@ pub struct Accountant {
     end_lsn: Option<Lsn>,
     /// The pending changes of each xid: an index into `slots` (moving a transaction's
     /// changes in and out of the map would copy them several times per commit).
-    pending: XidMap<u32>,
+    pending: XidSlots,
     slots: Vec<Pending>,
     free_slots: Vec<u32>,
     /// The xid looked up last and its slot: a transaction's records often come one after
@@ -140,7 +140,7 @@ impl Accountant {
             switchpoint,
             scan_start: None,
             end_lsn: None,
-            pending: XidMap::default(),
+            pending: XidSlots::default(),
             slots: Vec::new(),
             free_slots: Vec::new(),
             last_slot: None,
@@ -265,19 +265,14 @@ impl Accountant {
                 return &mut self.slots[i as usize];
             }
         }
-        let i = match self.pending.entry(xid) {
-            std::collections::hash_map::Entry::Occupied(e) => *e.get(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                let i = match self.free_slots.pop() {
-                    Some(i) => i,
-                    None => {
-                        self.slots.push(Pending::default());
-                        (self.slots.len() - 1) as u32
-                    }
-                };
-                *v.insert(i)
+        let (slots, free) = (&mut self.slots, &mut self.free_slots);
+        let i = self.pending.get_or_insert(xid, || match free.pop() {
+            Some(i) => i,
+            None => {
+                slots.push(Pending::default());
+                (slots.len() - 1) as u32
             }
-        };
+        });
         self.last_slot = Some((xid, i));
         &mut self.slots[i as usize]
     }
@@ -287,7 +282,7 @@ impl Accountant {
         if self.last_slot.is_some_and(|(x, _)| x == xid) {
             self.last_slot = None;
         }
-        if let Some(i) = self.pending.remove(&xid) {
+        if let Some(i) = self.pending.remove(xid) {
             let p = &mut self.slots[i as usize];
             f(p);
             // Its tuples are dropped, or moved to the lost ones (`touched`, counted there).
@@ -703,8 +698,8 @@ impl Accountant {
         let mut in_flight: Vec<Xid> = self
             .pending
             .iter()
-            .filter(|(_, i)| self.slots[**i as usize].last_lsn >= sp)
-            .map(|(x, _)| Xid(*x))
+            .filter(|(_, i)| self.slots[*i as usize].last_lsn >= sp)
+            .map(|(x, _)| Xid(x))
             .collect();
         in_flight.sort();
         let mut in_doubt: Vec<InDoubt> = self

@@ -114,7 +114,7 @@ impl Accountant {
         let (at, n) = (res.sub.0 as usize, res.sub.1 as usize);
         let subs = log.subxids.get(at..at + n).unwrap_or_default();
         let xids = std::iter::once(res.top).chain(subs.iter().copied());
-        if !xids.clone().any(|x| self.pending.contains_key(&x)) {
+        if !xids.clone().any(|x| self.pending.contains(x)) {
             return;
         }
         let mut earlier: Vec<(u32, Pending)> = Vec::new();
@@ -341,7 +341,7 @@ impl Accountant {
         }
         self.abort_count += part.abort_count;
         // Changes still pending: after those pending here.
-        let left: Vec<(u32, u32)> = part.pending.iter().map(|(x, i)| (*x, *i)).collect();
+        let left: Vec<(u32, u32)> = part.pending.iter().collect();
         for (xid, i) in left {
             if let Some(p) = part.slots.get_mut(i as usize) {
                 let p = std::mem::take(p);
