@@ -401,53 +401,28 @@ impl Accountant {
         if rel.db != 0 {
             p.db.get_or_insert(rel.db);
         }
-        let mut push = |p: &mut Pending, tid: Tid, old: Option<Tid>, op: TupleOp| {
-            let c = p.counts(rel);
-            match op {
-                TupleOp::Insert => c.inserts += 1,
-                TupleOp::Update => c.updates += 1,
-                TupleOp::HotUpdate => c.hot_updates += 1,
-                TupleOp::Delete => c.deletes += 1,
+        // The tuples the record changes (the new versions), how, and the old version.
+        let one;
+        let (op, tids, old): (TupleOp, &[Tid], Option<Tid>) = match &h.change {
+            HeapChange::Insert { new, .. } => {
+                one = [*new];
+                (TupleOp::Insert, &one, None)
             }
-            p.before += u64::from(before);
-            if full {
-                if !before {
-                    kept += 1;
-                    p.after_kept += 1;
-                }
-                p.tuples.push(TouchedTuple {
-                    rel,
-                    tid,
-                    old,
-                    op,
-                    xid: rec.xid,
-                    top_xid: rec.xid,
-                    lsn: rec.lsn,
-                });
-            }
-        };
-        match &h.change {
-            HeapChange::Insert { new, .. } => push(p, *new, None, TupleOp::Insert),
-            HeapChange::MultiInsert { new, .. } => {
-                for t in new {
-                    push(p, *t, None, TupleOp::Insert);
-                }
-            }
+            HeapChange::MultiInsert { new, .. } => (TupleOp::Insert, new, None),
             HeapChange::Delete { old, is_super, .. } => {
-                if !is_super {
-                    push(p, *old, None, TupleOp::Delete);
-                }
+                one = [*old];
+                // A speculative insertion's cleanup deletes nothing.
+                (TupleOp::Delete, if *is_super { &[] } else { &one }, None)
             }
-            HeapChange::Update { hot, old, new, .. } => push(
-                p,
-                *new,
-                Some(*old),
-                if *hot {
+            HeapChange::Update { hot, old, new, .. } => {
+                one = [*new];
+                let op = if *hot {
                     TupleOp::HotUpdate
                 } else {
                     TupleOp::Update
-                },
-            ),
+                };
+                (op, &one, Some(*old))
+            }
             HeapChange::Inplace { .. } => {
                 if is_catalog(&rel) {
                     p.catalog_change = true;
@@ -455,6 +430,34 @@ impl Accountant {
                 return;
             }
             _ => return,
+        };
+        let n = tids.len() as u64;
+        if n > 0 {
+            let c = p.counts(rel);
+            match op {
+                TupleOp::Insert => c.inserts += n,
+                TupleOp::Update => c.updates += n,
+                TupleOp::HotUpdate => c.hot_updates += n,
+                TupleOp::Delete => c.deletes += n,
+            }
+            p.before += n * u64::from(before);
+            if full {
+                if !before {
+                    kept += n;
+                    p.after_kept += n;
+                }
+                for &tid in tids {
+                    p.tuples.push(TouchedTuple {
+                        rel,
+                        tid,
+                        old,
+                        op,
+                        xid: rec.xid,
+                        top_xid: rec.xid,
+                        lsn: rec.lsn,
+                    });
+                }
+            }
         }
         if is_catalog(&rel) {
             p.catalog_change = true;
