@@ -251,6 +251,7 @@ impl ScanRange {
 impl RangeWork for ScanRange {
     type Out = ScanRangeOut;
 
+    #[inline(always)] // once per record, into the worker's loop: a call's cost per record
     fn record(&mut self, rec: &DecodedRecord) -> bool {
         if rec.lsn < self.switchpoint {
             self.horizon.add(rec);

@@ -16,19 +16,25 @@ const SHORT: usize = 768;
 
 /// The CRC-32C PostgreSQL stores in `xl_crc` for the record `rec` (at least a header long):
 /// `[24, len)` then `[0, 20)`.
+#[inline] // once per record: the short path is a length test and a flag test away
 pub fn record_crc(rec: &[u8]) -> u32 {
     #[cfg(target_arch = "x86_64")]
-    if rec.len() < SHORT
-        && rec.len() >= RECORD_HEADER_LEN
-        && std::arch::is_x86_feature_detected!("sse4.2")
-    {
+    if rec.len() < SHORT && rec.len() >= RECORD_HEADER_LEN && has_sse42() {
         // SAFETY: the CPU has SSE 4.2, checked just above.
         return unsafe { short_sse42(rec) };
     }
     by_crate(rec)
 }
 
+/// Whether the CPU has SSE 4.2 (asked once per process, then a load and a test).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn has_sse42() -> bool {
+    std::arch::is_x86_feature_detected!("sse4.2")
+}
+
 /// The crate's computation (any CPU, any length).
+#[inline(never)] // long records and other CPUs: kept out of the per-record path
 fn by_crate(rec: &[u8]) -> u32 {
     let split = RECORD_HEADER_LEN.min(rec.len());
     let head = &rec[..20.min(rec.len())];
@@ -36,6 +42,7 @@ fn by_crate(rec: &[u8]) -> u32 {
 }
 
 /// Whether the record's stored CRC-32C (bytes 20..24) matches its bytes.
+#[inline]
 pub fn record_crc_ok(rec: &[u8]) -> bool {
     match rec.get(20..24) {
         Some(s) => record_crc(rec) == u32::from_le_bytes([s[0], s[1], s[2], s[3]]),

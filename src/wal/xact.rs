@@ -180,25 +180,17 @@ fn rd_at(b: &[u8], off: usize, lsn: Lsn) -> Rd<'_> {
 
 impl XactRecord {
     /// Interprets a Transaction record; `Ok(None)` for other rmgrs.
-    #[inline] // built in place by the accountant (once per commit)
     pub fn parse(rec: &DecodedRecord) -> Result<Option<XactRecord>, WalError> {
-        if rec.rmid != RM_XACT_ID {
-            return Ok(None);
-        }
-        let kind = match rec.info & 0x70 {
-            0x00 => XactKind::Commit,
-            0x10 => XactKind::Prepare,
-            0x20 => XactKind::Abort,
-            0x30 => XactKind::CommitPrepared,
-            0x40 => XactKind::AbortPrepared,
-            0x50 => XactKind::Assignment,
-            0x60 => XactKind::Invalidation,
-            _ => return Ok(None),
-        };
-        let mut x = XactRecord {
-            kind,
-            lsn: rec.lsn,
-            top_xid: rec.xid,
+        let mut x = XactRecord::empty();
+        Ok(x.parse_from(rec)?.then_some(x))
+    }
+
+    /// An empty record, to parse into ([`Self::parse_from`]).
+    pub fn empty() -> XactRecord {
+        XactRecord {
+            kind: XactKind::Commit,
+            lsn: Lsn(0),
+            top_xid: Xid(0),
             subxids: Vec::new(),
             commit_time: None,
             xinfo: 0,
@@ -212,7 +204,41 @@ impl XactRecord {
             gid: None,
             origin_lsn: None,
             origin_time: None,
+        }
+    }
+
+    /// [`Self::parse`] into `self`, its lists' memory reused (the accountant parses every
+    /// commit into the same record); `Ok(false)` for other rmgrs. Every field is set.
+    #[inline] // once per commit, from the accountant
+    pub fn parse_from(&mut self, rec: &DecodedRecord) -> Result<bool, WalError> {
+        if rec.rmid != RM_XACT_ID {
+            return Ok(false);
+        }
+        let kind = match rec.info & 0x70 {
+            0x00 => XactKind::Commit,
+            0x10 => XactKind::Prepare,
+            0x20 => XactKind::Abort,
+            0x30 => XactKind::CommitPrepared,
+            0x40 => XactKind::AbortPrepared,
+            0x50 => XactKind::Assignment,
+            0x60 => XactKind::Invalidation,
+            _ => return Ok(false),
         };
+        let (mut subxids, mut dropped_rels) = (
+            std::mem::take(&mut self.subxids),
+            std::mem::take(&mut self.dropped_rels),
+        );
+        subxids.clear();
+        dropped_rels.clear();
+        *self = XactRecord {
+            kind,
+            lsn: rec.lsn,
+            top_xid: rec.xid,
+            subxids,
+            dropped_rels,
+            ..XactRecord::empty()
+        };
+        let x = self;
         let b: &[u8] = &rec.main_data;
         let mut r = rd_at(b, 0, rec.lsn);
         match kind {
@@ -231,7 +257,7 @@ impl XactRecord {
             }
             _ => x.parse_commit_abort(&mut r, rec, kind)?,
         }
-        Ok(Some(x))
+        Ok(true)
     }
 
     fn parse_commit_abort(

@@ -37,6 +37,17 @@ impl std::fmt::Debug for XidSet {
     }
 }
 
+/// Sets `xid`'s bit in its block; `true` when it was not set.
+#[inline]
+fn set_bit(block: &mut [u64; BLOCK_WORDS], xid: u32) -> bool {
+    let bit = xid % BLOCK_XIDS;
+    let word = &mut block[(bit / 64) as usize];
+    let mask = 1u64 << (bit % 64);
+    let new = *word & mask == 0;
+    *word |= mask;
+    new
+}
+
 impl XidSet {
     /// An empty set.
     pub fn new() -> XidSet {
@@ -44,27 +55,35 @@ impl XidSet {
     }
 
     /// Adds `xid`; `true` when it was not there yet.
+    #[inline] // once per lost commit: nearly always into the last insert's block
     pub fn insert(&mut self, xid: u32) -> bool {
         let n = xid / BLOCK_XIDS;
-        let i = match self.blocks.get(self.last) {
-            Some((b, _)) if *b == n => self.last,
-            _ => match self.blocks.binary_search_by_key(&n, |(b, _)| *b) {
-                Ok(i) => i,
-                Err(i) => {
-                    self.blocks.insert(i, (n, Box::new([0u64; BLOCK_WORDS])));
-                    i
-                }
-            },
+        match self.blocks.get_mut(self.last) {
+            Some((b, block)) if *b == n => {
+                let new = set_bit(block, xid);
+                self.len += usize::from(new);
+                new
+            }
+            _ => self.insert_elsewhere(xid),
+        }
+    }
+
+    /// [`Self::insert`] into a block other than the last insert's.
+    #[inline(never)]
+    fn insert_elsewhere(&mut self, xid: u32) -> bool {
+        let n = xid / BLOCK_XIDS;
+        let i = match self.blocks.binary_search_by_key(&n, |(b, _)| *b) {
+            Ok(i) => i,
+            Err(i) => {
+                self.blocks.insert(i, (n, Box::new([0u64; BLOCK_WORDS])));
+                i
+            }
         };
         self.last = i;
         let Some((_, block)) = self.blocks.get_mut(i) else {
             return false; // found or inserted just above
         };
-        let bit = xid % BLOCK_XIDS;
-        let word = &mut block[(bit / 64) as usize];
-        let mask = 1u64 << (bit % 64);
-        let new = *word & mask == 0;
-        *word |= mask;
+        let new = set_bit(block, xid);
         self.len += usize::from(new);
         new
     }

@@ -108,14 +108,18 @@ pub struct Accountant {
     /// Accounting one range of the WAL: what the accountant in WAL order needs to correct
     /// (module `range`).
     log: Option<Box<log::RangeLog>>,
+    /// The transaction record parsed last: every one is parsed into it (moving a parsed
+    /// record to where it is accounted cost more than parsing it).
+    xact: Option<Box<XactRecord>>,
 }
 
 /// What [`Accountant::take_record`] leaves to be accounted in WAL order.
 enum Taken {
     /// Nothing: the record is accounted.
     Done,
-    /// A transaction record, for the caller to parse ([`XactRecord::parse`]) and account in
-    /// WAL order (handing the parsed record back would copy it twice per commit).
+    /// A transaction record, for the caller to account in WAL order
+    /// ([`Accountant::account_xact`]; handing the parsed record back would copy it twice per
+    /// commit).
     Xact,
     /// The first RUNNING_XACTS record's xids.
     Running(Vec<Xid>),
@@ -175,6 +179,7 @@ impl Accountant {
             limit_exceeded: None,
             running_lost: false,
             log: None,
+            xact: None,
         }
     }
 
@@ -315,13 +320,37 @@ impl Accountant {
         match self.take_record(rec)? {
             Taken::Done => {}
             Taken::Xact => {
-                if let Some(x) = XactRecord::parse(rec)? {
-                    self.add_xact(x, on_lost);
-                }
+                self.account_xact(rec, |_| false, on_lost)?;
             }
             Taken::Running(xids) => self.add_first_running(xids),
         }
         Ok(())
+    }
+
+    /// Parses the transaction record `rec` and accounts it, unless `refuse` refuses its kind
+    /// (then `Ok(false)`).
+    #[inline] // once per commit, from two callers
+    fn account_xact(
+        &mut self,
+        rec: &DecodedRecord,
+        refuse: impl Fn(XactKind) -> bool,
+        on_lost: &mut dyn FnMut(&LostCommit),
+    ) -> Result<bool, WalError> {
+        let mut x = self
+            .xact
+            .take()
+            .unwrap_or_else(|| Box::new(XactRecord::empty()));
+        let taken = match x.parse_from(rec) {
+            Ok(true) if refuse(x.kind) => Ok(false),
+            Ok(true) => {
+                self.add_xact(&mut x, on_lost);
+                Ok(true)
+            }
+            Ok(false) => Ok(true),
+            Err(e) => Err(e),
+        };
+        self.xact = Some(x);
+        taken
     }
 
     /// Accounts what `rec` holds on its own (heap changes, sequence advances, statistics);
@@ -466,7 +495,7 @@ impl Accountant {
         self.check_tuple_limit();
     }
 
-    fn add_xact(&mut self, mut x: XactRecord, on_lost: &mut dyn FnMut(&LostCommit)) {
+    fn add_xact(&mut self, x: &mut XactRecord, on_lost: &mut dyn FnMut(&LostCommit)) {
         let after = x.lsn >= self.switchpoint;
         match x.kind {
             XactKind::Commit | XactKind::CommitPrepared => {
@@ -475,7 +504,7 @@ impl Accountant {
                 // Accounting a range, a commit of several xids keeps each one's changes.
                 let mut parts = Vec::new();
                 let keep_parts = self.log.is_some() && !x.subxids.is_empty();
-                for xid in xids_of(&x) {
+                for xid in xids_of(x) {
                     self.release(xid.0, |p| {
                         if keep_parts {
                             parts.push((xid.0, p.clone()));
@@ -484,7 +513,7 @@ impl Accountant {
                     });
                 }
                 if let Some(log) = &mut self.log {
-                    log.commit(&x, after.then_some(self.lost_count), parts);
+                    log.commit(x, after.then_some(self.lost_count), parts);
                 }
                 let mut gid = x.gid.take();
                 if x.kind == XactKind::CommitPrepared {
@@ -503,16 +532,16 @@ impl Accountant {
                     }
                 }
                 if after {
-                    self.record_lost(&mut x, gid, &mut g, on_lost);
+                    self.record_lost(x, gid, &mut g, on_lost);
                 }
                 self.gathered = g;
             }
             XactKind::Abort | XactKind::AbortPrepared => {
-                for xid in xids_of(&x) {
+                for xid in xids_of(x) {
                     self.release(xid.0, |_| {});
                 }
                 if let Some(log) = &mut self.log {
-                    log.commit(&x, None, Vec::new());
+                    log.commit(x, None, Vec::new());
                 }
                 if x.kind == XactKind::AbortPrepared {
                     self.prepared.remove(&x.top_xid.0);
@@ -531,7 +560,7 @@ impl Accountant {
                 }
             }
             XactKind::Prepare => {
-                let parts = self.take_pending(xids_of(&x));
+                let parts = self.take_pending(xids_of(x));
                 self.prepared_pending.insert(x.top_xid.0, parts);
                 self.prepared.insert(
                     x.top_xid.0,

@@ -140,7 +140,7 @@ pub(super) struct Pending {
 }
 
 impl Pending {
-    #[inline] // once per heap change
+    #[inline(always)] // once per heap change
     pub(super) fn counts(&mut self, rel: RelFileLocator) -> &mut ChangeCounts {
         let i = match self.rels.iter().position(|(r, _)| *r == rel) {
             Some(i) => i,

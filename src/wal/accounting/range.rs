@@ -24,7 +24,7 @@ use super::{Accountant, Taken};
 use crate::lsn::{Lsn, Xid};
 use crate::wal::lost::{ChangeCounts, DatabaseChanges, Detail, LostCommit, SequenceAdvance};
 use crate::wal::record::DecodedRecord;
-use crate::wal::xact::{XactKind, XactRecord};
+use crate::wal::xact::XactKind;
 
 /// Accounts one range of records ([`Self::add`] in WAL order, then [`Self::finish`]).
 #[derive(Debug)]
@@ -58,20 +58,23 @@ impl RangeAccountant {
 
     /// Accounts one record of the range (records must come in WAL order); `Ok(false)` when
     /// the record must be accounted one by one with those before it (the range refuses).
+    #[inline(always)] // once per record, into the worker's loop: a call's cost per record
     pub fn add(&mut self, rec: &DecodedRecord) -> Result<bool, crate::wal::WalError> {
         match self.acct.take_record(rec)? {
             Taken::Done => {}
             Taken::Xact => {
-                if let Some(x) = XactRecord::parse(rec)? {
-                    match x.kind {
-                        XactKind::Commit | XactKind::Abort | XactKind::Invalidation => {
-                            self.acct.add_xact(x, &mut |_| {})
-                        }
+                // Records that meet earlier state in ways `add_range` does not correct.
+                let refuse = |k| {
+                    matches!(
+                        k,
                         XactKind::Prepare
-                        | XactKind::CommitPrepared
-                        | XactKind::AbortPrepared
-                        | XactKind::Assignment => return Ok(false),
-                    }
+                            | XactKind::CommitPrepared
+                            | XactKind::AbortPrepared
+                            | XactKind::Assignment
+                    )
+                };
+                if !self.acct.account_xact(rec, refuse, &mut |_| {})? {
+                    return Ok(false);
                 }
             }
             Taken::Running(xids) => self.acct.add_first_running(xids),

@@ -328,10 +328,17 @@ impl FastPath {
 
     /// Checks the header of the page at `page` as the reference decoder does; `None` when it
     /// would not accept it (or the page cannot be read here).
+    #[inline] // once per record: nearly always the page checked last
     fn check_page(&mut self, page: u64) -> Option<CheckedPage> {
-        if let Some(p) = self.page.filter(|p| p.lsn == page) {
-            return Some(p);
+        match self.page {
+            Some(p) if p.lsn == page => Some(p),
+            _ => self.check_new_page(page),
         }
+    }
+
+    /// [`Self::check_page`] for a page other than the one checked last.
+    #[inline(never)]
+    fn check_new_page(&mut self, page: u64) -> Option<CheckedPage> {
         let off = self.page_off(page)?;
         let b = &self.chunk[off..off + XLOG_BLCKSZ];
         let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
@@ -403,6 +410,7 @@ impl FastPath {
     }
 
     /// Decodes the next record into `out`, or says where the reference decoder takes over.
+    #[inline(always)] // once per record, into the worker's loop: a call's cost per record
     pub(crate) fn next_into(&mut self, out: &mut DecodedRecord) -> Step {
         if !self.positioned && self.position().is_none() {
             return self.handover();
@@ -572,6 +580,7 @@ impl FastPath {
 }
 
 /// Whether the record's stored CRC-32C matches its bytes (`[24, len)` then `[0, 20)`).
+#[inline]
 fn crc_ok(rec: &[u8]) -> bool {
     crate::wal::crc::record_crc_ok(rec)
 }
