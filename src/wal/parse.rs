@@ -381,8 +381,6 @@ struct CommonHeaders {
     block: Option<(u8, u16, RelFileLocator, u32)>,
     /// Where the headers end.
     pos: usize,
-    /// The payload bytes the headers announce.
-    datatotal: usize,
     main_len: usize,
 }
 
@@ -413,7 +411,6 @@ fn common_headers(head: &[u8], total: usize) -> Option<CommonHeaders> {
             (total.checked_sub(pos)? == main_len).then_some(CommonHeaders {
                 block: None,
                 pos,
-                datatotal: main_len,
                 main_len,
             })
         }
@@ -439,7 +436,6 @@ fn common_headers(head: &[u8], total: usize) -> Option<CommonHeaders> {
             (total.checked_sub(ONE_BLOCK_END)? == datatotal).then_some(CommonHeaders {
                 block: Some((fork_flags, data_len, rel, block)),
                 pos: ONE_BLOCK_END,
-                datatotal,
                 main_len,
             })
         }
@@ -484,7 +480,9 @@ pub(crate) fn parse_into<S: Source>(
     let mut max_id: i32 = -1;
     let short = || err("truncated block header".into());
     if let Some(h) = common_headers(head, total) {
-        // What the loop below finds for these headers, found without it.
+        // What the general path below finds for these headers, found without it: the
+        // payloads fill the record exactly (checked), block 0's data first, then main data.
+        let mut pos = h.pos;
         if let Some((fork_flags, data_len, rel, block)) = h.block {
             put_block(
                 blocks,
@@ -495,11 +493,25 @@ pub(crate) fn parse_into<S: Source>(
                 Image::NONE,
             );
             n = 1;
+            if block_payloads {
+                if let Some(b) = blocks.get_mut(0) {
+                    b.data = rec.range_of(pos, usize::from(data_len));
+                }
+            }
+            pos += usize::from(data_len);
         }
-        datatotal = h.datatotal;
-        main_len = h.main_len;
-        // The headers end where the payloads fill the rest: the loop does not run.
-        c.pos = h.pos;
+        if blocks.len() > n {
+            blocks.truncate(n);
+        }
+        let ends = Ends {
+            lsn,
+            end_lsn,
+            version,
+            origin,
+            toplevel,
+        };
+        set_main_and_header(rec, pos, h.main_len, &hdr, ends, out);
+        return Ok(());
     }
     while total.saturating_sub(c.pos) > datatotal {
         let id = c.u8().ok_or_else(short)?;
@@ -659,6 +671,37 @@ pub(crate) fn parse_into<S: Source>(
     if main_end != total {
         return Err(err("main data does not end the record".into()));
     }
+    let ends = Ends {
+        lsn,
+        end_lsn,
+        version,
+        origin,
+        toplevel,
+    };
+    set_main_and_header(rec, pos, main_len, &hdr, ends, out);
+    Ok(())
+}
+
+/// Where a parsed record lies and what its optional headers said.
+struct Ends {
+    lsn: Lsn,
+    end_lsn: Lsn,
+    version: PgVersion,
+    origin: Option<u16>,
+    toplevel: Option<Xid>,
+}
+
+/// The last step of a parse: `out`'s main data (`main_len` bytes at `pos` of `rec`) and its
+/// header fields.
+#[inline(always)] // once per record, from both of the parser's paths
+fn set_main_and_header<S: Source>(
+    rec: &S,
+    pos: usize,
+    main_len: usize,
+    hdr: &RecordHeader,
+    ends: Ends,
+    out: &mut DecodedRecord,
+) {
     match rec.window(pos, main_len) {
         Some(w) => out
             .main_data
@@ -668,18 +711,17 @@ pub(crate) fn parse_into<S: Source>(
             out.main_data.set(&b.clone(), || b);
         }
     }
-    out.lsn = lsn;
-    out.end_lsn = end_lsn;
+    out.lsn = ends.lsn;
+    out.end_lsn = ends.end_lsn;
     out.xl_tot_len = hdr.tot_len;
     out.xid = Xid(hdr.xid);
     out.prev = Lsn(hdr.prev);
     out.info = hdr.info;
     out.rmid = hdr.rmid;
     out.crc = hdr.crc;
-    out.origin = origin;
-    out.toplevel_xid = toplevel;
-    out.version = version;
-    Ok(())
+    out.origin = ends.origin;
+    out.toplevel_xid = ends.toplevel;
+    out.version = ends.version;
 }
 
 #[cfg(test)]

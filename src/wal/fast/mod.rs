@@ -440,6 +440,7 @@ impl FastPath {
 
     /// Finds, checks and parses the record at `next` into `out`; advances past it. `None`
     /// (nothing advanced) when the reference decoder must look at it.
+    #[inline(always)] // once per record
     fn one(&mut self, out: &mut DecodedRecord) -> Option<u64> {
         // The slot's slices of the chunk go now, so that its memory can be reused (without
         // block payloads only long main data holds one).

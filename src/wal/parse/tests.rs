@@ -1,15 +1,16 @@
 //! The block headers of the commonest records, read without the general loop
 //! (`common_headers`), against the general loop alone: the same record or the same error for
-//! every record of many made-up shapes, well-formed and not.
+//! every record of many made-up shapes, well-formed and not; and the same again parsed into one
+//! reused record, as the fast path parses, with and without block payloads.
 
 use bytes::Bytes;
 
-use super::{common_headers, parse_record, GENERAL_ONLY};
+use super::{common_headers, parse_in_chunk_into, parse_record, InChunk, GENERAL_ONLY};
 use crate::lsn::Lsn;
 use crate::wal::error::FileCtx;
 use crate::wal::page::PgVersion;
 use crate::wal::record::{
-    BKPBLOCK_HAS_DATA, BKPBLOCK_HAS_IMAGE, BKPBLOCK_SAME_REL, BKPBLOCK_WILL_INIT,
+    DecodedRecord, BKPBLOCK_HAS_DATA, BKPBLOCK_HAS_IMAGE, BKPBLOCK_SAME_REL, BKPBLOCK_WILL_INIT,
     RECORD_HEADER_LEN, XLR_BLOCK_ID_DATA_LONG, XLR_BLOCK_ID_DATA_SHORT, XLR_BLOCK_ID_ORIGIN,
 };
 
@@ -133,4 +134,59 @@ fn common_headers_read_exactly_what_the_general_loop_reads() {
     // Both kinds of shape, and records of neither, well-formed and not.
     assert!(common > 2_000, "only {common} records had a common shape");
     assert!(errors > 2_000, "only {errors} malformed records");
+}
+
+#[test]
+fn one_reused_record_parses_as_a_fresh_one_with_and_without_payloads() {
+    for payloads in [false, true] {
+        let mut g = Lcg(0xfee1);
+        let mut slot = DecodedRecord::empty();
+        let mut parsed = 0;
+        for i in 0..20_000 {
+            let r = made_up(&mut g);
+            // The record at an offset inside a larger chunk, as the fast path reads it.
+            let mut chunk = vec![0xA5u8; 16];
+            chunk.extend_from_slice(&r);
+            chunk.extend_from_slice(&[0x5Au8; 16]);
+            let chunk = Bytes::from(chunk);
+            let at = InChunk {
+                chunk: &chunk,
+                off: 16,
+                len: r.len(),
+                block_payloads: payloads,
+            };
+            let end = Lsn(0x1000 + r.len() as u64);
+            let got = parse_in_chunk_into(
+                &at,
+                Lsn(0x1000),
+                end,
+                PgVersion(15),
+                &FileCtx(None),
+                &mut slot,
+            );
+            GENERAL_ONLY.with(|c| c.set(true));
+            let want = parse(&r);
+            GENERAL_ONLY.with(|c| c.set(false));
+            let Ok(mut want) = want else {
+                assert!(
+                    got.is_err(),
+                    "record {i}: parsed, but the general loop refused it"
+                );
+                continue;
+            };
+            assert!(
+                got.is_ok(),
+                "record {i}: refused, but the general loop parsed it"
+            );
+            if !payloads {
+                for b in want.blocks.iter_mut() {
+                    b.data = Bytes::new();
+                    b.image.0.clear();
+                }
+            }
+            assert_eq!(slot, want, "record {i} (block payloads: {payloads}): {r:?}");
+            parsed += 1;
+        }
+        assert!(parsed > 5_000, "only {parsed} records parsed");
+    }
 }
