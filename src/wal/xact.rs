@@ -181,6 +181,9 @@ fn rd_at(b: &[u8], off: usize, lsn: Lsn) -> Rd<'_> {
 impl XactRecord {
     /// Interprets a Transaction record; `Ok(None)` for other rmgrs.
     pub fn parse(rec: &DecodedRecord) -> Result<Option<XactRecord>, WalError> {
+        if rec.rmid != RM_XACT_ID {
+            return Ok(None); // most records: nothing built
+        }
         let mut x = XactRecord::empty();
         Ok(x.parse_from(rec)?.then_some(x))
     }
