@@ -263,6 +263,7 @@ impl XactRecord {
         Ok(true)
     }
 
+    #[inline] // once per commit
     fn parse_commit_abort(
         &mut self,
         r: &mut Rd<'_>,
@@ -270,6 +271,10 @@ impl XactRecord {
         kind: XactKind,
     ) -> Result<(), WalError> {
         self.commit_time = Some(PgTimestamp(r.u64("xact_time")? as i64));
+        if rec.info & XLOG_XACT_HAS_INFO == 0 && matches!(kind, XactKind::Commit | XactKind::Abort)
+        {
+            return Ok(()); // no xinfo: xact_time is all there is (most commits)
+        }
         if rec.info & XLOG_XACT_HAS_INFO != 0 {
             self.xinfo = r.u32("xinfo")?;
         }

@@ -63,6 +63,7 @@ impl RangeLog {
 
     /// Records a commit or abort (`seq`: the index of the lost commit it makes), with its
     /// xids' changes one by one when it has several (`parts`).
+    #[inline] // once per commit or abort
     pub(super) fn commit(&mut self, x: &XactRecord, seq: Option<u64>, parts: Vec<(u32, Pending)>) {
         let sub = (self.subxids.len() as u32, x.subxids.len() as u32);
         self.subxids.extend(x.subxids.iter().map(|s| s.0));

@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use crate::lsn::{Lsn, Xid};
 use crate::wal::decoder::EndOfWal;
 use crate::wal::error::WalError;
-use crate::wal::heap::{HeapChange, HeapRecord, Tid};
+use crate::wal::heap::{HeapChange, HeapRecord, Tid, XLOG_HEAP_OPMASK};
 use crate::wal::record::{DecodedRecord, RelFileLocator};
 use crate::wal::rmgr::{WalStats, RM_HEAP2_ID, RM_HEAP_ID, RM_XACT_ID};
 use crate::wal::standby::{RunningXacts, SeqRecord};
@@ -366,6 +366,14 @@ impl Accountant {
         // Each interpreter reads its own rmgr's records only: the others are not called.
         match rec.rmid {
             RM_HEAP_ID | RM_HEAP2_ID => {
+                // A Heap2 record other than MULTI_INSERT and LOCK_UPDATED changes no tuple (its
+                // parse reads nothing and cannot fail), and one with no xid belongs to no
+                // transaction: nothing to account (pruning, a quarter of pgbench's records).
+                let no_tuple =
+                    rec.rmid == RM_HEAP2_ID && !matches!(rec.info & XLOG_HEAP_OPMASK, 0x50 | 0x60);
+                if no_tuple && rec.xid.0 == 0 {
+                    return Ok(Taken::Done);
+                }
                 if let Some(h) = HeapRecord::parse(rec)? {
                     self.add_heap(rec, h);
                 }
@@ -700,7 +708,8 @@ impl Accountant {
                     self.tail.last_mut().expect("just pushed")
                 } else {
                     let i = self.tail_head;
-                    self.tail_head = (i + 1) % keep;
+                    // Not `% keep`: a division per commit.
+                    self.tail_head = if i + 1 == keep { 0 } else { i + 1 };
                     &mut self.tail[i]
                 }
             }

@@ -197,6 +197,7 @@ impl Gathered {
     }
 
     /// Adds `p`'s changes (its tuples are moved out).
+    #[inline] // once per xid of a commit
     pub(super) fn absorb(&mut self, p: &mut Pending) {
         self.catalog |= p.catalog_change;
         self.db = self.db.or(p.db);
