@@ -474,8 +474,14 @@ pub(crate) fn parse_into<S: Source>(
     let mut n = 0;
     let mut datatotal: usize = 0;
     let mut main_len: usize = 0;
-    let mut origin = None;
-    let mut toplevel = None;
+    // Where the record lies; the loop below fills in an origin and a top-level xid.
+    let mut ends = Ends {
+        lsn,
+        end_lsn,
+        version,
+        origin: None,
+        toplevel: None,
+    };
     let mut last_rel: Option<RelFileLocator> = None;
     let mut max_id: i32 = -1;
     let short = || err("truncated block header".into());
@@ -503,13 +509,6 @@ pub(crate) fn parse_into<S: Source>(
         if blocks.len() > n {
             blocks.truncate(n);
         }
-        let ends = Ends {
-            lsn,
-            end_lsn,
-            version,
-            origin,
-            toplevel,
-        };
         set_main_and_header(rec, pos, h.main_len, &hdr, ends, out);
         return Ok(());
     }
@@ -528,8 +527,8 @@ pub(crate) fn parse_into<S: Source>(
                     .ok_or_else(|| err("main data length overflows".into()))?;
                 break;
             }
-            XLR_BLOCK_ID_ORIGIN => origin = Some(c.u16().ok_or_else(short)?),
-            XLR_BLOCK_ID_TOPLEVEL_XID => toplevel = Some(Xid(c.u32().ok_or_else(short)?)),
+            XLR_BLOCK_ID_ORIGIN => ends.origin = Some(c.u16().ok_or_else(short)?),
+            XLR_BLOCK_ID_TOPLEVEL_XID => ends.toplevel = Some(Xid(c.u32().ok_or_else(short)?)),
             id if id <= XLR_MAX_BLOCK_ID => {
                 if i32::from(id) <= max_id {
                     return Err(err(format!("out-of-order block_id {id}")));
@@ -671,13 +670,6 @@ pub(crate) fn parse_into<S: Source>(
     if main_end != total {
         return Err(err("main data does not end the record".into()));
     }
-    let ends = Ends {
-        lsn,
-        end_lsn,
-        version,
-        origin,
-        toplevel,
-    };
     set_main_and_header(rec, pos, main_len, &hdr, ends, out);
     Ok(())
 }
