@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::pg::connect;
-use crate::pg::session::SessionOptions;
+use crate::pg::session::{Session, SessionOptions};
 use crate::pg::ConnParams;
 use crate::wal::RelFileLocator;
 
@@ -35,7 +35,8 @@ pub type Resolved = (
 
 /// Resolves every locator in `rels`, connecting to each database of the former primary (the
 /// databases are listed from `pg_database`, which needs no CONNECT privilege, so a database
-/// that cannot be connected to still has its name).
+/// that cannot be connected to still has its name). The session that lists the databases also
+/// names the relations of the database `params` names, and the shared catalogs'.
 pub async fn resolve(
     params: &ConnParams,
     opts: &SessionOptions,
@@ -43,8 +44,12 @@ pub async fn resolve(
 ) -> Resolved {
     let mut names = BTreeMap::new();
     let mut problems = Vec::new();
-    let databases = match database_names(params, opts).await {
-        Ok(d) => d,
+    let listed = match connect(params, opts).await {
+        Ok(s) => databases_of(&s).await.map(|d| (s, d)),
+        Err(e) => Err(e),
+    };
+    let (home, databases) = match listed {
+        Ok(l) => l,
         Err(e) => {
             problems.push(format!("cannot list databases: {e}"));
             return (names, problems, BTreeMap::new());
@@ -70,7 +75,15 @@ pub async fn resolve(
             ));
             continue;
         };
-        match resolve_in(&params.with_dbname(&dbname), opts, &locs).await {
+        let found = if dbname == params.dbname() {
+            names_in(&home, &locs).await
+        } else {
+            match connect(&params.with_dbname(&dbname), opts).await {
+                Ok(s) => names_in(&s, &locs).await,
+                Err(e) => Err(e),
+            }
+        };
+        match found {
             Ok(found) => {
                 for (loc, mut name) in found {
                     name.database = (db != 0).then(|| dbname.clone());
@@ -90,7 +103,11 @@ pub async fn database_names(
     params: &ConnParams,
     opts: &SessionOptions,
 ) -> Result<BTreeMap<u32, String>, crate::pg::PgError> {
-    let s = connect(params, opts).await?;
+    databases_of(&connect(params, opts).await?).await
+}
+
+/// `oid → datname` of the server `s` is connected to.
+async fn databases_of(s: &Session) -> Result<BTreeMap<u32, String>, crate::pg::PgError> {
     let rows = s
         .query("SELECT oid::int8, datname FROM pg_database", &[])
         .await?;
@@ -100,10 +117,9 @@ pub async fn database_names(
         .collect())
 }
 
-/// The names of `locs` in the database `params` connects to.
-async fn resolve_in(
-    params: &ConnParams,
-    opts: &SessionOptions,
+/// The names of `locs` in the database `s` is connected to.
+async fn names_in(
+    s: &Session,
     locs: &[RelFileLocator],
 ) -> Result<Vec<(RelFileLocator, RelName)>, crate::pg::PgError> {
     // Tablespace 0 marks a relation OID (TRUNCATE records name relations that way), looked
@@ -118,7 +134,6 @@ async fn resolve_in(
           LEFT JOIN pg_namespace onsp ON onsp.oid = o.relnamespace
          WHERE c.oid = CASE WHEN $1::int8 = 0 THEN $2::int8::oid
                             ELSE pg_filenode_relation($1::int8::oid, $2::int8::oid) END";
-    let s = connect(params, opts).await?;
     let mut out = Vec::with_capacity(locs.len());
     for loc in locs {
         let row = s
