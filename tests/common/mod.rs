@@ -36,18 +36,12 @@ pub struct Cluster {
     inner: Mutex<Option<sandbox::Cluster>>,
 }
 
-/// A loopback port that was free a moment ago, never the same one twice in this process (see
-/// `util::closed_port`).
+#[path = "../port/mod.rs"]
+mod port;
+
+/// A loopback port that was free a moment ago (`port::unused`).
 pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
-        std::sync::Mutex::new(std::collections::BTreeSet::new());
-    loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = l.local_addr().expect("local_addr").port();
-        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
-            return port;
-        }
-    }
+    port::unused()
 }
 
 /// Runs `fut` on a runtime of its own in a thread of its own, so that synchronous code (and

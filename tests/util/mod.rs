@@ -134,19 +134,12 @@ pub fn lsn_at(v: &serde_json::Value, key: &str) -> Lsn {
         .unwrap()
 }
 
-/// A loopback port with nothing listening on it, never the same one twice in this process: a
-/// test that picks several ports before starting anything (a Patroni cluster's REST APIs,
-/// PostgreSQL servers and etcd) once got the same port for two of them.
+#[path = "../port/mod.rs"]
+mod port;
+
+/// A loopback port with nothing listening on it (`port::unused`).
 pub fn closed_port() -> u16 {
-    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
-        std::sync::Mutex::new(std::collections::BTreeSet::new());
-    loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
-            return port;
-        }
-    }
+    port::unused()
 }
 
 // ------------------------------------------------------------------------ processes (HA manager tests)
