@@ -43,8 +43,9 @@ fn ranges_account_exactly_as_one_record_at_a_time() {
                     horizon: i % 2 == 0,
                     ..ScanOptions::bounded(None)
                 };
-                let one = scan_wal_in(&dir, start, None, *sp, &opts, None);
-                let by_ranges = scan_wal_in(&dir, start, None, *sp, &opts, Some((2, range)));
+                let one = scan_wal_in(&dir, start, None, *sp, &opts, None, u64::MAX);
+                let by_ranges =
+                    scan_wal_in(&dir, start, None, *sp, &opts, Some((2, range)), u64::MAX);
                 let (one, by_ranges) = match (one, by_ranges) {
                     (Ok(a), Ok(b)) => (a, b),
                     (Err(a), Err(b)) => {
@@ -69,19 +70,33 @@ fn ranges_account_exactly_as_one_record_at_a_time() {
 
 /// A scan that keeps tuples (the row diff, `compare`) reads record by record until its tuple
 /// limit is passed, then accounts the rest of the files in ranges: the same figures as reading
-/// every record, whichever record the limit is passed at.
+/// every record, whichever record the limit is passed at. Over much WAL it counts the tuples
+/// in ranges first and keeps that scan when they pass the limit: the same figures too, at
+/// limits around the lost commits' tuples.
 #[test]
 fn ranges_past_the_tuple_limit_account_as_one_record_at_a_time() {
     let (_tmp, dir, records) = fixture();
     let mut taken = 0;
     let mut past_limit = 0;
+    let mut decided_by_count = 0;
     for sp in records.iter().step_by(97) {
+        // The lost commits' tuples: a limit just at them and just below.
+        let all = ScanOptions {
+            tuples: true,
+            ..ScanOptions::full()
+        };
+        let touched = scan_wal_in(&dir, Lsn(0xB0_0028), None, *sp, &all, None, u64::MAX)
+            .expect("no limit")
+            .lost
+            .touched_tuple_count;
         for (limit, range) in [
             (0, 8192),
             (3, 16384),
             (40, 8192),
             (400, 32768),
             (1 << 40, 8192),
+            (touched, 8192),
+            (touched.saturating_sub(1), 16384),
         ] {
             let opts = ScanOptions {
                 tuples: true,
@@ -89,20 +104,36 @@ fn ranges_past_the_tuple_limit_account_as_one_record_at_a_time() {
                 ..ScanOptions::full()
             };
             let start = Lsn(0xB0_0028);
-            let one = scan_wal_in(&dir, start, None, *sp, &opts, None).expect("one thread");
-            let by_ranges =
-                scan_wal_in(&dir, start, None, *sp, &opts, Some((2, range))).expect("ranges");
+            let one =
+                scan_wal_in(&dir, start, None, *sp, &opts, None, u64::MAX).expect("one thread");
+            let by_ranges = scan_wal_in(&dir, start, None, *sp, &opts, Some((2, range)), u64::MAX)
+                .expect("ranges");
             let ctx = format!("switchpoint {sp}, limit {limit}, range {range}");
             assert_eq!(said(&one), said(&by_ranges), "{ctx}");
             assert_eq!(one.tuples.is_some(), by_ranges.tuples.is_some(), "{ctx}");
             if limit == 1 << 40 {
                 assert_eq!(by_ranges.ranges_taken, 0, "{ctx}: ranges below the limit");
             }
+            // Counted first (whatever the amount of WAL): the same scan.
+            let counted = scan_wal_in(&dir, start, None, *sp, &opts, Some((2, range)), 0)
+                .expect("counted first");
+            assert_eq!(said(&one), said(&counted), "{ctx}, counted first");
+            assert_eq!(one.tuples.is_some(), counted.tuples.is_some(), "{ctx}");
+            if one.lost.tuple_limit_exceeded.is_some() {
+                // Decided by the count alone, or read again when the tuples fit but the
+                // pending ones passed the limit.
+                decided_by_count +=
+                    usize::from(counted.ranges_taken > 0 && counted.tuples.is_none());
+            }
             past_limit += usize::from(one.lost.tuple_limit_exceeded.is_some());
             taken += by_ranges.ranges_taken;
         }
     }
     assert!(past_limit > 20, "only {past_limit} scans passed the limit");
+    assert!(
+        decided_by_count > 20,
+        "only {decided_by_count} scans were decided by counting first"
+    );
     assert!(
         taken > 100,
         "only {taken} ranges were accounted on worker threads"
