@@ -140,6 +140,11 @@ impl Accountant {
 
     /// An accountant for a failover at `switchpoint` that keeps `detail`.
     pub fn with_detail(switchpoint: Lsn, detail: Detail) -> Accountant {
+        Accountant::with_detail_in(switchpoint, detail, WalStats::default())
+    }
+
+    /// [`Self::with_detail`], counting into `stats` (empty: memory to reuse).
+    fn with_detail_in(switchpoint: Lsn, detail: Detail, stats: WalStats) -> Accountant {
         Accountant {
             switchpoint,
             scan_start: None,
@@ -173,7 +178,7 @@ impl Accountant {
             aborts: Vec::new(),
             abort_count: 0,
             seqs: BTreeMap::new(),
-            stats: WalStats::default(),
+            stats,
             tuple_limit: None,
             pending_after: 0,
             limit_exceeded: None,

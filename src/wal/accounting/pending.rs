@@ -109,6 +109,18 @@ impl XidSlots {
         self.len == 0
     }
 
+    /// The smallest and the largest xid with a slot (as numbers, whatever the wraparound),
+    /// `None` when none has one.
+    pub(super) fn bounds(&self) -> Option<(u32, u32)> {
+        if self.is_empty() {
+            return None;
+        }
+        self.iter().fold(None, |b, (x, _)| match b {
+            None => Some((x, x)),
+            Some((lo, hi)) => Some((lo.min(x), hi.max(x))),
+        })
+    }
+
     /// Every xid and its slot (in no particular order).
     pub(super) fn iter(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
         let table = self.table.iter().filter(|(x, _)| *x != 0).copied();
@@ -269,6 +281,8 @@ mod tests {
             }
             assert_eq!(slots.contains(xid), map.contains_key(&xid), "step {step}");
             assert_eq!(slots.is_empty(), map.is_empty(), "step {step}");
+            let bounds = map.keys().min().copied().zip(map.keys().max().copied());
+            assert_eq!(slots.bounds(), bounds, "step {step}");
             if step % 997 == 0 {
                 let mut all: Vec<(u32, u32)> = slots.iter().collect();
                 all.sort();

@@ -48,11 +48,9 @@ impl RangeAccountant {
             Detail::Full => Detail::Bounded { keep: usize::MAX },
             d => d,
         };
-        let mut acct = Accountant::with_detail(switchpoint, detail);
+        let mut acct =
+            Accountant::with_detail_in(switchpoint, detail, spare.stats.unwrap_or_default());
         acct.log = Some(spare.log.unwrap_or_default());
-        if let Some(s) = spare.stats {
-            acct.stats = s;
-        }
         RangeAccountant { acct }
     }
 
@@ -97,16 +95,23 @@ impl Accountant {
         let Some(mut log) = part.log.take() else {
             return Spare::default();
         };
-        if !self.pending.is_empty() {
+        // Only the commits and aborts of xids pending here have anything to correct: those
+        // outside the pending xids' bounds are passed over without a look-up.
+        if let Some((lo, hi)) = self.pending.bounds() {
+            let within = |x: &u32| (lo..=hi).contains(x);
             for i in 0..log.resolved.len() {
                 let res = log.resolved[i];
-                self.correct(&mut part, &mut log, &res);
+                let (at, n) = (res.sub.0 as usize, res.sub.1 as usize);
+                let subs = log.subxids.get(at..at + n).unwrap_or_default();
+                if within(&res.top) || subs.iter().any(within) {
+                    self.correct(&mut part, &mut log, &res);
+                }
             }
         }
         self.absorb(&mut part);
         log.clear();
         Spare {
-            stats: Some(std::mem::take(&mut part.stats)),
+            stats: Some(part.stats),
             log: Some(log),
         }
     }
