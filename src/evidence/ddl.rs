@@ -173,9 +173,11 @@ pub async fn name_lost_ddl(
         Some(_) => Some(former_databases.clone()),
         None => None,
     };
+    // The new primary's, only where they are read below: with the former primary connected
+    // (created, altered, dropped without storage) or for dropped relation files.
     let new_dbs = match new {
-        Some(p) => database_names(p, opts).await.ok(),
-        None => None,
+        Some(p) if former.is_some() || !dropped.is_empty() => database_names(p, opts).await.ok(),
+        _ => None,
     };
 
     // Created and altered: the former primary's pg_class rows written by lost xids.

@@ -129,7 +129,20 @@ pub async fn gather(
     let mut coverage = None;
     let mut segment_files = Vec::new();
     let mut stage_kept = None;
-    let (scan, label) = match source {
+    // The session that names the tables opens, and lists the databases, while the WAL is
+    // decoded: it needs no relation.
+    let names_params = match names_from {
+        Names::Former(p) | Names::NewPrimary(p) => Some(p),
+        Names::Unmapped => None,
+    };
+    let listing = async {
+        match names_params {
+            Some(p) => Some(names::open(p, opts).await),
+            None => None,
+        }
+    };
+    let decoding = async {
+        Ok(match source {
         Source::Directory(dir) => {
             let label = format!("directory {}", dir.display());
             // The segment size from the newest of the former's timelines with a file here.
@@ -148,7 +161,7 @@ pub async fn gather(
                         lsn: switchpoint,
                         dir: dir.display().to_string(),
                     });
-                    return (Err(e.into()), findings);
+                    return Err(ScanError::from(e));
                 }
             };
             let seg_size = wal.segment_size();
@@ -323,6 +336,12 @@ pub async fn gather(
                 }
             }
         }
+        })
+    };
+    let (decoded, listed) = tokio::join!(decoding, listing);
+    let (scan, label) = match decoded {
+        Ok(d) => d,
+        Err(e) => return (Err(e), findings),
     };
     let scan = match scan {
         Ok(s) => s,
@@ -332,18 +351,19 @@ pub async fn gather(
     // Names from the former primary's catalogs.
     let mut rels: BTreeSet<RelFileLocator> = scan.lost.tables.iter().map(|t| t.rel).collect();
     rels.extend(scan.lost.sequences.iter().map(|s| s.rel));
-    let (names, problems, databases) = match names_from {
-        Names::Former(p) => names::resolve(p, opts, &rels).await,
-        Names::NewPrimary(p) => {
+    let (names, problems, databases) = match (names_from, listed) {
+        (Names::Former(p), Some(listed)) => names::resolve_listed(listed, p, opts, &rels).await,
+        (Names::NewPrimary(p), Some(listed)) => {
             let known: BTreeSet<RelFileLocator> = rels
                 .difference(&scan.created_after_switchpoint)
                 .copied()
                 .collect();
-            let (names, mut problems, databases) = names::resolve(p, opts, &known).await;
+            let (names, mut problems, databases) =
+                names::resolve_listed(listed, p, opts, &known).await;
             problems.push(NAMES_FROM_NEW_PRIMARY.into());
             (names, problems, databases)
         }
-        Names::Unmapped => (
+        _ => (
             BTreeMap::new(),
             vec!["no connection to the former primary: relfilenodes are shown unmapped".into()],
             BTreeMap::new(),

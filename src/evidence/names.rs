@@ -42,11 +42,35 @@ pub async fn resolve(
     opts: &SessionOptions,
     rels: &BTreeSet<RelFileLocator>,
 ) -> Resolved {
+    resolve_listed(open(params, opts).await, params, opts, rels).await
+}
+
+/// A session to the database `params` names, and the server's databases (`oid → name`):
+/// the first half of [`resolve`], which needs no relation (`compare` opens it while the WAL
+/// is decoded).
+pub type Listed = Result<(Session, BTreeMap<u32, String>), crate::pg::PgError>;
+
+/// Connects for [`resolve_listed`] and lists the databases.
+pub async fn open(params: &ConnParams, opts: &SessionOptions) -> Listed {
+    let s = connect(params, opts).await?;
+    let d = databases_of(&s).await?;
+    Ok((s, d))
+}
+
+/// [`resolve`] with the session and the databases [`open`] listed.
+pub async fn resolve_listed(
+    listed: Listed,
+    params: &ConnParams,
+    opts: &SessionOptions,
+    rels: &BTreeSet<RelFileLocator>,
+) -> Resolved {
     let mut names = BTreeMap::new();
     let mut problems = Vec::new();
-    let listed = match connect(params, opts).await {
-        Ok(s) => databases_of(&s).await.map(|d| (s, d)),
-        Err(e) => Err(e),
+    // A session the server ended while the WAL was decoded (idle_session_timeout, a
+    // restart) is opened again.
+    let listed = match listed {
+        Ok((s, _)) if s.client().is_closed() => open(params, opts).await,
+        l => l,
     };
     let (home, databases) = match listed {
         Ok(l) => l,
