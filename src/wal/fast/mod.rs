@@ -450,10 +450,14 @@ impl FastPath {
         }
         let mut lsn = self.next;
         let page = lsn - lsn % BLCKSZ;
-        let p = self.check_page(page)?;
+        // Only the header's length: the page checked last is read in place, not copied out.
+        let hlen = match &self.page {
+            Some(p) if p.lsn == page => p.hlen,
+            _ => self.check_new_page(page)?.hlen,
+        };
         if lsn == page {
-            lsn += p.hlen;
-        } else if lsn - page < p.hlen {
+            lsn += hlen;
+        } else if lsn - page < hlen {
             return None;
         }
         if self.stop_at.is_some_and(|s| lsn >= s) {
