@@ -143,188 +143,152 @@ pub async fn gather(
     };
     let decoding = async {
         Ok(match source {
-        Source::Directory(dir) => {
-            let label = format!("directory {}", dir.display());
-            // The segment size from the newest of the former's timelines with a file here.
-            let opened = std::iter::once(tli)
-                .chain(history.entries.iter().rev().map(|e| e.parent))
-                .map(|t| WalDir::open(dir, t))
-                .try_fold(None, |first_err, r| match r {
-                    Ok(w) => Err(w),
-                    Err(e) => Ok(first_err.or(Some(e))),
-                });
-            let wal = match opened {
-                Err(w) => w.along(history),
-                Ok(e) => {
-                    let e = e.unwrap_or_else(|| crate::wal::WalError::MissingSegment {
-                        file: format!("{:08X}????????????????", tli.0),
-                        lsn: switchpoint,
-                        dir: dir.display().to_string(),
+            Source::Directory(dir) => {
+                let label = format!("directory {}", dir.display());
+                // The segment size from the newest of the former's timelines with a file here.
+                let opened = std::iter::once(tli)
+                    .chain(history.entries.iter().rev().map(|e| e.parent))
+                    .map(|t| WalDir::open(dir, t))
+                    .try_fold(None, |first_err, r| match r {
+                        Ok(w) => Err(w),
+                        Err(e) => Ok(first_err.or(Some(e))),
                     });
-                    return Err(ScanError::from(e));
-                }
-            };
-            let seg_size = wal.segment_size();
-            let result = step_back(
-                |start, cut_short| {
-                    let w = wal.clone();
-                    let mut o = scan_opts.clone();
-                    o.stop_when_earlier_needed = cut_short;
-                    async move {
-                        tokio::task::spawn_blocking(move || {
-                            scan::scan_wal(&w, start, end, switchpoint, &o)
-                        })
-                        .await
-                        .map_err(|e| ScanError::Task(e.to_string()))?
+                let wal = match opened {
+                    Err(w) => w.along(history),
+                    Ok(e) => {
+                        let e = e.unwrap_or_else(|| crate::wal::WalError::MissingSegment {
+                            file: format!("{:08X}????????????????", tli.0),
+                            lsn: switchpoint,
+                            dir: dir.display().to_string(),
+                        });
+                        return Err(ScanError::from(e));
                     }
-                },
-                switchpoint,
-                seg_size,
-                scan_opts.horizon,
-            )
-            .await;
-            if let Ok(s) = &result {
-                let read = segments_read(&wal, s, &|_| label.clone());
-                segment_files = read
-                    .iter()
-                    .map(|(n, p, _)| (n.clone(), p.clone()))
-                    .collect();
-                coverage = Some(coverage_of(
-                    &wal,
-                    s,
-                    end,
-                    vec![label.clone()],
-                    read,
-                    Vec::new(),
-                ));
-            }
-            (result, label)
-        }
-        Source::Files(stage) => {
-            let (label, seg_size) = {
-                let st = lock(stage);
-                (
-                    format!("WAL files from {}", st.sources_label()),
-                    st.segment_size(),
+                };
+                let seg_size = wal.segment_size();
+                let result = step_back(
+                    |start, cut_short| {
+                        let w = wal.clone();
+                        let mut o = scan_opts.clone();
+                        o.stop_when_earlier_needed = cut_short;
+                        async move {
+                            tokio::task::spawn_blocking(move || {
+                                scan::scan_wal(&w, start, end, switchpoint, &o)
+                            })
+                            .await
+                            .map_err(|e| ScanError::Task(e.to_string()))?
+                        }
+                    },
+                    switchpoint,
+                    seg_size,
+                    scan_opts.horizon,
                 )
-            };
-            let result = step_back(
-                |start, cut_short| {
-                    let st = stage.clone();
-                    let h = history.clone();
-                    let mut o = scan_opts.clone();
-                    o.stop_when_earlier_needed = cut_short;
-                    async move {
-                        tokio::task::spawn_blocking(move || {
-                            scan_files(&st, &h, start, end, switchpoint, &o)
-                        })
-                        .await
-                        .map_err(|e| ScanError::Task(e.to_string()))?
-                    }
-                },
-                switchpoint,
-                seg_size,
-                scan_opts.horizon,
-            )
-            .await;
-            if let Ok(s) = &result {
-                let st = lock(stage);
-                let wal =
-                    WalDir::with_segment_size(st.path(), tli, seg_size).map(|w| w.along(history));
-                if let Ok(wal) = wal {
-                    let sources_of: BTreeMap<String, String> = st
-                        .segments()
-                        .map(|f| (f.name.clone(), f.source.clone()))
-                        .collect();
-                    let read = segments_read(&wal, s, &|name: &str| {
-                        sources_of.get(name).cloned().unwrap_or_default()
-                    });
+                .await;
+                if let Ok(s) = &result {
+                    let read = segments_read(&wal, s, &|_| label.clone());
                     segment_files = read
                         .iter()
                         .map(|(n, p, _)| (n.clone(), p.clone()))
-                        .collect();
-                    let disagreements = st
-                        .disagreements()
-                        .iter()
-                        .map(|d| {
-                            format!(
-                                "{} differs at byte {} between {} (used) and {}",
-                                d.file, d.offset, d.used, d.other
-                            )
-                        })
                         .collect();
                     coverage = Some(coverage_of(
                         &wal,
                         s,
                         end,
-                        st.sources().iter().map(|x| x.label()).collect(),
+                        vec![label.clone()],
                         read,
-                        disagreements,
+                        Vec::new(),
                     ));
                 }
-                stage_kept = Some(stage.clone());
+                (result, label)
             }
-            (result, label)
-        }
-        Source::Node {
-            params,
-            session,
-            can_replicate,
-            seg_size,
-        } => {
-            let end = end.unwrap_or(switchpoint);
-            let mut attempt = None;
-            if *can_replicate {
-                let ropts = crate::node::replication_options(opts);
-                let r = step_back(
-                    |start, _| {
-                        scan::scan_replication(
-                            params,
-                            &ropts,
-                            tli,
-                            start,
-                            end,
-                            switchpoint,
-                            Some(*seg_size),
-                            capture,
-                            scan_opts,
-                            None, // the former primary serves no one: read it at full speed
-                        )
+            Source::Files(stage) => {
+                let (label, seg_size) = {
+                    let st = lock(stage);
+                    (
+                        format!("WAL files from {}", st.sources_label()),
+                        st.segment_size(),
+                    )
+                };
+                let result = step_back(
+                    |start, cut_short| {
+                        let st = stage.clone();
+                        let h = history.clone();
+                        let mut o = scan_opts.clone();
+                        o.stop_when_earlier_needed = cut_short;
+                        async move {
+                            tokio::task::spawn_blocking(move || {
+                                scan_files(&st, &h, start, end, switchpoint, &o)
+                            })
+                            .await
+                            .map_err(|e| ScanError::Task(e.to_string()))?
+                        }
                     },
                     switchpoint,
-                    *seg_size,
+                    seg_size,
                     scan_opts.horizon,
                 )
                 .await;
-                match r {
-                    Ok(s) => {
-                        attempt = Some((
-                            Ok(s),
-                            format!("replication from {} (timeline {tli})", params.target()),
-                        ))
+                if let Ok(s) = &result {
+                    let st = lock(stage);
+                    let wal = WalDir::with_segment_size(st.path(), tli, seg_size)
+                        .map(|w| w.along(history));
+                    if let Ok(wal) = wal {
+                        let sources_of: BTreeMap<String, String> = st
+                            .segments()
+                            .map(|f| (f.name.clone(), f.source.clone()))
+                            .collect();
+                        let read = segments_read(&wal, s, &|name: &str| {
+                            sources_of.get(name).cloned().unwrap_or_default()
+                        });
+                        segment_files = read
+                            .iter()
+                            .map(|(n, p, _)| (n.clone(), p.clone()))
+                            .collect();
+                        let disagreements = st
+                            .disagreements()
+                            .iter()
+                            .map(|d| {
+                                format!(
+                                    "{} differs at byte {} between {} (used) and {}",
+                                    d.file, d.offset, d.used, d.other
+                                )
+                            })
+                            .collect();
+                        coverage = Some(coverage_of(
+                            &wal,
+                            s,
+                            end,
+                            st.sources().iter().map(|x| x.label()).collect(),
+                            read,
+                            disagreements,
+                        ));
                     }
-                    Err(e) => findings.push(Finding {
-                        severity: FindingId::WalReplicationFailed.severity(),
-                        id: FindingId::WalReplicationFailed,
-                        message: format!("streaming the former timeline's WAL failed: {e}"),
-                        hint: None,
-                    }),
+                    stage_kept = Some(stage.clone());
                 }
+                (result, label)
             }
-            match attempt {
-                Some(a) => a,
-                None => {
+            Source::Node {
+                params,
+                session,
+                can_replicate,
+                seg_size,
+            } => {
+                let end = end.unwrap_or(switchpoint);
+                let mut attempt = None;
+                if *can_replicate {
+                    let ropts = crate::node::replication_options(opts);
                     let r = step_back(
                         |start, _| {
-                            scan::scan_sql_files(
-                                session,
+                            scan::scan_replication(
+                                params,
+                                &ropts,
                                 tli,
-                                *seg_size,
                                 start,
                                 end,
                                 switchpoint,
+                                Some(*seg_size),
                                 capture,
                                 scan_opts,
+                                None, // the former primary serves no one: read it at full speed
                             )
                         },
                         switchpoint,
@@ -332,10 +296,46 @@ pub async fn gather(
                         scan_opts.horizon,
                     )
                     .await;
-                    (r, format!("pg_wal over SQL on {}", params.target()))
+                    match r {
+                        Ok(s) => {
+                            attempt = Some((
+                                Ok(s),
+                                format!("replication from {} (timeline {tli})", params.target()),
+                            ))
+                        }
+                        Err(e) => findings.push(Finding {
+                            severity: FindingId::WalReplicationFailed.severity(),
+                            id: FindingId::WalReplicationFailed,
+                            message: format!("streaming the former timeline's WAL failed: {e}"),
+                            hint: None,
+                        }),
+                    }
+                }
+                match attempt {
+                    Some(a) => a,
+                    None => {
+                        let r = step_back(
+                            |start, _| {
+                                scan::scan_sql_files(
+                                    session,
+                                    tli,
+                                    *seg_size,
+                                    start,
+                                    end,
+                                    switchpoint,
+                                    capture,
+                                    scan_opts,
+                                )
+                            },
+                            switchpoint,
+                            *seg_size,
+                            scan_opts.horizon,
+                        )
+                        .await;
+                        (r, format!("pg_wal over SQL on {}", params.target()))
+                    }
                 }
             }
-        }
         })
     };
     let (decoded, listed) = tokio::join!(decoding, listing);
