@@ -63,7 +63,8 @@ pub struct Accountant {
     /// The xid looked up last and its slot: a transaction's records often come one after
     /// another, and this saves hashing its xid again.
     last_slot: Option<(u32, u32)>,
-    gathered: Gathered,
+    /// Boxed, so that taking it out for a commit and putting it back moves a pointer.
+    gathered: Option<Box<Gathered>>,
     /// The lost commit written when no list keeps one (`Detail::Bounded { keep: 0 }`).
     spare: Option<LostCommit>,
     prepared: XidMap<InDoubt>,
@@ -153,7 +154,7 @@ impl Accountant {
             slots: Vec::new(),
             free_slots: Vec::new(),
             last_slot: None,
-            gathered: Gathered::default(),
+            gathered: Some(Box::default()),
             spare: None,
             prepared: XidMap::default(),
             prepared_pending: XidMap::default(),
@@ -249,7 +250,9 @@ impl Accountant {
             p.tuples = Vec::new();
             p.after_kept = 0;
         }
-        self.gathered.tuples = Vec::new();
+        if let Some(g) = &mut self.gathered {
+            g.tuples = Vec::new();
+        }
         if self.lost.len() > keep {
             let mut rest = self.lost.split_off(keep);
             let from = rest.len().saturating_sub(keep);
@@ -512,7 +515,7 @@ impl Accountant {
         let after = x.lsn >= self.switchpoint;
         match x.kind {
             XactKind::Commit | XactKind::CommitPrepared => {
-                let mut g = std::mem::take(&mut self.gathered);
+                let mut g = self.gathered.take().unwrap_or_default();
                 g.reset();
                 // Accounting a range, a commit of several xids keeps each one's changes.
                 let mut parts = Vec::new();
@@ -522,7 +525,7 @@ impl Accountant {
                         if keep_parts {
                             parts.push((xid.0, p.clone()));
                         }
-                        g.absorb(p)
+                        g.absorb_taking(p)
                     });
                 }
                 if let Some(log) = &mut self.log {
@@ -541,13 +544,13 @@ impl Accountant {
                         .remove(&x.top_xid.0)
                         .unwrap_or_default()
                     {
-                        g.absorb(&mut p);
+                        g.absorb_taking(&mut p);
                     }
                 }
                 if after {
                     self.record_lost(x, gid, &mut g, on_lost);
                 }
-                self.gathered = g;
+                self.gathered = Some(g);
             }
             XactKind::Abort | XactKind::AbortPrepared => {
                 for xid in xids_of(x) {

@@ -140,8 +140,10 @@ pub(super) type Parts = smallvec::SmallVec<[Pending; 1]>;
 pub(super) struct Pending {
     /// The tuples ([`Detail::Full`] only).
     pub(super) tuples: Vec<TouchedTuple>,
-    /// Change counts per relation (a transaction touches few: a linear search is fastest).
-    pub(super) rels: smallvec::SmallVec<[(RelFileLocator, ChangeCounts); 2]>,
+    /// Change counts per relation (a transaction touches few: a linear search is fastest). A
+    /// vector, so that a commit takes it whole ([`Gathered::absorb_taking`]); a slot's next
+    /// transaction gets the buffer the commit gave back.
+    pub(super) rels: Vec<(RelFileLocator, ChangeCounts)>,
     /// Changes (tuples and truncates) recorded before the switchpoint.
     pub(super) before: u64,
     /// Tuples in `tuples` recorded at or after the switchpoint.
@@ -206,6 +208,21 @@ impl Gathered {
         self.before = 0;
         self.catalog = false;
         self.db = None;
+    }
+
+    /// [`Self::absorb`], also moving `p`'s per-relation counts out (swapped for an empty
+    /// buffer) when they are the first: for a `p` that is emptied or dropped next.
+    #[inline] // once per xid of a commit
+    pub(super) fn absorb_taking(&mut self, p: &mut Pending) {
+        if self.per_rel.is_empty() {
+            self.catalog |= p.catalog_change;
+            self.db = self.db.or(p.db);
+            self.before += p.before;
+            std::mem::swap(&mut self.per_rel, &mut p.rels);
+            self.tuples.append(&mut p.tuples);
+            return;
+        }
+        self.absorb(p);
     }
 
     /// Adds `p`'s changes (its tuples are moved out).

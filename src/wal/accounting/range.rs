@@ -168,7 +168,7 @@ impl Accountant {
                 // below add the earlier changes' counts to the range's.
                 if let Some(c) = kept {
                     let mut local = Pending {
-                        rels: c.per_rel.iter().copied().collect(),
+                        rels: c.per_rel.to_vec(),
                         ..Pending::default()
                     };
                     g.absorb(&mut local);
