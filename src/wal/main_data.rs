@@ -33,6 +33,7 @@ impl Default for MainData {
 
 impl MainData {
     /// Empties it (dropping a shared buffer's reference).
+    #[inline] // once per record
     pub fn clear(&mut self) {
         match self {
             MainData::Inline { len, .. } => *len = 0,
@@ -58,6 +59,7 @@ impl MainData {
     /// [`Self::set`] to the first `len` bytes of `window`, which may go on past them: when it
     /// holds [`INLINE_MAIN_DATA`] bytes, short main data is copied as that many (a fixed-size
     /// copy costs less than a call to copy a few bytes; the bytes past `len` are not used).
+    #[inline] // once per record
     pub(crate) fn set_from_window(
         &mut self,
         window: &[u8],
