@@ -167,16 +167,8 @@ pub async fn gather(
                 let seg_size = wal.segment_size();
                 let result = step_back(
                     |start, cut_short| {
-                        let w = wal.clone();
-                        let mut o = scan_opts.clone();
-                        o.stop_when_earlier_needed = cut_short;
-                        async move {
-                            tokio::task::spawn_blocking(move || {
-                                scan::scan_wal(&w, start, end, switchpoint, &o)
-                            })
-                            .await
-                            .map_err(|e| ScanError::Task(e.to_string()))?
-                        }
+                        let (w, o) = (wal.clone(), scan_opts.cut_short(cut_short));
+                        on_blocking_thread(move || scan::scan_wal(&w, start, end, switchpoint, &o))
                     },
                     switchpoint,
                     seg_size,
@@ -210,17 +202,9 @@ pub async fn gather(
                 };
                 let result = step_back(
                     |start, cut_short| {
-                        let st = stage.clone();
-                        let h = history.clone();
-                        let mut o = scan_opts.clone();
-                        o.stop_when_earlier_needed = cut_short;
-                        async move {
-                            tokio::task::spawn_blocking(move || {
-                                scan_files(&st, &h, start, end, switchpoint, &o)
-                            })
-                            .await
-                            .map_err(|e| ScanError::Task(e.to_string()))?
-                        }
+                        let (st, h) = (stage.clone(), history.clone());
+                        let o = scan_opts.cut_short(cut_short);
+                        on_blocking_thread(move || scan_files(&st, &h, start, end, switchpoint, &o))
                     },
                     switchpoint,
                     seg_size,
@@ -455,6 +439,15 @@ pub fn account(
         stage: None,
         tuples,
     }
+}
+
+/// Runs a scan on the runtime's blocking threads (decoding is CPU work).
+async fn on_blocking_thread(
+    scan: impl FnOnce() -> Result<Scan, ScanError> + Send + 'static,
+) -> Result<Scan, ScanError> {
+    tokio::task::spawn_blocking(scan)
+        .await
+        .map_err(|e| ScanError::Task(e.to_string()))?
 }
 
 /// Locks the stage (a panic elsewhere cannot leave it inconsistent: it only caches files).

@@ -81,6 +81,15 @@ impl ScanOptions {
             stop_when_earlier_needed: false,
         }
     }
+
+    /// These options, stopping as soon as an earlier start is certainly needed when `cut`
+    /// ([`Self::stop_when_earlier_needed`]).
+    pub fn cut_short(&self, cut: bool) -> ScanOptions {
+        ScanOptions {
+            stop_when_earlier_needed: cut,
+            ..self.clone()
+        }
+    }
 }
 
 impl Default for ScanOptions {
