@@ -323,3 +323,62 @@ async fn silent_server_times_out_within_connect_timeout() {
     );
     drop(listener);
 }
+
+/// `compare` opens the session that names the lost tables while the WAL is decoded; one that
+/// the server ended meanwhile (`idle_session_timeout`, a restart, an administrator) is opened
+/// again, so that the tables are still named.
+#[tokio::test]
+async fn a_names_session_the_server_ended_is_opened_again() {
+    use failover_verify::evidence::names;
+    use failover_verify::wal::RelFileLocator;
+    use std::collections::BTreeSet;
+
+    let c = Cluster::shared();
+    c.exec("CREATE TABLE IF NOT EXISTS names_reopened (id int)")
+        .await;
+    let su = c.superuser().await;
+    let row = su
+        .query_one(
+            "SELECT pg_relation_filenode('names_reopened')::int8,
+                    (SELECT oid::int8 FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .expect("filenode");
+    let rel = RelFileLocator {
+        spc: 1663,
+        db: row.get::<_, i64>(1) as u32,
+        rel: row.get::<_, i64>(0) as u32,
+    };
+    let p = params(&c.tcp("user=postgres sslmode=disable"), &[]);
+    let opts = SessionOptions::default();
+    let listed = names::open(&p, &opts).await;
+    let session = &listed.as_ref().expect("session and databases").0;
+    let pid: i32 = session
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pid")
+        .get(0);
+    su.execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .expect("terminate");
+    let since = Instant::now();
+    while !session.client().is_closed() {
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "the session stays open"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (found, problems, databases) =
+        names::resolve_listed(listed, &p, &opts, &BTreeSet::from([rel])).await;
+    assert!(problems.is_empty(), "{problems:?}");
+    assert!(databases.values().any(|d| d == "postgres"), "{databases:?}");
+    let name = found.get(&rel).expect("named");
+    assert_eq!(
+        name.table.as_deref(),
+        Some("public.names_reopened"),
+        "{name:?}"
+    );
+    assert_eq!(name.kind, "table");
+}
