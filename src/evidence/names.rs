@@ -127,7 +127,7 @@ pub async fn database_names(
     params: &ConnParams,
     opts: &SessionOptions,
 ) -> Result<BTreeMap<u32, String>, crate::pg::PgError> {
-    databases_of(&connect(params, opts).await?).await
+    Ok(open(params, opts).await?.1)
 }
 
 /// `oid → datname` of the server `s` is connected to.
